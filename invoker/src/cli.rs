@@ -1,0 +1,216 @@
+//! The `lambdagate` command line.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+use crate::check;
+use crate::config::{self, Config};
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "lambdagate",
+    version,
+    about = "Put AWS Lambda functions behind Envoy: the invoker sidecar and operator CLI"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+    /// Log filter (tracing EnvFilter syntax), e.g. `info` or `lambdagate_invoker=debug`.
+    #[arg(long, global = true, env = "LAMBDAGATE_LOG", default_value = "info")]
+    log: String,
+    /// Log line format.
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Run the invoker sidecar: a gRPC server that Envoy's lambdagate filter calls.
+    Serve {
+        /// Invoker config file (YAML).
+        #[arg(long, short)]
+        config: PathBuf,
+        /// Override `listen`: 127.0.0.1:PORT, [::1]:PORT or unix:/path.sock.
+        #[arg(long)]
+        listen: Option<String>,
+        /// Override `admin_listen` (serves /metrics and /healthz).
+        #[arg(long)]
+        admin_listen: Option<String>,
+        /// Permit listening on a non-loopback address.
+        #[arg(long)]
+        allow_non_loopback: bool,
+        /// Tokio worker threads. One beat two on a 2-core machine with Envoy
+        /// beside it (see NOTES); raise it on bigger hosts.
+        #[arg(long, default_value_t = 1)]
+        worker_threads: usize,
+    },
+    /// Validate an invoker config; with --live, also call AWS.
+    Check {
+        #[arg(long, short)]
+        config: PathBuf,
+        /// Call STS GetCallerIdentity per endpoint and Lambda GetFunction
+        /// per allowed ARN without a wildcard.
+        #[arg(long)]
+        live: bool,
+    },
+    /// List the Lambda functions an endpoint's credentials can see.
+    Functions {
+        #[arg(long, short)]
+        config: PathBuf,
+        /// Endpoint name from the config.
+        #[arg(long, short)]
+        endpoint: String,
+        /// Region to list (default: the endpoint's region).
+        #[arg(long)]
+        region: Option<String>,
+    },
+}
+
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging(&cli.log, cli.log_format);
+    let workers = match &cli.command {
+        Command::Serve { worker_threads, .. } => (*worker_threads).max(1),
+        _ => 1,
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(workers)
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    runtime.block_on(run(cli.command))
+}
+
+fn init_logging(filter: &str, format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_new(filter)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
+}
+
+fn load(path: &std::path::Path) -> Result<Config, ExitCode> {
+    Config::load(path).map_err(|e| {
+        eprintln!("error: {e}");
+        ExitCode::FAILURE
+    })
+}
+
+async fn run(command: Command) -> ExitCode {
+    match command {
+        Command::Serve {
+            config,
+            listen,
+            admin_listen,
+            allow_non_loopback,
+            ..
+        } => {
+            let file = config.display().to_string();
+            let mut cfg = match load(&config) {
+                Ok(c) => c,
+                Err(code) => return code,
+            };
+            let allow = allow_non_loopback || cfg.allow_non_loopback;
+            if let Some(text) = listen {
+                match config::parse_listen(&text, allow) {
+                    Ok(addr) => cfg.listen = addr,
+                    Err(m) => {
+                        eprintln!("error: --listen: {m}");
+                        return ExitCode::FAILURE;
+                    }
+                }
+            }
+            if let Some(text) = admin_listen {
+                match config::parse_listen(&text, allow) {
+                    Ok(config::ListenAddr::Tcp(addr)) => cfg.admin_listen = Some(addr),
+                    Ok(config::ListenAddr::Unix(_)) => {
+                        eprintln!("error: --admin-listen: must be an IP address and port such as 127.0.0.1:9902");
+                        return ExitCode::FAILURE;
+                    }
+                    Err(m) => {
+                        eprintln!("error: --admin-listen: {m}");
+                        return ExitCode::FAILURE;
+                    }
+                }
+            }
+            match crate::server::serve(cfg, &file).await {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("error: {e:#}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+        Command::Check { config, live } => {
+            let file = config.display().to_string();
+            let cfg = match load(&config) {
+                Ok(c) => c,
+                Err(code) => return code,
+            };
+            let mut out = std::io::stdout();
+            match check::check(&cfg, &file, live, &mut out).await {
+                Ok(true) => ExitCode::SUCCESS,
+                Ok(false) => {
+                    eprintln!("error: live check failed (see above)");
+                    ExitCode::FAILURE
+                }
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+        Command::Functions {
+            config,
+            endpoint,
+            region,
+        } => {
+            let cfg = match load(&config) {
+                Ok(c) => c,
+                Err(code) => return code,
+            };
+            let Some(ep) = cfg.endpoints.get(&endpoint) else {
+                eprintln!(
+                    "error: --endpoint: `{endpoint}` is not defined in {} (defined: {})",
+                    config.display(),
+                    cfg.endpoint_names().join(", ")
+                );
+                return ExitCode::FAILURE;
+            };
+            let region = region.unwrap_or_else(|| ep.region.clone());
+            if !lambdagate_core::arn::is_region(&region) {
+                eprintln!("error: --region: `{region}` is not an AWS region name such as us-east-1");
+                return ExitCode::FAILURE;
+            }
+            match check::list_functions(ep, &region).await {
+                Ok(rows) => {
+                    print!("{}", check::format_functions(&rows));
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,476 @@
+//! The invoker's configuration file: named endpoints (access methods) and
+//! where to listen. Parsed strictly (unknown fields are errors) and
+//! validated once, so `lambdagate check` and `lambdagate serve` refuse the
+//! same files with the same words.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use lambdagate_core::arn::is_region;
+use lambdagate_core::LambdaArn;
+use serde::Deserialize;
+
+use crate::allow::AllowList;
+use crate::secret::SecretRef;
+
+/// The default gRPC address: loopback, so only the local Envoy can call.
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:50051";
+
+/// A configuration error: which file, which field, what is allowed.
+#[derive(Debug, thiserror::Error)]
+#[error("{file}: {field}: {message}")]
+pub struct ConfigError {
+    pub file: String,
+    pub field: String,
+    pub message: String,
+}
+
+// ---- the file as written ------------------------------------------------
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileConfig {
+    #[serde(default)]
+    listen: Option<String>,
+    #[serde(default)]
+    allow_non_loopback: bool,
+    #[serde(default)]
+    admin_listen: Option<String>,
+    #[serde(default)]
+    default_endpoint: Option<String>,
+    #[serde(default)]
+    endpoints: BTreeMap<String, FileEndpoint>,
+}
+
+#[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum AccessMethodName {
+    Role,
+    Stored,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileEndpoint {
+    access_method: AccessMethodName,
+    region: String,
+    #[serde(default)]
+    credentials: Option<FileStoredCredentials>,
+    #[serde(default)]
+    assume_role: Option<FileAssumeRole>,
+    #[serde(default)]
+    endpoint_url: Option<String>,
+    #[serde(default)]
+    allow: Vec<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileStoredCredentials {
+    access_key_id: Option<SecretRef>,
+    secret_access_key: Option<SecretRef>,
+    #[serde(default)]
+    session_token: Option<SecretRef>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileAssumeRole {
+    role_arn: String,
+    #[serde(default)]
+    session_name: Option<String>,
+    #[serde(default)]
+    region: Option<String>,
+    #[serde(default)]
+    external_id: Option<String>,
+    #[serde(default)]
+    duration_seconds: Option<u32>,
+}
+
+// ---- the validated model ------------------------------------------------
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ListenAddr {
+    Tcp(SocketAddr),
+    Unix(PathBuf),
+}
+
+impl fmt::Display for ListenAddr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ListenAddr::Tcp(a) => write!(f, "{a}"),
+            ListenAddr::Unix(p) => write!(f, "unix:{}", p.display()),
+        }
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct Config {
+    pub listen: ListenAddr,
+    pub allow_non_loopback: bool,
+    pub admin_listen: Option<SocketAddr>,
+    pub default_endpoint: Option<String>,
+    pub endpoints: BTreeMap<String, Endpoint>,
+}
+
+#[derive(Clone, Debug)]
+pub struct Endpoint {
+    pub name: String,
+    pub access: Access,
+    pub region: String,
+    pub assume_role: Option<AssumeRole>,
+    pub endpoint_url: Option<String>,
+    pub allow: AllowList,
+}
+
+#[derive(Clone, Debug)]
+pub enum Access {
+    /// AWS's default provider chain: environment, profile, web identity,
+    /// ECS container credentials, EC2 instance metadata (IMDSv2).
+    Role,
+    /// An access key given by reference.
+    Stored {
+        access_key_id: SecretRef,
+        secret_access_key: SecretRef,
+        session_token: Option<SecretRef>,
+    },
+}
+
+impl Access {
+    pub fn name(&self) -> &'static str {
+        match self {
+            Access::Role => "role",
+            Access::Stored { .. } => "stored",
+        }
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct AssumeRole {
+    pub role_arn: String,
+    pub session_name: String,
+    pub region: String,
+    pub external_id: Option<String>,
+    pub duration_seconds: Option<u32>,
+}
+
+pub const DEFAULT_SESSION_NAME: &str = "lambdagate";
+
+impl Config {
+    /// Reads and validates a config file.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
+            file: path.display().to_string(),
+            field: "(file)".into(),
+            message: format!("cannot read the config file: {e}"),
+        })?;
+        Config::parse(&text, &path.display().to_string())
+    }
+
+    /// Parses and validates config text; `file` names it in errors.
+    pub fn parse(text: &str, file: &str) -> Result<Config, ConfigError> {
+        let deserializer = serde_yaml::Deserializer::from_str(text);
+        let raw: FileConfig = serde_path_to_error::deserialize(deserializer).map_err(|e| {
+            let path = e.path().to_string();
+            ConfigError {
+                file: file.to_owned(),
+                field: if path == "." { "(top level)".into() } else { path },
+                message: e.into_inner().to_string(),
+            }
+        })?;
+        raw.validate(file)
+    }
+
+    pub fn endpoint(&self, name: &str) -> Option<&Endpoint> {
+        let name = if name.is_empty() {
+            self.default_endpoint.as_deref()?
+        } else {
+            name
+        };
+        self.endpoints.get(name)
+    }
+
+    pub fn endpoint_names(&self) -> Vec<&str> {
+        self.endpoints.keys().map(String::as_str).collect()
+    }
+}
+
+impl FileConfig {
+    fn validate(self, file: &str) -> Result<Config, ConfigError> {
+        let err = |field: &str, message: String| ConfigError {
+            file: file.to_owned(),
+            field: field.to_owned(),
+            message,
+        };
+        let listen = parse_listen(
+            self.listen.as_deref().unwrap_or(DEFAULT_LISTEN),
+            self.allow_non_loopback,
+        )
+        .map_err(|m| err("listen", m))?;
+        let admin_listen = match &self.admin_listen {
+            None => None,
+            Some(text) => match parse_listen(text, self.allow_non_loopback) {
+                Ok(ListenAddr::Tcp(addr)) => Some(addr),
+                Ok(ListenAddr::Unix(_)) => {
+                    return Err(err(
+                        "admin_listen",
+                        "must be an IP address and port such as 127.0.0.1:9902".into(),
+                    ));
+                }
+                Err(m) => return Err(err("admin_listen", m)),
+            },
+        };
+        if self.endpoints.is_empty() {
+            return Err(err(
+                "endpoints",
+                "at least one endpoint is required: a name mapping to an access method (`role` or `stored`), a region and an `allow` list".into(),
+            ));
+        }
+        let mut endpoints = BTreeMap::new();
+        for (name, raw) in self.endpoints {
+            let endpoint = raw
+                .validate(&name)
+                .map_err(|(field, message)| err(&format!("endpoints.{name}.{field}"), message))?;
+            endpoints.insert(name, endpoint);
+        }
+        if let Some(default) = &self.default_endpoint {
+            if !endpoints.contains_key(default) {
+                return Err(err(
+                    "default_endpoint",
+                    format!(
+                        "endpoint `{default}` is not defined under `endpoints` (defined: {})",
+                        endpoints.keys().cloned().collect::<Vec<_>>().join(", ")
+                    ),
+                ));
+            }
+        }
+        Ok(Config {
+            listen,
+            allow_non_loopback: self.allow_non_loopback,
+            admin_listen,
+            default_endpoint: self.default_endpoint,
+            endpoints,
+        })
+    }
+}
+
+impl FileEndpoint {
+    /// Errors are `(field relative to the endpoint, message)`.
+    fn validate(self, name: &str) -> Result<Endpoint, (String, String)> {
+        let e = |field: &str, message: String| (field.to_owned(), message);
+        if name.is_empty()
+            || !name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        {
+            return Err(e(
+                "(name)",
+                "endpoint names are letters, digits, `-` and `_`".into(),
+            ));
+        }
+        if !is_region(&self.region) {
+            return Err(e(
+                "region",
+                format!(
+                    "`{}` is not an AWS region name such as us-east-1 or eu-west-2",
+                    self.region
+                ),
+            ));
+        }
+        let access = match (self.access_method, self.credentials) {
+            (AccessMethodName::Role, None) => Access::Role,
+            (AccessMethodName::Role, Some(_)) => {
+                return Err(e(
+                    "credentials",
+                    "not allowed with access_method `role`: role credentials come from the environment, a profile, web identity, ECS or the EC2 instance role; remove `credentials` or use access_method `stored`".into(),
+                ));
+            }
+            (AccessMethodName::Stored, None) => {
+                return Err(e(
+                    "credentials",
+                    "required with access_method `stored`: give `access_key_id` and `secret_access_key`, each as {env: VARIABLE} or {file: PATH}".into(),
+                ));
+            }
+            (AccessMethodName::Stored, Some(c)) => {
+                let access_key_id = c.access_key_id.ok_or_else(|| {
+                    e(
+                        "credentials.access_key_id",
+                        "required with access_method `stored`: {env: VARIABLE} or {file: PATH}"
+                            .into(),
+                    )
+                })?;
+                access_key_id
+                    .validate()
+                    .map_err(|m| e("credentials.access_key_id", m))?;
+                let secret_access_key = c.secret_access_key.ok_or_else(|| {
+                    e(
+                        "credentials.secret_access_key",
+                        "required with access_method `stored`: {env: VARIABLE} or {file: PATH}"
+                            .into(),
+                    )
+                })?;
+                secret_access_key
+                    .validate()
+                    .map_err(|m| e("credentials.secret_access_key", m))?;
+                if let Some(token) = &c.session_token {
+                    token
+                        .validate()
+                        .map_err(|m| e("credentials.session_token", m))?;
+                }
+                Access::Stored {
+                    access_key_id,
+                    secret_access_key,
+                    session_token: c.session_token,
+                }
+            }
+        };
+        let assume_role = match self.assume_role {
+            None => None,
+            Some(raw) => Some(raw.validate(&self.region).map_err(|(f, m)| {
+                (format!("assume_role.{f}"), m)
+            })?),
+        };
+        if let Some(url) = &self.endpoint_url {
+            validate_url(url).map_err(|m| e("endpoint_url", m))?;
+        }
+        if self.allow.is_empty() {
+            return Err(e(
+                "allow",
+                "list the function ARNs this endpoint may invoke (globs with `*` allowed, e.g. arn:aws:lambda:us-east-1:123456789012:function:orders-*)".into(),
+            ));
+        }
+        let allow = AllowList::new(&self.allow).map_err(|(i, m)| e(&format!("allow[{i}]"), m))?;
+        Ok(Endpoint {
+            name: name.to_owned(),
+            access,
+            region: self.region,
+            assume_role,
+            endpoint_url: self.endpoint_url,
+            allow,
+        })
+    }
+}
+
+impl FileAssumeRole {
+    fn validate(self, endpoint_region: &str) -> Result<AssumeRole, (String, String)> {
+        let e = |field: &str, message: String| (field.to_owned(), message);
+        validate_role_arn(&self.role_arn).map_err(|m| e("role_arn", m))?;
+        let session_name = self
+            .session_name
+            .unwrap_or_else(|| DEFAULT_SESSION_NAME.to_owned());
+        if !(2..=64).contains(&session_name.len())
+            || !session_name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "_+=,.@-".contains(c))
+        {
+            return Err(e(
+                "session_name",
+                "2-64 characters: letters, digits and _+=,.@-".into(),
+            ));
+        }
+        let region = self.region.unwrap_or_else(|| endpoint_region.to_owned());
+        if !is_region(&region) {
+            return Err(e(
+                "region",
+                format!("`{region}` is not an AWS region name (the STS endpoint's region, e.g. us-east-1)"),
+            ));
+        }
+        if let Some(id) = &self.external_id {
+            if !(2..=1224).contains(&id.len())
+                || !id
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "_+=,.@:/-".contains(c))
+            {
+                return Err(e(
+                    "external_id",
+                    "2-1224 characters: letters, digits and _+=,.@:/-".into(),
+                ));
+            }
+        }
+        if let Some(d) = self.duration_seconds {
+            if !(900..=43200).contains(&d) {
+                return Err(e(
+                    "duration_seconds",
+                    format!("{d} is out of range: STS sessions last 900 to 43200 seconds (and at most the role's maximum session duration)"),
+                ));
+            }
+        }
+        Ok(AssumeRole {
+            role_arn: self.role_arn,
+            session_name,
+            region,
+            external_id: self.external_id,
+            duration_seconds: self.duration_seconds,
+        })
+    }
+}
+
+/// `arn:<partition>:iam::<12-digit account>:role/<optional path/>name`.
+pub fn validate_role_arn(arn: &str) -> Result<(), String> {
+    let shape = "expected arn:aws:iam::<12-digit account>:role/<name>";
+    let parts: Vec<&str> = arn.splitn(6, ':').collect();
+    let ok = match parts.as_slice() {
+        ["arn", partition, "iam", "", account, resource] => {
+            partition.starts_with("aws")
+                && account.len() == 12
+                && account.bytes().all(|b| b.is_ascii_digit())
+                && resource
+                    .strip_prefix("role/")
+                    .and_then(|name| name.rsplit('/').next())
+                    .is_some_and(|name| {
+                        !name.is_empty()
+                            && name.len() <= 64
+                            && name
+                                .chars()
+                                .all(|c| c.is_ascii_alphanumeric() || "_+=,.@-".contains(c))
+                    })
+        }
+        _ => false,
+    };
+    if ok {
+        Ok(())
+    } else {
+        Err(format!("`{arn}` is not an IAM role ARN: {shape}"))
+    }
+}
+
+fn validate_url(url: &str) -> Result<(), String> {
+    let rest = url
+        .strip_prefix("http://")
+        .or_else(|| url.strip_prefix("https://"));
+    match rest {
+        Some(host) if !host.is_empty() && !host.starts_with('/') => Ok(()),
+        _ => Err(format!(
+            "`{url}` is not an http:// or https:// URL (e.g. http://127.0.0.1:5000 for a local AWS emulator)"
+        )),
+    }
+}
+
+/// `127.0.0.1:50051`, `[::1]:50051` or `unix:/path/to.sock`. Any other IP
+/// than loopback needs `allow_non_loopback: true` (or `--allow-non-loopback`):
+/// the invoker holds AWS credentials and should only hear its own Envoy.
+pub fn parse_listen(text: &str, allow_non_loopback: bool) -> Result<ListenAddr, String> {
+    if let Some(path) = text.strip_prefix("unix:") {
+        if path.is_empty() {
+            return Err("`unix:` needs a socket path, e.g. unix:/run/lambdagate/invoker.sock".into());
+        }
+        return Ok(ListenAddr::Unix(PathBuf::from(path)));
+    }
+    let addr: SocketAddr = text.parse().map_err(|_| {
+        format!("`{text}` is not an IP address and port (e.g. 127.0.0.1:50051) or unix:/path/to.sock")
+    })?;
+    if !addr.ip().is_loopback() && !allow_non_loopback {
+        return Err(format!(
+            "`{text}` is not a loopback address; the invoker holds AWS credentials and listens on loopback or a unix socket only, unless `allow_non_loopback: true` (or --allow-non-loopback) says otherwise"
+        ));
+    }
+    Ok(ListenAddr::Tcp(addr))
+}
+
+/// Used by `check` to test a single ARN string against the same rules the
+/// filter applies.
+pub fn parse_function_arn(arn: &str) -> Result<LambdaArn, String> {
+    LambdaArn::parse(arn).map_err(|e| e.to_string())
+}

@@ -1,0 +1,328 @@
+//! Every reason an invocation fails, mapped in ONE place to a typed
+//! [`ErrorKind`] and a gRPC status. Messages say what to do next and are
+//! built from our own words plus AWS's error code and message: never from
+//! credentials.
+
+use std::error::Error as StdError;
+use std::fmt;
+
+use aws_credential_types::provider::error::CredentialsError;
+use aws_sdk_lambda::error::{ProvideErrorMetadata, SdkError};
+use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
+use lambdagate_proto::ErrorKind;
+use tonic::Code;
+
+/// A failed invocation (or AWS call made by `check` / `functions`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Failure {
+    pub kind: ErrorKind,
+    pub message: String,
+}
+
+impl Failure {
+    pub fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
+        Failure {
+            kind,
+            message: message.into(),
+        }
+    }
+
+    /// The gRPC status the filter receives.
+    pub fn code(&self) -> Code {
+        grpc_code(self.kind)
+    }
+
+    pub fn to_status(&self) -> tonic::Status {
+        tonic::Status::new(self.code(), self.kind.status_message(&self.message))
+    }
+
+    /// Lowercase label for metrics and logs.
+    pub fn outcome(&self) -> &'static str {
+        outcome_label(self.kind)
+    }
+}
+
+impl fmt::Display for Failure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.kind.as_str_name(), self.message)
+    }
+}
+
+pub fn grpc_code(kind: ErrorKind) -> Code {
+    match kind {
+        ErrorKind::Unspecified => Code::Ok,
+        ErrorKind::FunctionNotFound => Code::NotFound,
+        ErrorKind::AccessDenied | ErrorKind::NotAllowed => Code::PermissionDenied,
+        ErrorKind::Throttled => Code::ResourceExhausted,
+        ErrorKind::Timeout => Code::DeadlineExceeded,
+        // Sent as OK with the payload; only reaches here if misused.
+        ErrorKind::FunctionError => Code::Ok,
+        ErrorKind::PayloadTooLarge => Code::OutOfRange,
+        ErrorKind::CredentialsUnavailable | ErrorKind::LambdaUnavailable => Code::Unavailable,
+        ErrorKind::InvalidConfig => Code::FailedPrecondition,
+        ErrorKind::InvalidRequest => Code::InvalidArgument,
+        ErrorKind::Internal => Code::Internal,
+    }
+}
+
+pub fn outcome_label(kind: ErrorKind) -> &'static str {
+    match kind {
+        ErrorKind::Unspecified => "ok",
+        ErrorKind::FunctionNotFound => "function_not_found",
+        ErrorKind::AccessDenied => "access_denied",
+        ErrorKind::NotAllowed => "not_allowed",
+        ErrorKind::Throttled => "throttled",
+        ErrorKind::Timeout => "timeout",
+        ErrorKind::FunctionError => "function_error",
+        ErrorKind::PayloadTooLarge => "payload_too_large",
+        ErrorKind::CredentialsUnavailable => "credentials_unavailable",
+        ErrorKind::InvalidConfig => "invalid_config",
+        ErrorKind::InvalidRequest => "invalid_request",
+        ErrorKind::LambdaUnavailable => "lambda_unavailable",
+        ErrorKind::Internal => "internal",
+    }
+}
+
+/// What was being called, for the message.
+pub struct CallContext<'a> {
+    /// e.g. "Lambda Invoke", "STS GetCallerIdentity".
+    pub operation: &'a str,
+    /// e.g. the function ARN, or "" when not about one function.
+    pub target: &'a str,
+    pub endpoint: &'a str,
+    /// Route timeout, for the timeout message.
+    pub timeout: Option<std::time::Duration>,
+}
+
+const ACCESS_DENIED_CODES: &[&str] = &[
+    "AccessDenied",
+    "AccessDeniedException",
+    "SignatureDoesNotMatch",
+    "InvalidSignatureException",
+    "IncompleteSignature",
+    "InvalidClientTokenId",
+    "UnrecognizedClientException",
+    "ExpiredToken",
+    "ExpiredTokenException",
+    "MissingAuthenticationToken",
+    "InvalidAccessKeyId",
+];
+
+/// Classifies any AWS SDK error. Lambda's modelled errors are recognised by
+/// their code; unmodelled ones (such as the XML errors of some emulators)
+/// by the HTTP status.
+pub fn classify<E>(err: &SdkError<E, HttpResponse>, ctx: &CallContext<'_>) -> Failure
+where
+    E: ProvideErrorMetadata + StdError + 'static,
+{
+    let what = if ctx.target.is_empty() {
+        format!("{} (endpoint `{}`)", ctx.operation, ctx.endpoint)
+    } else {
+        format!("{} of `{}` (endpoint `{}`)", ctx.operation, ctx.target, ctx.endpoint)
+    };
+    if let Some(cred) = find_source::<CredentialsError>(err) {
+        return Failure::new(
+            ErrorKind::CredentialsUnavailable,
+            format!(
+                "{what}: no AWS credentials: {}; check the endpoint's access method (role: the instance/container role or environment; stored: the referenced key; assume_role: the role ARN and trust policy)",
+                credentials_error_text(cred)
+            ),
+        );
+    }
+    match err {
+        SdkError::TimeoutError(_) => timeout_failure(&what, ctx),
+        SdkError::DispatchFailure(d) if d.is_timeout() => timeout_failure(&what, ctx),
+        SdkError::DispatchFailure(_) => Failure::new(
+            ErrorKind::LambdaUnavailable,
+            format!(
+                "{what}: could not reach AWS: {}; check the network and the endpoint's `endpoint_url`/region",
+                chain_text(err)
+            ),
+        ),
+        SdkError::ServiceError(service) => {
+            let status = service.raw().status().as_u16();
+            let body = service.raw().body().bytes().unwrap_or_default();
+            let (code, aws_message) = match service.err().code() {
+                Some(code) => (
+                    Some(code.to_owned()),
+                    service.err().message().map(str::to_owned),
+                ),
+                None => xml_error(body),
+            };
+            classify_service(&what, status, code.as_deref(), aws_message.as_deref())
+        }
+        SdkError::ResponseError(_) => Failure::new(
+            ErrorKind::LambdaUnavailable,
+            format!("{what}: AWS sent a response that could not be read: {}", chain_text(err)),
+        ),
+        SdkError::ConstructionFailure(_) => Failure::new(
+            ErrorKind::Internal,
+            format!("{what}: the request could not be built: {}", chain_text(err)),
+        ),
+        other => Failure::new(
+            ErrorKind::Internal,
+            format!("{what}: {}", chain_text(other)),
+        ),
+    }
+}
+
+fn timeout_failure(what: &str, ctx: &CallContext<'_>) -> Failure {
+    let limit = ctx
+        .timeout
+        .map(|t| format!(" within the route timeout of {}", lambdagate_core::Timeout::new(t).map(|t| t.to_string()).unwrap_or_else(|_| format!("{t:?}"))))
+        .unwrap_or_default();
+    Failure::new(
+        ErrorKind::Timeout,
+        format!("{what}: no answer{limit}; raise the resource's timeout (at most 15m) or make the function faster"),
+    )
+}
+
+/// The decision table for errors that AWS answered.
+pub fn classify_service(
+    what: &str,
+    status: u16,
+    code: Option<&str>,
+    aws_message: Option<&str>,
+) -> Failure {
+    let detail = match (code, aws_message) {
+        (Some(c), Some(m)) => format!("{c}: {m}"),
+        (Some(c), None) => c.to_owned(),
+        (None, Some(m)) => m.to_owned(),
+        (None, None) => format!("HTTP {status}"),
+    };
+    let kind = match code {
+        Some("ResourceNotFoundException") => ErrorKind::FunctionNotFound,
+        Some("TooManyRequestsException") | Some("Throttling") | Some("ThrottlingException") => {
+            ErrorKind::Throttled
+        }
+        Some("RequestTooLargeException") => ErrorKind::PayloadTooLarge,
+        Some(c) if ACCESS_DENIED_CODES.contains(&c) => ErrorKind::AccessDenied,
+        Some("InvalidRequestContentException")
+        | Some("InvalidParameterValueException")
+        | Some("UnsupportedMediaTypeException") => ErrorKind::InvalidRequest,
+        _ => match status {
+            404 => ErrorKind::FunctionNotFound,
+            401 | 403 => ErrorKind::AccessDenied,
+            413 => ErrorKind::PayloadTooLarge,
+            429 => ErrorKind::Throttled,
+            400 => ErrorKind::InvalidRequest,
+            500..=599 => ErrorKind::LambdaUnavailable,
+            _ => ErrorKind::Internal,
+        },
+    };
+    let advice = match kind {
+        ErrorKind::FunctionNotFound => {
+            "check the ARN, its qualifier and region, and that the endpoint's credentials (or assumed role) belong to that account"
+        }
+        ErrorKind::AccessDenied => {
+            "check the endpoint's access key and secret, and that its identity (or assumed role) is allowed this Lambda action on this function (lambda:InvokeFunction to invoke)"
+        }
+        ErrorKind::Throttled => "Lambda's concurrency limit was reached; retry later or raise the function's concurrency",
+        ErrorKind::PayloadTooLarge => "Lambda accepts at most 6 MB synchronously and 1 MB for Event invocations",
+        ErrorKind::InvalidRequest => "the payload or parameters were refused by Lambda",
+        ErrorKind::LambdaUnavailable => "AWS had a problem on its side; retry later",
+        _ => "see the AWS error above",
+    };
+    Failure::new(kind, format!("{what}: {detail} ({advice})"))
+}
+
+/// Reads `<Code>` and `<Message>` from an XML error body (STS, IAM, and
+/// emulators answer in XML).
+fn xml_error(body: &[u8]) -> (Option<String>, Option<String>) {
+    let text = String::from_utf8_lossy(body);
+    let tag = |name: &str| {
+        let open = format!("<{name}>");
+        let close = format!("</{name}>");
+        let start = text.find(&open)? + open.len();
+        let len = text.get(start..)?.find(&close)?;
+        text.get(start..start + len).map(|s| s.trim().to_owned())
+    };
+    (tag("Code"), tag("Message"))
+}
+
+fn find_source<'a, T: StdError + 'static>(err: &'a (dyn StdError + 'static)) -> Option<&'a T> {
+    let mut current: Option<&(dyn StdError + 'static)> = Some(err);
+    while let Some(e) = current {
+        if let Some(found) = e.downcast_ref::<T>() {
+            return Some(found);
+        }
+        current = e.source();
+    }
+    None
+}
+
+/// The error and its causes, joined: "a: b: c".
+pub fn chain_text(err: &(dyn StdError + 'static)) -> String {
+    let mut parts = vec![err.to_string()];
+    let mut current = err.source();
+    while let Some(e) = current {
+        let text = e.to_string();
+        if !parts.iter().any(|p| p.contains(&text)) {
+            parts.push(text);
+        }
+        current = e.source();
+    }
+    parts.join(": ")
+}
+
+fn credentials_error_text(err: &CredentialsError) -> String {
+    chain_text(err)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_kind_has_a_distinct_outcome_label() {
+        let mut seen = std::collections::HashSet::new();
+        for v in 0..=12 {
+            let kind = ErrorKind::try_from(v).unwrap();
+            assert!(seen.insert(outcome_label(kind)), "{kind:?}");
+        }
+    }
+
+    #[test]
+    fn service_errors_map_by_code_then_status() {
+        let cases = [
+            (404, Some("ResourceNotFoundException"), ErrorKind::FunctionNotFound),
+            (429, Some("TooManyRequestsException"), ErrorKind::Throttled),
+            (413, Some("RequestTooLargeException"), ErrorKind::PayloadTooLarge),
+            (403, Some("SignatureDoesNotMatch"), ErrorKind::AccessDenied),
+            (403, Some("UnrecognizedClientException"), ErrorKind::AccessDenied),
+            (400, Some("InvalidRequestContentException"), ErrorKind::InvalidRequest),
+            (403, None, ErrorKind::AccessDenied),
+            (429, None, ErrorKind::Throttled),
+            (502, Some("ServiceException"), ErrorKind::LambdaUnavailable),
+            (418, None, ErrorKind::Internal),
+        ];
+        for (status, code, kind) in cases {
+            let f = classify_service("Lambda Invoke of `f`", status, code, Some("msg"));
+            assert_eq!(f.kind, kind, "{status} {code:?}");
+            assert!(f.message.starts_with("Lambda Invoke of `f`: "), "{}", f.message);
+        }
+    }
+
+    #[test]
+    fn gateway_facing_codes() {
+        assert_eq!(grpc_code(ErrorKind::NotAllowed), Code::PermissionDenied);
+        assert_eq!(grpc_code(ErrorKind::Throttled), Code::ResourceExhausted);
+        assert_eq!(grpc_code(ErrorKind::Timeout), Code::DeadlineExceeded);
+        let status = Failure::new(ErrorKind::FunctionNotFound, "gone").to_status();
+        assert_eq!(status.code(), Code::NotFound);
+        assert_eq!(status.message(), "FUNCTION_NOT_FOUND: gone");
+    }
+
+    #[test]
+    fn xml_errors_are_read() {
+        let body = b"<ErrorResponse><Error><Code>InvalidClientTokenId</Code><Message>The security token included in the request is invalid.</Message></Error></ErrorResponse>";
+        assert_eq!(
+            xml_error(body),
+            (
+                Some("InvalidClientTokenId".into()),
+                Some("The security token included in the request is invalid.".into())
+            )
+        );
+        assert_eq!(xml_error(b"not xml"), (None, None));
+    }
+}

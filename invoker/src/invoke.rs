@@ -1,0 +1,237 @@
+//! One invocation: validate the request, check the allow-list, call Lambda
+//! Invoke with the route's timeout, and shape the reply.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use aws_sdk_lambda::operation::RequestId;
+use aws_sdk_lambda::primitives::Blob;
+use aws_sdk_lambda::types::InvocationType as AwsInvocationType;
+use lambdagate_core::{LambdaArn, Timeout};
+use lambdagate_proto::{
+    ErrorKind, InvocationType, InvokeReply, InvokeRequest, MAX_EVENT_PAYLOAD_BYTES,
+    MAX_SYNC_PAYLOAD_BYTES,
+};
+
+use crate::aws::{EndpointAws, Endpoints};
+use crate::config::{Config, ConfigError};
+use crate::error::{CallContext, Failure, classify};
+use crate::metrics::Metrics;
+
+pub struct Invoker {
+    config: Config,
+    endpoints: Endpoints,
+    metrics: Metrics,
+}
+
+impl Invoker {
+    /// Builds credentials for every endpoint. Fails when a stored secret
+    /// cannot be read, naming the field.
+    pub async fn new(config: Config, metrics: Metrics, file: &str) -> Result<Self, ConfigError> {
+        let mut endpoints = Endpoints::new();
+        for (name, endpoint) in &config.endpoints {
+            let aws = EndpointAws::new(endpoint, &metrics)
+                .await
+                .map_err(|(field, message)| ConfigError {
+                    file: file.to_owned(),
+                    field: format!("endpoints.{name}.{field}"),
+                    message,
+                })?;
+            endpoints.insert(name.clone(), Arc::new(aws));
+        }
+        Ok(Invoker {
+            config,
+            endpoints,
+            metrics,
+        })
+    }
+
+    pub fn metrics(&self) -> &Metrics {
+        &self.metrics
+    }
+
+    pub fn endpoint_aws(&self, name: &str) -> Option<&Arc<EndpointAws>> {
+        self.endpoints.get(name)
+    }
+
+    /// Invokes and records the outcome. `deadline` is what the gRPC caller
+    /// allows (grpc-timeout); the route timeout is clamped to it so that
+    /// our own timeout fires first and is reported as TIMEOUT.
+    pub async fn invoke(
+        &self,
+        request: InvokeRequest,
+        deadline: Option<Duration>,
+    ) -> Result<InvokeReply, Failure> {
+        let started = Instant::now();
+        let endpoint_label = if request.endpoint.is_empty() {
+            self.config.default_endpoint.clone().unwrap_or_default()
+        } else {
+            request.endpoint.clone()
+        };
+        let request_id = request.request_id.clone();
+        let (function_label, result) = self.invoke_inner(request, deadline).await;
+        let outcome = match &result {
+            Ok(reply) if !reply.function_error.is_empty() => "function_error",
+            Ok(_) => "ok",
+            Err(f) => f.outcome(),
+        };
+        let took = started.elapsed();
+        self.metrics
+            .record_invocation(&endpoint_label, &function_label, outcome, took);
+        match &result {
+            Ok(reply) => tracing::debug!(
+                request_id = %request_id,
+                endpoint = %endpoint_label,
+                function = %function_label,
+                outcome,
+                status = reply.status_code,
+                lambda_request_id = %reply.lambda_request_id,
+                duration_ms = took.as_millis() as u64,
+                "invoked"
+            ),
+            Err(f) => tracing::warn!(
+                request_id = %request_id,
+                endpoint = %endpoint_label,
+                function = %function_label,
+                outcome,
+                duration_ms = took.as_millis() as u64,
+                error = %f.message,
+                "invocation failed"
+            ),
+        }
+        result
+    }
+
+    /// Returns the metrics label for the function (the ARN once it is
+    /// known to be allowed, else "-") and the result.
+    async fn invoke_inner(
+        &self,
+        request: InvokeRequest,
+        deadline: Option<Duration>,
+    ) -> (String, Result<InvokeReply, Failure>) {
+        let unknown = || "-".to_owned();
+        let Some(endpoint) = self.config.endpoint(&request.endpoint) else {
+            let configured = self.config.endpoint_names().join(", ");
+            let message = if request.endpoint.is_empty() {
+                format!("the request names no endpoint and the invoker has no `default_endpoint` (configured endpoints: {configured})")
+            } else {
+                format!(
+                    "endpoint `{}` is not configured in the invoker (configured: {configured}); add it to the invoker config or fix the API's endpoint name",
+                    request.endpoint
+                )
+            };
+            return (unknown(), Err(Failure::new(ErrorKind::InvalidConfig, message)));
+        };
+        let Some(aws) = self.endpoints.get(&endpoint.name) else {
+            return (
+                unknown(),
+                Err(Failure::new(ErrorKind::Internal, "endpoint has no AWS client")),
+            );
+        };
+        let arn = match LambdaArn::parse(&request.function_arn) {
+            Ok(arn) => arn,
+            Err(e) => {
+                return (unknown(), Err(Failure::new(ErrorKind::InvalidRequest, e.to_string())));
+            }
+        };
+        if !endpoint.allow.allows(&arn) {
+            return (
+                unknown(),
+                Err(Failure::new(
+                    ErrorKind::NotAllowed,
+                    format!(
+                        "function `{arn}` is not in the allow list of endpoint `{}`; add it (or a matching glob) to endpoints.{}.allow in the invoker config",
+                        endpoint.name, endpoint.name
+                    ),
+                )),
+            );
+        }
+        let label = arn.to_string();
+        let result = self.call(aws, &arn, request, deadline).await;
+        (label, result)
+    }
+
+    async fn call(
+        &self,
+        aws: &EndpointAws,
+        arn: &LambdaArn,
+        request: InvokeRequest,
+        deadline: Option<Duration>,
+    ) -> Result<InvokeReply, Failure> {
+        let timeout = Timeout::from_millis(request.timeout_ms)
+            .map_err(|e| Failure::new(ErrorKind::InvalidRequest, e.to_string()))?
+            .as_duration();
+        // The caller's deadline wins when shorter, so that the answer is our
+        // TIMEOUT with a clear message rather than a cancelled call.
+        let timeout = deadline.map_or(timeout, |d| timeout.min(d));
+        let invocation_type = InvocationType::try_from(request.invocation_type).map_err(|_| {
+            Failure::new(
+                ErrorKind::InvalidRequest,
+                format!(
+                    "invocation_type {} is unknown (RequestResponse = 0, Event = 1, DryRun = 2)",
+                    request.invocation_type
+                ),
+            )
+        })?;
+        let (aws_type, limit) = match invocation_type {
+            InvocationType::RequestResponse => {
+                (AwsInvocationType::RequestResponse, MAX_SYNC_PAYLOAD_BYTES)
+            }
+            InvocationType::Event => (AwsInvocationType::Event, MAX_EVENT_PAYLOAD_BYTES),
+            InvocationType::DryRun => (AwsInvocationType::DryRun, MAX_SYNC_PAYLOAD_BYTES),
+        };
+        if request.payload.len() > limit {
+            return Err(Failure::new(
+                ErrorKind::PayloadTooLarge,
+                format!(
+                    "payload of {} bytes exceeds Lambda's {} limit of {} bytes",
+                    request.payload.len(),
+                    match invocation_type {
+                        InvocationType::Event => "Event (asynchronous)",
+                        _ => "synchronous",
+                    },
+                    limit
+                ),
+            ));
+        }
+        let client = aws.lambda(arn.region(), timeout);
+        let output = client
+            .invoke()
+            .function_name(arn.unqualified())
+            .set_qualifier(arn.qualifier().map(str::to_owned))
+            .invocation_type(aws_type)
+            .payload(Blob::new(request.payload))
+            .send()
+            .await
+            .map_err(|e| {
+                let target = arn.to_string();
+                classify(
+                    &e,
+                    &CallContext {
+                        operation: "Lambda Invoke",
+                        target: &target,
+                        endpoint: &aws.name,
+                        timeout: Some(timeout),
+                    },
+                )
+            })?;
+        let function_error = output.function_error().unwrap_or_default().to_owned();
+        let error_kind = if function_error.is_empty() {
+            ErrorKind::Unspecified
+        } else {
+            ErrorKind::FunctionError
+        };
+        let status_code = u32::try_from(output.status_code()).unwrap_or_default();
+        let lambda_request_id = output.request_id().unwrap_or_default().to_owned();
+        let executed_version = output.executed_version().unwrap_or_default().to_owned();
+        let payload = output.payload.map(Blob::into_inner).unwrap_or_default();
+        Ok(InvokeReply {
+            status_code,
+            payload,
+            function_error,
+            executed_version,
+            lambda_request_id,
+            error_kind: error_kind as i32,
+        })
+    }
+}

@@ -1,0 +1,13 @@
+//! The lambdagate invoker: the sidecar that holds AWS credentials and calls
+//! Lambda for Envoy's lambdagate filter, and the `lambdagate` CLI around it.
+
+pub mod allow;
+pub mod aws;
+pub mod check;
+pub mod cli;
+pub mod config;
+pub mod error;
+pub mod invoke;
+pub mod metrics;
+pub mod secret;
+pub mod server;

@@ -1,0 +1,237 @@
+//! `lambdagate serve`: the gRPC server (TCP loopback or unix socket), the
+//! gRPC health service, the optional admin HTTP server (/metrics,
+//! /healthz), and graceful shutdown on SIGTERM / Ctrl-C.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use lambdagate_proto::v1::invoker_server::{Invoker as InvokerRpc, InvokerServer};
+use lambdagate_proto::{InvokeReply, InvokeRequest, MAX_GRPC_MESSAGE_BYTES};
+use tokio::sync::watch;
+use tonic::transport::Server;
+use tonic::transport::server::TcpIncoming;
+use tonic::{Request, Response, Status};
+
+use crate::config::{Config, ListenAddr};
+use crate::invoke::Invoker;
+use crate::metrics::Metrics;
+
+pub struct InvokerService {
+    invoker: Arc<Invoker>,
+}
+
+#[tonic::async_trait]
+impl InvokerRpc for InvokerService {
+    async fn invoke(
+        &self,
+        request: Request<InvokeRequest>,
+    ) -> Result<Response<InvokeReply>, Status> {
+        let deadline = request
+            .metadata()
+            .get("grpc-timeout")
+            .and_then(|v| v.to_str().ok())
+            .and_then(parse_grpc_timeout);
+        match self.invoker.invoke(request.into_inner(), deadline).await {
+            Ok(reply) => Ok(Response::new(reply)),
+            Err(failure) => Err(failure.to_status()),
+        }
+    }
+}
+
+/// `grpc-timeout` is an integer of at most 8 digits and a unit letter.
+pub fn parse_grpc_timeout(value: &str) -> Option<Duration> {
+    if value.len() < 2 || value.len() > 9 {
+        return None;
+    }
+    let (digits, unit) = value.split_at(value.len() - 1);
+    let n: u64 = digits.parse().ok()?;
+    Some(match unit {
+        "H" => Duration::from_secs(n.checked_mul(3600)?),
+        "M" => Duration::from_secs(n.checked_mul(60)?),
+        "S" => Duration::from_secs(n),
+        "m" => Duration::from_millis(n),
+        "u" => Duration::from_micros(n),
+        "n" => Duration::from_nanos(n),
+        _ => return None,
+    })
+}
+
+/// Runs until SIGTERM or SIGINT, then stops accepting calls and waits for
+/// the invocations in flight to finish. A second signal exits at once.
+pub async fn serve(config: Config, file: &str) -> anyhow::Result<()> {
+    let metrics = Metrics::new();
+    let invoker = Arc::new(
+        Invoker::new(config.clone(), metrics.clone(), file)
+            .await
+            .map_err(anyhow::Error::new)?,
+    );
+    let (health, health_service) = tonic_health::server::health_reporter();
+    health.set_serving::<InvokerServer<InvokerService>>().await;
+
+    let service = InvokerServer::new(InvokerService {
+        invoker: invoker.clone(),
+    })
+    .max_decoding_message_size(MAX_GRPC_MESSAGE_BYTES)
+    .max_encoding_message_size(MAX_GRPC_MESSAGE_BYTES);
+
+    let (stop_tx, stop_rx) = watch::channel(false);
+    tokio::spawn(async move {
+        wait_for_signal().await;
+        tracing::info!("shutdown requested: finishing in-flight invocations");
+        let _ = stop_tx.send(true);
+        wait_for_signal().await;
+        tracing::warn!("second shutdown signal: exiting now");
+        std::process::exit(130);
+    });
+    let health_on_stop = health.clone();
+    let grpc_stop = {
+        let mut rx = stop_rx.clone();
+        async move {
+            let _ = rx.wait_for(|stop| *stop).await;
+            health_on_stop
+                .set_not_serving::<InvokerServer<InvokerService>>()
+                .await;
+        }
+    };
+
+    let admin = match config.admin_listen {
+        Some(addr) => {
+            let listener = tokio::net::TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("cannot listen on admin address {addr}"))?;
+            tracing::info!(address = %addr, "admin listening (/metrics, /healthz)");
+            Some(tokio::spawn(run_admin(listener, metrics.clone(), stop_rx.clone())))
+        }
+        None => None,
+    };
+
+    let router = Server::builder()
+        .http2_keepalive_interval(Some(Duration::from_secs(30)))
+        .add_service(health_service)
+        .add_service(service);
+
+    match &config.listen {
+        ListenAddr::Tcp(addr) => {
+            let incoming = TcpIncoming::bind(*addr)
+                .with_context(|| format!("cannot listen on {addr} (is another process using it?)"))?
+                .with_nodelay(Some(true));
+            let bound = incoming.local_addr().unwrap_or(*addr);
+            tracing::info!(address = %bound, endpoints = ?config.endpoint_names(), "lambdagate invoker listening");
+            router
+                .serve_with_incoming_shutdown(incoming, grpc_stop)
+                .await
+                .context("gRPC server failed")?;
+        }
+        ListenAddr::Unix(path) => {
+            serve_unix(router, path, grpc_stop, &config).await?;
+        }
+    }
+    if let Some(admin) = admin {
+        let _ = admin.await;
+    }
+    tracing::info!("lambdagate invoker stopped");
+    Ok(())
+}
+
+#[cfg(unix)]
+async fn serve_unix(
+    router: tonic::transport::server::Router,
+    path: &std::path::Path,
+    stop: impl Future<Output = ()>,
+    config: &Config,
+) -> anyhow::Result<()> {
+    // A socket file left by a previous run would make bind fail.
+    if path.exists() {
+        std::fs::remove_file(path)
+            .with_context(|| format!("cannot remove stale socket {}", path.display()))?;
+    }
+    let listener = tokio::net::UnixListener::bind(path)
+        .with_context(|| format!("cannot listen on unix socket {}", path.display()))?;
+    tracing::info!(address = %format!("unix:{}", path.display()), endpoints = ?config.endpoint_names(), "lambdagate invoker listening");
+    let result = router
+        .serve_with_incoming_shutdown(
+            tokio_stream::wrappers::UnixListenerStream::new(listener),
+            stop,
+        )
+        .await;
+    let _ = std::fs::remove_file(path);
+    result.context("gRPC server failed")
+}
+
+#[cfg(not(unix))]
+async fn serve_unix(
+    _router: tonic::transport::server::Router,
+    _path: &std::path::Path,
+    _stop: impl Future<Output = ()>,
+    _config: &Config,
+) -> anyhow::Result<()> {
+    anyhow::bail!("unix sockets are not supported on this platform")
+}
+
+async fn run_admin(listener: tokio::net::TcpListener, metrics: Metrics, mut stop: watch::Receiver<bool>) {
+    use axum::routing::get;
+    let app = axum::Router::new()
+        .route(
+            "/metrics",
+            get(move || {
+                let metrics = metrics.clone();
+                async move {
+                    (
+                        [(
+                            axum::http::header::CONTENT_TYPE,
+                            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+                        )],
+                        metrics.render(),
+                    )
+                }
+            }),
+        )
+        .route("/healthz", get(|| async { "ok\n" }));
+    let result = axum::serve(listener, app)
+        .with_graceful_shutdown(async move {
+            let _ = stop.wait_for(|s| *s).await;
+        })
+        .await;
+    if let Err(e) = result {
+        tracing::warn!(error = %e, "admin server failed");
+    }
+}
+
+async fn wait_for_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = term.recv() => {}
+                    _ = tokio::signal::ctrl_c() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn grpc_timeouts() {
+        assert_eq!(parse_grpc_timeout("1500m"), Some(Duration::from_millis(1500)));
+        assert_eq!(parse_grpc_timeout("2S"), Some(Duration::from_secs(2)));
+        assert_eq!(parse_grpc_timeout("1H"), Some(Duration::from_secs(3600)));
+        assert_eq!(parse_grpc_timeout("S"), None);
+        assert_eq!(parse_grpc_timeout("10x"), None);
+        assert_eq!(parse_grpc_timeout("123456789S"), None);
+    }
+}

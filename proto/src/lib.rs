@@ -1,0 +1,89 @@
+//! The gRPC contract between the lambdagate filter and the invoker.
+//!
+//! The prost messages build for every target, wasm32 included; the tonic
+//! client and server are behind the `grpc` feature.
+
+#[allow(clippy::all, clippy::pedantic, missing_docs)]
+pub mod v1 {
+    include!(concat!(env!("OUT_DIR"), "/lambdagate.v1.rs"));
+}
+
+pub use v1::{ErrorKind, InvocationType, InvokeReply, InvokeRequest};
+
+/// Fully qualified gRPC method path, for callers that frame calls themselves
+/// (the proxy-wasm filter names service and method separately).
+pub const INVOKER_SERVICE: &str = "lambdagate.v1.Invoker";
+pub const INVOKE_METHOD: &str = "Invoke";
+
+/// Largest synchronous Lambda payload (request or response): 6 MB.
+pub const MAX_SYNC_PAYLOAD_BYTES: usize = 6 * 1024 * 1024;
+/// Largest asynchronous (`Event`) Lambda payload: 1 MB.
+pub const MAX_EVENT_PAYLOAD_BYTES: usize = 1024 * 1024;
+/// gRPC message limit on both sides: the payload plus room for the envelope.
+pub const MAX_GRPC_MESSAGE_BYTES: usize = MAX_SYNC_PAYLOAD_BYTES + 64 * 1024;
+
+impl ErrorKind {
+    /// Formats a gRPC status message that carries this kind: `"KIND: text"`.
+    pub fn status_message(self, text: &str) -> String {
+        format!("{}: {text}", self.as_str_name())
+    }
+
+    /// Splits a gRPC status message written by [`ErrorKind::status_message`]
+    /// into its kind and text. A message without a known kind prefix (from
+    /// Envoy or a proxy in between) yields `ErrorKind::Unspecified` and the
+    /// whole message.
+    pub fn parse_status_message(message: &str) -> (ErrorKind, &str) {
+        if let Some((name, text)) = message.split_once(": ") {
+            if let Some(kind) = ErrorKind::from_str_name(name) {
+                return (kind, text);
+            }
+        }
+        (ErrorKind::Unspecified, message)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use prost::Message;
+
+    #[test]
+    fn status_message_round_trips_every_kind() {
+        for value in 0..=12 {
+            let Ok(kind) = ErrorKind::try_from(value) else {
+                continue;
+            };
+            let message = kind.status_message("function f: try again");
+            assert_eq!(
+                ErrorKind::parse_status_message(&message),
+                (kind, "function f: try again")
+            );
+        }
+    }
+
+    #[test]
+    fn foreign_status_messages_keep_their_text() {
+        assert_eq!(
+            ErrorKind::parse_status_message("upstream connect error: reset"),
+            (ErrorKind::Unspecified, "upstream connect error: reset")
+        );
+        assert_eq!(
+            ErrorKind::parse_status_message("no colon"),
+            (ErrorKind::Unspecified, "no colon")
+        );
+    }
+
+    #[test]
+    fn request_encodes_and_decodes() {
+        let request = InvokeRequest {
+            function_arn: "arn:aws:lambda:us-east-1:123456789012:function:f:live".into(),
+            endpoint: "prod".into(),
+            payload: b"{\"a\":1}".to_vec(),
+            timeout_ms: 1500,
+            invocation_type: InvocationType::Event as i32,
+            request_id: "r-1".into(),
+        };
+        let bytes = request.encode_to_vec();
+        assert_eq!(InvokeRequest::decode(bytes.as_slice()), Ok(request));
+    }
+}

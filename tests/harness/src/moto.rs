@@ -1,0 +1,125 @@
+//! moto server, the AWS emulator for STS, IAM and Lambda, started per test
+//! on its own port, and set up by `tests/moto/fixture.py`.
+
+use std::collections::HashMap;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde::Deserialize;
+
+use crate::{free_port, repo_root, venv};
+
+#[derive(Clone, Copy, Debug, Default)]
+pub struct MotoOptions {
+    /// moto's docker mode: unknown functions give a real 404, known ones
+    /// answer with a Handled function error (there is no docker here).
+    pub lambda_docker: bool,
+    /// Switch IAM checks on after setup.
+    pub enforce_iam: bool,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+pub struct AccessKey {
+    pub access_key_id: String,
+    pub secret_access_key: String,
+}
+
+/// What `fixture.py` created.
+#[derive(Clone, Debug, Deserialize)]
+pub struct Fixture {
+    pub url: String,
+    pub region: String,
+    pub users: HashMap<String, AccessKey>,
+    pub functions: HashMap<String, String>,
+    pub roles: HashMap<String, String>,
+}
+
+impl Fixture {
+    pub fn user(&self, name: &str) -> &AccessKey {
+        self.users.get(name).expect("fixture user")
+    }
+    pub fn function(&self, name: &str) -> &str {
+        self.functions.get(name).expect("fixture function")
+    }
+    pub fn role(&self, name: &str) -> &str {
+        self.roles.get(name).expect("fixture role")
+    }
+}
+
+pub struct Moto {
+    child: Child,
+    pub url: String,
+    pub addr: String,
+    pub fixture: Fixture,
+}
+
+impl Moto {
+    pub async fn start(options: MotoOptions) -> Moto {
+        let venv = venv();
+        let port = free_port();
+        let addr = format!("127.0.0.1:{port}");
+        let url = format!("http://{addr}");
+        let child = Command::new(venv.join("bin/moto_server"))
+            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start moto_server from the virtualenv");
+        let mut moto = Moto {
+            child,
+            url: url.clone(),
+            addr: addr.clone(),
+            fixture: Fixture {
+                url: url.clone(),
+                region: String::new(),
+                users: HashMap::new(),
+                functions: HashMap::new(),
+                roles: HashMap::new(),
+            },
+        };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Ok((200, _)) = crate::http::request(&addr, "GET", "/moto-api/", &[], b"").await {
+                break;
+            }
+            if let Ok(Some(status)) = moto.child.try_wait() {
+                panic!("moto_server exited early: {status}");
+            }
+            assert!(Instant::now() < deadline, "moto_server did not start on {addr}");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let mut args = vec![
+            repo_root()
+                .join("tests/moto/fixture.py")
+                .display()
+                .to_string(),
+            url.clone(),
+        ];
+        if options.lambda_docker {
+            args.push("--lambda-docker".into());
+        }
+        if options.enforce_iam {
+            args.push("--enforce-iam".into());
+        }
+        let output = tokio::process::Command::new(venv.join("bin/python"))
+            .args(&args)
+            .output()
+            .await
+            .expect("run fixture.py");
+        assert!(
+            output.status.success(),
+            "fixture.py failed: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        moto.fixture = serde_json::from_slice(&output.stdout).expect("fixture JSON");
+        moto
+    }
+}
+
+impl Drop for Moto {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

@@ -1,0 +1,177 @@
+"""Sets up a running moto server the way an AWS operator would set up an
+account for lambdagate, and prints what the tests need as JSON.
+
+Usage: python fixture.py URL [--lambda-docker] [--enforce-iam]
+
+Accounts: 123456789012 (the gateway's own) and 222222222222 (another
+account, reached only through STS AssumeRole). Users in the first account:
+  invoker   may invoke, get and list Lambda functions
+  nolambda  may do nothing with Lambda
+  assumer   may only call sts:AssumeRole
+The second account has role `cross-invoke` (trusting `assumer`) and function
+`cross-echo`. Role `gateway-instance` in the first account (trusting
+`assumer`) plays an EC2/ECS instance role. Setup runs with IAM checks off; --enforce-iam switches them on
+at the end, so every later request must be signed by a permitted identity.
+"""
+
+import argparse
+import io
+import json
+import sys
+import urllib.request
+import zipfile
+
+import boto3
+
+MAIN = "123456789012"
+OTHER = "222222222222"
+REGION = "us-east-1"
+
+LAMBDA_ACTIONS = [
+    "lambda:InvokeFunction",
+    # moto checks this name for Invoke (see shared/NOTES.md).
+    "lambda:Invoke",
+    "lambda:GetFunction",
+    "lambda:ListFunctions",
+]
+
+
+def post(url, path, body, content_type="application/json"):
+    req = urllib.request.Request(
+        url + path, data=body.encode(), method="POST", headers={"Content-Type": content_type}
+    )
+    with urllib.request.urlopen(req, timeout=10) as resp:
+        resp.read()
+
+
+def clients(url, account):
+    session = boto3.session.Session(
+        aws_access_key_id="setup", aws_secret_access_key="setup", region_name=REGION
+    )
+
+    def add_account(request, **_):
+        request.headers["x-moto-account-id"] = account
+
+    made = {}
+    for name in ("iam", "lambda", "sts"):
+        client = session.client(name, endpoint_url=url)
+        client.meta.events.register("before-sign.*.*", add_account)
+        made[name] = client
+    return made
+
+
+def policy(actions, resource="*"):
+    return json.dumps(
+        {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": actions, "Resource": resource}]}
+    )
+
+
+def user(iam, name, actions):
+    iam.create_user(UserName=name)
+    iam.put_user_policy(UserName=name, PolicyName=name + "-policy", PolicyDocument=policy(actions))
+    key = iam.create_access_key(UserName=name)["AccessKey"]
+    return {"access_key_id": key["AccessKeyId"], "secret_access_key": key["SecretAccessKey"]}
+
+
+def function_zip():
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as z:
+        z.writestr("app.py", "def handler(event, context):\n    return event\n")
+    return buf.getvalue()
+
+
+def function(aws, account, name):
+    role = aws["iam"].create_role(
+        RoleName=name + "-exec",
+        AssumeRolePolicyDocument=json.dumps(
+            {
+                "Version": "2012-10-17",
+                "Statement": [
+                    {"Effect": "Allow", "Principal": {"Service": "lambda.amazonaws.com"}, "Action": "sts:AssumeRole"}
+                ],
+            }
+        ),
+    )["Role"]["Arn"]
+    made = aws["lambda"].create_function(
+        FunctionName=name,
+        Runtime="python3.12",
+        Role=role,
+        Handler="app.handler",
+        Code={"ZipFile": function_zip()},
+    )
+    return made["FunctionArn"]
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("url")
+    parser.add_argument("--lambda-docker", action="store_true",
+                        help="moto's docker mode: unknown functions give 404, known ones a Handled function error")
+    parser.add_argument("--enforce-iam", action="store_true")
+    args = parser.parse_args()
+    url = args.url.rstrip("/")
+
+    post(url, "/moto-api/config", json.dumps({"lambda": {"use_docker": args.lambda_docker}}))
+
+    main_aws = clients(url, MAIN)
+    other_aws = clients(url, OTHER)
+    users = {
+        "invoker": user(main_aws["iam"], "invoker", LAMBDA_ACTIONS),
+        "nolambda": user(main_aws["iam"], "nolambda", ["s3:ListBucket"]),
+        "assumer": user(main_aws["iam"], "assumer", ["sts:AssumeRole"]),
+    }
+    functions = {
+        "echo": function(main_aws, MAIN, "echo"),
+        "cross-echo": function(other_aws, OTHER, "cross-echo"),
+    }
+    cross_role = other_aws["iam"].create_role(
+        RoleName="cross-invoke",
+        AssumeRolePolicyDocument=json.dumps(
+            {
+                "Version": "2012-10-17",
+                "Statement": [
+                    {
+                        "Effect": "Allow",
+                        "Principal": {"AWS": "arn:aws:iam::%s:user/assumer" % MAIN},
+                        "Action": "sts:AssumeRole",
+                    }
+                ],
+            }
+        ),
+    )["Role"]["Arn"]
+    other_aws["iam"].put_role_policy(
+        RoleName="cross-invoke", PolicyName="invoke", PolicyDocument=policy(LAMBDA_ACTIONS)
+    )
+    # The role an EC2 instance or ECS task would carry; the tests' stand-in
+    # metadata endpoints hand out sessions of it (via AssumeRole as assumer).
+    instance_role = main_aws["iam"].create_role(
+        RoleName="gateway-instance",
+        AssumeRolePolicyDocument=json.dumps(
+            {
+                "Version": "2012-10-17",
+                "Statement": [
+                    {
+                        "Effect": "Allow",
+                        "Principal": {"AWS": "arn:aws:iam::%s:user/assumer" % MAIN},
+                        "Action": "sts:AssumeRole",
+                    }
+                ],
+            }
+        ),
+    )["Role"]["Arn"]
+    main_aws["iam"].put_role_policy(
+        RoleName="gateway-instance", PolicyName="invoke", PolicyDocument=policy(LAMBDA_ACTIONS)
+    )
+
+    if args.enforce_iam:
+        post(url, "/moto-api/reset-auth", "0", content_type="text/plain")
+
+    json.dump(
+        {"url": url, "region": REGION, "users": users, "functions": functions, "roles": {"cross": cross_role, "instance": instance_role}},
+        sys.stdout,
+    )
+    print()
+
+
+if __name__ == "__main__":
+    main()
