@@ -18,6 +18,9 @@ use crate::config::{Config, ConfigError};
 use crate::error::{CallContext, Failure, classify};
 use crate::metrics::Metrics;
 
+/// How long before the caller's gRPC deadline our own timeout fires.
+const DEADLINE_MARGIN: Duration = Duration::from_millis(100);
+
 pub struct Invoker {
     config: Config,
     endpoints: Endpoints,
@@ -161,9 +164,12 @@ impl Invoker {
         let timeout = Timeout::from_millis(request.timeout_ms)
             .map_err(|e| Failure::new(ErrorKind::InvalidRequest, e.to_string()))?
             .as_duration();
-        // The caller's deadline wins when shorter, so that the answer is our
-        // TIMEOUT with a clear message rather than a cancelled call.
-        let timeout = deadline.map_or(timeout, |d| timeout.min(d));
+        // The caller's deadline wins when shorter. We stop a little before
+        // it so that the caller gets our TIMEOUT with a clear message
+        // rather than cancelling the call itself.
+        let timeout = deadline.map_or(timeout, |d| {
+            timeout.min(d.saturating_sub(DEADLINE_MARGIN).max(Duration::from_millis(1)))
+        });
         let invocation_type = InvocationType::try_from(request.invocation_type).map_err(|_| {
             Failure::new(
                 ErrorKind::InvalidRequest,

@@ -1,0 +1,109 @@
+//! The sidecar as an orchestrator runs it: health checking, unix sockets,
+//! loopback-only listening, and graceful shutdown on SIGTERM.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::*;
+use lambdagate_harness::standins::{CannedReply, LambdaStandIn};
+use lambdagate_harness::{InvokerProcess, invoke_request};
+use lambdagate_proto::InvocationType;
+use tonic_health::pb::HealthCheckRequest;
+use tonic_health::pb::health_check_response::ServingStatus;
+use tonic_health::pb::health_client::HealthClient;
+
+const ARN: &str = "arn:aws:lambda:us-east-1:123456789012:function:f";
+
+fn env() -> Vec<(String, String)> {
+    vec![
+        ("MAIN_KEY_ID".to_owned(), "AKIAEXAMPLEEXAMPLE01".to_owned()),
+        ("MAIN_SECRET".to_owned(), "lifecycle-test-secret".to_owned()),
+    ]
+}
+
+#[tokio::test]
+async fn health_service_reports_serving() {
+    let lambda = LambdaStandIn::start(CannedReply::ok("{}", Duration::ZERO)).await;
+    let yaml = config(&[stored_endpoint("main", &lambda.url, &[ARN], "")]);
+    let invoker = InvokerProcess::start(BIN, &yaml, &env_refs(&env()), "info").await;
+    let mut health = HealthClient::new(invoker.channel().await);
+    for service in ["", "lambdagate.v1.Invoker"] {
+        let reply = health
+            .check(HealthCheckRequest { service: service.to_owned() })
+            .await
+            .expect("health check")
+            .into_inner();
+        assert_eq!(reply.status(), ServingStatus::Serving, "service {service:?}");
+    }
+    let (status, body) = lambdagate_harness::http::request(&invoker.admin, "GET", "/healthz", &[], b"")
+        .await
+        .unwrap();
+    assert_eq!((status, body.as_str()), (200, "ok\n"));
+}
+
+#[tokio::test]
+async fn sigterm_lets_in_flight_invocations_finish() {
+    let slow = LambdaStandIn::start(CannedReply::ok("{\"done\":true}", Duration::from_secs(2))).await;
+    let yaml = config(&[stored_endpoint("main", &slow.url, &[ARN], "")]);
+    let mut invoker = InvokerProcess::start(BIN, &yaml, &env_refs(&env()), "info").await;
+    let mut client = invoker.client().await;
+    let in_flight = tokio::spawn(async move {
+        client
+            .invoke(invoke_request("main", ARN, b"{}", 10_000, InvocationType::RequestResponse))
+            .await
+    });
+    while slow.request_count() == 0 {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let stopped_at = Instant::now();
+    invoker.terminate();
+    let reply = in_flight
+        .await
+        .unwrap()
+        .expect("the in-flight invocation completes despite SIGTERM")
+        .into_inner();
+    assert_eq!(reply.payload, b"{\"done\":true}");
+    let status = invoker.wait_exit(Duration::from_secs(10)).await;
+    assert!(status.success(), "exit status {status:?}\n{}", invoker.logs());
+    assert!(stopped_at.elapsed() >= Duration::from_millis(1500), "waited for the call");
+    let logs = invoker.logs();
+    assert!(logs.contains("shutdown requested"), "{logs}");
+    assert!(logs.contains("lambdagate invoker stopped"), "{logs}");
+    assert!(tokio::net::TcpStream::connect(&invoker.addr).await.is_err(), "no longer listening");
+}
+
+#[tokio::test]
+async fn serves_on_a_unix_socket() {
+    let lambda = LambdaStandIn::start(CannedReply::ok("{\"via\":\"unix\"}", Duration::ZERO)).await;
+    let yaml = config(&[stored_endpoint("main", &lambda.url, &[ARN], "")]);
+    let invoker = InvokerProcess::start_unix(BIN, &yaml, &env_refs(&env()), "info").await;
+    let reply = invoker
+        .client()
+        .await
+        .invoke(invoke_request("main", ARN, b"{}", 5000, InvocationType::RequestResponse))
+        .await
+        .expect("invoke over the unix socket")
+        .into_inner();
+    assert_eq!(reply.payload, b"{\"via\":\"unix\"}");
+}
+
+#[tokio::test]
+async fn refuses_a_non_loopback_address_unless_told() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("invoker.yaml");
+    std::fs::write(&path, config(&[stored_endpoint("main", "http://127.0.0.1:1", &[ARN], "")])).unwrap();
+    let out = tokio::process::Command::new(BIN)
+        .args(["serve", "--config"])
+        .arg(&path)
+        .args(["--listen", "0.0.0.0:50051"])
+        .env("MAIN_KEY_ID", "AKIAEXAMPLEEXAMPLE01")
+        .env("MAIN_SECRET", "x")
+        .output()
+        .await
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("--listen: `0.0.0.0:50051` is not a loopback address"), "{stderr}");
+    assert!(stderr.contains("--allow-non-loopback"), "{stderr}");
+}
