@@ -26,7 +26,9 @@ impl AllowList {
                 if !entry.starts_with("arn:") || !entry.contains(":lambda:") {
                     return Err((
                         i,
-                        format!("glob `{entry}` must be a Lambda function ARN pattern such as arn:aws:lambda:us-east-1:123456789012:function:orders-*"),
+                        format!(
+                            "glob `{entry}` must be a Lambda function ARN pattern such as arn:aws:lambda:us-east-1:123456789012:function:orders-*"
+                        ),
                     ));
                 }
                 patterns.push(Pattern::Glob(entry.split('*').map(str::to_owned).collect()));
@@ -92,14 +94,18 @@ mod tests {
     fn exact_entries_allow_their_qualifiers_too() {
         let l = list(&["arn:aws:lambda:us-east-1:123456789012:function:a"]);
         assert!(l.allows(&arn("arn:aws:lambda:us-east-1:123456789012:function:a")));
-        assert!(l.allows(&arn("arn:aws:lambda:us-east-1:123456789012:function:a:live")));
+        assert!(l.allows(&arn(
+            "arn:aws:lambda:us-east-1:123456789012:function:a:live"
+        )));
         assert!(!l.allows(&arn("arn:aws:lambda:us-east-1:123456789012:function:ab")));
     }
 
     #[test]
     fn qualified_entries_allow_only_that_qualifier() {
         let l = list(&["arn:aws:lambda:us-east-1:123456789012:function:a:live"]);
-        assert!(l.allows(&arn("arn:aws:lambda:us-east-1:123456789012:function:a:live")));
+        assert!(l.allows(&arn(
+            "arn:aws:lambda:us-east-1:123456789012:function:a:live"
+        )));
         assert!(!l.allows(&arn("arn:aws:lambda:us-east-1:123456789012:function:a")));
         assert!(!l.allows(&arn("arn:aws:lambda:us-east-1:123456789012:function:a:2")));
     }
@@ -107,9 +113,15 @@ mod tests {
     #[test]
     fn globs() {
         let l = list(&["arn:aws:lambda:*:123456789012:function:orders-*"]);
-        assert!(l.allows(&arn("arn:aws:lambda:eu-west-1:123456789012:function:orders-get")));
-        assert!(l.allows(&arn("arn:aws:lambda:us-east-1:123456789012:function:orders-get:7")));
-        assert!(!l.allows(&arn("arn:aws:lambda:us-east-1:210987654321:function:orders-get")));
+        assert!(l.allows(&arn(
+            "arn:aws:lambda:eu-west-1:123456789012:function:orders-get"
+        )));
+        assert!(l.allows(&arn(
+            "arn:aws:lambda:us-east-1:123456789012:function:orders-get:7"
+        )));
+        assert!(!l.allows(&arn(
+            "arn:aws:lambda:us-east-1:210987654321:function:orders-get"
+        )));
         assert!(!l.allows(&arn("arn:aws:lambda:us-east-1:123456789012:function:users")));
         let all = list(&["arn:aws:lambda:*"]);
         assert!(all.allows(&arn("arn:aws:lambda:us-east-1:123456789012:function:x")));
@@ -117,8 +129,11 @@ mod tests {
 
     #[test]
     fn bad_entries_are_refused_with_their_index() {
-        let err = AllowList::new(&["arn:aws:lambda:us-east-1:123456789012:function:a".into(), "*".into()])
-            .unwrap_err();
+        let err = AllowList::new(&[
+            "arn:aws:lambda:us-east-1:123456789012:function:a".into(),
+            "*".into(),
+        ])
+        .unwrap_err();
         assert_eq!(err.0, 1);
         let err = AllowList::new(&["arn:aws:lambda:us-east-1:12:function:a".into()]).unwrap_err();
         assert!(err.1.contains("account `12`"), "{}", err.1);

@@ -36,7 +36,9 @@ pub struct EndpointAws {
 
 impl fmt::Debug for EndpointAws {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("EndpointAws").field("name", &self.name).finish_non_exhaustive()
+        f.debug_struct("EndpointAws")
+            .field("name", &self.name)
+            .finish_non_exhaustive()
     }
 }
 
@@ -123,10 +125,10 @@ impl EndpointAws {
     /// few, so they are built once and kept.
     pub fn lambda(&self, region: &str, timeout: Duration) -> aws_sdk_lambda::Client {
         let key = (region.to_owned(), timeout);
-        if let Ok(clients) = self.clients.read() {
-            if let Some(client) = clients.get(&key) {
-                return client.clone();
-            }
+        if let Ok(clients) = self.clients.read()
+            && let Some(client) = clients.get(&key)
+        {
+            return client.clone();
         }
         let conf = aws_sdk_lambda::config::Builder::from(&self.sdk_config)
             .region(Region::new(region.to_owned()))

@@ -14,9 +14,18 @@ use crate::metrics::Metrics;
 
 /// Offline checks (and live ones with `live`). Returns whether everything
 /// passed; warnings do not fail the check.
-pub async fn check(config: &Config, file: &str, live: bool, out: &mut impl Write) -> Result<bool, ConfigError> {
+pub async fn check(
+    config: &Config,
+    file: &str,
+    live: bool,
+    out: &mut impl Write,
+) -> Result<bool, ConfigError> {
     let metrics = Metrics::new();
-    let _ = writeln!(out, "{file}: config OK ({} endpoint(s))", config.endpoints.len());
+    let _ = writeln!(
+        out,
+        "{file}: config OK ({} endpoint(s))",
+        config.endpoints.len()
+    );
     let mut ok = true;
     for endpoint in config.endpoints.values() {
         // Resolving secrets is part of the offline check: a missing env var
@@ -34,13 +43,20 @@ pub async fn check(config: &Config, file: &str, live: bool, out: &mut impl Write
         }
     }
     if !live {
-        let _ = writeln!(out, "(offline check; add --live to call AWS STS and Lambda GetFunction)");
+        let _ = writeln!(
+            out,
+            "(offline check; add --live to call AWS STS and Lambda GetFunction)"
+        );
     }
     Ok(ok)
 }
 
 fn describe(endpoint: &Endpoint) -> String {
-    let mut text = format!("access method {}, region {}", endpoint.access.name(), endpoint.region);
+    let mut text = format!(
+        "access method {}, region {}",
+        endpoint.access.name(),
+        endpoint.region
+    );
     if let Some(role) = &endpoint.assume_role {
         text.push_str(&format!(
             ", assumes {} (session {}, STS region {})",
@@ -162,10 +178,7 @@ pub struct FunctionRow {
 }
 
 /// Lists the functions the endpoint's credentials can see in `region`.
-pub async fn list_functions(
-    endpoint: &Endpoint,
-    region: &str,
-) -> Result<Vec<FunctionRow>, String> {
+pub async fn list_functions(endpoint: &Endpoint, region: &str) -> Result<Vec<FunctionRow>, String> {
     let metrics = Metrics::new();
     let aws = EndpointAws::new(endpoint, &metrics)
         .await
@@ -179,7 +192,9 @@ pub async fn list_functions(
             .set_marker(marker.take())
             .send()
             .await
-            .map_err(|e| classify(&e, &ctx("Lambda ListFunctions", "", &endpoint.name)).to_string())?;
+            .map_err(|e| {
+                classify(&e, &ctx("Lambda ListFunctions", "", &endpoint.name)).to_string()
+            })?;
         for f in page.functions() {
             let arn = f.function_arn().unwrap_or_default().to_owned();
             let allowed = LambdaArn::parse(&arn).is_ok_and(|a| endpoint.allow.allows(&a));
@@ -250,7 +265,9 @@ mod tests {
     fn root_identities() {
         assert!(is_root_identity("arn:aws:iam::123456789012:root"));
         assert!(!is_root_identity("arn:aws:iam::123456789012:user/gateway"));
-        assert!(!is_root_identity("arn:aws:sts::123456789012:assumed-role/r/root"));
+        assert!(!is_root_identity(
+            "arn:aws:sts::123456789012:assumed-role/r/root"
+        ));
     }
 
     #[test]

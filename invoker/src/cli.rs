@@ -143,7 +143,9 @@ async fn run(command: Command) -> ExitCode {
                 match config::parse_listen(&text, allow) {
                     Ok(config::ListenAddr::Tcp(addr)) => cfg.admin_listen = Some(addr),
                     Ok(config::ListenAddr::Unix(_)) => {
-                        eprintln!("error: --admin-listen: must be an IP address and port such as 127.0.0.1:9902");
+                        eprintln!(
+                            "error: --admin-listen: must be an IP address and port such as 127.0.0.1:9902"
+                        );
                         return ExitCode::FAILURE;
                     }
                     Err(m) => {
@@ -198,7 +200,9 @@ async fn run(command: Command) -> ExitCode {
             };
             let region = region.unwrap_or_else(|| ep.region.clone());
             if !lambdagate_core::arn::is_region(&region) {
-                eprintln!("error: --region: `{region}` is not an AWS region name such as us-east-1");
+                eprintln!(
+                    "error: --region: `{region}` is not an AWS region name such as us-east-1"
+                );
                 return ExitCode::FAILURE;
             }
             match check::list_functions(ep, &region).await {

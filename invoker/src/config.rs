@@ -8,8 +8,8 @@ use std::fmt;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
-use lambdagate_core::arn::is_region;
 use lambdagate_core::LambdaArn;
+use lambdagate_core::arn::is_region;
 use serde::Deserialize;
 
 use crate::allow::AllowList;
@@ -176,7 +176,11 @@ impl Config {
             let path = e.path().to_string();
             ConfigError {
                 file: file.to_owned(),
-                field: if path == "." { "(top level)".into() } else { path },
+                field: if path == "." {
+                    "(top level)".into()
+                } else {
+                    path
+                },
                 message: e.into_inner().to_string(),
             }
         })?;
@@ -235,16 +239,16 @@ impl FileConfig {
                 .map_err(|(field, message)| err(&format!("endpoints.{name}.{field}"), message))?;
             endpoints.insert(name, endpoint);
         }
-        if let Some(default) = &self.default_endpoint {
-            if !endpoints.contains_key(default) {
-                return Err(err(
-                    "default_endpoint",
-                    format!(
-                        "endpoint `{default}` is not defined under `endpoints` (defined: {})",
-                        endpoints.keys().cloned().collect::<Vec<_>>().join(", ")
-                    ),
-                ));
-            }
+        if let Some(default) = &self.default_endpoint
+            && !endpoints.contains_key(default)
+        {
+            return Err(err(
+                "default_endpoint",
+                format!(
+                    "endpoint `{default}` is not defined under `endpoints` (defined: {})",
+                    endpoints.keys().cloned().collect::<Vec<_>>().join(", ")
+                ),
+            ));
         }
         Ok(Config {
             listen,
@@ -328,9 +332,10 @@ impl FileEndpoint {
         };
         let assume_role = match self.assume_role {
             None => None,
-            Some(raw) => Some(raw.validate(&self.region).map_err(|(f, m)| {
-                (format!("assume_role.{f}"), m)
-            })?),
+            Some(raw) => Some(
+                raw.validate(&self.region)
+                    .map_err(|(f, m)| (format!("assume_role.{f}"), m))?,
+            ),
         };
         if let Some(url) = &self.endpoint_url {
             validate_url(url).map_err(|m| e("endpoint_url", m))?;
@@ -374,28 +379,31 @@ impl FileAssumeRole {
         if !is_region(&region) {
             return Err(e(
                 "region",
-                format!("`{region}` is not an AWS region name (the STS endpoint's region, e.g. us-east-1)"),
+                format!(
+                    "`{region}` is not an AWS region name (the STS endpoint's region, e.g. us-east-1)"
+                ),
             ));
         }
-        if let Some(id) = &self.external_id {
-            if !(2..=1224).contains(&id.len())
+        if let Some(id) = &self.external_id
+            && (!(2..=1224).contains(&id.len())
                 || !id
                     .chars()
-                    .all(|c| c.is_ascii_alphanumeric() || "_+=,.@:/-".contains(c))
-            {
-                return Err(e(
-                    "external_id",
-                    "2-1224 characters: letters, digits and _+=,.@:/-".into(),
-                ));
-            }
+                    .all(|c| c.is_ascii_alphanumeric() || "_+=,.@:/-".contains(c)))
+        {
+            return Err(e(
+                "external_id",
+                "2-1224 characters: letters, digits and _+=,.@:/-".into(),
+            ));
         }
-        if let Some(d) = self.duration_seconds {
-            if !(900..=43200).contains(&d) {
-                return Err(e(
-                    "duration_seconds",
-                    format!("{d} is out of range: STS sessions last 900 to 43200 seconds (and at most the role's maximum session duration)"),
-                ));
-            }
+        if let Some(d) = self.duration_seconds
+            && !(900..=43200).contains(&d)
+        {
+            return Err(e(
+                "duration_seconds",
+                format!(
+                    "{d} is out of range: STS sessions last 900 to 43200 seconds (and at most the role's maximum session duration)"
+                ),
+            ));
         }
         Ok(AssumeRole {
             role_arn: self.role_arn,
@@ -454,12 +462,16 @@ fn validate_url(url: &str) -> Result<(), String> {
 pub fn parse_listen(text: &str, allow_non_loopback: bool) -> Result<ListenAddr, String> {
     if let Some(path) = text.strip_prefix("unix:") {
         if path.is_empty() {
-            return Err("`unix:` needs a socket path, e.g. unix:/run/lambdagate/invoker.sock".into());
+            return Err(
+                "`unix:` needs a socket path, e.g. unix:/run/lambdagate/invoker.sock".into(),
+            );
         }
         return Ok(ListenAddr::Unix(PathBuf::from(path)));
     }
     let addr: SocketAddr = text.parse().map_err(|_| {
-        format!("`{text}` is not an IP address and port (e.g. 127.0.0.1:50051) or unix:/path/to.sock")
+        format!(
+            "`{text}` is not an IP address and port (e.g. 127.0.0.1:50051) or unix:/path/to.sock"
+        )
     })?;
     if !addr.ip().is_loopback() && !allow_non_loopback {
         return Err(format!(

@@ -118,7 +118,10 @@ where
     let what = if ctx.target.is_empty() {
         format!("{} (endpoint `{}`)", ctx.operation, ctx.endpoint)
     } else {
-        format!("{} of `{}` (endpoint `{}`)", ctx.operation, ctx.target, ctx.endpoint)
+        format!(
+            "{} of `{}` (endpoint `{}`)",
+            ctx.operation, ctx.target, ctx.endpoint
+        )
     };
     if let Some(cred) = find_source::<CredentialsError>(err) {
         return Failure::new(
@@ -153,11 +156,17 @@ where
         }
         SdkError::ResponseError(_) => Failure::new(
             ErrorKind::LambdaUnavailable,
-            format!("{what}: AWS sent a response that could not be read: {}", chain_text(err)),
+            format!(
+                "{what}: AWS sent a response that could not be read: {}",
+                chain_text(err)
+            ),
         ),
         SdkError::ConstructionFailure(_) => Failure::new(
             ErrorKind::Internal,
-            format!("{what}: the request could not be built: {}", chain_text(err)),
+            format!(
+                "{what}: the request could not be built: {}",
+                chain_text(err)
+            ),
         ),
         other => Failure::new(
             ErrorKind::Internal,
@@ -169,11 +178,20 @@ where
 fn timeout_failure(what: &str, ctx: &CallContext<'_>) -> Failure {
     let limit = ctx
         .timeout
-        .map(|t| format!(" within the route timeout of {}", lambdagate_core::Timeout::new(t).map(|t| t.to_string()).unwrap_or_else(|_| format!("{t:?}"))))
+        .map(|t| {
+            format!(
+                " within the route timeout of {}",
+                lambdagate_core::Timeout::new(t)
+                    .map(|t| t.to_string())
+                    .unwrap_or_else(|_| format!("{t:?}"))
+            )
+        })
         .unwrap_or_default();
     Failure::new(
         ErrorKind::Timeout,
-        format!("{what}: no answer{limit}; raise the resource's timeout (at most 15m) or make the function faster"),
+        format!(
+            "{what}: no answer{limit}; raise the resource's timeout (at most 15m) or make the function faster"
+        ),
     )
 }
 
@@ -217,8 +235,12 @@ pub fn classify_service(
         ErrorKind::AccessDenied => {
             "check the endpoint's access key and secret, and that its identity (or assumed role) is allowed this Lambda action on this function (lambda:InvokeFunction to invoke)"
         }
-        ErrorKind::Throttled => "Lambda's concurrency limit was reached; retry later or raise the function's concurrency",
-        ErrorKind::PayloadTooLarge => "Lambda accepts at most 6 MB synchronously and 1 MB for Event invocations",
+        ErrorKind::Throttled => {
+            "Lambda's concurrency limit was reached; retry later or raise the function's concurrency"
+        }
+        ErrorKind::PayloadTooLarge => {
+            "Lambda accepts at most 6 MB synchronously and 1 MB for Event invocations"
+        }
         ErrorKind::InvalidRequest => "the payload or parameters were refused by Lambda",
         ErrorKind::LambdaUnavailable => "AWS had a problem on its side; retry later",
         _ => "see the AWS error above",
@@ -285,12 +307,28 @@ mod tests {
     #[test]
     fn service_errors_map_by_code_then_status() {
         let cases = [
-            (404, Some("ResourceNotFoundException"), ErrorKind::FunctionNotFound),
+            (
+                404,
+                Some("ResourceNotFoundException"),
+                ErrorKind::FunctionNotFound,
+            ),
             (429, Some("TooManyRequestsException"), ErrorKind::Throttled),
-            (413, Some("RequestTooLargeException"), ErrorKind::PayloadTooLarge),
+            (
+                413,
+                Some("RequestTooLargeException"),
+                ErrorKind::PayloadTooLarge,
+            ),
             (403, Some("SignatureDoesNotMatch"), ErrorKind::AccessDenied),
-            (403, Some("UnrecognizedClientException"), ErrorKind::AccessDenied),
-            (400, Some("InvalidRequestContentException"), ErrorKind::InvalidRequest),
+            (
+                403,
+                Some("UnrecognizedClientException"),
+                ErrorKind::AccessDenied,
+            ),
+            (
+                400,
+                Some("InvalidRequestContentException"),
+                ErrorKind::InvalidRequest,
+            ),
             (403, None, ErrorKind::AccessDenied),
             (429, None, ErrorKind::Throttled),
             (502, Some("ServiceException"), ErrorKind::LambdaUnavailable),
@@ -299,7 +337,11 @@ mod tests {
         for (status, code, kind) in cases {
             let f = classify_service("Lambda Invoke of `f`", status, code, Some("msg"));
             assert_eq!(f.kind, kind, "{status} {code:?}");
-            assert!(f.message.starts_with("Lambda Invoke of `f`: "), "{}", f.message);
+            assert!(
+                f.message.starts_with("Lambda Invoke of `f`: "),
+                "{}",
+                f.message
+            );
         }
     }
 

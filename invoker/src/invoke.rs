@@ -116,25 +116,36 @@ impl Invoker {
         let Some(endpoint) = self.config.endpoint(&request.endpoint) else {
             let configured = self.config.endpoint_names().join(", ");
             let message = if request.endpoint.is_empty() {
-                format!("the request names no endpoint and the invoker has no `default_endpoint` (configured endpoints: {configured})")
+                format!(
+                    "the request names no endpoint and the invoker has no `default_endpoint` (configured endpoints: {configured})"
+                )
             } else {
                 format!(
                     "endpoint `{}` is not configured in the invoker (configured: {configured}); add it to the invoker config or fix the API's endpoint name",
                     request.endpoint
                 )
             };
-            return (unknown(), Err(Failure::new(ErrorKind::InvalidConfig, message)));
+            return (
+                unknown(),
+                Err(Failure::new(ErrorKind::InvalidConfig, message)),
+            );
         };
         let Some(aws) = self.endpoints.get(&endpoint.name) else {
             return (
                 unknown(),
-                Err(Failure::new(ErrorKind::Internal, "endpoint has no AWS client")),
+                Err(Failure::new(
+                    ErrorKind::Internal,
+                    "endpoint has no AWS client",
+                )),
             );
         };
         let arn = match LambdaArn::parse(&request.function_arn) {
             Ok(arn) => arn,
             Err(e) => {
-                return (unknown(), Err(Failure::new(ErrorKind::InvalidRequest, e.to_string())));
+                return (
+                    unknown(),
+                    Err(Failure::new(ErrorKind::InvalidRequest, e.to_string())),
+                );
             }
         };
         if !endpoint.allow.allows(&arn) {
@@ -168,7 +179,10 @@ impl Invoker {
         // it so that the caller gets our TIMEOUT with a clear message
         // rather than cancelling the call itself.
         let timeout = deadline.map_or(timeout, |d| {
-            timeout.min(d.saturating_sub(DEADLINE_MARGIN).max(Duration::from_millis(1)))
+            timeout.min(
+                d.saturating_sub(DEADLINE_MARGIN)
+                    .max(Duration::from_millis(1)),
+            )
         });
         let invocation_type = InvocationType::try_from(request.invocation_type).map_err(|_| {
             Failure::new(

@@ -112,7 +112,9 @@ impl Metrics {
     }
 
     pub fn sts_refresh(&self, endpoint: &str) {
-        self.sts_refreshes.get_or_create(&endpoint_labels(endpoint)).inc();
+        self.sts_refreshes
+            .get_or_create(&endpoint_labels(endpoint))
+            .inc();
     }
 
     pub fn credential_fetch(&self, endpoint: &str) {

@@ -35,12 +35,10 @@ impl SecretRef {
     /// Checks the shape (exactly one source) without reading it.
     pub fn validate(&self) -> Result<(), String> {
         match (&self.env, &self.file) {
-            (Some(_), Some(_)) => {
-                Err("set exactly one of `env` or `file`, not both".to_owned())
+            (Some(_), Some(_)) => Err("set exactly one of `env` or `file`, not both".to_owned()),
+            (None, None) => {
+                Err("set exactly one of `env: VARIABLE_NAME` or `file: /path/to/file`".to_owned())
             }
-            (None, None) => Err(
-                "set exactly one of `env: VARIABLE_NAME` or `file: /path/to/file`".to_owned(),
-            ),
             (Some(var), None) if var.trim().is_empty() => {
                 Err("`env` must name an environment variable".to_owned())
             }
@@ -103,6 +101,10 @@ mod tests {
             env: None,
             file: Some("/nonexistent/lambdagate/secret".into()),
         };
-        assert!(r.resolve().unwrap_err().contains("/nonexistent/lambdagate/secret"));
+        assert!(
+            r.resolve()
+                .unwrap_err()
+                .contains("/nonexistent/lambdagate/secret")
+        );
     }
 }

@@ -102,7 +102,11 @@ pub async fn serve(config: Config, file: &str) -> anyhow::Result<()> {
                 .await
                 .with_context(|| format!("cannot listen on admin address {addr}"))?;
             tracing::info!(address = %addr, "admin listening (/metrics, /healthz)");
-            Some(tokio::spawn(run_admin(listener, metrics.clone(), stop_rx.clone())))
+            Some(tokio::spawn(run_admin(
+                listener,
+                metrics.clone(),
+                stop_rx.clone(),
+            )))
         }
         None => None,
     };
@@ -170,7 +174,11 @@ async fn serve_unix(
     anyhow::bail!("unix sockets are not supported on this platform")
 }
 
-async fn run_admin(listener: tokio::net::TcpListener, metrics: Metrics, mut stop: watch::Receiver<bool>) {
+async fn run_admin(
+    listener: tokio::net::TcpListener,
+    metrics: Metrics,
+    mut stop: watch::Receiver<bool>,
+) {
     use axum::routing::get;
     let app = axum::Router::new()
         .route(
@@ -227,7 +235,10 @@ mod tests {
 
     #[test]
     fn grpc_timeouts() {
-        assert_eq!(parse_grpc_timeout("1500m"), Some(Duration::from_millis(1500)));
+        assert_eq!(
+            parse_grpc_timeout("1500m"),
+            Some(Duration::from_millis(1500))
+        );
         assert_eq!(parse_grpc_timeout("2S"), Some(Duration::from_secs(2)));
         assert_eq!(parse_grpc_timeout("1H"), Some(Duration::from_secs(3600)));
         assert_eq!(parse_grpc_timeout("S"), None);

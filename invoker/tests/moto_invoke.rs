@@ -1,6 +1,7 @@
 //! Invocations through the invoker's gRPC API against moto with IAM
 //! enforcement on: stored keys, wrong keys, missing permissions, the
 //! allow-list, invocation types, and cross-account AssumeRole.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)] // test code: a panic is a failed test
 
 mod common;
 
@@ -14,16 +15,27 @@ use tonic::Code;
 
 #[tokio::test]
 async fn stored_keys_invoke_with_every_invocation_type() {
-    let moto = Moto::start(MotoOptions { enforce_iam: true, ..Default::default() }).await;
+    let moto = Moto::start(MotoOptions {
+        enforce_iam: true,
+        ..Default::default()
+    })
+    .await;
     let echo = moto.fixture.function("echo").to_owned();
     let yaml = config(&[stored_endpoint("main", &moto.url, &[&echo], "")]);
     let env = key_env("main", moto.fixture.user("invoker"));
     let invoker = InvokerProcess::start(BIN, &yaml, &env_refs(&env), "info").await;
     let mut client = invoker.client().await;
 
-    let payload = br#"{"httpMethod":"POST","path":"/users/user/7","body":"{\"message\":\"Hello\"}"}"#;
+    let payload =
+        br#"{"httpMethod":"POST","path":"/users/user/7","body":"{\"message\":\"Hello\"}"}"#;
     let reply = client
-        .invoke(invoke_request("main", &echo, payload, 5000, InvocationType::RequestResponse))
+        .invoke(invoke_request(
+            "main",
+            &echo,
+            payload,
+            5000,
+            InvocationType::RequestResponse,
+        ))
         .await
         .expect("invoke")
         .into_inner();
@@ -34,14 +46,29 @@ async fn stored_keys_invoke_with_every_invocation_type() {
     assert!(!reply.lambda_request_id.is_empty());
 
     let reply = client
-        .invoke(invoke_request("main", &echo, payload, 5000, InvocationType::Event))
+        .invoke(invoke_request(
+            "main",
+            &echo,
+            payload,
+            5000,
+            InvocationType::Event,
+        ))
         .await
         .expect("event invoke")
         .into_inner();
-    assert_eq!(reply.status_code, 202, "Event invocations are accepted, not run inline");
+    assert_eq!(
+        reply.status_code, 202,
+        "Event invocations are accepted, not run inline"
+    );
 
     let reply = client
-        .invoke(invoke_request("main", &echo, payload, 5000, InvocationType::DryRun))
+        .invoke(invoke_request(
+            "main",
+            &echo,
+            payload,
+            5000,
+            InvocationType::DryRun,
+        ))
         .await
         .expect("dry run")
         .into_inner();
@@ -49,7 +76,13 @@ async fn stored_keys_invoke_with_every_invocation_type() {
 
     // The qualifier travels as Lambda's Qualifier parameter.
     let reply = client
-        .invoke(invoke_request("main", &format!("{echo}:$LATEST"), payload, 5000, InvocationType::RequestResponse))
+        .invoke(invoke_request(
+            "main",
+            &format!("{echo}:$LATEST"),
+            payload,
+            5000,
+            InvocationType::RequestResponse,
+        ))
         .await
         .expect("qualified invoke")
         .into_inner();
@@ -57,20 +90,32 @@ async fn stored_keys_invoke_with_every_invocation_type() {
 
     let metrics = invoker.metrics().await;
     assert_eq!(
-        metric_value(&metrics, "lambdagate_invocations_total", &[("endpoint", "main"), ("outcome", "ok")]),
+        metric_value(
+            &metrics,
+            "lambdagate_invocations_total",
+            &[("endpoint", "main"), ("outcome", "ok")]
+        ),
         Some(4.0),
         "{metrics}"
     );
     assert!(
-        metric_value(&metrics, "lambdagate_invocation_duration_seconds_count", &[("endpoint", "main")])
-            .is_some_and(|n| n >= 4.0),
+        metric_value(
+            &metrics,
+            "lambdagate_invocation_duration_seconds_count",
+            &[("endpoint", "main")]
+        )
+        .is_some_and(|n| n >= 4.0),
         "{metrics}"
     );
 }
 
 #[tokio::test]
 async fn refused_credentials_and_permissions_give_access_denied() {
-    let moto = Moto::start(MotoOptions { enforce_iam: true, ..Default::default() }).await;
+    let moto = Moto::start(MotoOptions {
+        enforce_iam: true,
+        ..Default::default()
+    })
+    .await;
     let echo = moto.fixture.function("echo").to_owned();
     let yaml = config(&[
         stored_endpoint("wrong-secret", &moto.url, &[&echo], ""),
@@ -84,27 +129,52 @@ async fn refused_credentials_and_permissions_give_access_denied() {
     let mut client = invoker.client().await;
 
     let status = client
-        .invoke(invoke_request("wrong-secret", &echo, b"{}", 5000, InvocationType::RequestResponse))
+        .invoke(invoke_request(
+            "wrong-secret",
+            &echo,
+            b"{}",
+            5000,
+            InvocationType::RequestResponse,
+        ))
         .await
         .expect_err("a wrong secret must be refused");
     let (code, kind, message) = failure(&status);
-    assert_eq!((code, kind.as_str()), (Code::PermissionDenied, "ACCESS_DENIED"));
+    assert_eq!(
+        (code, kind.as_str()),
+        (Code::PermissionDenied, "ACCESS_DENIED")
+    );
     assert!(message.contains("SignatureDoesNotMatch"), "{message}");
     assert!(message.contains("endpoint `wrong-secret`"), "{message}");
-    assert!(message.contains("check the endpoint's access key and secret"), "{message}");
+    assert!(
+        message.contains("check the endpoint's access key and secret"),
+        "{message}"
+    );
 
     let status = client
-        .invoke(invoke_request("no-lambda", &echo, b"{}", 5000, InvocationType::RequestResponse))
+        .invoke(invoke_request(
+            "no-lambda",
+            &echo,
+            b"{}",
+            5000,
+            InvocationType::RequestResponse,
+        ))
         .await
         .expect_err("a user without Lambda permission must be refused");
     let (code, kind, message) = failure(&status);
-    assert_eq!((code, kind.as_str()), (Code::PermissionDenied, "ACCESS_DENIED"));
+    assert_eq!(
+        (code, kind.as_str()),
+        (Code::PermissionDenied, "ACCESS_DENIED")
+    );
     assert!(message.contains("AccessDenied"), "{message}");
     assert!(message.contains(&echo), "{message}");
 
     let metrics = invoker.metrics().await;
     assert_eq!(
-        metric_value(&metrics, "lambdagate_invocations_total", &[("outcome", "access_denied")]),
+        metric_value(
+            &metrics,
+            "lambdagate_invocations_total",
+            &[("outcome", "access_denied")]
+        ),
         Some(2.0),
         "{metrics}"
     );
@@ -119,69 +189,136 @@ async fn allow_list_and_request_checks_refuse_before_calling_aws() {
     let yaml = config(&[stored_endpoint("main", &lambda.url, &[allowed], "")]);
     let env = vec![
         ("MAIN_KEY_ID".to_owned(), "AKIAEXAMPLEEXAMPLE01".to_owned()),
-        ("MAIN_SECRET".to_owned(), "allow-list-test-secret".to_owned()),
+        (
+            "MAIN_SECRET".to_owned(),
+            "allow-list-test-secret".to_owned(),
+        ),
     ];
     let invoker = InvokerProcess::start(BIN, &yaml, &env_refs(&env), "info").await;
     let mut client = invoker.client().await;
 
     let other = "arn:aws:lambda:us-east-1:123456789012:function:users-get";
     let status = client
-        .invoke(invoke_request("main", other, b"{}", 5000, InvocationType::RequestResponse))
+        .invoke(invoke_request(
+            "main",
+            other,
+            b"{}",
+            5000,
+            InvocationType::RequestResponse,
+        ))
         .await
         .expect_err("not in the allow list");
     let (code, kind, message) = failure(&status);
-    assert_eq!((code, kind.as_str()), (Code::PermissionDenied, "NOT_ALLOWED"));
+    assert_eq!(
+        (code, kind.as_str()),
+        (Code::PermissionDenied, "NOT_ALLOWED")
+    );
     assert!(message.contains("endpoints.main.allow"), "{message}");
 
     let status = client
-        .invoke(invoke_request("nope", other, b"{}", 5000, InvocationType::RequestResponse))
+        .invoke(invoke_request(
+            "nope",
+            other,
+            b"{}",
+            5000,
+            InvocationType::RequestResponse,
+        ))
         .await
         .expect_err("unknown endpoint");
     let (code, kind, message) = failure(&status);
-    assert_eq!((code, kind.as_str()), (Code::FailedPrecondition, "INVALID_CONFIG"));
-    assert!(message.contains("endpoint `nope` is not configured") && message.contains("main"), "{message}");
+    assert_eq!(
+        (code, kind.as_str()),
+        (Code::FailedPrecondition, "INVALID_CONFIG")
+    );
+    assert!(
+        message.contains("endpoint `nope` is not configured") && message.contains("main"),
+        "{message}"
+    );
 
     let status = client
-        .invoke(invoke_request("main", "arn:aws:lambda:us-east-1:123:function:orders-x", b"{}", 5000, InvocationType::RequestResponse))
+        .invoke(invoke_request(
+            "main",
+            "arn:aws:lambda:us-east-1:123:function:orders-x",
+            b"{}",
+            5000,
+            InvocationType::RequestResponse,
+        ))
         .await
         .expect_err("bad ARN");
     let (code, kind, message) = failure(&status);
-    assert_eq!((code, kind.as_str()), (Code::InvalidArgument, "INVALID_REQUEST"));
+    assert_eq!(
+        (code, kind.as_str()),
+        (Code::InvalidArgument, "INVALID_REQUEST")
+    );
     assert!(message.contains("account `123`"), "{message}");
 
     let orders = "arn:aws:lambda:us-east-1:123456789012:function:orders-get";
     for bad_timeout in [999, 900_001] {
         let status = client
-            .invoke(invoke_request("main", orders, b"{}", bad_timeout, InvocationType::RequestResponse))
+            .invoke(invoke_request(
+                "main",
+                orders,
+                b"{}",
+                bad_timeout,
+                InvocationType::RequestResponse,
+            ))
             .await
             .expect_err("timeout out of range");
         let (code, kind, message) = failure(&status);
-        assert_eq!((code, kind.as_str()), (Code::InvalidArgument, "INVALID_REQUEST"));
+        assert_eq!(
+            (code, kind.as_str()),
+            (Code::InvalidArgument, "INVALID_REQUEST")
+        );
         assert!(message.contains("allowed is 1s to 15m"), "{message}");
     }
 
     let big = vec![b'a'; 6 * 1024 * 1024 + 1];
     let status = client
-        .invoke(invoke_request("main", orders, &big, 5000, InvocationType::RequestResponse))
+        .invoke(invoke_request(
+            "main",
+            orders,
+            &big,
+            5000,
+            InvocationType::RequestResponse,
+        ))
         .await
         .expect_err("over 6 MB");
     let (code, kind, message) = failure(&status);
-    assert_eq!((code, kind.as_str()), (Code::OutOfRange, "PAYLOAD_TOO_LARGE"));
+    assert_eq!(
+        (code, kind.as_str()),
+        (Code::OutOfRange, "PAYLOAD_TOO_LARGE")
+    );
     assert!(message.contains("6291456"), "{message}");
 
     let over_event = vec![b'a'; 1024 * 1024 + 1];
     let status = client
-        .invoke(invoke_request("main", orders, &over_event, 5000, InvocationType::Event))
+        .invoke(invoke_request(
+            "main",
+            orders,
+            &over_event,
+            5000,
+            InvocationType::Event,
+        ))
         .await
         .expect_err("over 1 MB for Event");
     assert_eq!(failure(&status).1, "PAYLOAD_TOO_LARGE");
 
-    assert_eq!(lambda.request_count(), 0, "refused calls must not reach Lambda");
+    assert_eq!(
+        lambda.request_count(),
+        0,
+        "refused calls must not reach Lambda"
+    );
 
     // Exactly 6 MB is fine, and does reach Lambda.
     let max = vec![b'a'; 6 * 1024 * 1024];
     let reply = client
-        .invoke(invoke_request("main", orders, &max, 5000, InvocationType::RequestResponse))
+        .invoke(invoke_request(
+            "main",
+            orders,
+            &max,
+            5000,
+            InvocationType::RequestResponse,
+        ))
         .await
         .expect("6 MB is Lambda's limit, inclusive")
         .into_inner();
@@ -196,7 +333,11 @@ async fn allow_list_and_request_checks_refuse_before_calling_aws() {
 
 #[tokio::test]
 async fn assume_role_invokes_another_accounts_function_with_one_sts_session() {
-    let moto = Moto::start(MotoOptions { enforce_iam: true, ..Default::default() }).await;
+    let moto = Moto::start(MotoOptions {
+        enforce_iam: true,
+        ..Default::default()
+    })
+    .await;
     let cross_echo = moto.fixture.function("cross-echo").to_owned();
     let role = moto.fixture.role("cross").to_owned();
     let extra = format!(
@@ -216,7 +357,13 @@ async fn assume_role_invokes_another_accounts_function_with_one_sts_session() {
     for i in 0..25 {
         let payload = format!("{{\"n\":{i}}}");
         let reply = client
-            .invoke(invoke_request("cross", &cross_echo, payload.as_bytes(), 5000, InvocationType::RequestResponse))
+            .invoke(invoke_request(
+                "cross",
+                &cross_echo,
+                payload.as_bytes(),
+                5000,
+                InvocationType::RequestResponse,
+            ))
             .await
             .unwrap_or_else(|s| panic!("invocation {i}: {s:?}\n{}", invoker.logs()))
             .into_inner();
@@ -224,12 +371,20 @@ async fn assume_role_invokes_another_accounts_function_with_one_sts_session() {
     }
     let metrics = invoker.metrics().await;
     assert_eq!(
-        metric_value(&metrics, "lambdagate_sts_refreshes_total", &[("endpoint", "cross")]),
+        metric_value(
+            &metrics,
+            "lambdagate_sts_refreshes_total",
+            &[("endpoint", "cross")]
+        ),
         Some(1.0),
         "one AssumeRole for 25 invocations: {metrics}"
     );
     assert_eq!(
-        metric_value(&metrics, "lambdagate_invocations_total", &[("endpoint", "cross"), ("outcome", "ok")]),
+        metric_value(
+            &metrics,
+            "lambdagate_invocations_total",
+            &[("endpoint", "cross"), ("outcome", "ok")]
+        ),
         Some(25.0)
     );
 
@@ -242,7 +397,13 @@ async fn assume_role_invokes_another_accounts_function_with_one_sts_session() {
     let status = plain
         .client()
         .await
-        .invoke(invoke_request("plain", &echo, b"{}", 5000, InvocationType::RequestResponse))
+        .invoke(invoke_request(
+            "plain",
+            &echo,
+            b"{}",
+            5000,
+            InvocationType::RequestResponse,
+        ))
         .await
         .expect_err("assumer has no Lambda permission of its own");
     assert_eq!(failure(&status).1, "ACCESS_DENIED");
@@ -252,39 +413,77 @@ async fn assume_role_invokes_another_accounts_function_with_one_sts_session() {
 async fn unknown_function_is_not_found_and_function_errors_keep_their_payload() {
     // In docker mode (there is no docker here) moto answers unknown
     // functions with a real 404 and known ones with a Handled function error.
-    let moto = Moto::start(MotoOptions { lambda_docker: true, enforce_iam: true }).await;
+    let moto = Moto::start(MotoOptions {
+        lambda_docker: true,
+        enforce_iam: true,
+    })
+    .await;
     let echo = moto.fixture.function("echo").to_owned();
     let missing = "arn:aws:lambda:us-east-1:123456789012:function:does-not-exist";
-    let yaml = config(&[stored_endpoint("main", &moto.url, &["arn:aws:lambda:us-east-1:123456789012:function:*"], "")]);
+    let yaml = config(&[stored_endpoint(
+        "main",
+        &moto.url,
+        &["arn:aws:lambda:us-east-1:123456789012:function:*"],
+        "",
+    )]);
     let env = key_env("main", moto.fixture.user("invoker"));
     let invoker = InvokerProcess::start(BIN, &yaml, &env_refs(&env), "info").await;
     let mut client = invoker.client().await;
 
     let status = client
-        .invoke(invoke_request("main", missing, b"{}", 5000, InvocationType::RequestResponse))
+        .invoke(invoke_request(
+            "main",
+            missing,
+            b"{}",
+            5000,
+            InvocationType::RequestResponse,
+        ))
         .await
         .expect_err("unknown function");
     let (code, kind, message) = failure(&status);
-    assert_eq!((code, kind.as_str()), (Code::NotFound, "FUNCTION_NOT_FOUND"));
-    assert!(message.contains("does-not-exist") && message.contains("check the ARN"), "{message}");
+    assert_eq!(
+        (code, kind.as_str()),
+        (Code::NotFound, "FUNCTION_NOT_FOUND")
+    );
+    assert!(
+        message.contains("does-not-exist") && message.contains("check the ARN"),
+        "{message}"
+    );
 
     let reply = client
-        .invoke(invoke_request("main", &echo, b"{\"a\":1}", 5000, InvocationType::RequestResponse))
+        .invoke(invoke_request(
+            "main",
+            &echo,
+            b"{\"a\":1}",
+            5000,
+            InvocationType::RequestResponse,
+        ))
         .await
         .expect("a function error is a successful call")
         .into_inner();
     assert_eq!(reply.function_error, "Handled");
-    assert_eq!(reply.error_kind, lambdagate_proto::ErrorKind::FunctionError as i32);
+    assert_eq!(
+        reply.error_kind,
+        lambdagate_proto::ErrorKind::FunctionError as i32
+    );
     assert_eq!(reply.status_code, 200);
     assert!(!reply.payload.is_empty(), "the error payload is kept");
 
     let metrics = invoker.metrics().await;
     assert_eq!(
-        metric_value(&metrics, "lambdagate_invocations_total", &[("outcome", "function_error")]),
+        metric_value(
+            &metrics,
+            "lambdagate_invocations_total",
+            &[("outcome", "function_error")]
+        ),
         Some(1.0)
     );
     assert_eq!(
-        metric_value(&metrics, "lambdagate_invocations_total", &[("outcome", "function_not_found")]),
+        metric_value(
+            &metrics,
+            "lambdagate_invocations_total",
+            &[("outcome", "function_not_found")]
+        ),
         Some(1.0)
     );
 }

@@ -4,6 +4,7 @@
 //! own IMDS does not work with the Rust SDK). The sessions it hands out are
 //! real moto STS sessions of the `gateway-instance` role, announced as
 //! expiring after a few seconds, so the invoker must refresh them mid-run.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)] // test code: a panic is a failed test
 
 mod common;
 
@@ -27,7 +28,11 @@ fn role_config(moto_url: &str, echo: &str) -> String {
     )
 }
 
-async fn invoke_through_refreshes(env: Vec<(String, String)>, moto: &Moto, creds: &CredentialsStandIn) {
+async fn invoke_through_refreshes(
+    env: Vec<(String, String)>,
+    moto: &Moto,
+    creds: &CredentialsStandIn,
+) {
     let echo = moto.fixture.function("echo").to_owned();
     let invoker =
         InvokerProcess::start(BIN, &role_config(&moto.url, &echo), &env_refs(&env), "info").await;
@@ -37,10 +42,19 @@ async fn invoke_through_refreshes(env: Vec<(String, String)>, moto: &Moto, creds
     while started.elapsed() < RUN_FOR {
         let payload = format!("{{\"n\":{n}}}");
         let reply = client
-            .invoke(invoke_request("instance", &echo, payload.as_bytes(), 5000, InvocationType::RequestResponse))
+            .invoke(invoke_request(
+                "instance",
+                &echo,
+                payload.as_bytes(),
+                5000,
+                InvocationType::RequestResponse,
+            ))
             .await
             .unwrap_or_else(|s| {
-                panic!("invocation {n} failed: {s:?}\ninvoker logs:\n{}", invoker.logs())
+                panic!(
+                    "invocation {n} failed: {s:?}\ninvoker logs:\n{}",
+                    invoker.logs()
+                )
             })
             .into_inner();
         assert_eq!(reply.payload, payload.as_bytes());
@@ -52,7 +66,10 @@ async fn invoke_through_refreshes(env: Vec<(String, String)>, moto: &Moto, creds
         fetches >= 2,
         "sessions expiring after {LIFETIME:?} must be refreshed during {RUN_FOR:?}: {fetches} fetch(es)"
     );
-    assert!(fetches < n / 4, "credentials must be cached, not fetched per call: {fetches} fetches for {n} calls");
+    assert!(
+        fetches < n / 4,
+        "credentials must be cached, not fetched per call: {fetches} fetches for {n} calls"
+    );
     let keys = creds.served_keys.lock().unwrap().clone();
     let mut distinct = keys.clone();
     distinct.sort();
@@ -60,18 +77,30 @@ async fn invoke_through_refreshes(env: Vec<(String, String)>, moto: &Moto, creds
     assert_eq!(distinct.len(), keys.len(), "every fetch is a new session");
     let metrics = invoker.metrics().await;
     assert_eq!(
-        metric_value(&metrics, "lambdagate_invocations_total", &[("endpoint", "instance"), ("outcome", "ok")]),
+        metric_value(
+            &metrics,
+            "lambdagate_invocations_total",
+            &[("endpoint", "instance"), ("outcome", "ok")]
+        ),
         Some(n as f64)
     );
     assert_eq!(
-        metric_value(&metrics, "lambdagate_credential_fetches_total", &[("endpoint", "instance")]),
+        metric_value(
+            &metrics,
+            "lambdagate_credential_fetches_total",
+            &[("endpoint", "instance")]
+        ),
         Some(fetches as f64),
         "{metrics}"
     );
 }
 
 async fn setup() -> (Moto, CredentialsStandIn) {
-    let moto = Moto::start(MotoOptions { enforce_iam: true, ..Default::default() }).await;
+    let moto = Moto::start(MotoOptions {
+        enforce_iam: true,
+        ..Default::default()
+    })
+    .await;
     let assumer = moto.fixture.user("assumer");
     let creds = CredentialsStandIn::start(
         SessionSource {
@@ -101,30 +130,50 @@ async fn ec2_instance_metadata_v2_credentials_are_used_and_refreshed() {
     let (moto, creds) = setup().await;
     let env = vec![
         ("AWS_EC2_METADATA_DISABLED".to_owned(), "false".to_owned()),
-        ("AWS_EC2_METADATA_SERVICE_ENDPOINT".to_owned(), creds.url.clone()),
+        (
+            "AWS_EC2_METADATA_SERVICE_ENDPOINT".to_owned(),
+            creds.url.clone(),
+        ),
     ];
     invoke_through_refreshes(env, &moto, &creds).await;
 }
 
 #[tokio::test]
 async fn role_without_any_credentials_source_is_credentials_unavailable() {
-    let moto = Moto::start(MotoOptions { enforce_iam: true, ..Default::default() }).await;
+    let moto = Moto::start(MotoOptions {
+        enforce_iam: true,
+        ..Default::default()
+    })
+    .await;
     let echo = moto.fixture.function("echo").to_owned();
     // No env keys, no profile, no ECS, IMDS disabled by the harness.
     let invoker = InvokerProcess::start(BIN, &role_config(&moto.url, &echo), &[], "info").await;
     let status = invoker
         .client()
         .await
-        .invoke(invoke_request("instance", &echo, b"{}", 5000, InvocationType::RequestResponse))
+        .invoke(invoke_request(
+            "instance",
+            &echo,
+            b"{}",
+            5000,
+            InvocationType::RequestResponse,
+        ))
         .await
         .expect_err("no credentials anywhere");
     let (code, kind, message) = failure(&status);
-    assert_eq!((code, kind.as_str()), (tonic::Code::Unavailable, "CREDENTIALS_UNAVAILABLE"));
+    assert_eq!(
+        (code, kind.as_str()),
+        (tonic::Code::Unavailable, "CREDENTIALS_UNAVAILABLE")
+    );
     assert!(message.contains("no AWS credentials"), "{message}");
     let metrics = invoker.metrics().await;
     assert!(
-        metric_value(&metrics, "lambdagate_credential_errors_total", &[("endpoint", "instance")])
-            .is_some_and(|n| n >= 1.0),
+        metric_value(
+            &metrics,
+            "lambdagate_credential_errors_total",
+            &[("endpoint", "instance")]
+        )
+        .is_some_and(|n| n >= 1.0),
         "{metrics}"
     );
 }

@@ -1,5 +1,6 @@
 //! The sidecar as an orchestrator runs it: health checking, unix sockets,
 //! loopback-only listening, and graceful shutdown on SIGTERM.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)] // test code: a panic is a failed test
 
 mod common;
 
@@ -30,27 +31,41 @@ async fn health_service_reports_serving() {
     let mut health = HealthClient::new(invoker.channel().await);
     for service in ["", "lambdagate.v1.Invoker"] {
         let reply = health
-            .check(HealthCheckRequest { service: service.to_owned() })
+            .check(HealthCheckRequest {
+                service: service.to_owned(),
+            })
             .await
             .expect("health check")
             .into_inner();
-        assert_eq!(reply.status(), ServingStatus::Serving, "service {service:?}");
+        assert_eq!(
+            reply.status(),
+            ServingStatus::Serving,
+            "service {service:?}"
+        );
     }
-    let (status, body) = lambdagate_harness::http::request(&invoker.admin, "GET", "/healthz", &[], b"")
-        .await
-        .unwrap();
+    let (status, body) =
+        lambdagate_harness::http::request(&invoker.admin, "GET", "/healthz", &[], b"")
+            .await
+            .unwrap();
     assert_eq!((status, body.as_str()), (200, "ok\n"));
 }
 
 #[tokio::test]
 async fn sigterm_lets_in_flight_invocations_finish() {
-    let slow = LambdaStandIn::start(CannedReply::ok("{\"done\":true}", Duration::from_secs(2))).await;
+    let slow =
+        LambdaStandIn::start(CannedReply::ok("{\"done\":true}", Duration::from_secs(2))).await;
     let yaml = config(&[stored_endpoint("main", &slow.url, &[ARN], "")]);
     let mut invoker = InvokerProcess::start(BIN, &yaml, &env_refs(&env()), "info").await;
     let mut client = invoker.client().await;
     let in_flight = tokio::spawn(async move {
         client
-            .invoke(invoke_request("main", ARN, b"{}", 10_000, InvocationType::RequestResponse))
+            .invoke(invoke_request(
+                "main",
+                ARN,
+                b"{}",
+                10_000,
+                InvocationType::RequestResponse,
+            ))
             .await
     });
     while slow.request_count() == 0 {
@@ -65,12 +80,22 @@ async fn sigterm_lets_in_flight_invocations_finish() {
         .into_inner();
     assert_eq!(reply.payload, b"{\"done\":true}");
     let status = invoker.wait_exit(Duration::from_secs(10)).await;
-    assert!(status.success(), "exit status {status:?}\n{}", invoker.logs());
-    assert!(stopped_at.elapsed() >= Duration::from_millis(1500), "waited for the call");
+    assert!(
+        status.success(),
+        "exit status {status:?}\n{}",
+        invoker.logs()
+    );
+    assert!(
+        stopped_at.elapsed() >= Duration::from_millis(1500),
+        "waited for the call"
+    );
     let logs = invoker.logs();
     assert!(logs.contains("shutdown requested"), "{logs}");
     assert!(logs.contains("lambdagate invoker stopped"), "{logs}");
-    assert!(tokio::net::TcpStream::connect(&invoker.addr).await.is_err(), "no longer listening");
+    assert!(
+        tokio::net::TcpStream::connect(&invoker.addr).await.is_err(),
+        "no longer listening"
+    );
 }
 
 #[tokio::test]
@@ -81,7 +106,13 @@ async fn serves_on_a_unix_socket() {
     let reply = invoker
         .client()
         .await
-        .invoke(invoke_request("main", ARN, b"{}", 5000, InvocationType::RequestResponse))
+        .invoke(invoke_request(
+            "main",
+            ARN,
+            b"{}",
+            5000,
+            InvocationType::RequestResponse,
+        ))
         .await
         .expect("invoke over the unix socket")
         .into_inner();
@@ -92,7 +123,11 @@ async fn serves_on_a_unix_socket() {
 async fn refuses_a_non_loopback_address_unless_told() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("invoker.yaml");
-    std::fs::write(&path, config(&[stored_endpoint("main", "http://127.0.0.1:1", &[ARN], "")])).unwrap();
+    std::fs::write(
+        &path,
+        config(&[stored_endpoint("main", "http://127.0.0.1:1", &[ARN], "")]),
+    )
+    .unwrap();
     let out = tokio::process::Command::new(BIN)
         .args(["serve", "--config"])
         .arg(&path)
@@ -104,6 +139,9 @@ async fn refuses_a_non_loopback_address_unless_told() {
         .unwrap();
     assert!(!out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains("--listen: `0.0.0.0:50051` is not a loopback address"), "{stderr}");
+    assert!(
+        stderr.contains("--listen: `0.0.0.0:50051` is not a loopback address"),
+        "{stderr}"
+    );
     assert!(stderr.contains("--allow-non-loopback"), "{stderr}");
 }

@@ -1,6 +1,7 @@
 //! Timeouts and the AWS error shapes moto cannot produce, against Lambda
 //! stand-ins: one that never answers, one that is slow, and ones that
 //! answer with Lambda's own error JSON.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)] // test code: a panic is a failed test
 
 mod common;
 
@@ -16,7 +17,9 @@ const ARN: &str = "arn:aws:lambda:us-east-1:123456789012:function:f";
 
 fn env() -> Vec<(String, String)> {
     let mut env = Vec::new();
-    for name in ["hang", "fast", "throttle", "toolarge", "broken", "closed", "slow"] {
+    for name in [
+        "hang", "fast", "throttle", "toolarge", "broken", "closed", "slow",
+    ] {
         let var = name.to_uppercase();
         env.push((format!("{var}_KEY_ID"), "AKIAEXAMPLEEXAMPLE01".to_owned()));
         env.push((format!("{var}_SECRET"), "timeout-test-secret".to_owned()));
@@ -38,7 +41,13 @@ async fn a_lambda_that_never_answers_times_out_at_the_route_timeout_while_others
     let started = Instant::now();
     let hung = tokio::spawn(async move {
         let result = slow_client
-            .invoke(invoke_request("hang", ARN, b"{}", 1000, InvocationType::RequestResponse))
+            .invoke(invoke_request(
+                "hang",
+                ARN,
+                b"{}",
+                1000,
+                InvocationType::RequestResponse,
+            ))
             .await;
         (result, started.elapsed())
     });
@@ -49,12 +58,22 @@ async fn a_lambda_that_never_answers_times_out_at_the_route_timeout_while_others
     while !hung.is_finished() {
         let t = Instant::now();
         let reply = client
-            .invoke(invoke_request("fast", ARN, b"{}", 1000, InvocationType::RequestResponse))
+            .invoke(invoke_request(
+                "fast",
+                ARN,
+                b"{}",
+                1000,
+                InvocationType::RequestResponse,
+            ))
             .await
             .expect("fast endpoint")
             .into_inner();
         assert_eq!(reply.payload, b"{\"fast\":true}");
-        assert!(t.elapsed() < Duration::from_millis(500), "{:?}", t.elapsed());
+        assert!(
+            t.elapsed() < Duration::from_millis(500),
+            "{:?}",
+            t.elapsed()
+        );
         served += 1;
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
@@ -66,8 +85,16 @@ async fn a_lambda_that_never_answers_times_out_at_the_route_timeout_while_others
     assert_eq!((code, kind.as_str()), (Code::DeadlineExceeded, "TIMEOUT"));
     assert!(message.contains("route timeout of 1s"), "{message}");
     assert!(took >= Duration::from_millis(1000), "fired early: {took:?}");
-    assert!(took < Duration::from_millis(1600), "route timeout 1 s plus margin: {took:?}");
-    assert!(hanging.connections.load(std::sync::atomic::Ordering::SeqCst) >= 1);
+    assert!(
+        took < Duration::from_millis(1600),
+        "route timeout 1 s plus margin: {took:?}"
+    );
+    assert!(
+        hanging
+            .connections
+            .load(std::sync::atomic::Ordering::SeqCst)
+            >= 1
+    );
 }
 
 #[tokio::test]
@@ -76,7 +103,13 @@ async fn the_callers_shorter_grpc_deadline_wins_over_the_route_timeout() {
     let yaml = config(&[stored_endpoint("slow", &slow.url, &[ARN], "")]);
     let invoker = InvokerProcess::start(BIN, &yaml, &env_refs(&env()), "info").await;
     let mut client = invoker.client().await;
-    let mut request = tonic::Request::new(invoke_request("slow", ARN, b"{}", 30_000, InvocationType::RequestResponse));
+    let mut request = tonic::Request::new(invoke_request(
+        "slow",
+        ARN,
+        b"{}",
+        30_000,
+        InvocationType::RequestResponse,
+    ));
     request.set_timeout(Duration::from_millis(1500));
     let started = Instant::now();
     let status = client.invoke(request).await.expect_err("deadline");
@@ -85,15 +118,30 @@ async fn the_callers_shorter_grpc_deadline_wins_over_the_route_timeout() {
     // The invoker clamps the 30 s route timeout to just under the caller's
     // deadline, so the caller gets our TIMEOUT, not its own cancellation.
     let (code, kind, _) = failure(&status);
-    assert_eq!((code, kind.as_str()), (Code::DeadlineExceeded, "TIMEOUT"), "{status:?}");
+    assert_eq!(
+        (code, kind.as_str()),
+        (Code::DeadlineExceeded, "TIMEOUT"),
+        "{status:?}"
+    );
     assert!(took >= Duration::from_millis(1300), "{took:?}");
 }
 
 #[tokio::test]
 async fn lambda_error_responses_map_to_their_kinds() {
-    let throttle = LambdaStandIn::start(CannedReply::aws_error(429, "TooManyRequestsException", "Rate exceeded")).await;
-    let toolarge = LambdaStandIn::start(CannedReply::aws_error(413, "RequestTooLargeException", "Request must be smaller than 6291456 bytes")).await;
-    let broken = LambdaStandIn::start(CannedReply::aws_error(500, "ServiceException", "internal")).await;
+    let throttle = LambdaStandIn::start(CannedReply::aws_error(
+        429,
+        "TooManyRequestsException",
+        "Rate exceeded",
+    ))
+    .await;
+    let toolarge = LambdaStandIn::start(CannedReply::aws_error(
+        413,
+        "RequestTooLargeException",
+        "Request must be smaller than 6291456 bytes",
+    ))
+    .await;
+    let broken =
+        LambdaStandIn::start(CannedReply::aws_error(500, "ServiceException", "internal")).await;
     let closed = format!("http://127.0.0.1:{}", free_port());
     let yaml = config(&[
         stored_endpoint("throttle", &throttle.url, &[ARN], ""),
@@ -104,14 +152,40 @@ async fn lambda_error_responses_map_to_their_kinds() {
     let invoker = InvokerProcess::start(BIN, &yaml, &env_refs(&env()), "info").await;
     let mut client = invoker.client().await;
     let cases = [
-        ("throttle", Code::ResourceExhausted, "THROTTLED", "TooManyRequestsException"),
-        ("toolarge", Code::OutOfRange, "PAYLOAD_TOO_LARGE", "RequestTooLargeException"),
-        ("broken", Code::Unavailable, "LAMBDA_UNAVAILABLE", "ServiceException"),
-        ("closed", Code::Unavailable, "LAMBDA_UNAVAILABLE", "could not reach AWS"),
+        (
+            "throttle",
+            Code::ResourceExhausted,
+            "THROTTLED",
+            "TooManyRequestsException",
+        ),
+        (
+            "toolarge",
+            Code::OutOfRange,
+            "PAYLOAD_TOO_LARGE",
+            "RequestTooLargeException",
+        ),
+        (
+            "broken",
+            Code::Unavailable,
+            "LAMBDA_UNAVAILABLE",
+            "ServiceException",
+        ),
+        (
+            "closed",
+            Code::Unavailable,
+            "LAMBDA_UNAVAILABLE",
+            "could not reach AWS",
+        ),
     ];
     for (endpoint, code, kind, text) in cases {
         let status = client
-            .invoke(invoke_request(endpoint, ARN, b"{}", 5000, InvocationType::RequestResponse))
+            .invoke(invoke_request(
+                endpoint,
+                ARN,
+                b"{}",
+                5000,
+                InvocationType::RequestResponse,
+            ))
             .await
             .expect_err(endpoint);
         let (c, k, message) = failure(&status);

@@ -33,10 +33,10 @@ impl ErrorKind {
     /// Envoy or a proxy in between) yields `ErrorKind::Unspecified` and the
     /// whole message.
     pub fn parse_status_message(message: &str) -> (ErrorKind, &str) {
-        if let Some((name, text)) = message.split_once(": ") {
-            if let Some(kind) = ErrorKind::from_str_name(name) {
-                return (kind, text);
-            }
+        if let Some((name, text)) = message.split_once(": ")
+            && let Some(kind) = ErrorKind::from_str_name(name)
+        {
+            return (kind, text);
         }
         (ErrorKind::Unspecified, message)
     }

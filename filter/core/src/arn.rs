@@ -46,17 +46,18 @@ impl LambdaArn {
             reason,
         };
         let parts: Vec<&str> = arn.split(':').collect();
-        let (prefix, partition, service, region, account, resource, name, qualifier) =
-            match parts.as_slice() {
-                [p, pa, s, r, a, res, n] => (*p, *pa, *s, *r, *a, *res, *n, None),
-                [p, pa, s, r, a, res, n, q] => (*p, *pa, *s, *r, *a, *res, *n, Some(*q)),
-                _ => {
-                    return Err(fail(format!(
-                        "it has {} colon-separated parts, a function ARN has 7 (8 with a qualifier)",
-                        parts.len()
-                    )));
-                }
-            };
+        let (prefix, partition, service, region, account, resource, name, qualifier) = match parts
+            .as_slice()
+        {
+            [p, pa, s, r, a, res, n] => (*p, *pa, *s, *r, *a, *res, *n, None),
+            [p, pa, s, r, a, res, n, q] => (*p, *pa, *s, *r, *a, *res, *n, Some(*q)),
+            _ => {
+                return Err(fail(format!(
+                    "it has {} colon-separated parts, a function ARN has 7 (8 with a qualifier)",
+                    parts.len()
+                )));
+            }
+        };
         if prefix != "arn" {
             return Err(fail("it must start with `arn:`".into()));
         }
@@ -89,12 +90,13 @@ impl LambdaArn {
                 "function name `{name}` must be 1-64 letters, digits, `-` or `_`"
             )));
         }
-        if let Some(q) = qualifier {
-            if q != "$LATEST" && !is_name(q, 128) {
-                return Err(fail(format!(
-                    "qualifier `{q}` must be `$LATEST`, a version number or an alias of 1-128 letters, digits, `-` or `_`"
-                )));
-            }
+        if let Some(q) = qualifier
+            && q != "$LATEST"
+            && !is_name(q, 128)
+        {
+            return Err(fail(format!(
+                "qualifier `{q}` must be `$LATEST`, a version number or an alias of 1-128 letters, digits, `-` or `_`"
+            )));
         }
         Ok(LambdaArn {
             partition: partition.to_owned(),
@@ -184,8 +186,8 @@ mod tests {
 
     #[test]
     fn parses_a_plain_function_arn() {
-        let arn = LambdaArn::parse("arn:aws:lambda:eu-west-1:123456789012:function:get-user")
-            .unwrap();
+        let arn =
+            LambdaArn::parse("arn:aws:lambda:eu-west-1:123456789012:function:get-user").unwrap();
         assert_eq!(arn.region(), "eu-west-1");
         assert_eq!(arn.account(), "123456789012");
         assert_eq!(arn.function_name(), "get-user");
@@ -213,17 +215,47 @@ mod tests {
     #[test]
     fn every_malformed_part_is_named() {
         let cases = [
-            ("arn:aws:lambda:us-east-1:123456789012:function", "colon-separated parts"),
-            ("urn:aws:lambda:us-east-1:123456789012:function:f", "must start with `arn:`"),
-            ("arn:amazon:lambda:us-east-1:123456789012:function:f", "partition `amazon`"),
-            ("arn:aws:s3:us-east-1:123456789012:function:f", "service is `s3`"),
-            ("arn:aws:lambda:useast1:123456789012:function:f", "region `useast1`"),
-            ("arn:aws:lambda:US-EAST-1:123456789012:function:f", "region `US-EAST-1`"),
+            (
+                "arn:aws:lambda:us-east-1:123456789012:function",
+                "colon-separated parts",
+            ),
+            (
+                "urn:aws:lambda:us-east-1:123456789012:function:f",
+                "must start with `arn:`",
+            ),
+            (
+                "arn:amazon:lambda:us-east-1:123456789012:function:f",
+                "partition `amazon`",
+            ),
+            (
+                "arn:aws:s3:us-east-1:123456789012:function:f",
+                "service is `s3`",
+            ),
+            (
+                "arn:aws:lambda:useast1:123456789012:function:f",
+                "region `useast1`",
+            ),
+            (
+                "arn:aws:lambda:US-EAST-1:123456789012:function:f",
+                "region `US-EAST-1`",
+            ),
             ("arn:aws:lambda:us-east-1:1234:function:f", "account `1234`"),
-            ("arn:aws:lambda:us-east-1:123456789012:layer:f", "resource type is `layer`"),
-            ("arn:aws:lambda:us-east-1:123456789012:function:my.fn", "function name `my.fn`"),
-            ("arn:aws:lambda:us-east-1:123456789012:function:f:", "qualifier ``"),
-            ("arn:aws:lambda:us-east-1:123456789012:function:f:a/b", "qualifier `a/b`"),
+            (
+                "arn:aws:lambda:us-east-1:123456789012:layer:f",
+                "resource type is `layer`",
+            ),
+            (
+                "arn:aws:lambda:us-east-1:123456789012:function:my.fn",
+                "function name `my.fn`",
+            ),
+            (
+                "arn:aws:lambda:us-east-1:123456789012:function:f:",
+                "qualifier ``",
+            ),
+            (
+                "arn:aws:lambda:us-east-1:123456789012:function:f:a/b",
+                "qualifier `a/b`",
+            ),
         ];
         for (text, expected) in cases {
             let err = LambdaArn::parse(text).unwrap_err().to_string();
@@ -234,10 +266,24 @@ mod tests {
 
     #[test]
     fn regions() {
-        for ok in ["us-east-1", "cn-north-1", "us-gov-west-1", "ap-southeast-2", "eu-central-1"] {
+        for ok in [
+            "us-east-1",
+            "cn-north-1",
+            "us-gov-west-1",
+            "ap-southeast-2",
+            "eu-central-1",
+        ] {
             assert!(is_region(ok), "{ok}");
         }
-        for bad in ["", "us", "us-east", "us-east-x", "useast-1", "us--1", "us-East-1"] {
+        for bad in [
+            "",
+            "us",
+            "us-east",
+            "us-east-x",
+            "useast-1",
+            "us--1",
+            "us-East-1",
+        ] {
             assert!(!is_region(bad), "{bad}");
         }
     }

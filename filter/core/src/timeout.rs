@@ -94,7 +94,9 @@ mod tests {
             below,
             "timeout 999ms is out of range: allowed is 1s to 15m (900s); default 50s"
         );
-        let above = Timeout::new(Duration::from_secs(901)).unwrap_err().to_string();
+        let above = Timeout::new(Duration::from_secs(901))
+            .unwrap_err()
+            .to_string();
         assert!(above.starts_with("timeout 901s is out of range"), "{above}");
     }
 }

@@ -35,5 +35,9 @@ pub fn env_refs(env: &[(String, String)]) -> Vec<(&str, &str)> {
 /// Splits a failed call into (gRPC code, ErrorKind name, message).
 pub fn failure(status: &tonic::Status) -> (tonic::Code, String, String) {
     let (kind, text) = lambdagate_proto::ErrorKind::parse_status_message(status.message());
-    (status.code(), kind.as_str_name().to_owned(), text.to_owned())
+    (
+        status.code(),
+        kind.as_str_name().to_owned(),
+        text.to_owned(),
+    )
 }

@@ -38,7 +38,11 @@ pub async fn request(
         .and_then(|s| s.parse().ok())
         .unwrap_or(0);
     let body = match text.split_once("\r\n\r\n") {
-        Some((head, rest)) if head.to_ascii_lowercase().contains("transfer-encoding: chunked") => {
+        Some((head, rest))
+            if head
+                .to_ascii_lowercase()
+                .contains("transfer-encoding: chunked") =>
+        {
             dechunk(rest)
         }
         Some((_, rest)) => rest.to_owned(),

@@ -33,9 +33,12 @@ impl InvokerProcess {
         let addr = format!("127.0.0.1:{}", free_port());
         let admin = format!("127.0.0.1:{}", free_port());
         let mut cmd = Command::new(bin);
-        cmd.args(["serve", "--config"])
-            .arg(&config_path)
-            .args(["--listen", &addr, "--admin-listen", &admin]);
+        cmd.args(["serve", "--config"]).arg(&config_path).args([
+            "--listen",
+            &addr,
+            "--admin-listen",
+            &admin,
+        ]);
         let process = Self::spawn(cmd, dir, config_path, addr, admin, env, log);
         process.wait_ready().await;
         process
@@ -51,13 +54,20 @@ impl InvokerProcess {
         let addr = format!("unix:{}", socket.display());
         let admin = format!("127.0.0.1:{}", free_port());
         let mut cmd = Command::new(bin);
-        cmd.args(["serve", "--config"])
-            .arg(&config_path)
-            .args(["--listen", &addr, "--admin-listen", &admin]);
+        cmd.args(["serve", "--config"]).arg(&config_path).args([
+            "--listen",
+            &addr,
+            "--admin-listen",
+            &admin,
+        ]);
         let process = Self::spawn(cmd, dir, config_path, addr, admin, env, log);
         let deadline = Instant::now() + Duration::from_secs(30);
         while tokio::net::UnixStream::connect(&socket).await.is_err() {
-            assert!(Instant::now() < deadline, "no unix socket; logs:\n{}", process.logs());
+            assert!(
+                Instant::now() < deadline,
+                "no unix socket; logs:\n{}",
+                process.logs()
+            );
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
         process
@@ -77,7 +87,10 @@ impl InvokerProcess {
             // Keep the SDK away from the developer's own AWS files.
             .env("HOME", dir.path())
             .env("AWS_CONFIG_FILE", dir.path().join("no-aws-config"))
-            .env("AWS_SHARED_CREDENTIALS_FILE", dir.path().join("no-aws-credentials"))
+            .env(
+                "AWS_SHARED_CREDENTIALS_FILE",
+                dir.path().join("no-aws-credentials"),
+            )
             .env("AWS_EC2_METADATA_DISABLED", "true")
             .env("LAMBDAGATE_LOG", log)
             .envs(env.iter().copied())
@@ -88,8 +101,14 @@ impl InvokerProcess {
         let mut child = cmd.spawn().expect("start lambdagate serve");
         let logs = Arc::new(Mutex::new(String::new()));
         for pipe in [
-            child.stderr.take().map(|s| Box::new(s) as Box<dyn tokio::io::AsyncRead + Unpin + Send>),
-            child.stdout.take().map(|s| Box::new(s) as Box<dyn tokio::io::AsyncRead + Unpin + Send>),
+            child
+                .stderr
+                .take()
+                .map(|s| Box::new(s) as Box<dyn tokio::io::AsyncRead + Unpin + Send>),
+            child
+                .stdout
+                .take()
+                .map(|s| Box::new(s) as Box<dyn tokio::io::AsyncRead + Unpin + Send>),
         ]
         .into_iter()
         .flatten()

@@ -86,7 +86,10 @@ impl Moto {
             if let Ok(Some(status)) = moto.child.try_wait() {
                 panic!("moto_server exited early: {status}");
             }
-            assert!(Instant::now() < deadline, "moto_server did not start on {addr}");
+            assert!(
+                Instant::now() < deadline,
+                "moto_server did not start on {addr}"
+            );
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
         let mut args = vec![

@@ -218,7 +218,10 @@ impl CredentialsStandIn {
         let app = axum::Router::new()
             .route("/ecs-credentials", get(ecs_credentials))
             .route("/latest/api/token", put(imds_token))
-            .route("/latest/meta-data/iam/security-credentials/", get(imds_role_name))
+            .route(
+                "/latest/meta-data/iam/security-credentials/",
+                get(imds_role_name),
+            )
             .route(
                 "/latest/meta-data/iam/security-credentials/{role}",
                 get(imds_credentials),
