@@ -1,5 +1,10 @@
 //! `lambdagate check` and `lambdagate functions`, as an operator runs them.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)] // test code: a panic is a failed test
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)] // test code: a panic is a failed test
 
 mod common;
 
@@ -222,10 +227,17 @@ async fn the_example_config_passes_check() {
     let dir = tempfile::tempdir().unwrap();
     let secret = dir.path().join("secret");
     std::fs::write(&secret, "example-secret\n").unwrap();
-    let example = std::fs::read_to_string(lambdagate_harness::repo_root().join("examples/invoker.yaml"))
-        .unwrap()
-        .replace("/run/secrets/lambdagate-orders-secret", &secret.display().to_string());
-    let env = vec![("LAMBDAGATE_ORDERS_KEY_ID".to_owned(), "AKIAEXAMPLEEXAMPLE01".to_owned())];
+    let example =
+        std::fs::read_to_string(lambdagate_harness::repo_root().join("examples/invoker.yaml"))
+            .unwrap()
+            .replace(
+                "/run/secrets/lambdagate-orders-secret",
+                &secret.display().to_string(),
+            );
+    let env = vec![(
+        "LAMBDAGATE_ORDERS_KEY_ID".to_owned(),
+        "AKIAEXAMPLEEXAMPLE01".to_owned(),
+    )];
     let (ok, stdout, stderr) = run(&["check"], &example, &env).await;
     assert!(ok, "{stdout}{stderr}");
     assert!(stdout.contains("config OK (2 endpoint(s))"), "{stdout}");

@@ -1,7 +1,12 @@
 //! Invocations through the invoker's gRPC API against moto with IAM
 //! enforcement on: stored keys, wrong keys, missing permissions, the
 //! allow-list, invocation types, and cross-account AssumeRole.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)] // test code: a panic is a failed test
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)] // test code: a panic is a failed test
 
 mod common;
 

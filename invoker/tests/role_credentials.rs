@@ -4,7 +4,12 @@
 //! own IMDS does not work with the Rust SDK). The sessions it hands out are
 //! real moto STS sessions of the `gateway-instance` role, announced as
 //! expiring after a few seconds, so the invoker must refresh them mid-run.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)] // test code: a panic is a failed test
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)] // test code: a panic is a failed test
 
 mod common;
 

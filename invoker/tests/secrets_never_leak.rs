@@ -1,7 +1,12 @@
 //! Secrets never appear in logs, errors or metrics: every path that handles
 //! credentials is exercised with distinctive values at debug log level, and
 //! every byte the invoker and the CLI produce is searched for them.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)] // test code: a panic is a failed test
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)] // test code: a panic is a failed test
 
 mod common;
 

@@ -1,6 +1,11 @@
 //! The sidecar as an orchestrator runs it: health checking, unix sockets,
 //! loopback-only listening, and graceful shutdown on SIGTERM.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)] // test code: a panic is a failed test
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)] // test code: a panic is a failed test
 
 mod common;
 

@@ -1,7 +1,12 @@
 //! Timeouts and the AWS error shapes moto cannot produce, against Lambda
 //! stand-ins: one that never answers, one that is slow, and ones that
 //! answer with Lambda's own error JSON.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)] // test code: a panic is a failed test
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)] // test code: a panic is a failed test
 
 mod common;
 
