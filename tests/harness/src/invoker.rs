@@ -44,6 +44,31 @@ impl InvokerProcess {
         process
     }
 
+    /// Like [`InvokerProcess::start`] on a given address (to restart an
+    /// invoker where Envoy expects it).
+    pub async fn start_at(
+        bin: &str,
+        config_yaml: &str,
+        env: &[(&str, &str)],
+        log: &str,
+        addr: &str,
+    ) -> Self {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let config_path = dir.path().join("invoker.yaml");
+        std::fs::write(&config_path, config_yaml).expect("write config");
+        let admin = format!("127.0.0.1:{}", free_port());
+        let mut cmd = Command::new(bin);
+        cmd.args(["serve", "--config"]).arg(&config_path).args([
+            "--listen",
+            addr,
+            "--admin-listen",
+            &admin,
+        ]);
+        let process = Self::spawn(cmd, dir, config_path, addr.to_owned(), admin, env, log);
+        process.wait_ready().await;
+        process
+    }
+
     /// Like [`InvokerProcess::start`], listening on a unix socket in the
     /// temp dir; `addr` is then `unix:<path>`.
     pub async fn start_unix(bin: &str, config_yaml: &str, env: &[(&str, &str)], log: &str) -> Self {

@@ -8,8 +8,14 @@
 //!
 //! Test-only code: a failure to start something aborts the test with a
 //! message, so `expect` is the right tool here.
-#![allow(clippy::expect_used, clippy::unwrap_used, clippy::panic)]
+#![allow(
+    clippy::expect_used,
+    clippy::unwrap_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
 
+pub mod envoy;
 pub mod http;
 pub mod invoker;
 pub mod moto;
@@ -18,6 +24,7 @@ pub mod standins;
 use std::net::TcpListener;
 use std::path::PathBuf;
 
+pub use envoy::{EnvoyProcess, InvokerAddress};
 pub use invoker::{InvokerProcess, invoke_request};
 pub use moto::{Fixture, Moto, MotoOptions};
 
@@ -41,6 +48,18 @@ pub fn venv() -> PathBuf {
         venv.display()
     );
     venv
+}
+
+/// The compiled Envoy filter. `scripts/test` builds it before the tests:
+/// `cargo build -p lambdagate-filter --target wasm32-wasip1 --profile wasm`.
+pub fn filter_wasm() -> PathBuf {
+    let path = repo_root().join("target/wasm32-wasip1/wasm/lambdagate_filter.wasm");
+    assert!(
+        path.exists(),
+        "{} is missing: build it with `cargo build -p lambdagate-filter --target wasm32-wasip1 --profile wasm` (scripts/test does)",
+        path.display()
+    );
+    path
 }
 
 /// A port that was free a moment ago on 127.0.0.1.

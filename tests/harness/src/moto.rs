@@ -120,6 +120,30 @@ impl Moto {
     }
 }
 
+impl Moto {
+    /// Queues payloads that moto's Lambda (without docker) returns, in
+    /// order, for the next invocations in the first account; after the
+    /// queue is empty it echoes the event again.
+    pub async fn queue_results(&self, results: &[String]) {
+        let body = serde_json::json!({
+            "results": results,
+            "region": "us-east-1",
+            "account_id": "123456789012",
+        })
+        .to_string();
+        let (status, text) = crate::http::request(
+            &self.addr,
+            "POST",
+            "/moto-api/static/lambda-simple/response",
+            &[("Content-Type", "application/json")],
+            body.as_bytes(),
+        )
+        .await
+        .expect("queue moto results");
+        assert_eq!(status, 201, "{text}");
+    }
+}
+
 impl Drop for Moto {
     fn drop(&mut self) {
         let _ = self.child.kill();

