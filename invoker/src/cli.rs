@@ -124,7 +124,6 @@ async fn run(command: Command) -> ExitCode {
             allow_non_loopback,
             ..
         } => {
-            let file = config.display().to_string();
             let mut cfg = match load(&config) {
                 Ok(c) => c,
                 Err(code) => return code,
@@ -154,7 +153,7 @@ async fn run(command: Command) -> ExitCode {
                     }
                 }
             }
-            match crate::server::serve(cfg, &file).await {
+            match crate::server::serve(cfg, &config).await {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
                     eprintln!("error: {e:#}");

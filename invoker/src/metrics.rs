@@ -39,6 +39,12 @@ pub struct Metrics {
     sts_refreshes: Family<EndpointLabels, Counter>,
     credential_fetches: Family<EndpointLabels, Counter>,
     credential_errors: Family<EndpointLabels, Counter>,
+    config_reloads: Family<ResultLabels, Counter>,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ResultLabels {
+    pub result: String,
 }
 
 fn latency_histogram() -> Histogram {
@@ -85,8 +91,15 @@ impl Metrics {
             "Failed attempts to obtain credentials (provider chain, stored keys or STS)",
             credential_errors.clone(),
         );
+        let config_reloads = Family::<ResultLabels, Counter>::default();
+        registry.register(
+            "lambdagate_config_reloads",
+            "Config reloads (file change or SIGHUP) by result: ok, or error (the running config stays)",
+            config_reloads.clone(),
+        );
         Metrics {
             registry: Arc::new(registry),
+            config_reloads,
             invocations,
             duration,
             sts_refreshes,
@@ -126,6 +139,14 @@ impl Metrics {
     pub fn credential_error(&self, endpoint: &str) {
         self.credential_errors
             .get_or_create(&endpoint_labels(endpoint))
+            .inc();
+    }
+
+    pub fn config_reload(&self, result: &str) {
+        self.config_reloads
+            .get_or_create(&ResultLabels {
+                result: result.to_owned(),
+            })
             .inc();
     }
 

@@ -3,7 +3,8 @@
 //! /healthz), and graceful shutdown on SIGTERM / Ctrl-C.
 
 use std::future::Future;
-use std::sync::Arc;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use anyhow::Context;
@@ -18,8 +19,19 @@ use crate::config::{Config, ListenAddr};
 use crate::invoke::Invoker;
 use crate::metrics::Metrics;
 
+/// The invoker in use. A config reload replaces it as a whole; calls in
+/// flight keep the one they started with.
+type SharedInvoker = Arc<RwLock<Arc<Invoker>>>;
+
+fn current(shared: &SharedInvoker) -> Arc<Invoker> {
+    match shared.read() {
+        Ok(guard) => guard.clone(),
+        Err(poisoned) => poisoned.into_inner().clone(),
+    }
+}
+
 pub struct InvokerService {
-    invoker: Arc<Invoker>,
+    invoker: SharedInvoker,
 }
 
 #[tonic::async_trait]
@@ -33,7 +45,8 @@ impl InvokerRpc for InvokerService {
             .get("grpc-timeout")
             .and_then(|v| v.to_str().ok())
             .and_then(parse_grpc_timeout);
-        match self.invoker.invoke(request.into_inner(), deadline).await {
+        let invoker = current(&self.invoker);
+        match invoker.invoke(request.into_inner(), deadline).await {
             Ok(reply) => Ok(Response::new(reply)),
             Err(failure) => Err(failure.to_status()),
         }
@@ -58,15 +71,21 @@ pub fn parse_grpc_timeout(value: &str) -> Option<Duration> {
     })
 }
 
+/// How often the config file is checked for changes.
+const CONFIG_POLL: Duration = Duration::from_secs(1);
+
 /// Runs until SIGTERM or SIGINT, then stops accepting calls and waits for
 /// the invocations in flight to finish. A second signal exits at once.
-pub async fn serve(config: Config, file: &str) -> anyhow::Result<()> {
+/// The config file is reloaded when it changes and on SIGHUP (endpoints,
+/// credentials, allow-lists; not the listen addresses).
+pub async fn serve(config: Config, path: &Path) -> anyhow::Result<()> {
+    let file = path.display().to_string();
     let metrics = Metrics::new();
-    let invoker = Arc::new(
-        Invoker::new(config.clone(), metrics.clone(), file)
+    let invoker: SharedInvoker = Arc::new(RwLock::new(Arc::new(
+        Invoker::new(config.clone(), metrics.clone(), &file)
             .await
             .map_err(anyhow::Error::new)?,
-    );
+    )));
     let (health, health_service) = tonic_health::server::health_reporter();
     health.set_serving::<InvokerServer<InvokerService>>().await;
 
@@ -85,6 +104,12 @@ pub async fn serve(config: Config, file: &str) -> anyhow::Result<()> {
         tracing::warn!("second shutdown signal: exiting now");
         std::process::exit(130);
     });
+    tokio::spawn(watch_config(
+        path.to_owned(),
+        invoker.clone(),
+        metrics.clone(),
+        stop_rx.clone(),
+    ));
     let health_on_stop = health.clone();
     let grpc_stop = {
         let mut rx = stop_rx.clone();
@@ -137,6 +162,75 @@ pub async fn serve(config: Config, file: &str) -> anyhow::Result<()> {
     }
     tracing::info!("lambdagate invoker stopped");
     Ok(())
+}
+
+/// Reloads the config when the file's content changes (deploys replace it
+/// atomically) or on SIGHUP. A config that fails to load or validate is
+/// refused and the running one stays, with the reason in the log.
+async fn watch_config(
+    path: PathBuf,
+    shared: SharedInvoker,
+    metrics: Metrics,
+    mut stop: watch::Receiver<bool>,
+) {
+    let mut last = std::fs::read(&path).ok();
+    #[cfg(unix)]
+    let mut hangup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok();
+    loop {
+        #[cfg(unix)]
+        let hup = async {
+            match hangup.as_mut() {
+                Some(h) => {
+                    h.recv().await;
+                }
+                None => std::future::pending::<()>().await,
+            }
+        };
+        #[cfg(not(unix))]
+        let hup = std::future::pending::<()>();
+        let forced = tokio::select! {
+            _ = hup => true,
+            _ = tokio::time::sleep(CONFIG_POLL) => false,
+            _ = stop.wait_for(|s| *s) => return,
+        };
+        let now = std::fs::read(&path).ok();
+        if !forced && (now.is_none() || now == last) {
+            continue;
+        }
+        last = now;
+        reload(&path, &shared, &metrics).await;
+    }
+}
+
+async fn reload(path: &Path, shared: &SharedInvoker, metrics: &Metrics) {
+    let file = path.display().to_string();
+    let result = match Config::load(path) {
+        Ok(config) => {
+            let names: Vec<String> = config
+                .endpoint_names()
+                .iter()
+                .map(|s| s.to_string())
+                .collect();
+            Invoker::new(config, metrics.clone(), &file)
+                .await
+                .map(|invoker| (invoker, names))
+        }
+        Err(e) => Err(e),
+    };
+    match result {
+        Ok((invoker, names)) => {
+            match shared.write() {
+                Ok(mut guard) => *guard = Arc::new(invoker),
+                Err(poisoned) => *poisoned.into_inner() = Arc::new(invoker),
+            }
+            metrics.config_reload("ok");
+            tracing::info!(endpoints = ?names, "config reloaded (listen addresses need a restart)");
+        }
+        Err(e) => {
+            metrics.config_reload("error");
+            tracing::error!(error = %e, "config reload refused; the running config stays");
+        }
+    }
 }
 
 #[cfg(unix)]

@@ -150,3 +150,138 @@ async fn refuses_a_non_loopback_address_unless_told() {
     );
     assert!(stderr.contains("--allow-non-loopback"), "{stderr}");
 }
+
+/// Replaces a file the way a deploy must: write beside it, then rename.
+fn replace_atomically(path: &std::path::Path, text: &str) {
+    let tmp = path.with_extension("tmp");
+    std::fs::write(&tmp, text).unwrap();
+    std::fs::rename(&tmp, path).unwrap();
+}
+
+#[tokio::test]
+async fn config_changes_are_picked_up_without_a_restart_and_bad_ones_refused() {
+    let lambda = LambdaStandIn::start(CannedReply::ok("{}", Duration::ZERO)).await;
+    let other = "arn:aws:lambda:us-east-1:123456789012:function:other";
+    let yaml = config(&[stored_endpoint("main", &lambda.url, &[ARN], "")]);
+    let invoker = InvokerProcess::start(BIN, &yaml, &env_refs(&env()), "info").await;
+    let mut client = invoker.client().await;
+    let status = client
+        .invoke(invoke_request(
+            "main",
+            other,
+            b"{}",
+            5000,
+            InvocationType::RequestResponse,
+        ))
+        .await
+        .expect_err("not allowed yet");
+    assert_eq!(failure(&status).1, "NOT_ALLOWED");
+
+    // Deploy: a new allow-list, written atomically.
+    replace_atomically(
+        &invoker.config_path,
+        &config(&[stored_endpoint("main", &lambda.url, &[ARN, other], "")]),
+    );
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let result = client
+            .invoke(invoke_request(
+                "main",
+                other,
+                b"{}",
+                5000,
+                InvocationType::RequestResponse,
+            ))
+            .await;
+        if result.is_ok() {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "not reloaded: {result:?}\n{}",
+            invoker.logs()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let metrics = invoker.metrics().await;
+    assert_eq!(
+        lambdagate_harness::http::metric_value(
+            &metrics,
+            "lambdagate_config_reloads_total",
+            &[("result", "ok")]
+        ),
+        Some(1.0),
+        "{metrics}"
+    );
+
+    // A broken deploy is refused; the running config keeps serving.
+    replace_atomically(
+        &invoker.config_path,
+        "endpoints:\n  main:\n    access_method: nope\n",
+    );
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !invoker.logs().contains("config reload refused") {
+        assert!(Instant::now() < deadline, "{}", invoker.logs());
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(
+        invoker.logs().contains("endpoints.main.access_method"),
+        "{}",
+        invoker.logs()
+    );
+    client
+        .invoke(invoke_request(
+            "main",
+            other,
+            b"{}",
+            5000,
+            InvocationType::RequestResponse,
+        ))
+        .await
+        .expect("the last good config still serves");
+
+    // Repair it, then SIGHUP reloads even though the file did not change.
+    replace_atomically(
+        &invoker.config_path,
+        &config(&[stored_endpoint("main", &lambda.url, &[ARN], "")]),
+    );
+    wait_for_reloads(&invoker, 2.0).await;
+    let status = std::process::Command::new("kill")
+        .args(["-HUP", &invoker.pid().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    wait_for_reloads(&invoker, 3.0).await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let metrics = invoker.metrics().await;
+    assert_eq!(
+        lambdagate_harness::http::metric_value(
+            &metrics,
+            "lambdagate_config_reloads_total",
+            &[("result", "ok")]
+        ),
+        Some(3.0),
+        "an unchanged file is not reloaded by polling: {metrics}"
+    );
+}
+
+async fn wait_for_reloads(invoker: &InvokerProcess, count: f64) {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let metrics = invoker.metrics().await;
+        let ok = lambdagate_harness::http::metric_value(
+            &metrics,
+            "lambdagate_config_reloads_total",
+            &[("result", "ok")],
+        )
+        .unwrap_or(0.0);
+        if ok >= count {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "waiting for {count} reloads: {metrics}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
