@@ -61,6 +61,29 @@ enum Command {
         #[arg(long)]
         live: bool,
     },
+    /// Render API definitions into the Envoy bootstrap, the filter config
+    /// (hot-deployed through a watched file) and the invoker config.
+    Render {
+        /// API definition files (see examples/api.yaml).
+        #[arg(required = true)]
+        apis: Vec<PathBuf>,
+        /// Output directory; Envoy and the invoker watch the files in it.
+        #[arg(long, short)]
+        out: PathBuf,
+        /// When the invoker config changes on a redeploy, wait this long
+        /// before switching Envoy, so the invoker already allows new ARNs
+        /// (it checks its file every second).
+        #[arg(long, default_value_t = 2500)]
+        settle_ms: u64,
+    },
+    /// Write the OpenAPI 3 document of an API (for a developer portal).
+    Openapi {
+        /// API definition file.
+        api: PathBuf,
+        /// Output file (default: standard output).
+        #[arg(long, short)]
+        out: Option<PathBuf>,
+    },
     /// List the Lambda functions an endpoint's credentials can see.
     Functions {
         #[arg(long, short)]
@@ -180,6 +203,45 @@ async fn run(command: Command) -> ExitCode {
                 }
             }
         }
+        Command::Render {
+            apis,
+            out,
+            settle_ms,
+        } => render(&apis, &out, settle_ms).await,
+        Command::Openapi { api, out } => {
+            let definition = match crate::api::ApiDefinition::load(&api) {
+                Ok(d) => d,
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    return ExitCode::FAILURE;
+                }
+            };
+            let gateway = definition.gateway.clone().unwrap_or_default();
+            let document = crate::openapi::document(&definition, &gateway);
+            let text = match serde_json::to_string_pretty(&document) {
+                Ok(t) => t + "\n",
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    return ExitCode::FAILURE;
+                }
+            };
+            match out {
+                None => {
+                    print!("{text}");
+                    ExitCode::SUCCESS
+                }
+                Some(path) => match crate::api::write_atomically(&path, &text) {
+                    Ok(_) => {
+                        eprintln!("wrote {}", path.display());
+                        ExitCode::SUCCESS
+                    }
+                    Err(e) => {
+                        eprintln!("error: cannot write {}: {e}", path.display());
+                        ExitCode::FAILURE
+                    }
+                },
+            }
+        }
         Command::Functions {
             config,
             endpoint,
@@ -216,4 +278,78 @@ async fn run(command: Command) -> ExitCode {
             }
         }
     }
+}
+
+async fn render(apis: &[PathBuf], out: &std::path::Path, settle_ms: u64) -> ExitCode {
+    use crate::api::{ApiDefinition, ECDS_DIR, ECDS_FILE, write_atomically};
+    let mut definitions = Vec::new();
+    for path in apis {
+        match ApiDefinition::load(path) {
+            Ok(d) => definitions.push(d),
+            Err(e) => {
+                eprintln!("error: {e}");
+                return ExitCode::FAILURE;
+            }
+        }
+    }
+    if let Err(e) = std::fs::create_dir_all(out.join(ECDS_DIR)) {
+        eprintln!("error: cannot create {}: {e}", out.display());
+        return ExitCode::FAILURE;
+    }
+    let out = match out.canonicalize() {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("error: {}: {e}", out.display());
+            return ExitCode::FAILURE;
+        }
+    };
+    let rendered = match crate::api::render(&definitions, &out) {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    if !rendered.gateway.wasm.exists() {
+        eprintln!(
+            "warning: the filter {} does not exist yet; build it with `cargo build -p lambdagate-filter --target wasm32-wasip1 --profile wasm`",
+            rendered.gateway.wasm.display()
+        );
+    }
+    let ecds_path = out.join(ECDS_DIR).join(ECDS_FILE);
+    let redeploy = ecds_path.exists();
+    // Order matters on a redeploy: the invoker must allow new ARNs before
+    // Envoy routes to them.
+    let steps: [(&str, std::path::PathBuf, &str); 3] = [
+        (
+            "invoker config",
+            out.join("invoker.yaml"),
+            &rendered.invoker,
+        ),
+        ("filter config (ECDS)", ecds_path, &rendered.ecds),
+        (
+            "Envoy bootstrap",
+            out.join("envoy.yaml"),
+            &rendered.envoy_bootstrap,
+        ),
+    ];
+    for (i, (what, path, text)) in steps.iter().enumerate() {
+        match write_atomically(path, text) {
+            Ok(changed) => {
+                eprintln!(
+                    "{} {what}: {}",
+                    if changed { "wrote" } else { "unchanged" },
+                    path.display()
+                );
+                if i == 0 && changed && redeploy && settle_ms > 0 {
+                    tokio::time::sleep(std::time::Duration::from_millis(settle_ms)).await;
+                }
+            }
+            Err(e) => {
+                eprintln!("error: cannot write {}: {e}", path.display());
+                return ExitCode::FAILURE;
+            }
+        }
+    }
+    ExitCode::SUCCESS
 }

@@ -2,6 +2,7 @@
 //! Lambda for Envoy's lambdagate filter, and the `lambdagate` CLI around it.
 
 pub mod allow;
+pub mod api;
 pub mod aws;
 pub mod check;
 pub mod cli;
@@ -9,5 +10,6 @@ pub mod config;
 pub mod error;
 pub mod invoke;
 pub mod metrics;
+pub mod openapi;
 pub mod secret;
 pub mod server;

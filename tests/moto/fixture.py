@@ -122,6 +122,7 @@ def main():
     }
     functions = {
         "echo": function(main_aws, MAIN, "echo"),
+        "echo-v2": function(main_aws, MAIN, "echo-v2"),
         "cross-echo": function(other_aws, OTHER, "cross-echo"),
     }
     cross_role = other_aws["iam"].create_role(

@@ -29,6 +29,9 @@ pub struct HttpResponse {
     /// Lower-case names; a name may repeat (`set-cookie`).
     pub headers: Vec<(String, String)>,
     pub body: Vec<u8>,
+    /// What happened, for access logs and metrics: `ok`, `accepted`,
+    /// `function_error`, `no_route`, `timeout`, ... (never sent to the client).
+    pub outcome: &'static str,
 }
 
 impl HttpResponse {
@@ -173,6 +176,38 @@ impl GatewayError {
         }
     }
 
+    /// The outcome label of this error (see [`HttpResponse::outcome`]).
+    pub fn outcome(&self) -> &'static str {
+        match self {
+            GatewayError::NoRoute { .. } => "no_route",
+            GatewayError::MethodNotAllowed { .. } => "method_not_allowed",
+            GatewayError::BodyTooLarge { .. } | GatewayError::EventTooLarge { .. } => {
+                "body_too_large"
+            }
+            GatewayError::EventBuild => "internal",
+            GatewayError::FunctionError { .. } => "function_error",
+            GatewayError::Invoker { kind, .. } => match kind {
+                ErrorKind::FunctionNotFound => "function_not_found",
+                ErrorKind::AccessDenied => "access_denied",
+                ErrorKind::NotAllowed => "not_allowed",
+                ErrorKind::Throttled => "throttled",
+                ErrorKind::Timeout => "timeout",
+                ErrorKind::FunctionError => "function_error",
+                ErrorKind::PayloadTooLarge => "payload_too_large",
+                ErrorKind::CredentialsUnavailable => "credentials_unavailable",
+                ErrorKind::InvalidConfig => "invalid_config",
+                ErrorKind::InvalidRequest => "invalid_request",
+                ErrorKind::LambdaUnavailable => "lambda_unavailable",
+                ErrorKind::Internal | ErrorKind::Unspecified => "internal",
+            },
+            GatewayError::InvokerUnreachable => "invoker_unreachable",
+            GatewayError::InvokerDeadline { .. } => "timeout",
+            GatewayError::InvokerFailed { .. } => "invoker_failed",
+            GatewayError::BadReply => "bad_reply",
+            GatewayError::MalformedProxyResponse { .. } => "malformed_proxy_response",
+        }
+    }
+
     /// The error as an HTTP response.
     pub fn to_response(&self, request_id: &str) -> HttpResponse {
         let error = match self {
@@ -185,6 +220,7 @@ impl GatewayError {
             status: self.status(),
             headers,
             body: error_body(&self.to_string(), request_id, error),
+            outcome: self.outcome(),
         }
     }
 }
@@ -389,6 +425,7 @@ pub fn invoke_reply_to_http(ctx: &ReplyContext<'_>, reply: InvokeReply) -> HttpR
             status: 202,
             headers: vec![("content-type".to_owned(), "application/json".to_owned())],
             body: error_body("accepted", ctx.request_id, None),
+            outcome: "accepted",
         }
     } else {
         match proxy_response(&reply.payload) {
@@ -397,6 +434,7 @@ pub fn invoke_reply_to_http(ctx: &ReplyContext<'_>, reply: InvokeReply) -> HttpR
                 status: 200,
                 headers: vec![("content-type".to_owned(), "application/json".to_owned())],
                 body: reply.payload,
+                outcome: "ok",
             },
             Err(reason) => GatewayError::MalformedProxyResponse {
                 arn: ctx.arn.to_owned(),
@@ -620,6 +658,7 @@ pub fn proxy_response(payload: &[u8]) -> Result<Option<HttpResponse>, String> {
         status,
         headers,
         body,
+        outcome: "ok",
     }))
 }
 

@@ -118,6 +118,11 @@ struct Stream {
 
 impl Stream {
     fn respond(&mut self, response: HttpResponse) -> Action {
+        // For access logs: %FILTER_STATE(wasm.lambdagate_outcome:PLAIN)%.
+        let _ = hostcalls::set_property(
+            vec![OUTCOME_PROPERTY],
+            Some(response.outcome.as_bytes()),
+        );
         let headers: Vec<(&str, &str)> = response
             .headers
             .iter()
@@ -184,6 +189,8 @@ impl Stream {
 }
 
 const GRPC_UNAVAILABLE: u32 = 14;
+/// Filter-state key (Envoy prefixes it with `wasm.`).
+const OUTCOME_PROPERTY: &str = "lambdagate_outcome";
 
 fn property(path: &[&str]) -> String {
     match hostcalls::get_property(path.to_vec()) {

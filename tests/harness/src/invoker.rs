@@ -69,6 +69,32 @@ impl InvokerProcess {
         process
     }
 
+    /// Runs `lambdagate serve --config <path>` on a config file as written
+    /// (for rendered configs): `addr` and `admin` are what that file says.
+    pub async fn start_file(
+        bin: &str,
+        config_path: &Path,
+        env: &[(&str, &str)],
+        log: &str,
+        addr: &str,
+        admin: &str,
+    ) -> Self {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let mut cmd = Command::new(bin);
+        cmd.args(["serve", "--config"]).arg(config_path);
+        let process = Self::spawn(
+            cmd,
+            dir,
+            config_path.to_owned(),
+            addr.to_owned(),
+            admin.to_owned(),
+            env,
+            log,
+        );
+        process.wait_ready().await;
+        process
+    }
+
     /// Like [`InvokerProcess::start`], listening on a unix socket in the
     /// temp dir; `addr` is then `unix:<path>`.
     pub async fn start_unix(bin: &str, config_yaml: &str, env: &[(&str, &str)], log: &str) -> Self {

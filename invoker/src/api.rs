@@ -1,0 +1,550 @@
+//! API definitions (`examples/api.yaml`): one file per API with its
+//! endpoint (access method), resources and gateway settings — the seed's
+//! Steps 1 to 4 in one place. `lambdagate render` turns them into the
+//! Envoy and invoker configs, `lambdagate openapi` into OpenAPI documents.
+//!
+//! Nothing is validated here twice: the filter part goes through
+//! `lambdagate_core::Config::compile` (what the filter runs in
+//! `on_configure`), the endpoint through the invoker's `Config::parse`
+//! (what `serve` and `check` run). Only the location in the error is
+//! rewritten to point into the API file.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use lambdagate_core::config::{ApiConfig, PayloadFormat, ResourceConfig};
+use serde::Deserialize;
+
+use crate::config::Config as InvokerConfig;
+
+/// Where the rendered pieces find each other.
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct Gateway {
+    /// Envoy's listener for API clients.
+    #[serde(default = "default_listen")]
+    pub listen: String,
+    /// Envoy's admin interface.
+    #[serde(default = "default_admin")]
+    pub admin: String,
+    /// The invoker's gRPC address: `127.0.0.1:PORT` or `unix:/path.sock`.
+    #[serde(default = "default_invoker")]
+    pub invoker: String,
+    /// The invoker's metrics address (optional).
+    #[serde(default)]
+    pub invoker_admin: Option<String>,
+    /// The filter's .wasm file (relative paths are resolved at render time).
+    #[serde(default = "default_wasm")]
+    pub wasm: PathBuf,
+    /// The URL clients use, for the OpenAPI `servers` (default: http://LISTEN).
+    #[serde(default)]
+    pub public_url: Option<String>,
+}
+
+fn default_listen() -> String {
+    "127.0.0.1:8080".into()
+}
+fn default_admin() -> String {
+    "127.0.0.1:9901".into()
+}
+fn default_invoker() -> String {
+    crate::config::DEFAULT_LISTEN.into()
+}
+fn default_wasm() -> PathBuf {
+    PathBuf::from("target/wasm32-wasip1/wasm/lambdagate_filter.wasm")
+}
+
+impl Default for Gateway {
+    fn default() -> Self {
+        Gateway {
+            listen: default_listen(),
+            admin: default_admin(),
+            invoker: default_invoker(),
+            invoker_admin: None,
+            wasm: default_wasm(),
+            public_url: None,
+        }
+    }
+}
+
+impl Gateway {
+    pub fn public_url(&self) -> String {
+        self.public_url
+            .clone()
+            .unwrap_or_else(|| format!("http://{}", self.listen))
+            .trim_end_matches('/')
+            .to_owned()
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ApiFile {
+    name: String,
+    version: String,
+    context: String,
+    #[serde(default)]
+    payload_format: PayloadFormat,
+    /// An invoker endpoint (see examples/invoker.yaml) plus its `name`;
+    /// its `allow` list is rendered from the resources.
+    endpoint: serde_yaml::Mapping,
+    resources: Vec<ResourceConfig>,
+    #[serde(default)]
+    gateway: Option<Gateway>,
+}
+
+/// One parsed and validated API definition.
+#[derive(Clone, Debug)]
+pub struct ApiDefinition {
+    pub file: String,
+    pub api: ApiConfig,
+    pub endpoint_name: String,
+    /// The endpoint as written, without `name` and `allow`.
+    pub endpoint: serde_yaml::Mapping,
+    pub gateway: Option<Gateway>,
+}
+
+/// An error in an API definition: the file, where, what is allowed.
+#[derive(Debug, thiserror::Error)]
+#[error("{file}: {at}: {message}")]
+pub struct DefinitionError {
+    pub file: String,
+    pub at: String,
+    pub message: String,
+}
+
+fn error(file: &str, at: impl Into<String>, message: impl Into<String>) -> DefinitionError {
+    DefinitionError {
+        file: file.to_owned(),
+        at: at.into(),
+        message: message.into(),
+    }
+}
+
+impl ApiDefinition {
+    pub fn load(path: &Path) -> Result<Self, DefinitionError> {
+        let file = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            error(
+                &file,
+                "(file)",
+                format!("cannot read the API definition: {e}"),
+            )
+        })?;
+        Self::parse(&text, &file)
+    }
+
+    pub fn parse(text: &str, file: &str) -> Result<Self, DefinitionError> {
+        let raw: ApiFile = serde_path_to_error::deserialize(serde_yaml::Deserializer::from_str(
+            text,
+        ))
+        .map_err(|e| {
+            let at = e.path().to_string();
+            error(
+                file,
+                if at == "." { "(top level)".into() } else { at },
+                e.into_inner().to_string(),
+            )
+        })?;
+        let mut endpoint = raw.endpoint;
+        let endpoint_name = match endpoint.shift_remove("name") {
+            Some(serde_yaml::Value::String(name)) => name,
+            _ => {
+                return Err(error(
+                    file,
+                    "endpoint.name",
+                    "required: the endpoint's name (letters, digits, `-`, `_`), shared by APIs that use the same access method",
+                ));
+            }
+        };
+        if endpoint.contains_key("allow") {
+            return Err(error(
+                file,
+                "endpoint.allow",
+                "not set in an API definition: the allow-list is rendered from the resources' ARNs",
+            ));
+        }
+        let api = ApiConfig {
+            name: raw.name,
+            version: raw.version,
+            context: raw.context,
+            endpoint: endpoint_name.clone(),
+            payload_format: raw.payload_format,
+            resources: raw.resources,
+        };
+        let definition = ApiDefinition {
+            file: file.to_owned(),
+            api,
+            endpoint_name,
+            endpoint,
+            gateway: raw.gateway,
+        };
+        // The same checks the filter and the invoker make, one API at a time
+        // so that the error points into this file.
+        definition.filter_config(&[]).map(|_| ())?;
+        definition.invoker_endpoint()?;
+        Ok(definition)
+    }
+
+    /// Exact ARNs this API invokes (the invoker's allow-list).
+    pub fn arns(&self) -> Vec<String> {
+        self.api.resources.iter().map(|r| r.arn.clone()).collect()
+    }
+
+    /// Compiles the filter config of this API together with `others`,
+    /// as the filter would; errors about this API point into its file.
+    fn filter_config(
+        &self,
+        others: &[&ApiDefinition],
+    ) -> Result<lambdagate_core::Config, DefinitionError> {
+        let mut all: Vec<&ApiDefinition> = vec![self];
+        all.extend(others.iter().copied());
+        filter_config(&all)
+    }
+
+    /// The invoker endpoint mapping with its allow-list, validated.
+    fn invoker_endpoint(&self) -> Result<serde_yaml::Mapping, DefinitionError> {
+        let mut endpoint = self.endpoint.clone();
+        let mut arns = self.arns();
+        arns.sort();
+        arns.dedup();
+        endpoint.insert(
+            "allow".into(),
+            serde_yaml::Value::Sequence(arns.into_iter().map(serde_yaml::Value::String).collect()),
+        );
+        let mut endpoints = serde_yaml::Mapping::new();
+        endpoints.insert(self.endpoint_name.clone().into(), endpoint.clone().into());
+        let mut top = serde_yaml::Mapping::new();
+        top.insert("endpoints".into(), endpoints.into());
+        let text = serde_yaml::to_string(&top)
+            .map_err(|e| error(&self.file, "endpoint", e.to_string()))?;
+        InvokerConfig::parse(&text, &self.file).map_err(|e| {
+            let prefix = format!("endpoints.{}", self.endpoint_name);
+            let at = match e.field.strip_prefix(&prefix) {
+                Some(rest) => format!("endpoint{rest}"),
+                None => e.field.clone(),
+            };
+            error(&self.file, at, e.message)
+        })?;
+        Ok(endpoint)
+    }
+}
+
+/// The filter configuration for these APIs, compiled by the core to
+/// prove the filter will accept it.
+fn filter_config(apis: &[&ApiDefinition]) -> Result<lambdagate_core::Config, DefinitionError> {
+    let config = lambdagate_core::Config {
+        invoker_cluster: lambdagate_core::config::DEFAULT_INVOKER_CLUSTER.to_owned(),
+        apis: apis.iter().map(|a| a.api.clone()).collect(),
+    };
+    match config.clone().compile() {
+        Ok(_) => Ok(config),
+        Err(e) => {
+            // `apis[i] (name).rest` → the i-th file, `rest`.
+            let at = e.at();
+            let located = at
+                .strip_prefix("apis[")
+                .and_then(|rest| rest.split_once(']'))
+                .and_then(|(i, rest)| Some((i.parse::<usize>().ok()?, rest)));
+            match located.and_then(|(i, rest)| Some((apis.get(i)?, rest))) {
+                Some((api, rest)) => {
+                    let rest = rest.trim_start();
+                    let rest = match rest.strip_prefix('(').and_then(|r| r.split_once(')')) {
+                        Some((_, after)) => after,
+                        None => rest,
+                    };
+                    let rest = rest.trim_start_matches('.');
+                    Err(error(
+                        &api.file,
+                        if rest.is_empty() { "(api)" } else { rest },
+                        e.message(),
+                    ))
+                }
+                None => Err(error(
+                    &apis
+                        .iter()
+                        .map(|a| a.file.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                    at,
+                    e.message(),
+                )),
+            }
+        }
+    }
+}
+
+/// Everything `render` writes, as text.
+#[derive(Debug)]
+pub struct Rendered {
+    pub envoy_bootstrap: String,
+    pub ecds: String,
+    pub invoker: String,
+    pub gateway: Gateway,
+}
+
+/// Path of the ECDS file inside the output directory.
+pub const ECDS_DIR: &str = "ecds";
+pub const ECDS_FILE: &str = "lambdagate.yaml";
+pub const FILTER_NAME: &str = "lambdagate";
+
+/// Renders the APIs into the Envoy bootstrap, the ECDS filter config and
+/// the invoker config. `out_dir` must be absolute (Envoy watches it).
+pub fn render(apis: &[ApiDefinition], out_dir: &Path) -> Result<Rendered, DefinitionError> {
+    let files = apis
+        .iter()
+        .map(|a| a.file.as_str())
+        .collect::<Vec<_>>()
+        .join(", ");
+    if apis.is_empty() {
+        return Err(error(
+            "(none)",
+            "(arguments)",
+            "give at least one API definition file",
+        ));
+    }
+    // One gateway for all: the definitions that set one must agree.
+    let mut gateway: Option<&Gateway> = None;
+    for api in apis {
+        if let Some(g) = &api.gateway {
+            match gateway {
+                Some(first) if first != g => {
+                    return Err(error(
+                        &api.file,
+                        "gateway",
+                        "differs from the gateway of an earlier file; APIs rendered together share one gateway (set it in one file only)",
+                    ));
+                }
+                _ => gateway = Some(g),
+            }
+        }
+    }
+    let mut gateway = gateway.cloned().unwrap_or_default();
+    if gateway.wasm.is_relative() {
+        gateway.wasm = std::env::current_dir()
+            .map(|d| d.join(&gateway.wasm))
+            .unwrap_or_else(|_| gateway.wasm.clone());
+    }
+    // Endpoints used by several APIs must be the same access method.
+    let mut endpoints: BTreeMap<String, (serde_yaml::Mapping, Vec<String>, String)> =
+        BTreeMap::new();
+    for api in apis {
+        let endpoint = api.invoker_endpoint()?;
+        let mut without_allow = endpoint.clone();
+        without_allow.shift_remove("allow");
+        match endpoints.get_mut(&api.endpoint_name) {
+            Some((existing, arns, first_file)) => {
+                let mut existing_without = existing.clone();
+                existing_without.shift_remove("allow");
+                if existing_without != without_allow {
+                    return Err(error(
+                        &api.file,
+                        "endpoint",
+                        format!(
+                            "endpoint `{}` is also defined in {first_file} with different settings; give it another name or make them identical",
+                            api.endpoint_name
+                        ),
+                    ));
+                }
+                arns.extend(api.arns());
+            }
+            None => {
+                endpoints.insert(
+                    api.endpoint_name.clone(),
+                    (endpoint, api.arns(), api.file.clone()),
+                );
+            }
+        }
+    }
+    let refs: Vec<&ApiDefinition> = apis.iter().collect();
+    let filter = filter_config(&refs)?;
+    let filter_json = serde_json::to_string(&filter)
+        .map_err(|e| error(&files, "(filter config)", e.to_string()))?;
+
+    // The invoker config, validated as `serve` would.
+    let mut invoker =
+        String::from("# Rendered by `lambdagate render`; edit the API definitions instead.\n");
+    invoker.push_str(&format!("listen: {}\n", yaml_string(&gateway.invoker)));
+    if let Some(admin) = &gateway.invoker_admin {
+        invoker.push_str(&format!("admin_listen: {}\n", yaml_string(admin)));
+    }
+    let mut mapping = serde_yaml::Mapping::new();
+    for (name, (mut endpoint, mut arns, _)) in endpoints {
+        arns.sort();
+        arns.dedup();
+        endpoint.insert(
+            "allow".into(),
+            serde_yaml::Value::Sequence(arns.into_iter().map(serde_yaml::Value::String).collect()),
+        );
+        mapping.insert(name.into(), endpoint.into());
+    }
+    let mut top = serde_yaml::Mapping::new();
+    top.insert("endpoints".into(), mapping.into());
+    invoker.push_str(
+        &serde_yaml::to_string(&top)
+            .map_err(|e| error(&files, "(invoker config)", e.to_string()))?,
+    );
+    InvokerConfig::parse(&invoker, "invoker.yaml (rendered)")
+        .map_err(|e| error(&files, e.field.clone(), e.message))?;
+
+    let ecds = ecds_yaml(&gateway, &filter_json);
+    let envoy_bootstrap = envoy_yaml(&gateway, out_dir).map_err(|m| error(&files, "gateway", m))?;
+    Ok(Rendered {
+        envoy_bootstrap,
+        ecds,
+        invoker,
+        gateway,
+    })
+}
+
+fn yaml_string(s: &str) -> String {
+    serde_json::to_string(s).unwrap_or_else(|_| format!("'{s}'"))
+}
+
+fn socket_address(addr: &str, field: &str) -> Result<String, String> {
+    if let Some(path) = addr.strip_prefix("unix:") {
+        return Ok(format!("{{pipe: {{path: {}}}}}", yaml_string(path)));
+    }
+    let parsed: std::net::SocketAddr = addr
+        .parse()
+        .map_err(|_| format!("{field}: `{addr}` is not an IP address and port (or unix:/path)"))?;
+    Ok(format!(
+        "{{socket_address: {{address: {}, port_value: {}}}}}",
+        yaml_string(&parsed.ip().to_string()),
+        parsed.port()
+    ))
+}
+
+/// The filter's configuration as an ECDS resource (file-based discovery).
+fn ecds_yaml(gateway: &Gateway, filter_json: &str) -> String {
+    format!(
+        r#"# Rendered by `lambdagate render`: the lambdagate filter's configuration.
+# Envoy watches this file and applies a new version without a restart.
+resources:
+- "@type": type.googleapis.com/envoy.config.core.v3.TypedExtensionConfig
+  name: {FILTER_NAME}
+  typed_config:
+    "@type": type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm
+    config:
+      name: {FILTER_NAME}
+      root_id: {FILTER_NAME}
+      allow_on_headers_stop_iteration: true
+      failure_policy: FAIL_RELOAD
+      vm_config:
+        runtime: envoy.wasm.runtime.v8
+        code: {{local: {{filename: {wasm}}}}}
+      configuration:
+        "@type": type.googleapis.com/google.protobuf.StringValue
+        value: {json}
+"#,
+        wasm = yaml_string(&gateway.wasm.display().to_string()),
+        json = yaml_string(filter_json),
+    )
+}
+
+/// The access log line of every rendered gateway: request id, Lambda's
+/// request id and lambdagate's outcome (ok, function_error, timeout, ...).
+pub const ACCESS_LOG_FORMAT: &str = "[%START_TIME%] \"%REQ(:METHOD)% %REQ(X-ENVOY-ORIGINAL-PATH?:PATH)% %PROTOCOL%\" %RESPONSE_CODE% %BYTES_RECEIVED% %BYTES_SENT% %DURATION%ms request_id=%REQ(X-REQUEST-ID)% lambda_request_id=%RESP(X-AMZN-REQUESTID)% outcome=%FILTER_STATE(wasm.lambdagate_outcome:PLAIN)%\n";
+
+fn envoy_yaml(gateway: &Gateway, out_dir: &Path) -> Result<String, String> {
+    let listen = socket_address(&gateway.listen, "gateway.listen")?;
+    let admin = socket_address(&gateway.admin, "gateway.admin")?;
+    let invoker = socket_address(&gateway.invoker, "gateway.invoker")?;
+    let ecds_dir = out_dir.join(ECDS_DIR);
+    let ecds_file = ecds_dir.join(ECDS_FILE);
+    Ok(format!(
+        r#"# Rendered by `lambdagate render`. Start Envoy with
+#   envoy -c {bootstrap} --concurrency 1
+# API changes arrive through {ecds} (no restart); changes to the ports
+# here need a restart.
+node: {{id: lambdagate, cluster: lambdagate}}
+admin:
+  address: {admin}
+static_resources:
+  listeners:
+  - name: gateway
+    address: {listen}
+    # Room to buffer one 6 MB Lambda payload.
+    per_connection_buffer_limit_bytes: 7340032
+    filter_chains:
+    - filters:
+      - name: envoy.filters.network.http_connection_manager
+        typed_config:
+          "@type": type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager
+          stat_prefix: gateway
+          access_log:
+          - name: envoy.access_loggers.stdout
+            typed_config:
+              "@type": type.googleapis.com/envoy.extensions.access_loggers.stream.v3.StdoutAccessLog
+              log_format:
+                text_format_source:
+                  inline_string: {log}
+          route_config:
+            virtual_hosts:
+            - name: gateway
+              domains: ["*"]
+              routes:
+              # Requests outside every API's base path end here.
+              - match: {{prefix: "/"}}
+                direct_response:
+                  status: 404
+                  body: {{inline_string: "{{\"message\":\"no API serves this path\"}}"}}
+          http_filters:
+          - name: {FILTER_NAME}
+            config_discovery:
+              config_source:
+                path_config_source:
+                  path: {ecds_file}
+                  watched_directory: {{path: {ecds_dir}}}
+              type_urls: ["type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm"]
+          - name: envoy.filters.http.router
+            typed_config:
+              "@type": type.googleapis.com/envoy.extensions.filters.http.router.v3.Router
+  clusters:
+  # The invoker sidecar (gRPC over HTTP/2).
+  - name: {cluster}
+    type: STATIC
+    connect_timeout: 1s
+    typed_extension_protocol_options:
+      envoy.extensions.upstreams.http.v3.HttpProtocolOptions:
+        "@type": type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions
+        explicit_http_config:
+          http2_protocol_options:
+            initial_stream_window_size: 8388608
+            initial_connection_window_size: 16777216
+    load_assignment:
+      cluster_name: {cluster}
+      endpoints:
+      - lb_endpoints:
+        - endpoint:
+            address: {invoker}
+"#,
+        bootstrap = out_dir.join("envoy.yaml").display(),
+        ecds = ecds_file.display(),
+        log = yaml_string(ACCESS_LOG_FORMAT),
+        ecds_file = yaml_string(&ecds_file.display().to_string()),
+        ecds_dir = yaml_string(&ecds_dir.display().to_string()),
+        cluster = lambdagate_core::config::DEFAULT_INVOKER_CLUSTER,
+    ))
+}
+
+/// Writes a file by writing a temporary file beside it and renaming it over
+/// the old one: Envoy and the invoker notice renames, and never see half a
+/// file. Returns whether the content changed.
+pub fn write_atomically(path: &Path, text: &str) -> std::io::Result<bool> {
+    if std::fs::read_to_string(path).is_ok_and(|old| old == text) {
+        return Ok(false);
+    }
+    let dir = path.parent().unwrap_or_else(|| Path::new("."));
+    std::fs::create_dir_all(dir)?;
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    // Outside the watched ECDS folder's file name, so a half-written temp
+    // file is never taken for the config.
+    let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
+    std::fs::write(&tmp, text)?;
+    std::fs::rename(&tmp, path)?;
+    Ok(true)
+}

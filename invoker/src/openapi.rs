@@ -1,0 +1,156 @@
+//! `lambdagate openapi`: an OpenAPI 3 document per API (the seed's
+//! "publish"), for a developer portal such as Swagger UI or Redoc to show
+//! and "try it" against the gateway.
+
+use serde_json::{Map, Value, json};
+
+use crate::api::{ApiDefinition, Gateway};
+
+const ALL_VERBS: &[&str] = &["get", "post", "put", "delete", "patch", "head", "options"];
+
+/// The OpenAPI 3.0 document of one API served at `gateway`.
+pub fn document(api: &ApiDefinition, gateway: &Gateway) -> Value {
+    let a = &api.api;
+    let mut paths: Map<String, Value> = Map::new();
+    for resource in &a.resources {
+        // OpenAPI has no greedy parameter: `{proxy+}` becomes `{proxy}`,
+        // and the description says it spans segments.
+        let path = resource.uri_template.replace("+}", "}");
+        let params: Vec<(String, bool)> = resource
+            .uri_template
+            .split('/')
+            .filter_map(|seg| seg.strip_prefix('{')?.strip_suffix('}').map(str::to_owned))
+            .map(|p| match p.strip_suffix('+') {
+                Some(name) => (name.to_owned(), true),
+                None => (p, false),
+            })
+            .collect();
+        let verb = resource.verb.to_ascii_lowercase();
+        let verbs: Vec<&str> = if verb == "any" {
+            ALL_VERBS.to_vec()
+        } else {
+            vec![verb.as_str()]
+        };
+        let entry = paths
+            .entry(path.clone())
+            .or_insert_with(|| Value::Object(Map::new()));
+        for v in verbs {
+            let parameters: Vec<Value> = params
+                .iter()
+                .map(|(name, greedy)| {
+                    json!({
+                        "name": name,
+                        "in": "path",
+                        "required": true,
+                        "schema": {"type": "string"},
+                        "description": if *greedy {
+                            "The rest of the path (may contain `/`)."
+                        } else {
+                            "Path parameter, URL-decoded before it reaches the function."
+                        },
+                    })
+                })
+                .collect();
+            let mut op = json!({
+                "operationId": operation_id(v, &resource.uri_template),
+                "summary": format!("{} {}", v.to_ascii_uppercase(), resource.uri_template),
+                "description": format!(
+                    "Invokes a Lambda function ({}; timeout {} s).",
+                    match resource.invocation_type {
+                        lambdagate_core::InvocationType::RequestResponse => "synchronous",
+                        lambdagate_core::InvocationType::Event => "asynchronous: answers 202 at once",
+                    },
+                    resource.timeout_seconds
+                ),
+                "parameters": parameters,
+                "responses": responses(resource.invocation_type),
+            });
+            if matches!(v, "post" | "put" | "patch" | "delete" | "options")
+                && let Some(obj) = op.as_object_mut()
+            {
+                obj.insert(
+                    "requestBody".into(),
+                    json!({
+                        "required": false,
+                        "description": "Passed to the function (up to 6 MB; 1 MB for asynchronous resources).",
+                        "content": {"application/json": {"schema": {}}, "*/*": {"schema": {}}},
+                    }),
+                );
+            }
+            if let Some(obj) = entry.as_object_mut() {
+                obj.insert(v.to_owned(), op);
+            }
+        }
+    }
+    json!({
+        "openapi": "3.0.3",
+        "info": {
+            "title": a.name,
+            "version": a.version,
+            "description": format!("Served by lambdagate: each operation invokes an AWS Lambda function. Base path `{}`.", a.context),
+        },
+        "servers": [{"url": format!("{}{}", gateway.public_url(), if a.context == "/" { "" } else { a.context.as_str() })}],
+        "paths": paths,
+        "components": {
+            "schemas": {
+                "Error": {
+                    "type": "object",
+                    "required": ["message", "requestId"],
+                    "properties": {
+                        "message": {"type": "string"},
+                        "requestId": {"type": "string"},
+                    },
+                },
+            },
+        },
+    })
+}
+
+fn operation_id(verb: &str, template: &str) -> String {
+    let mut id = verb.to_owned();
+    for part in template.split(|c: char| !c.is_ascii_alphanumeric()) {
+        let mut chars = part.chars();
+        if let Some(first) = chars.next() {
+            id.push(first.to_ascii_uppercase());
+            id.push_str(chars.as_str());
+        }
+    }
+    id
+}
+
+fn error_response(description: &str) -> Value {
+    json!({
+        "description": description,
+        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
+    })
+}
+
+fn responses(invocation_type: lambdagate_core::InvocationType) -> Value {
+    let mut r = Map::new();
+    match invocation_type {
+        lambdagate_core::InvocationType::RequestResponse => {
+            r.insert(
+                "200".into(),
+                json!({"description": "What the function returned (a Lambda proxy response sets its own status, headers and body)."}),
+            );
+        }
+        lambdagate_core::InvocationType::Event => {
+            r.insert(
+                "202".into(),
+                error_response("Accepted: the function runs asynchronously."),
+            );
+        }
+    }
+    for (code, text) in [
+        ("404", "No resource matches the path."),
+        ("405", "The path exists with other methods (see `Allow`)."),
+        ("413", "The body exceeds Lambda's limit."),
+        ("429", "Lambda throttled the call; retry later."),
+        ("502", "The function failed or could not be invoked."),
+        ("503", "The gateway cannot reach its invoker."),
+        ("504", "The function did not answer within the timeout."),
+    ] {
+        r.insert(code.into(), error_response(text));
+    }
+    Value::Object(r)
+}

@@ -1,0 +1,408 @@
+//! The operator's flow (the seed's Steps 1-4): an API definition rendered
+//! into Envoy and invoker configs, served by real Envoy + invoker + moto,
+//! redeployed under load without a restart and without a failed request,
+//! and published as an OpenAPI document.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)] // test code: a panic is a failed test
+
+mod common;
+
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use common::*;
+use lambdagate_harness::{EnvoyProcess, InvokerProcess, Moto, MotoOptions, filter_wasm, free_port};
+
+struct Ports {
+    listen: u16,
+    admin: u16,
+    invoker: u16,
+    invoker_admin: u16,
+}
+
+fn ports() -> Ports {
+    Ports {
+        listen: free_port(),
+        admin: free_port(),
+        invoker: free_port(),
+        invoker_admin: free_port(),
+    }
+}
+
+fn definition(moto: &Moto, p: &Ports, extra_resources: &str) -> String {
+    format!(
+        r#"name: users
+version: v1
+context: /users
+endpoint:
+  name: orders
+  access_method: stored
+  region: us-east-1
+  endpoint_url: {url}
+  credentials:
+    access_key_id: {{env: ORDERS_KEY_ID}}
+    secret_access_key: {{env: ORDERS_SECRET}}
+resources:
+  - verb: GET
+    uri_template: /user/{{id}}
+    arn: {echo}
+    timeout_seconds: 10
+{extra_resources}gateway:
+  listen: 127.0.0.1:{listen}
+  admin: 127.0.0.1:{admin}
+  invoker: 127.0.0.1:{invoker}
+  invoker_admin: 127.0.0.1:{invoker_admin}
+  wasm: {wasm}
+  public_url: https://api.example.com
+"#,
+        url = moto.url,
+        echo = moto.fixture.function("echo"),
+        listen = p.listen,
+        admin = p.admin,
+        invoker = p.invoker,
+        invoker_admin = p.invoker_admin,
+        wasm = filter_wasm().display(),
+    )
+}
+
+async fn lambdagate(args: &[&str]) -> (bool, String, String) {
+    let out = tokio::process::Command::new(BIN)
+        .args(args)
+        .output()
+        .await
+        .unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+async fn render(api: &Path, out: &Path) {
+    let (ok, _, stderr) = lambdagate(&[
+        "render",
+        api.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ])
+    .await;
+    assert!(ok, "render failed: {stderr}");
+}
+
+async fn envoy_counter(envoy: &EnvoyProcess, name: &str) -> u64 {
+    let (_, stats) = lambdagate_harness::http::request(
+        &envoy.admin,
+        "GET",
+        &format!("/stats?filter={name}"),
+        &[],
+        b"",
+    )
+    .await
+    .unwrap();
+    stats
+        .lines()
+        .find_map(|l| {
+            l.split_once(": ")
+                .filter(|(k, _)| k.ends_with(name))
+                .and_then(|(_, v)| v.trim().parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+#[tokio::test]
+async fn rendered_configs_serve_and_a_redeploy_under_load_fails_no_request() {
+    let moto = Moto::start(MotoOptions {
+        enforce_iam: true,
+        ..Default::default()
+    })
+    .await;
+    let p = ports();
+    let dir = tempfile::tempdir().unwrap();
+    let api = dir.path().join("api.yaml");
+    let out = dir.path().join("deploy");
+    std::fs::write(&api, definition(&moto, &p, "")).unwrap();
+    render(&api, &out).await;
+    for file in ["envoy.yaml", "invoker.yaml", "ecds/lambdagate.yaml"] {
+        assert!(out.join(file).exists(), "{file} not rendered");
+    }
+    let invoker_yaml = std::fs::read_to_string(out.join("invoker.yaml")).unwrap();
+    assert!(
+        invoker_yaml.contains(&format!("- {}", moto.fixture.function("echo"))),
+        "{invoker_yaml}"
+    );
+    assert!(
+        !invoker_yaml.contains("echo-v2"),
+        "allow-list = exactly the mapped ARNs"
+    );
+
+    let key = moto.fixture.user("invoker");
+    let env = [
+        ("ORDERS_KEY_ID", key.access_key_id.as_str()),
+        ("ORDERS_SECRET", key.secret_access_key.as_str()),
+    ];
+    let invoker = InvokerProcess::start_file(
+        BIN,
+        &out.join("invoker.yaml"),
+        &env,
+        "info",
+        &format!("127.0.0.1:{}", p.invoker),
+        &format!("127.0.0.1:{}", p.invoker_admin),
+    )
+    .await;
+    let bootstrap = std::fs::read_to_string(out.join("envoy.yaml")).unwrap();
+    let envoy = EnvoyProcess::start_bootstrap(&bootstrap, p.listen, p.admin).await;
+    let envoy_pid = envoy.pid();
+
+    let r = envoy.send("GET", "/users/user/7", &[], b"").await;
+    assert_eq!(r.status, 200, "{}\n{}", r.text(), envoy.logs());
+    assert_eq!(r.json()["pathParameters"]["id"], "7");
+    // The access log names the Lambda request id and the outcome.
+    let lambda_rid = r.header("x-amzn-requestid").unwrap().to_owned();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !envoy
+        .logs()
+        .contains(&format!("lambda_request_id={lambda_rid} outcome=ok"))
+    {
+        assert!(
+            Instant::now() < deadline,
+            "access log line missing:\n{}",
+            envoy.logs()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let r = envoy.send("GET", "/users/thing/1", &[], b"").await;
+    assert_eq!(r.status, 404, "not deployed yet");
+
+    // Load while v2 (a new resource on a new function) is deployed.
+    let stop = Arc::new(AtomicBool::new(false));
+    let ok = Arc::new(AtomicUsize::new(0));
+    let failed = Arc::new(Mutex::new(Vec::<String>::new()));
+    let mut workers = Vec::new();
+    for _ in 0..4 {
+        let (stop, ok, failed, addr) =
+            (stop.clone(), ok.clone(), failed.clone(), envoy.addr.clone());
+        workers.push(tokio::spawn(async move {
+            while !stop.load(Ordering::SeqCst) {
+                match lambdagate_harness::http::send(&addr, "GET", "/users/user/1", &[], b"").await
+                {
+                    Ok(r) if r.status == 200 => {
+                        ok.fetch_add(1, Ordering::SeqCst);
+                    }
+                    Ok(r) => failed
+                        .lock()
+                        .unwrap()
+                        .push(format!("{} {}", r.status, r.text())),
+                    Err(e) => failed.lock().unwrap().push(e.to_string()),
+                }
+            }
+        }));
+    }
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    let v2 = format!(
+        "  - verb: GET\n    uri_template: /thing/{{id}}\n    arn: {}\n",
+        moto.fixture.function("echo-v2")
+    );
+    std::fs::write(&api, definition(&moto, &p, &v2)).unwrap();
+    render(&api, &out).await;
+    // The new resource answers once Envoy has applied the new filter
+    // config (a new wasm VM; well under a second).
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let r = envoy.send("GET", "/users/thing/5", &[], b"").await;
+        if r.status == 200 {
+            assert_eq!(r.json()["resource"], "/thing/{id}");
+            break;
+        }
+        assert_eq!(r.status, 404, "{}\ninvoker:\n{}", r.text(), invoker.logs());
+        assert!(Instant::now() < deadline, "v2 not live: {}", r.text());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    stop.store(true, Ordering::SeqCst);
+    for w in workers {
+        w.await.unwrap();
+    }
+    let failed = failed.lock().unwrap().clone();
+    let served = ok.load(Ordering::SeqCst);
+    assert!(
+        failed.is_empty(),
+        "{} of {} requests failed during the deploy: {:?}",
+        failed.len(),
+        served + failed.len(),
+        &failed[..failed.len().min(5)]
+    );
+    assert!(served >= 50, "only {served} requests ran during the deploy");
+    assert_eq!(envoy.pid(), envoy_pid, "Envoy was not restarted");
+    assert!(
+        envoy_counter(&envoy, "config_reload").await >= 2,
+        "{}",
+        envoy.logs()
+    );
+    assert!(
+        invoker.logs().contains("config reloaded"),
+        "{}",
+        invoker.logs()
+    );
+}
+
+#[tokio::test]
+async fn render_refuses_bad_definitions_naming_file_and_field() {
+    let dir = tempfile::tempdir().unwrap();
+    let good =
+        std::fs::read_to_string(lambdagate_harness::repo_root().join("examples/api.yaml")).unwrap();
+    let cases: &[(&str, String, &str)] = &[
+        (
+            "bad ARN",
+            good.replace("function:get-user:live", "function:get.user"),
+            "api.yaml: resources[1] (GET /user/{id}).arn: `arn:aws:lambda:us-east-1:123456789012:function:get.user` is not a valid Lambda function ARN",
+        ),
+        (
+            "timeout out of range",
+            good.replace("timeout_seconds: 30", "timeout_seconds: 901"),
+            "api.yaml: resources[0] (POST /user/{id}).timeout_seconds:",
+        ),
+        (
+            "stored endpoint without keys",
+            good.replace("  credentials:\n    access_key_id: {env: LAMBDAGATE_ORDERS_KEY_ID}\n    secret_access_key: {env: LAMBDAGATE_ORDERS_SECRET}\n", ""),
+            "api.yaml: endpoint.credentials: required with access_method `stored`",
+        ),
+        (
+            "unknown field",
+            good.replace("payload_format: v1", "payload_fromat: v1"),
+            "api.yaml: payload_fromat: unknown field `payload_fromat`",
+        ),
+        (
+            "endpoint without a name",
+            good.replace("  name: orders\n", ""),
+            "api.yaml: endpoint.name: required",
+        ),
+        (
+            "bad greedy template",
+            good.replace("/files/{path+}", "/files/{path+}/x"),
+            "api.yaml: resources[3]",
+        ),
+    ];
+    for (what, text, expected) in cases {
+        assert_ne!(text, &good, "{what}: the case changed nothing");
+        let api = dir.path().join("api.yaml");
+        std::fs::write(&api, text).unwrap();
+        let out = dir.path().join("out");
+        let (ok, _, stderr) = lambdagate(&[
+            "render",
+            api.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+        ])
+        .await;
+        assert!(!ok, "{what}: accepted");
+        let stderr = stderr
+            .replace(&dir.path().display().to_string(), "")
+            .replace("error: /", "error: ");
+        assert!(
+            stderr.contains(expected),
+            "{what}: expected {expected:?} in:\n{stderr}"
+        );
+        let (ok, _, openapi_err) = lambdagate(&["openapi", api.to_str().unwrap()]).await;
+        assert!(!ok, "{what}: openapi accepted it");
+        let openapi_err = openapi_err
+            .replace(&dir.path().display().to_string(), "")
+            .replace("error: /", "error: ");
+        assert_eq!(
+            openapi_err.lines().last(),
+            stderr.lines().last(),
+            "{what}: openapi and render disagree"
+        );
+    }
+    // Two definitions that give one endpoint name different settings.
+    let a = dir.path().join("a.yaml");
+    let b = dir.path().join("b.yaml");
+    std::fs::write(&a, &good).unwrap();
+    std::fs::write(
+        &b,
+        good.replace("name: users", "name: other")
+            .replace("context: /users", "context: /other")
+            .replace(
+                "region: us-east-1\n  credentials",
+                "region: eu-west-1\n  credentials",
+            ),
+    )
+    .unwrap();
+    let out = dir.path().join("out2");
+    let (ok, _, stderr) = lambdagate(&[
+        "render",
+        a.to_str().unwrap(),
+        b.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ])
+    .await;
+    assert!(!ok);
+    assert!(
+        stderr.contains("b.yaml: endpoint: endpoint `orders` is also defined in"),
+        "{stderr}"
+    );
+}
+
+#[tokio::test]
+async fn openapi_document_validates_and_matches_the_routes() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("users.json");
+    let example = lambdagate_harness::repo_root().join("examples/api.yaml");
+    let (ok, _, stderr) = lambdagate(&[
+        "openapi",
+        example.to_str().unwrap(),
+        "--out",
+        file.to_str().unwrap(),
+    ])
+    .await;
+    assert!(ok, "{stderr}");
+    let out =
+        std::process::Command::new(lambdagate_harness::venv().join("bin/openapi-spec-validator"))
+            .arg(&file)
+            .output()
+            .unwrap();
+    assert!(
+        out.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let doc: serde_json::Value = serde_json::from_slice(&std::fs::read(&file).unwrap()).unwrap();
+    assert_eq!(doc["servers"][0]["url"], "http://127.0.0.1:8080/users");
+    assert_eq!(doc["info"]["title"], "users");
+    let paths = doc["paths"].as_object().unwrap();
+    let mut routes: Vec<String> = paths
+        .iter()
+        .flat_map(|(path, ops)| {
+            ops.as_object()
+                .unwrap()
+                .keys()
+                .map(move |verb| format!("{} {path}", verb.to_uppercase()))
+        })
+        .collect();
+    routes.sort();
+    let mut expected = vec![
+        "POST /user/{id}".to_owned(),
+        "GET /user/{id}".to_owned(),
+        "POST /events".to_owned(),
+    ];
+    for verb in ["GET", "POST", "PUT", "DELETE", "PATCH", "HEAD", "OPTIONS"] {
+        expected.push(format!("{verb} /files/{{path}}"));
+    }
+    expected.sort();
+    assert_eq!(routes, expected);
+    let get_user = &doc["paths"]["/user/{id}"]["get"];
+    assert_eq!(get_user["parameters"][0]["name"], "id");
+    assert_eq!(get_user["parameters"][0]["in"], "path");
+    assert!(
+        doc["paths"]["/events"]["post"]["responses"]
+            .get("202")
+            .is_some()
+    );
+}
