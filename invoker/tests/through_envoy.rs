@@ -542,3 +542,47 @@ async fn envoy_reaches_the_invoker_over_a_unix_socket() {
     assert_eq!(r.status, 200, "{}", r.text());
     assert_eq!(r.json()["pathParameters"]["id"], "9");
 }
+
+#[tokio::test]
+async fn an_api_whose_endpoint_assumes_a_role_in_another_account() {
+    let moto = Moto::start(MotoOptions {
+        enforce_iam: true,
+        ..Default::default()
+    })
+    .await;
+    let cross_echo = moto.fixture.function("cross-echo").to_owned();
+    let role = moto.fixture.role("cross").to_owned();
+    let yaml = config(&[stored_endpoint(
+        "main",
+        &moto.url,
+        &["arn:aws:lambda:us-east-1:222222222222:function:*"],
+        &format!("    assume_role:\n      role_arn: {role}\n"),
+    )]);
+    let env = key_env("main", moto.fixture.user("assumer"));
+    let invoker = InvokerProcess::start(BIN, &yaml, &env_refs(&env), "info").await;
+    let envoy = EnvoyProcess::start(
+        &InvokerAddress::parse(&invoker.addr),
+        &filter_json("v1", &cross_echo, &[]),
+    )
+    .await;
+    for i in 0..5 {
+        let r = envoy
+            .send("GET", &format!("/shop/items/{i}"), &[], b"")
+            .await;
+        assert_eq!(r.status, 200, "{}\n{}", r.text(), invoker.logs());
+        let event = r.json();
+        assert_eq!(event["pathParameters"]["id"], i.to_string());
+        // The event names the account that owns the function.
+        assert_eq!(event["requestContext"]["accountId"], "222222222222");
+    }
+    let metrics = invoker.metrics().await;
+    assert_eq!(
+        lambdagate_harness::http::metric_value(
+            &metrics,
+            "lambdagate_sts_refreshes_total",
+            &[("endpoint", "main")]
+        ),
+        Some(1.0),
+        "{metrics}"
+    );
+}
