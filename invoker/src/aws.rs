@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 use std::fmt;
-use std::sync::{Arc, RwLock};
+use std::sync::RwLock;
 use std::time::Duration;
 
 use aws_config::default_provider::credentials::DefaultCredentialsChain;
@@ -53,6 +53,13 @@ impl EndpointAws {
                     .build()
                     .await;
                 SharedCredentialsProvider::new(chain)
+            }
+            Access::Local { .. } => {
+                return Err((
+                    "access_method".to_owned(),
+                    "`local` endpoints run functions on this machine and have no AWS side"
+                        .to_owned(),
+                ));
             }
             Access::Stored {
                 access_key_id,
@@ -234,6 +241,3 @@ impl ProvideCredentials for CountedProvider {
         })
     }
 }
-
-/// Shared handles for all endpoints.
-pub type Endpoints = HashMap<String, Arc<EndpointAws>>;

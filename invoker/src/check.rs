@@ -8,7 +8,7 @@ use aws_sdk_lambda::types::FunctionConfiguration;
 use lambdagate_core::LambdaArn;
 
 use crate::aws::EndpointAws;
-use crate::config::{Config, ConfigError, Endpoint};
+use crate::config::{Access, Config, ConfigError, Endpoint, LocalFunctionSpec};
 use crate::error::{CallContext, classify};
 use crate::metrics::Metrics;
 
@@ -28,6 +28,26 @@ pub async fn check(
     );
     let mut ok = true;
     for endpoint in config.endpoints.values() {
+        if let Access::Local { functions } = &endpoint.access {
+            let _ = writeln!(out, "  endpoint {}: {}", endpoint.name, describe(endpoint));
+            for (i, f) in functions.iter().enumerate() {
+                if let Err(m) = check_program(f) {
+                    return Err(ConfigError {
+                        file: file.to_owned(),
+                        field: format!("endpoints.{}.functions[{i}].command", endpoint.name),
+                        message: m,
+                    });
+                }
+                let _ = writeln!(
+                    out,
+                    "  endpoint {}: function {} runs `{}`",
+                    endpoint.name,
+                    f.arn(&endpoint.region),
+                    f.command.join(" ")
+                );
+            }
+            continue;
+        }
         // Resolving secrets is part of the offline check: a missing env var
         // or unreadable file is the most common deploy mistake.
         let aws = EndpointAws::new(endpoint, &metrics)
@@ -67,6 +87,30 @@ fn describe(endpoint: &Endpoint) -> String {
         text.push_str(&format!(", AWS endpoint {url}"));
     }
     text
+}
+
+/// A local function's program must exist (relative to its working_dir,
+/// or on PATH) for `check` to pass.
+fn check_program(f: &LocalFunctionSpec) -> Result<(), String> {
+    let Some(program) = f.command.first() else {
+        return Err("empty command".into());
+    };
+    let path = std::path::Path::new(program);
+    let found = if program.contains('/') {
+        path.is_file()
+    } else {
+        std::env::var_os("PATH")
+            .map(|paths| std::env::split_paths(&paths).any(|d| d.join(program).is_file()))
+            .unwrap_or(false)
+    };
+    if found {
+        Ok(())
+    } else {
+        Err(format!(
+            "program `{program}` of local function `{}` was not found (relative paths are resolved from the invoker's working directory); build it or fix the path",
+            f.name
+        ))
+    }
 }
 
 /// True when the identity ARN is an account's root user.
@@ -179,6 +223,21 @@ pub struct FunctionRow {
 
 /// Lists the functions the endpoint's credentials can see in `region`.
 pub async fn list_functions(endpoint: &Endpoint, region: &str) -> Result<Vec<FunctionRow>, String> {
+    if let Access::Local { functions } = &endpoint.access {
+        let mut rows: Vec<FunctionRow> = functions
+            .iter()
+            .map(|f| FunctionRow {
+                name: f.name.clone(),
+                arn: f.arn(&endpoint.region),
+                runtime: "local".to_owned(),
+                last_modified: "-".to_owned(),
+                allowed: LambdaArn::parse(&f.arn(&endpoint.region))
+                    .is_ok_and(|a| endpoint.allow.allows(&a)),
+            })
+            .collect();
+        rows.sort_by(|a, b| a.name.cmp(&b.name));
+        return Ok(rows);
+    }
     let metrics = Metrics::new();
     let aws = EndpointAws::new(endpoint, &metrics)
         .await

@@ -76,6 +76,31 @@ enum Command {
         #[arg(long, default_value_t = 2500)]
         settle_ms: u64,
     },
+    /// Run the whole stack locally: Envoy, the invoker and two sample
+    /// functions (examples/demo/api.yaml); Ctrl-C stops it all.
+    Demo {
+        /// The API to serve.
+        #[arg(long, default_value = "examples/demo/api.yaml")]
+        api: PathBuf,
+        /// Envoy's listener port (127.0.0.1).
+        #[arg(long, default_value_t = 8080)]
+        port: u16,
+        /// Envoy's admin port.
+        #[arg(long, default_value_t = 9901)]
+        admin_port: u16,
+        /// The invoker's gRPC port.
+        #[arg(long, default_value_t = 50051)]
+        invoker_port: u16,
+        /// Envoy binary (default: .venv/bin/envoy, then PATH).
+        #[arg(long)]
+        envoy: Option<PathBuf>,
+        /// The filter.
+        #[arg(
+            long,
+            default_value = "target/wasm32-wasip1/wasm/lambdagate_filter.wasm"
+        )]
+        wasm: PathBuf,
+    },
     /// Write the OpenAPI 3 document of an API (for a developer portal).
     Openapi {
         /// API definition file.
@@ -208,6 +233,30 @@ async fn run(command: Command) -> ExitCode {
             out,
             settle_ms,
         } => render(&apis, &out, settle_ms).await,
+        Command::Demo {
+            api,
+            port,
+            admin_port,
+            invoker_port,
+            envoy,
+            wasm,
+        } => {
+            let options = crate::demo::DemoOptions {
+                api,
+                port,
+                admin_port,
+                invoker_port,
+                envoy,
+                wasm,
+            };
+            match crate::demo::run(options).await {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("error: {e:#}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
         Command::Openapi { api, out } => {
             let definition = match crate::api::ApiDefinition::load(&api) {
                 Ok(d) => d,

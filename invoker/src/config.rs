@@ -49,6 +49,7 @@ struct FileConfig {
 pub enum AccessMethodName {
     Role,
     Stored,
+    Local,
 }
 
 #[derive(Debug, Deserialize)]
@@ -64,6 +65,65 @@ struct FileEndpoint {
     endpoint_url: Option<String>,
     #[serde(default)]
     allow: Vec<String>,
+    /// `local` only: the function programs the invoker runs itself.
+    #[serde(default)]
+    functions: Vec<LocalFunctionSpec>,
+}
+
+/// A function run on this machine (access method `local`): any program
+/// built on a Lambda runtime client, served the Lambda Runtime API by the
+/// invoker.
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct LocalFunctionSpec {
+    /// Function name; its ARN is `arn:aws:lambda:<region>:000000000000:function:<name>`
+    /// unless `arn` says otherwise.
+    pub name: String,
+    #[serde(default)]
+    pub arn: Option<String>,
+    /// Program and arguments, e.g. [target/debug/hello-rust] or
+    /// [.venv/bin/python, -m, awslambdaric, app.handler].
+    pub command: Vec<String>,
+    /// `_HANDLER` for runtimes that read it.
+    #[serde(default)]
+    pub handler: Option<String>,
+    /// Working directory (`LAMBDA_TASK_ROOT`); default: the invoker's.
+    #[serde(default)]
+    pub working_dir: Option<PathBuf>,
+    #[serde(default)]
+    pub environment: BTreeMap<String, String>,
+    #[serde(default = "default_memory_mb")]
+    pub memory_mb: u32,
+    /// The function's own timeout; the route timeout applies when shorter.
+    #[serde(default = "default_function_timeout")]
+    pub timeout_seconds: u32,
+    /// Processes run at most at once; more concurrent calls are throttled.
+    #[serde(default = "default_max_concurrency")]
+    pub max_concurrency: u32,
+}
+
+fn default_memory_mb() -> u32 {
+    128
+}
+fn default_function_timeout() -> u32 {
+    30
+}
+fn default_max_concurrency() -> u32 {
+    4
+}
+
+/// Placeholder account of local functions' ARNs.
+pub const LOCAL_ACCOUNT: &str = "000000000000";
+
+impl LocalFunctionSpec {
+    pub fn arn(&self, region: &str) -> String {
+        self.arn.clone().unwrap_or_else(|| {
+            format!(
+                "arn:aws:lambda:{region}:{LOCAL_ACCOUNT}:function:{}",
+                self.name
+            )
+        })
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -136,6 +196,8 @@ pub enum Access {
         secret_access_key: SecretRef,
         session_token: Option<SecretRef>,
     },
+    /// Function programs run by the invoker itself; no AWS account.
+    Local { functions: Vec<LocalFunctionSpec> },
 }
 
 impl Access {
@@ -143,6 +205,7 @@ impl Access {
         match self {
             Access::Role => "role",
             Access::Stored { .. } => "stored",
+            Access::Local { .. } => "local",
         }
     }
 }
@@ -283,7 +346,27 @@ impl FileEndpoint {
                 ),
             ));
         }
+        if self.access_method != AccessMethodName::Local && !self.functions.is_empty() {
+            return Err(e(
+                "functions",
+                "only for access_method `local` (functions run on this machine); an AWS endpoint lists ARNs under `allow`".into(),
+            ));
+        }
         let access = match (self.access_method, self.credentials) {
+            (AccessMethodName::Local, Some(_)) => {
+                return Err(e(
+                    "credentials",
+                    "not used with access_method `local`: local functions need no AWS credentials"
+                        .into(),
+                ));
+            }
+            (AccessMethodName::Local, None) => {
+                validate_local_functions(&self.functions, &self.region)
+                    .map_err(|(f, m)| (format!("functions{f}"), m))?;
+                Access::Local {
+                    functions: self.functions.clone(),
+                }
+            }
             (AccessMethodName::Role, None) => Access::Role,
             (AccessMethodName::Role, Some(_)) => {
                 return Err(e(
@@ -340,13 +423,27 @@ impl FileEndpoint {
         if let Some(url) = &self.endpoint_url {
             validate_url(url).map_err(|m| e("endpoint_url", m))?;
         }
-        if self.allow.is_empty() {
+        let mut allow_entries = self.allow.clone();
+        if let Access::Local { functions } = &access {
+            if assume_role.is_some() || self.endpoint_url.is_some() {
+                return Err(e(
+                    "access_method",
+                    "`local` endpoints take no `assume_role` or `endpoint_url`".into(),
+                ));
+            }
+            // A local endpoint may invoke exactly its own functions.
+            if allow_entries.is_empty() {
+                allow_entries = functions.iter().map(|f| f.arn(&self.region)).collect();
+            }
+        }
+        if allow_entries.is_empty() {
             return Err(e(
                 "allow",
                 "list the function ARNs this endpoint may invoke (globs with `*` allowed, e.g. arn:aws:lambda:us-east-1:123456789012:function:orders-*)".into(),
             ));
         }
-        let allow = AllowList::new(&self.allow).map_err(|(i, m)| e(&format!("allow[{i}]"), m))?;
+        let allow =
+            AllowList::new(&allow_entries).map_err(|(i, m)| e(&format!("allow[{i}]"), m))?;
         Ok(Endpoint {
             name: name.to_owned(),
             access,
@@ -415,6 +512,63 @@ impl FileAssumeRole {
     }
 }
 
+/// Errors are `(suffix like "[0].command", message)`.
+fn validate_local_functions(
+    functions: &[LocalFunctionSpec],
+    region: &str,
+) -> Result<(), (String, String)> {
+    if functions.is_empty() {
+        return Err((
+            String::new(),
+            "list the functions to run: name and command (e.g. [target/debug/hello-rust])".into(),
+        ));
+    }
+    let mut names = std::collections::BTreeSet::new();
+    for (i, f) in functions.iter().enumerate() {
+        let at = |field: &str| format!("[{i}].{field}");
+        if f.name.is_empty()
+            || f.name.len() > 64
+            || !f
+                .name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        {
+            return Err((at("name"), "1-64 letters, digits, `-` or `_`".into()));
+        }
+        if !names.insert(f.name.clone()) {
+            return Err((at("name"), format!("`{}` is listed twice", f.name)));
+        }
+        if let Err(m) = LambdaArn::parse(&f.arn(region)) {
+            return Err((at("arn"), m.to_string()));
+        }
+        if f.command.first().is_none_or(|c| c.is_empty()) {
+            return Err((
+                at("command"),
+                "the program to run and its arguments, e.g. [target/debug/hello-rust]".into(),
+            ));
+        }
+        if !(128..=10240).contains(&f.memory_mb) {
+            return Err((
+                at("memory_mb"),
+                format!("{} is out of range: 128 to 10240 (MB)", f.memory_mb),
+            ));
+        }
+        if !(1..=900).contains(&f.timeout_seconds) {
+            return Err((
+                at("timeout_seconds"),
+                format!("{} is out of range: 1 to 900 seconds", f.timeout_seconds),
+            ));
+        }
+        if !(1..=64).contains(&f.max_concurrency) {
+            return Err((
+                at("max_concurrency"),
+                format!("{} is out of range: 1 to 64 processes", f.max_concurrency),
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// `arn:<partition>:iam::<12-digit account>:role/<optional path/>name`.
 pub fn validate_role_arn(arn: &str) -> Result<(), String> {
     let shape = "expected arn:aws:iam::<12-digit account>:role/<name>";
@@ -479,10 +633,4 @@ pub fn parse_listen(text: &str, allow_non_loopback: bool) -> Result<ListenAddr, 
         ));
     }
     Ok(ListenAddr::Tcp(addr))
-}
-
-/// Used by `check` to test a single ARN string against the same rules the
-/// filter applies.
-pub fn parse_function_arn(arn: &str) -> Result<LambdaArn, String> {
-    LambdaArn::parse(arn).map_err(|e| e.to_string())
 }

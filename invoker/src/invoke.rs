@@ -13,17 +13,27 @@ use lambdagate_proto::{
     MAX_SYNC_PAYLOAD_BYTES,
 };
 
-use crate::aws::{EndpointAws, Endpoints};
+use std::collections::HashMap;
+
+use crate::aws::EndpointAws;
+use crate::config::Access;
 use crate::config::{Config, ConfigError};
 use crate::error::{CallContext, Failure, classify};
+use crate::local::LocalBackend;
 use crate::metrics::Metrics;
+
+/// Where an endpoint's invocations go.
+enum Backend {
+    Aws(Arc<EndpointAws>),
+    Local(Arc<LocalBackend>),
+}
 
 /// How long before the caller's gRPC deadline our own timeout fires.
 const DEADLINE_MARGIN: Duration = Duration::from_millis(100);
 
 pub struct Invoker {
     config: Config,
-    endpoints: Endpoints,
+    endpoints: HashMap<String, Backend>,
     metrics: Metrics,
 }
 
@@ -31,8 +41,13 @@ impl Invoker {
     /// Builds credentials for every endpoint. Fails when a stored secret
     /// cannot be read, naming the field.
     pub async fn new(config: Config, metrics: Metrics, file: &str) -> Result<Self, ConfigError> {
-        let mut endpoints = Endpoints::new();
+        let mut endpoints = HashMap::new();
         for (name, endpoint) in &config.endpoints {
+            if let Access::Local { functions } = &endpoint.access {
+                let local = LocalBackend::new(name, &endpoint.region, functions);
+                endpoints.insert(name.clone(), Backend::Local(Arc::new(local)));
+                continue;
+            }
             let aws = EndpointAws::new(endpoint, &metrics)
                 .await
                 .map_err(|(field, message)| ConfigError {
@@ -40,7 +55,7 @@ impl Invoker {
                     field: format!("endpoints.{name}.{field}"),
                     message,
                 })?;
-            endpoints.insert(name.clone(), Arc::new(aws));
+            endpoints.insert(name.clone(), Backend::Aws(Arc::new(aws)));
         }
         Ok(Invoker {
             config,
@@ -54,7 +69,10 @@ impl Invoker {
     }
 
     pub fn endpoint_aws(&self, name: &str) -> Option<&Arc<EndpointAws>> {
-        self.endpoints.get(name)
+        match self.endpoints.get(name) {
+            Some(Backend::Aws(aws)) => Some(aws),
+            _ => None,
+        }
     }
 
     /// Invokes and records the outcome. `deadline` is what the gRPC caller
@@ -130,7 +148,7 @@ impl Invoker {
                 Err(Failure::new(ErrorKind::InvalidConfig, message)),
             );
         };
-        let Some(aws) = self.endpoints.get(&endpoint.name) else {
+        let Some(backend) = self.endpoints.get(&endpoint.name) else {
             return (
                 unknown(),
                 Err(Failure::new(
@@ -161,13 +179,13 @@ impl Invoker {
             );
         }
         let label = arn.to_string();
-        let result = self.call(aws, &arn, request, deadline).await;
+        let result = self.call(backend, &arn, request, deadline).await;
         (label, result)
     }
 
     async fn call(
         &self,
-        aws: &EndpointAws,
+        backend: &Backend,
         arn: &LambdaArn,
         request: InvokeRequest,
         deadline: Option<Duration>,
@@ -214,6 +232,21 @@ impl Invoker {
                 ),
             ));
         }
+        let aws = match backend {
+            Backend::Aws(aws) => aws,
+            Backend::Local(local) => {
+                return local
+                    .invoke(
+                        &arn.unqualified(),
+                        arn.function_name(),
+                        request.payload,
+                        timeout,
+                        invocation_type,
+                        &request.request_id,
+                    )
+                    .await;
+            }
+        };
         let client = aws.lambda(arn.region(), timeout);
         let output = client
             .invoke()

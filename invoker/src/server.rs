@@ -79,6 +79,25 @@ const CONFIG_POLL: Duration = Duration::from_secs(1);
 /// The config file is reloaded when it changes and on SIGHUP (endpoints,
 /// credentials, allow-lists; not the listen addresses).
 pub async fn serve(config: Config, path: &Path) -> anyhow::Result<()> {
+    let (stop_tx, stop_rx) = watch::channel(false);
+    tokio::spawn(async move {
+        wait_for_signal().await;
+        tracing::info!("shutdown requested: finishing in-flight invocations");
+        let _ = stop_tx.send(true);
+        wait_for_signal().await;
+        tracing::warn!("second shutdown signal: exiting now");
+        std::process::exit(130);
+    });
+    serve_until(config, path, stop_rx).await
+}
+
+/// Serves until `stop` turns true (then drains like [`serve`]); for
+/// embedding the invoker, as `lambdagate demo` does.
+pub async fn serve_until(
+    config: Config,
+    path: &Path,
+    stop_rx: watch::Receiver<bool>,
+) -> anyhow::Result<()> {
     let file = path.display().to_string();
     let metrics = Metrics::new();
     let invoker: SharedInvoker = Arc::new(RwLock::new(Arc::new(
@@ -95,15 +114,6 @@ pub async fn serve(config: Config, path: &Path) -> anyhow::Result<()> {
     .max_decoding_message_size(MAX_GRPC_MESSAGE_BYTES)
     .max_encoding_message_size(MAX_GRPC_MESSAGE_BYTES);
 
-    let (stop_tx, stop_rx) = watch::channel(false);
-    tokio::spawn(async move {
-        wait_for_signal().await;
-        tracing::info!("shutdown requested: finishing in-flight invocations");
-        let _ = stop_tx.send(true);
-        wait_for_signal().await;
-        tracing::warn!("second shutdown signal: exiting now");
-        std::process::exit(130);
-    });
     tokio::spawn(watch_config(
         path.to_owned(),
         invoker.clone(),
@@ -301,7 +311,7 @@ async fn run_admin(
     }
 }
 
-async fn wait_for_signal() {
+pub async fn wait_for_signal() {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{SignalKind, signal};

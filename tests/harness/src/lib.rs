@@ -62,6 +62,18 @@ pub fn filter_wasm() -> PathBuf {
     path
 }
 
+/// The Rust sample function (examples/functions/hello-rust), built by
+/// `cargo build --workspace` (scripts/test does).
+pub fn hello_rust() -> PathBuf {
+    let path = repo_root().join("target/debug/hello-rust");
+    assert!(
+        path.exists(),
+        "{} is missing: build it with `cargo build -p hello-rust` (scripts/test does)",
+        path.display()
+    );
+    path
+}
+
 /// A port that was free a moment ago on 127.0.0.1.
 pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")

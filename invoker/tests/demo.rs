@@ -1,0 +1,184 @@
+//! `lambdagate demo`, the README's first command, started the way a
+//! newcomer runs it: it answers a curl for each resource it prints, and
+//! Ctrl-C (SIGINT) stops everything it started.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)] // test code: a panic is a failed test
+
+mod common;
+
+use std::process::Stdio;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use common::BIN;
+use lambdagate_harness::{filter_wasm, free_port, hello_rust, repo_root};
+use tokio::io::{AsyncBufReadExt, BufReader};
+
+fn children_of(pid: u32) -> Vec<u32> {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(child) = entry.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        if let Ok(stat) = std::fs::read_to_string(format!("/proc/{child}/stat")) {
+            // The fields after the command name: state, ppid, ...
+            let after = stat.rsplit_once(')').map(|(_, rest)| rest).unwrap_or("");
+            let mut fields = after.split_whitespace();
+            let state = fields.next();
+            if fields.next().and_then(|p| p.parse::<u32>().ok()) == Some(pid) && state != Some("Z")
+            {
+                found.push(child);
+            }
+        }
+    }
+    found
+}
+
+#[tokio::test]
+async fn the_demo_serves_its_curl_lines_and_stops_cleanly_on_ctrl_c() {
+    filter_wasm();
+    hello_rust();
+    let (port, admin, invoker) = (free_port(), free_port(), free_port());
+    let mut demo = tokio::process::Command::new(BIN)
+        .args([
+            "demo",
+            "--port",
+            &port.to_string(),
+            "--admin-port",
+            &admin.to_string(),
+        ])
+        .args(["--invoker-port", &invoker.to_string()])
+        .current_dir(repo_root())
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let output = Arc::new(Mutex::new(String::new()));
+    for pipe in [
+        demo.stdout
+            .take()
+            .map(|s| Box::new(s) as Box<dyn tokio::io::AsyncRead + Unpin + Send>),
+        demo.stderr
+            .take()
+            .map(|s| Box::new(s) as Box<dyn tokio::io::AsyncRead + Unpin + Send>),
+    ]
+    .into_iter()
+    .flatten()
+    {
+        let output = output.clone();
+        tokio::spawn(async move {
+            let mut lines = BufReader::new(pipe).lines();
+            while let Ok(Some(line)) = lines.next_line().await {
+                let mut o = output.lock().unwrap();
+                o.push_str(&line);
+                o.push('\n');
+            }
+        });
+    }
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !output.lock().unwrap().contains("Press Ctrl-C to stop.") {
+        assert!(
+            Instant::now() < deadline,
+            "demo did not come up:\n{}",
+            output.lock().unwrap()
+        );
+        assert!(
+            demo.try_wait().unwrap().is_none(),
+            "demo exited:\n{}",
+            output.lock().unwrap()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let text = output.lock().unwrap().clone();
+    let curls: Vec<String> = text
+        .lines()
+        .map(str::trim)
+        .filter(|l| l.starts_with("curl "))
+        .map(str::to_owned)
+        .collect();
+    assert_eq!(curls.len(), 4, "{text}");
+    for line in &curls {
+        assert!(
+            line.contains(&format!("http://127.0.0.1:{port}/demo/")),
+            "{line}"
+        );
+        // Run the printed line as a user would paste it.
+        let out = tokio::process::Command::new("sh")
+            .args(["-c", &format!("{line} -w ' HTTP=%{{http_code}}'")])
+            .output()
+            .await
+            .unwrap();
+        let answer = String::from_utf8_lossy(&out.stdout).into_owned();
+        assert!(
+            answer.ends_with(" HTTP=200"),
+            "{line}\n{answer}\n{}",
+            output.lock().unwrap()
+        );
+        assert!(answer.contains("\"runtime\""), "{answer}");
+        if line.contains("/hello/") {
+            assert!(answer.contains("Hello, World!"), "{answer}");
+        } else {
+            assert!(
+                answer.contains("\"message\": \"Hello, World!\"")
+                    || answer.contains("\"message\":\"Hello, World!\""),
+                "{answer}"
+            );
+        }
+    }
+
+    let pid = demo.id().unwrap();
+    let children = children_of(pid);
+    assert!(
+        children.len() >= 3,
+        "Envoy and two function processes: {children:?}"
+    );
+    let status = std::process::Command::new("kill")
+        .args(["-INT", &pid.to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let exit = tokio::time::timeout(Duration::from_secs(20), demo.wait())
+        .await
+        .expect("demo did not stop")
+        .unwrap();
+    assert!(exit.success(), "{exit:?}\n{}", output.lock().unwrap());
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    for child in children {
+        let alive = std::fs::read_to_string(format!("/proc/{child}/stat"))
+            .map(|s| !s.contains(") Z "))
+            .unwrap_or(false);
+        assert!(!alive, "process {child} was left behind");
+    }
+    assert!(
+        tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .is_err(),
+        "Envoy still listening"
+    );
+}
+
+#[tokio::test]
+async fn the_demo_says_clearly_when_a_port_is_taken() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port();
+    let out = tokio::process::Command::new(BIN)
+        .args(["demo", "--port", &port.to_string()])
+        .current_dir(repo_root())
+        .output()
+        .await
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains(&format!(
+            "port {port} on 127.0.0.1 is in use; pick another with --port"
+        )),
+        "{stderr}"
+    );
+}

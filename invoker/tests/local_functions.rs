@@ -1,0 +1,311 @@
+//! Real function code run by the invoker (access method `local`) through
+//! real Envoy: the Rust sample on `lambda_http` and the Python sample on
+//! `awslambdaric` (the official runtime clients) prove our events parse in
+//! real Lambda code; test handlers on awslambdaric exercise Lambda's
+//! failure semantics.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)] // test code: a panic is a failed test
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::*;
+use lambdagate_harness::{
+    EnvoyProcess, InvokerAddress, InvokerProcess, hello_rust, repo_root, venv,
+};
+use serde_json::{Value, json};
+
+const REGION: &str = "us-east-1";
+
+fn arn(name: &str) -> String {
+    format!("arn:aws:lambda:{REGION}:000000000000:function:{name}")
+}
+
+/// A local endpoint `local` with these function entries (YAML list items).
+fn local_config(functions: &[String]) -> String {
+    format!(
+        "endpoints:\n  local:\n    access_method: local\n    region: {REGION}\n    functions:\n{}",
+        functions.concat()
+    )
+}
+
+fn python_function(name: &str, dir: &std::path::Path, handler: &str, extra: &str) -> String {
+    format!(
+        "    - name: {name}\n      command: [\"{python}\", -m, awslambdaric, \"{handler}\"]\n      working_dir: \"{dir}\"\n{extra}",
+        python = venv().join("bin/python").display(),
+        dir = dir.display(),
+    )
+}
+
+fn api(resources: &[(&str, &str, &str)]) -> String {
+    let resources: Vec<Value> = resources
+        .iter()
+        .map(|(verb, template, function)| {
+            json!({"verb": verb, "uri_template": template, "arn": arn(function), "timeout_seconds": 20})
+        })
+        .collect();
+    json!({"apis": [{"name": "local", "version": "v1", "context": "/fn", "endpoint": "local", "resources": resources}]})
+        .to_string()
+}
+
+#[tokio::test]
+async fn the_rust_and_python_samples_answer_through_envoy() {
+    let rust = format!(
+        "    - name: hello-rust\n      command: [\"{}\"]\n",
+        hello_rust().display()
+    );
+    let python = python_function(
+        "hello-python",
+        &repo_root().join("examples/functions/hello-python"),
+        "app.handler",
+        "",
+    );
+    let invoker = InvokerProcess::start(BIN, &local_config(&[rust, python]), &[], "info").await;
+    let envoy = EnvoyProcess::start(
+        &InvokerAddress::parse(&invoker.addr),
+        &api(&[
+            ("GET", "/rust/hello/{name}", "hello-rust"),
+            ("POST", "/rust/echo/{id}", "hello-rust"),
+            ("GET", "/python/hello/{name}", "hello-python"),
+            ("POST", "/python/echo/{id}", "hello-python"),
+        ]),
+    )
+    .await;
+    for runtime in ["rust", "python"] {
+        let r = envoy
+            .send(
+                "GET",
+                &format!("/fn/{runtime}/hello/J%C3%BCrgen?lang=de&lang=en"),
+                &[],
+                b"",
+            )
+            .await;
+        assert_eq!(r.status, 200, "{runtime}: {}\n{}", r.text(), invoker.logs());
+        assert_eq!(r.header("x-runtime"), Some(runtime));
+        let body = r.json();
+        assert_eq!(body["runtime"], runtime);
+        assert_eq!(body["function"], format!("hello-{runtime}"));
+        assert_eq!(body["message"], "Hello, Jürgen!");
+        assert_eq!(body["pathParameters"]["name"], "Jürgen");
+        assert_eq!(body["queryStringParameters"]["lang"], "en");
+
+        let r = envoy
+            .send(
+                "POST",
+                &format!("/fn/{runtime}/echo/42?debug=1"),
+                &[
+                    ("content-type", "application/json"),
+                    ("x-request-id", &format!("rid-{runtime}")),
+                ],
+                br#"{"message":"Hello, World!","n":[1,2,3]}"#,
+            )
+            .await;
+        assert_eq!(r.status, 200, "{runtime}: {}", r.text());
+        let body = r.json();
+        assert_eq!(
+            body["body"],
+            json!({"message": "Hello, World!", "n": [1, 2, 3]}),
+            "{runtime}"
+        );
+        assert_eq!(body["pathParameters"]["id"], "42");
+        assert_eq!(body["queryStringParameters"]["debug"], "1");
+        assert_eq!(body["method"], "POST");
+        // The runtime received the gateway's request id as Lambda's.
+        assert_eq!(body["requestId"], format!("rid-{runtime}"));
+        assert_eq!(
+            r.header("x-amzn-requestid"),
+            Some(format!("rid-{runtime}").as_str())
+        );
+    }
+    // Function output goes to the invoker's log with the request id.
+    assert!(
+        invoker.logs().contains("started local function process"),
+        "{}",
+        invoker.logs()
+    );
+}
+
+const HANDLER: &str = r#"
+import json, os, time
+
+def handler(event, context):
+    q = event.get("queryStringParameters") or {}
+    print("handling", q)
+    if "fail" in q:
+        raise ValueError("boom: " + q["fail"])
+    if "crash" in q:
+        os._exit(3)
+    if "sleep" in q:
+        time.sleep(float(q["sleep"]))
+    return {"statusCode": 200, "body": json.dumps({"pid": os.getpid()})}
+"#;
+
+const BROKEN: &str = "raise RuntimeError('cannot start: missing setting')\n";
+
+#[tokio::test]
+async fn lambda_failure_semantics_for_local_functions() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("behave.py"), HANDLER).unwrap();
+    std::fs::write(dir.path().join("broken.py"), BROKEN).unwrap();
+    let functions = [
+        python_function(
+            "behave",
+            dir.path(),
+            "behave.handler",
+            "      timeout_seconds: 2\n      max_concurrency: 2\n",
+        ),
+        python_function(
+            "single",
+            dir.path(),
+            "behave.handler",
+            "      max_concurrency: 1\n",
+        ),
+        python_function("broken", dir.path(), "broken.handler", ""),
+    ];
+    let invoker = InvokerProcess::start(BIN, &local_config(&functions), &[], "info").await;
+    let envoy = EnvoyProcess::start(
+        &InvokerAddress::parse(&invoker.addr),
+        &api(&[
+            ("GET", "/behave", "behave"),
+            ("GET", "/single", "single"),
+            ("GET", "/broken", "broken"),
+        ]),
+    )
+    .await;
+    let pid = |r: &lambdagate_harness::http::Response| -> u64 {
+        assert_eq!(r.status, 200, "{}\n{}", r.text(), invoker.logs());
+        r.json()["pid"].as_u64().unwrap()
+    };
+
+    // A warm process is reused.
+    let first = pid(&envoy.send("GET", "/fn/behave", &[], b"").await);
+    assert_eq!(pid(&envoy.send("GET", "/fn/behave", &[], b"").await), first);
+
+    // Handler error → 502 with the runtime's error JSON; the process stays.
+    let r = envoy
+        .send(
+            "GET",
+            "/fn/behave?fail=bad-input",
+            &[("x-request-id", "r-fail")],
+            b"",
+        )
+        .await;
+    assert_eq!(r.status, 502, "{}", r.text());
+    let body = r.json();
+    assert_eq!(body["requestId"], "r-fail");
+    assert_eq!(body["error"]["errorType"], "ValueError", "{body}");
+    assert_eq!(body["error"]["errorMessage"], "boom: bad-input", "{body}");
+    assert!(
+        body["message"].as_str().unwrap().contains("Unhandled"),
+        "{body}"
+    );
+    assert_eq!(pid(&envoy.send("GET", "/fn/behave", &[], b"").await), first);
+
+    // Timeout → 504, the process is killed and a new one serves the next call.
+    let started = Instant::now();
+    let r = envoy.send("GET", "/fn/behave?sleep=30", &[], b"").await;
+    assert_eq!(r.status, 504, "{}", r.text());
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
+    assert!(
+        r.json()["message"]
+            .as_str()
+            .unwrap()
+            .contains("did not answer within 2s"),
+        "{}",
+        r.text()
+    );
+    let after_timeout = pid(&envoy.send("GET", "/fn/behave", &[], b"").await);
+    assert_ne!(after_timeout, first, "a timed-out process is replaced");
+    assert!(
+        !process_alive(first),
+        "the timed-out process {first} was killed"
+    );
+
+    // A crash → 502 Runtime.ExitError; the next call is served by a new process.
+    let r = envoy.send("GET", "/fn/behave?crash=1", &[], b"").await;
+    assert_eq!(r.status, 502, "{}", r.text());
+    assert_eq!(
+        r.json()["error"]["errorType"],
+        "Runtime.ExitError",
+        "{}",
+        r.text()
+    );
+    let after_crash = pid(&envoy.send("GET", "/fn/behave", &[], b"").await);
+    assert_ne!(after_crash, after_timeout);
+
+    // Concurrency limit 1: a second concurrent call is throttled (429).
+    let slow = {
+        let addr = envoy.addr.clone();
+        tokio::spawn(async move {
+            lambdagate_harness::http::send(&addr, "GET", "/fn/single?sleep=1.5", &[], b"").await
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    let r = envoy.send("GET", "/fn/single", &[], b"").await;
+    assert_eq!(r.status, 429, "{}", r.text());
+    assert_eq!(r.header("retry-after"), Some("1"));
+    assert!(
+        r.json()["message"]
+            .as_str()
+            .unwrap()
+            .contains("max_concurrency"),
+        "{}",
+        r.text()
+    );
+    assert_eq!(slow.await.unwrap().unwrap().status, 200);
+
+    // An init error: a clear message to the client, logged once.
+    for _ in 0..2 {
+        let r = envoy.send("GET", "/fn/broken", &[], b"").await;
+        assert_eq!(r.status, 502, "{}", r.text());
+        let text = r.text();
+        assert!(text.contains("cannot start: missing setting"), "{text}");
+    }
+    let logs = invoker.logs();
+    assert_eq!(logs.matches("failed to initialize").count(), 1, "{logs}");
+
+    // Function output is in the invoker's log, with the request id.
+    assert!(
+        logs.lines()
+            .any(|l| l.contains("handling") && l.contains("request_id=r-fail")),
+        "{logs}"
+    );
+}
+
+fn process_alive(pid: u64) -> bool {
+    // A zombie (exited, not yet reaped) counts as gone.
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .map(|stat| {
+            stat.split_whitespace()
+                .nth(2)
+                .is_none_or(|state| state != "Z")
+        })
+        .unwrap_or(false)
+}
+
+#[tokio::test]
+async fn check_refuses_a_local_function_whose_program_is_missing() {
+    let yaml =
+        local_config(&["    - name: ghost\n      command: [./no/such/program]\n".to_owned()]);
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("invoker.yaml");
+    std::fs::write(&path, &yaml).unwrap();
+    let out = tokio::process::Command::new(BIN)
+        .args(["check", "--config"])
+        .arg(&path)
+        .output()
+        .await
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("endpoints.local.functions[0].command: program `./no/such/program` of local function `ghost` was not found"), "{stderr}");
+}
