@@ -373,3 +373,35 @@ async fn check_live_reports_refused_credentials_per_endpoint() {
     );
     assert!(stdout.contains(&role), "{stdout}");
 }
+
+#[tokio::test]
+async fn check_live_warns_loudly_about_root_user_keys() {
+    // moto has no root user, so an STS stand-in answers GetCallerIdentity
+    // with the identity AWS reports for an account's root keys.
+    use lambdagate_harness::standins::{CannedReply, LambdaStandIn};
+    let sts = LambdaStandIn::start(CannedReply {
+        status: 200,
+        headers: vec![("content-type".into(), "text/xml".into())],
+        body: b"<GetCallerIdentityResponse xmlns=\"https://sts.amazonaws.com/doc/2011-06-15/\"><GetCallerIdentityResult><Arn>arn:aws:iam::123456789012:root</Arn><UserId>123456789012</UserId><Account>123456789012</Account></GetCallerIdentityResult><ResponseMetadata><RequestId>r-1</RequestId></ResponseMetadata></GetCallerIdentityResponse>".to_vec(),
+        delay: std::time::Duration::ZERO,
+    })
+    .await;
+    let yaml = config(&[stored_endpoint(
+        "main",
+        &sts.url,
+        &["arn:aws:lambda:us-east-1:123456789012:function:*"],
+        "",
+    )]);
+    let env = vec![
+        ("MAIN_KEY_ID".to_owned(), "AKIAROOTEXAMPLE00001".to_owned()),
+        ("MAIN_SECRET".to_owned(), "root-secret".to_owned()),
+    ];
+    let (ok, stdout, stderr) = run(&["check", "--live"], &yaml, &env).await;
+    assert!(ok, "a warning does not fail the check: {stdout}{stderr}");
+    assert!(
+        stdout.contains("WARNING: endpoint main uses the AWS account ROOT user's credentials (arn:aws:iam::123456789012:root)"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("create an IAM user or role"), "{stdout}");
+    assert_eq!(sts.request_count(), 1);
+}
