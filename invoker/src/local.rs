@@ -148,6 +148,10 @@ struct Slot {
     in_flight: Option<(String, oneshot::Sender<Outcome>)>,
     init_error: Option<Vec<u8>>,
     dead: bool,
+    /// The request last handed out by /next: output the program writes is
+    /// read a little after it was written, possibly after the response, so
+    /// it is attributed to this one rather than to `in_flight`.
+    last_request: String,
 }
 
 /// One running function process and its Runtime API listener.
@@ -206,11 +210,7 @@ impl Process {
     }
 
     fn current_request(&self) -> String {
-        self.lock()
-            .in_flight
-            .as_ref()
-            .map(|(id, _)| id.clone())
-            .unwrap_or_default()
+        self.lock().last_request.clone()
     }
 
     /// The program ended: fail whatever it held.
@@ -572,6 +572,7 @@ async fn next(State(state): State<RuntimeState>) -> Response {
             let mut slot = process.lock();
             match slot.queued.take() {
                 Some(inv) => {
+                    slot.last_request = inv.request_id.clone();
                     slot.in_flight = Some((inv.request_id.clone(), inv.reply));
                     Some((inv.request_id, inv.payload, inv.deadline_ms))
                 }

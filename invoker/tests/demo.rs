@@ -11,12 +11,10 @@
 mod common;
 
 use std::process::Stdio;
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use common::BIN;
 use lambdagate_harness::{filter_wasm, free_port, hello_rust, repo_root};
-use tokio::io::{AsyncBufReadExt, BufReader};
 
 fn children_of(pid: u32) -> Vec<u32> {
     let mut found = Vec::new();
@@ -59,28 +57,7 @@ async fn the_demo_serves_its_curl_lines_and_stops_cleanly_on_ctrl_c() {
         .kill_on_drop(true)
         .spawn()
         .unwrap();
-    let output = Arc::new(Mutex::new(String::new()));
-    for pipe in [
-        demo.stdout
-            .take()
-            .map(|s| Box::new(s) as Box<dyn tokio::io::AsyncRead + Unpin + Send>),
-        demo.stderr
-            .take()
-            .map(|s| Box::new(s) as Box<dyn tokio::io::AsyncRead + Unpin + Send>),
-    ]
-    .into_iter()
-    .flatten()
-    {
-        let output = output.clone();
-        tokio::spawn(async move {
-            let mut lines = BufReader::new(pipe).lines();
-            while let Ok(Some(line)) = lines.next_line().await {
-                let mut o = output.lock().unwrap();
-                o.push_str(&line);
-                o.push('\n');
-            }
-        });
-    }
+    let output = lambdagate_harness::process::capture_output(&mut demo);
     let deadline = Instant::now() + Duration::from_secs(60);
     while !output.lock().unwrap().contains("Press Ctrl-C to stop.") {
         assert!(

@@ -36,7 +36,9 @@ fn local_config(functions: &[String]) -> String {
 
 fn python_function(name: &str, dir: &std::path::Path, handler: &str, extra: &str) -> String {
     format!(
-        "    - name: {name}\n      command: [\"{python}\", -m, awslambdaric, \"{handler}\"]\n      working_dir: \"{dir}\"\n{extra}",
+        // Unbuffered, so that what the handler prints reaches the invoker's
+        // log while its request is still running.
+        "    - name: {name}\n      command: [\"{python}\", -m, awslambdaric, \"{handler}\"]\n      working_dir: \"{dir}\"\n      environment: {{PYTHONUNBUFFERED: \"1\"}}\n{extra}",
         python = venv().join("bin/python").display(),
         dir = dir.display(),
     )

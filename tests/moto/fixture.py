@@ -73,6 +73,27 @@ def user(iam, name, actions):
     return {"access_key_id": key["AccessKeyId"], "secret_access_key": key["SecretAccessKey"]}
 
 
+def invoking_role(iam, name):
+    """A role that `assumer` may assume and that may invoke Lambda."""
+    arn = iam.create_role(
+        RoleName=name,
+        AssumeRolePolicyDocument=json.dumps(
+            {
+                "Version": "2012-10-17",
+                "Statement": [
+                    {
+                        "Effect": "Allow",
+                        "Principal": {"AWS": "arn:aws:iam::%s:user/assumer" % MAIN},
+                        "Action": "sts:AssumeRole",
+                    }
+                ],
+            }
+        ),
+    )["Role"]["Arn"]
+    iam.put_role_policy(RoleName=name, PolicyName="invoke", PolicyDocument=policy(LAMBDA_ACTIONS))
+    return arn
+
+
 def function_zip():
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w") as z:
@@ -125,44 +146,10 @@ def main():
         "echo-v2": function(main_aws, MAIN, "echo-v2"),
         "cross-echo": function(other_aws, OTHER, "cross-echo"),
     }
-    cross_role = other_aws["iam"].create_role(
-        RoleName="cross-invoke",
-        AssumeRolePolicyDocument=json.dumps(
-            {
-                "Version": "2012-10-17",
-                "Statement": [
-                    {
-                        "Effect": "Allow",
-                        "Principal": {"AWS": "arn:aws:iam::%s:user/assumer" % MAIN},
-                        "Action": "sts:AssumeRole",
-                    }
-                ],
-            }
-        ),
-    )["Role"]["Arn"]
-    other_aws["iam"].put_role_policy(
-        RoleName="cross-invoke", PolicyName="invoke", PolicyDocument=policy(LAMBDA_ACTIONS)
-    )
+    cross_role = invoking_role(other_aws["iam"], "cross-invoke")
     # The role an EC2 instance or ECS task would carry; the tests' stand-in
     # metadata endpoints hand out sessions of it (via AssumeRole as assumer).
-    instance_role = main_aws["iam"].create_role(
-        RoleName="gateway-instance",
-        AssumeRolePolicyDocument=json.dumps(
-            {
-                "Version": "2012-10-17",
-                "Statement": [
-                    {
-                        "Effect": "Allow",
-                        "Principal": {"AWS": "arn:aws:iam::%s:user/assumer" % MAIN},
-                        "Action": "sts:AssumeRole",
-                    }
-                ],
-            }
-        ),
-    )["Role"]["Arn"]
-    main_aws["iam"].put_role_policy(
-        RoleName="gateway-instance", PolicyName="invoke", PolicyDocument=policy(LAMBDA_ACTIONS)
-    )
+    instance_role = invoking_role(main_aws["iam"], "gateway-instance")
 
     if args.enforce_iam:
         post(url, "/moto-api/reset-auth", "0", content_type="text/plain")

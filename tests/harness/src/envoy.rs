@@ -5,7 +5,6 @@ use std::process::Stdio;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
 
 use crate::{filter_wasm, free_port, venv};
@@ -156,30 +155,7 @@ impl EnvoyProcess {
             .kill_on_drop(true)
             .spawn()
             .expect("start envoy from the virtualenv");
-        let logs = Arc::new(Mutex::new(String::new()));
-        for pipe in [
-            child
-                .stderr
-                .take()
-                .map(|s| Box::new(s) as Box<dyn tokio::io::AsyncRead + Unpin + Send>),
-            child
-                .stdout
-                .take()
-                .map(|s| Box::new(s) as Box<dyn tokio::io::AsyncRead + Unpin + Send>),
-        ]
-        .into_iter()
-        .flatten()
-        {
-            let logs = logs.clone();
-            tokio::spawn(async move {
-                let mut lines = BufReader::new(pipe).lines();
-                while let Ok(Some(line)) = lines.next_line().await {
-                    let mut l = logs.lock().unwrap();
-                    l.push_str(&line);
-                    l.push('\n');
-                }
-            });
-        }
+        let logs = crate::process::capture_output(&mut child);
         let envoy = EnvoyProcess {
             child,
             addr: format!("127.0.0.1:{listen_port}"),

@@ -7,7 +7,6 @@ use std::time::{Duration, Instant};
 
 use lambdagate_proto::v1::invoker_client::InvokerClient;
 use lambdagate_proto::{InvocationType, InvokeRequest, MAX_GRPC_MESSAGE_BYTES};
-use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
 use tonic::transport::Channel;
 
@@ -27,21 +26,8 @@ impl InvokerProcess {
     /// starts `lambdagate serve` with only the environment in `env` (plus
     /// PATH), on free loopback ports, logging at `log` level.
     pub async fn start(bin: &str, config_yaml: &str, env: &[(&str, &str)], log: &str) -> Self {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let config_path = dir.path().join("invoker.yaml");
-        std::fs::write(&config_path, config_yaml).expect("write config");
         let addr = format!("127.0.0.1:{}", free_port());
-        let admin = format!("127.0.0.1:{}", free_port());
-        let mut cmd = Command::new(bin);
-        cmd.args(["serve", "--config"]).arg(&config_path).args([
-            "--listen",
-            &addr,
-            "--admin-listen",
-            &admin,
-        ]);
-        let process = Self::spawn(cmd, dir, config_path, addr, admin, env, log);
-        process.wait_ready().await;
-        process
+        Self::launch(bin, config_yaml, env, log, |_| addr).await
     }
 
     /// Like [`InvokerProcess::start`] on a given address (to restart an
@@ -53,18 +39,38 @@ impl InvokerProcess {
         log: &str,
         addr: &str,
     ) -> Self {
+        Self::launch(bin, config_yaml, env, log, |_| addr.to_owned()).await
+    }
+
+    /// Like [`InvokerProcess::start`], listening on a unix socket in the
+    /// temp dir; `addr` is then `unix:<path>`.
+    pub async fn start_unix(bin: &str, config_yaml: &str, env: &[(&str, &str)], log: &str) -> Self {
+        Self::launch(bin, config_yaml, env, log, |dir| {
+            format!("unix:{}", socket_path(dir).display())
+        })
+        .await
+    }
+
+    async fn launch(
+        bin: &str,
+        config_yaml: &str,
+        env: &[(&str, &str)],
+        log: &str,
+        addr_in: impl FnOnce(&Path) -> String,
+    ) -> Self {
         let dir = tempfile::tempdir().expect("temp dir");
         let config_path = dir.path().join("invoker.yaml");
         std::fs::write(&config_path, config_yaml).expect("write config");
+        let addr = addr_in(dir.path());
         let admin = format!("127.0.0.1:{}", free_port());
         let mut cmd = Command::new(bin);
         cmd.args(["serve", "--config"]).arg(&config_path).args([
             "--listen",
-            addr,
+            &addr,
             "--admin-listen",
             &admin,
         ]);
-        let process = Self::spawn(cmd, dir, config_path, addr.to_owned(), admin, env, log);
+        let process = Self::spawn(cmd, dir, config_path, addr, admin, env, log);
         process.wait_ready().await;
         process
     }
@@ -95,35 +101,6 @@ impl InvokerProcess {
         process
     }
 
-    /// Like [`InvokerProcess::start`], listening on a unix socket in the
-    /// temp dir; `addr` is then `unix:<path>`.
-    pub async fn start_unix(bin: &str, config_yaml: &str, env: &[(&str, &str)], log: &str) -> Self {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let config_path = dir.path().join("invoker.yaml");
-        std::fs::write(&config_path, config_yaml).expect("write config");
-        let socket = socket_path(dir.path());
-        let addr = format!("unix:{}", socket.display());
-        let admin = format!("127.0.0.1:{}", free_port());
-        let mut cmd = Command::new(bin);
-        cmd.args(["serve", "--config"]).arg(&config_path).args([
-            "--listen",
-            &addr,
-            "--admin-listen",
-            &admin,
-        ]);
-        let process = Self::spawn(cmd, dir, config_path, addr, admin, env, log);
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while tokio::net::UnixStream::connect(&socket).await.is_err() {
-            assert!(
-                Instant::now() < deadline,
-                "no unix socket; logs:\n{}",
-                process.logs()
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        process
-    }
-
     fn spawn(
         mut cmd: Command,
         dir: tempfile::TempDir,
@@ -150,30 +127,7 @@ impl InvokerProcess {
             .stderr(Stdio::piped())
             .kill_on_drop(true);
         let mut child = cmd.spawn().expect("start lambdagate serve");
-        let logs = Arc::new(Mutex::new(String::new()));
-        for pipe in [
-            child
-                .stderr
-                .take()
-                .map(|s| Box::new(s) as Box<dyn tokio::io::AsyncRead + Unpin + Send>),
-            child
-                .stdout
-                .take()
-                .map(|s| Box::new(s) as Box<dyn tokio::io::AsyncRead + Unpin + Send>),
-        ]
-        .into_iter()
-        .flatten()
-        {
-            let logs = logs.clone();
-            tokio::spawn(async move {
-                let mut lines = BufReader::new(pipe).lines();
-                while let Ok(Some(line)) = lines.next_line().await {
-                    let mut l = logs.lock().unwrap();
-                    l.push_str(&line);
-                    l.push('\n');
-                }
-            });
-        }
+        let logs = crate::process::capture_output(&mut child);
         InvokerProcess {
             child,
             addr,
@@ -186,7 +140,14 @@ impl InvokerProcess {
 
     async fn wait_ready(&self) {
         let deadline = Instant::now() + Duration::from_secs(30);
-        while tokio::net::TcpStream::connect(&self.addr).await.is_err() {
+        loop {
+            let up = match self.addr.strip_prefix("unix:") {
+                Some(path) => tokio::net::UnixStream::connect(path).await.is_ok(),
+                None => tokio::net::TcpStream::connect(&self.addr).await.is_ok(),
+            };
+            if up {
+                return;
+            }
             assert!(
                 Instant::now() < deadline,
                 "lambdagate serve did not listen on {}; logs:\n{}",

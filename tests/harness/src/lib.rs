@@ -19,6 +19,7 @@ pub mod envoy;
 pub mod http;
 pub mod invoker;
 pub mod moto;
+pub mod process;
 pub mod standins;
 
 use std::net::TcpListener;
