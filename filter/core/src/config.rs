@@ -48,7 +48,7 @@ pub struct Config {
 #[serde(deny_unknown_fields)]
 pub struct ApiConfig {
     pub name: String,
-    /// Becomes the event's `requestContext.stage` (payload v1).
+    /// The API's version (the OpenAPI `info.version`; events use stage `$default`).
     pub version: String,
     /// Base path: `/` or `/users` (no trailing slash).
     pub context: String,
@@ -150,6 +150,14 @@ impl ConfigError {
 
 /// Parses, validates and compiles the JSON plugin configuration.
 pub fn parse(json: &[u8]) -> Result<CompiledConfig, ConfigError> {
+    // Envoy passes an empty configuration when `configuration` is left out
+    // of the wasm filter: say that rather than serde's "EOF while parsing".
+    if json.iter().all(u8::is_ascii_whitespace) {
+        return Err(ConfigError::new(
+            "config",
+            "the configuration is empty; set it to the lambdagate JSON (invoker_cluster, apis)",
+        ));
+    }
     let mut de = serde_json::Deserializer::from_slice(json);
     let config: Config = serde_path_to_error::deserialize(&mut de).map_err(|e| {
         let at = e.path().to_string();

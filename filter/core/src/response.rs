@@ -672,10 +672,13 @@ fn status_of(value: &Value) -> Result<u16, String> {
         Value::String(s) => s.trim().parse::<u64>().ok(),
         _ => None,
     };
+    // Not 1xx: those are informational, never a final response. Envoy
+    // cannot send one as a local reply (it asserts in debug builds and
+    // leaves the client waiting for the real response otherwise).
     match number.and_then(|n| u16::try_from(n).ok()) {
-        Some(code @ 100..=599) => Ok(code),
+        Some(code @ 200..=599) => Ok(code),
         _ => Err(format!(
-            "statusCode must be an integer from 100 to 599, got {}",
+            "statusCode must be an integer from 200 to 599, got {}",
             short(value)
         )),
     }
@@ -831,9 +834,12 @@ mod tests {
         for (payload, why) in [
             (
                 r#"{"statusCode": "abc"}"#,
-                r#"statusCode must be an integer from 100 to 599, got "abc""#,
+                r#"statusCode must be an integer from 200 to 599, got "abc""#,
             ),
             (r#"{"statusCode": -1}"#, "got -1"),
+            (r#"{"statusCode": 100}"#, "got 100"),
+            (r#"{"statusCode": "101"}"#, r#"got "101""#),
+            (r#"{"statusCode": 199}"#, "got 199"),
             (r#"{"statusCode": 99999}"#, "got 99999"),
             (r#"{"statusCode": 99}"#, "got 99"),
             (r#"{"statusCode": 600}"#, "got 600"),

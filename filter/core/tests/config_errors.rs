@@ -294,6 +294,13 @@ fn not_json_at_all() {
         let err = lambdagate_core::parse(text.as_bytes()).unwrap_err();
         assert_eq!(err.at(), at, "{text:?}: {err}");
     }
+    for empty in ["", " \n\t"] {
+        let err = lambdagate_core::parse(empty.as_bytes()).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "config: the configuration is empty; set it to the lambdagate JSON (invoker_cluster, apis)"
+        );
+    }
     let err = lambdagate_core::parse(br#"{"apis": 5}"#).unwrap_err();
     assert_eq!(err.at(), "apis", "{err}");
     assert!(err.message().contains("invalid type: integer `5`"), "{err}");

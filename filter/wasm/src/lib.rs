@@ -48,13 +48,9 @@ impl RootContext for Root {
     fn on_configure(&mut self, _plugin_configuration_size: usize) -> bool {
         let bytes = match hostcalls::get_buffer(BufferType::PluginConfiguration, 0, usize::MAX) {
             Ok(Some(bytes)) => bytes,
-            Ok(None) => {
-                log(
-                    LogLevel::Error,
-                    "lambdagate: the plugin configuration is empty; set `configuration` to the lambdagate JSON (invoker_cluster, apis)",
-                );
-                return false;
-            }
+            // Empty: the core refuses it with the same words as any other
+            // invalid configuration (and as `lambdagate check`).
+            Ok(None) => Vec::new(),
             Err(status) => {
                 log(
                     LogLevel::Error,
@@ -119,10 +115,7 @@ struct Stream {
 impl Stream {
     fn respond(&mut self, response: HttpResponse) -> Action {
         // For access logs: %FILTER_STATE(wasm.lambdagate_outcome:PLAIN)%.
-        let _ = hostcalls::set_property(
-            vec![OUTCOME_PROPERTY],
-            Some(response.outcome.as_bytes()),
-        );
+        let _ = hostcalls::set_property(vec![OUTCOME_PROPERTY], Some(response.outcome.as_bytes()));
         let headers: Vec<(&str, &str)> = response
             .headers
             .iter()
@@ -242,10 +235,17 @@ impl Context for Stream {
     }
 
     fn on_done(&mut self) -> bool {
-        // The client went away while the function runs: stop waiting.
-        if let State::Invoking { token, .. } = std::mem::take(&mut self.state) {
-            let _ = hostcalls::cancel_grpc_call(token);
-        }
+        // The stream ends (perhaps the client went away while the function
+        // runs). A pending invoker call is deliberately NOT cancelled: in
+        // Envoy gRPC calls belong to the root context and outlive the
+        // stream, and only their reply (at the latest Envoy's deadline,
+        // route timeout + 1 s) removes the token from the SDK's callout
+        // table. A cancelled call never calls back, so its entry would stay
+        // forever: a leak per abandoned request and, once Envoy's token
+        // counter wraps around, a "duplicate token_id" panic (a trap) in the
+        // SDK. The late reply finds no stream and the SDK drops it. (The
+        // function runs to its end in Lambda either way.)
+        self.state = State::Done;
         true
     }
 }
@@ -255,8 +255,15 @@ impl HttpContext for Stream {
         let Some(config) = self.config.clone() else {
             return Action::Continue;
         };
-        let headers = match hostcalls::get_map(MapType::HttpRequestHeaders) {
-            Ok(headers) => headers,
+        // Bytes, not `get_map`: HTTP allows non-UTF-8 header values
+        // (obs-text) and Envoy passes them through; the SDK's `get_map`
+        // unwraps `String::from_utf8` and a Latin-1 `user-agent` would trap
+        // the VM (503 for every later request). Invalid bytes become U+FFFD.
+        let headers = match hostcalls::get_map_bytes(MapType::HttpRequestHeaders) {
+            Ok(headers) => headers
+                .into_iter()
+                .map(|(name, value)| (name, String::from_utf8_lossy(&value).into_owned()))
+                .collect(),
             Err(status) => {
                 log(
                     LogLevel::Error,

@@ -35,6 +35,7 @@ pub(crate) mod buffer {
 /// Header map types.
 pub(crate) mod map {
     pub const HTTP_REQUEST_HEADERS: u32 = 0;
+    pub const HTTP_REQUEST_TRAILERS: u32 = 1;
     /// Highest valid map type (`HttpCallResponseTrailers`).
     pub const MAX: u32 = 7;
 }
@@ -53,6 +54,7 @@ pub(crate) mod errno {
     pub const BADF: i32 = 8;
     pub const FAULT: i32 = 21;
     pub const INVAL: i32 = 28;
+    pub const NOENT: i32 = 44;
     pub const NOSYS: i32 = 52;
     pub const NOTSUP: i32 = 58;
 }

@@ -15,7 +15,7 @@ use crate::state::{GrpcCall, GrpcDispatch, HostState, LocalResponse, LogLine, St
 use crate::trap::{self, LoadError, Trap, TrapKind};
 
 /// Default fuel per call into the module (see [`Host::set_fuel_per_call`]).
-pub const DEFAULT_FUEL_PER_CALL: u64 = 2_000_000_000;
+pub const DEFAULT_FUEL_PER_CALL: u64 = 5_000_000_000;
 
 /// Linear memory limit for the module (Envoy/V8 has its own; this only keeps
 /// a runaway filter from eating the test machine).
@@ -54,6 +54,18 @@ pub struct Host {
     next_context_id: u32,
 }
 
+impl std::fmt::Debug for Host {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let state = self.store.data();
+        f.debug_struct("Host")
+            .field("root_context_id", &state.root_id)
+            .field("started", &self.started)
+            .field("live_contexts", &state.live)
+            .field("failed", &self.failed.as_ref().map(|trap| trap.kind))
+            .finish_non_exhaustive()
+    }
+}
+
 /// The exports Envoy calls. Missing callbacks are skipped, as in Envoy.
 struct Exports {
     initialize: Option<(&'static str, TypedFunc<(), ()>)>,
@@ -63,6 +75,7 @@ struct Exports {
     on_tick: Option<TypedFunc<i32, ()>>,
     on_request_headers: Option<TypedFunc<(i32, i32, i32), i32>>,
     on_request_body: Option<TypedFunc<(i32, i32, i32), i32>>,
+    on_request_trailers: Option<TypedFunc<(i32, i32), i32>>,
     on_grpc_receive: Option<TypedFunc<(i32, i32, i32), ()>>,
     on_grpc_close: Option<TypedFunc<(i32, i32, i32), ()>>,
     on_log: Option<TypedFunc<i32, ()>>,
@@ -75,26 +88,33 @@ fn engine() -> &'static Engine {
     ENGINE.get_or_init(|| {
         let mut config = Config::new();
         config.consume_fuel(true);
+        // Tests build wasmtime in debug, where Cranelift's optimizer makes
+        // loading the filter take ~40 % longer; the filter's own code is
+        // already optimized by rustc, and fuel counts do not depend on this.
+        config.cranelift_opt_level(wasmtime::OptLevel::None);
         Engine::new(&config).expect("wasmtime engine")
     })
 }
 
 /// Compiles (or reuses) a module: compiling with a debug-built Cranelift is
-/// the slow part, so each distinct module is compiled once per process.
+/// the slow part (seconds for the filter), so each distinct module is
+/// compiled once per process. The lock is held while compiling: tests
+/// running in parallel that load the same module wait for the first
+/// compilation instead of each compiling it again on the same few cores.
 fn compile(bytes: &[u8]) -> Result<Module, LoadError> {
     static CACHE: OnceLock<Mutex<HashMap<(usize, u64), Module>>> = OnceLock::new();
     let mut hasher = DefaultHasher::new();
     bytes.hash(&mut hasher);
     let key = (bytes.len(), hasher.finish());
-    let cache = CACHE.get_or_init(Mutex::default);
-    if let Some(module) = cache.lock().unwrap_or_else(|e| e.into_inner()).get(&key) {
+    let mut cache = CACHE
+        .get_or_init(Mutex::default)
+        .lock()
+        .unwrap_or_else(|e| e.into_inner());
+    if let Some(module) = cache.get(&key) {
         return Ok(module.clone());
     }
     let module = Module::new(engine(), bytes).map_err(|e| LoadError::new(format!("{e:?}")))?;
-    cache
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .insert(key, module.clone());
+    cache.insert(key, module.clone());
     Ok(module)
 }
 
@@ -132,7 +152,8 @@ impl Host {
     /// Loads a `.wasm` file (or `.wat` text).
     pub fn load(path: impl AsRef<Path>) -> Result<Host, LoadError> {
         let path = path.as_ref();
-        let bytes = std::fs::read(path).map_err(|e| LoadError::new(format!("{}: {e}", path.display())))?;
+        let bytes =
+            std::fs::read(path).map_err(|e| LoadError::new(format!("{}: {e}", path.display())))?;
         Host::from_bytes(&bytes)
     }
 
@@ -141,7 +162,8 @@ impl Host {
     pub fn from_bytes(bytes: &[u8]) -> Result<Host, LoadError> {
         let module = compile(bytes)?;
         let abi = abi_version(&module)?;
-        let linker = imports::linker(engine(), abi).map_err(|e| LoadError::new(format!("{e:?}")))?;
+        let linker =
+            imports::linker(engine(), abi).map_err(|e| LoadError::new(format!("{e:?}")))?;
 
         let limits = StoreLimitsBuilder::new().memory_size(MEMORY_LIMIT).build();
         let mut store = Store::new(engine(), HostState::new(limits));
@@ -149,7 +171,11 @@ impl Host {
 
         let missing: Vec<String> = module
             .imports()
-            .filter(|import| linker.get(&mut store, import.module(), import.name()).is_err())
+            .filter(|import| {
+                linker
+                    .get(&mut store, import.module(), import.name())
+                    .is_err()
+            })
             .map(|import| format!("{}.{}", import.module(), import.name()))
             .collect();
         if !missing.is_empty() {
@@ -160,7 +186,9 @@ impl Host {
         }
 
         // Fuel for a possible wasm start function.
-        store.set_fuel(DEFAULT_FUEL_PER_CALL).map_err(|e| LoadError::new(format!("{e}")))?;
+        store
+            .set_fuel(DEFAULT_FUEL_PER_CALL)
+            .map_err(|e| LoadError::new(format!("{e}")))?;
         let instance = linker
             .instantiate(&mut store, &module)
             .map_err(|e| LoadError::new(format!("instantiation failed: {e:?}")))?;
@@ -192,6 +220,7 @@ impl Host {
             on_tick: export(&mut store, &instance, "proxy_on_tick")?,
             on_request_headers: export(&mut store, &instance, "proxy_on_request_headers")?,
             on_request_body: export(&mut store, &instance, "proxy_on_request_body")?,
+            on_request_trailers: export(&mut store, &instance, "proxy_on_request_trailers")?,
             on_grpc_receive: export(&mut store, &instance, "proxy_on_grpc_receive")?,
             on_grpc_close: export(&mut store, &instance, "proxy_on_grpc_close")?,
             on_log: export(&mut store, &instance, "proxy_on_log")?,
@@ -218,7 +247,11 @@ impl Host {
     /// `proxy_on_context_create(root, 0)`, `proxy_on_vm_start`), then runs
     /// `proxy_on_configure(root, len)` with `plugin_configuration` served as
     /// the `PluginConfiguration` buffer. Later calls reconfigure.
-    pub fn configure(&mut self, plugin_configuration: impl AsRef<[u8]>) -> Result<ConfigureOutcome, Trap> {
+    pub fn configure(
+        &mut self,
+        plugin_configuration: impl AsRef<[u8]>,
+    ) -> Result<ConfigureOutcome, Trap> {
+        self.ensure_alive("proxy_on_configure")?;
         let log_mark = self.store.data().logs.len();
         let root = self.root_context_id();
         if !self.started {
@@ -251,13 +284,20 @@ impl Host {
             self.store.data_mut().plugin_configuration = None;
             ok = result? != 0;
         }
-        let logs = self.store.data().logs.get(log_mark..).unwrap_or_default().to_vec();
+        let logs = self
+            .store
+            .data()
+            .logs
+            .get(log_mark..)
+            .unwrap_or_default()
+            .to_vec();
         Ok(ConfigureOutcome { ok, logs })
     }
 
     /// Creates an HTTP stream: `proxy_on_context_create(stream, root)`.
     pub fn new_stream(&mut self) -> Result<StreamId, Trap> {
         assert!(self.started, "call Host::configure before Host::new_stream");
+        self.ensure_alive("proxy_on_context_create")?;
         let id = self.next_context_id;
         self.next_context_id += 1;
         let root = self.root_context_id();
@@ -274,19 +314,27 @@ impl Host {
 
     /// Delivers the request headers (pseudo-headers `:method`, `:path`,
     /// `:authority`, `:scheme` included; names are lower-cased as in Envoy):
-    /// `proxy_on_request_headers(stream, count, end_of_stream)`.
+    /// `proxy_on_request_headers(stream, count, end_of_stream)`. Values are
+    /// anything `Into<Vec<u8>>` (`&str`, `String`, bytes): Envoy passes
+    /// non-UTF-8 values (HTTP `obs-text`) through to the filter.
     ///
     /// Like Envoy, the headers stay readable/writable by the filter until it
     /// continues the request (returns `Continue` here, or calls
     /// `resume_http_request` later); after that, reading them answers
     /// `BadArgument`, which the Rust SDK turns into a panic.
-    pub fn request_headers<I, K, V>(&mut self, stream: StreamId, headers: I, end_of_stream: bool) -> Result<Action, Trap>
+    pub fn request_headers<I, K, V>(
+        &mut self,
+        stream: StreamId,
+        headers: I,
+        end_of_stream: bool,
+    ) -> Result<Action, Trap>
     where
         I: IntoIterator<Item = (K, V)>,
         K: Into<String>,
-        V: Into<String>,
+        V: Into<Vec<u8>>,
     {
-        let headers: Vec<(String, String)> = headers
+        self.ensure_alive("proxy_on_request_headers")?;
+        let headers: Vec<(String, Vec<u8>)> = headers
             .into_iter()
             .map(|(key, value)| (key.into().to_ascii_lowercase(), value.into()))
             .collect();
@@ -295,9 +343,11 @@ impl Host {
         record.request_headers = headers;
         record.headers_available = true;
         let action = match self.exports.on_request_headers.clone() {
-            Some(on_headers) => Action::from_raw(self.run(stream.0, "proxy_on_request_headers", |store| {
-                on_headers.call(store, (stream.0 as i32, count, i32::from(end_of_stream)))
-            })?),
+            Some(on_headers) => {
+                Action::from_raw(self.run(stream.0, "proxy_on_request_headers", |store| {
+                    on_headers.call(store, (stream.0 as i32, count, i32::from(end_of_stream)))
+                })?)
+            }
             None => Action::Continue,
         };
         if action == Action::Continue {
@@ -312,7 +362,13 @@ impl Host {
     /// As in Envoy: if the filter answered `Pause` (StopIterationAndBuffer)
     /// to the previous chunk, this chunk is appended to the buffered body;
     /// otherwise the buffer holds only this chunk.
-    pub fn request_body(&mut self, stream: StreamId, chunk: &[u8], end_of_stream: bool) -> Result<Action, Trap> {
+    pub fn request_body(
+        &mut self,
+        stream: StreamId,
+        chunk: &[u8],
+        end_of_stream: bool,
+    ) -> Result<Action, Trap> {
+        self.ensure_alive("proxy_on_request_body")?;
         let record = self.live_stream_mut(stream);
         if record.buffering_body {
             record.request_body.extend_from_slice(chunk);
@@ -335,6 +391,45 @@ impl Host {
         Ok(Action::from_raw(raw))
     }
 
+    /// Delivers the request trailers, which end the request:
+    /// `proxy_on_request_trailers(stream, count)`. The body buffered so far
+    /// stays readable (Envoy's decoding buffer) while the filter holds the
+    /// request.
+    pub fn request_trailers<I, K, V>(
+        &mut self,
+        stream: StreamId,
+        trailers: I,
+    ) -> Result<Action, Trap>
+    where
+        I: IntoIterator<Item = (K, V)>,
+        K: Into<String>,
+        V: Into<Vec<u8>>,
+    {
+        self.ensure_alive("proxy_on_request_trailers")?;
+        let trailers: Vec<(String, Vec<u8>)> = trailers
+            .into_iter()
+            .map(|(key, value)| (key.into().to_ascii_lowercase(), value.into()))
+            .collect();
+        let count = trailers.len() as i32;
+        let record = self.live_stream_mut(stream);
+        record.request_trailers = trailers;
+        record.trailers_available = true;
+        let action = match self.exports.on_request_trailers.clone() {
+            Some(on_trailers) => {
+                Action::from_raw(self.run(stream.0, "proxy_on_request_trailers", |store| {
+                    on_trailers.call(store, (stream.0 as i32, count))
+                })?)
+            }
+            None => Action::Continue,
+        };
+        if action == Action::Continue {
+            let record = self.live_stream_mut(stream);
+            record.trailers_available = false;
+            record.body_available = false;
+        }
+        Ok(action)
+    }
+
     /// Delivers a successful gRPC reply: `proxy_on_grpc_receive(root, token,
     /// size)`, with `message` served as the `GrpcReceiveBuffer` (type 5).
     /// Envoy delivers replies to the root context (the call belongs to it);
@@ -342,7 +437,7 @@ impl Host {
     /// token may be delivered, including unknown, cancelled or late ones.
     pub fn grpc_receive(&mut self, token: u32, message: &[u8]) -> Result<(), Trap> {
         assert!(self.started, "call Host::configure first");
-        self.finish_grpc_call(token);
+        self.ensure_alive("proxy_on_grpc_receive")?;
         let root = self.root_context_id();
         self.store.data_mut().grpc_receive_buffer = Some(message.to_vec());
         let size = message.len() as i32;
@@ -353,17 +448,19 @@ impl Host {
             None => Ok(()),
         };
         self.store.data_mut().grpc_receive_buffer = None;
+        // Like Envoy, the call is forgotten after the callback (cancelling it
+        // from inside the callback still works).
+        self.finish_grpc_call(token);
         result
     }
 
     /// Delivers a failed gRPC call: `proxy_on_grpc_close(root, token, code)`;
-    /// `proxy_get_status` on the root context answers `(code, message)`
-    /// during the call. As in Envoy, the status lives on the root context:
-    /// once the SDK switched to the HTTP context, `get_grpc_status()` reads
-    /// `(0, None)` there, so filters should use the `status_code` argument.
+    /// during the call `proxy_get_status` answers `(code, message)` (from
+    /// the root context, as Envoy, so also after the SDK switched to the
+    /// HTTP context). Afterwards the message reads empty, the code stays.
     pub fn grpc_close(&mut self, token: u32, status_code: u32, message: &str) -> Result<(), Trap> {
         assert!(self.started, "call Host::configure first");
-        self.finish_grpc_call(token);
+        self.ensure_alive("proxy_on_grpc_close")?;
         let root = self.root_context_id();
         self.store.data_mut().grpc_status = (status_code, message.to_owned());
         let result = match self.exports.on_grpc_close.clone() {
@@ -373,24 +470,30 @@ impl Host {
             None => Ok(()),
         };
         self.store.data_mut().grpc_status.1.clear();
+        self.finish_grpc_call(token);
         result
     }
 
     /// Fires the root context's timer once: `proxy_on_tick(root)`.
     pub fn tick(&mut self) -> Result<(), Trap> {
         assert!(self.started, "call Host::configure first");
+        self.ensure_alive("proxy_on_tick")?;
         let root = self.root_context_id();
         match self.exports.on_tick.clone() {
-            Some(on_tick) => self.run(root, "proxy_on_tick", |store| on_tick.call(store, root as i32)),
+            Some(on_tick) => self.run(root, "proxy_on_tick", |store| {
+                on_tick.call(store, root as i32)
+            }),
             None => Ok(()),
         }
     }
 
-    /// Ends a stream in Envoy's order: `proxy_on_log` (access log), then
-    /// `proxy_on_done` and `proxy_on_delete` (filter destroyed). The stream's
-    /// record stays available; its context id is gone for the module.
+    /// Ends a stream in Envoy's order: `proxy_on_log` (access log; the
+    /// request headers are readable again, read-only), then `proxy_on_done`
+    /// and `proxy_on_delete` (filter destroyed). The stream's record stays
+    /// available; its context id is gone for the module.
     pub fn end_stream(&mut self, stream: StreamId) -> Result<(), Trap> {
         let _ = self.live_stream_mut(stream); // asserts the stream is live
+        self.ensure_alive("proxy_on_log")?;
         let id = stream.0 as i32;
         let result = self.end_stream_calls(id);
         let state = self.store.data_mut();
@@ -398,6 +501,7 @@ impl Host {
         if let Some(record) = state.streams.get_mut(&stream.0) {
             record.ended = true;
             record.headers_available = false;
+            record.trailers_available = false;
             record.body_available = false;
         }
         result
@@ -406,13 +510,19 @@ impl Host {
     fn end_stream_calls(&mut self, id: i32) -> Result<(), Trap> {
         let context = id as u32;
         if let Some(on_log) = self.exports.on_log.clone() {
-            self.run(context, "proxy_on_log", |store| on_log.call(store, id))?;
+            // Envoy's access-log phase: the request headers are readable.
+            self.set_access_log_phase(context, true);
+            let logged = self.run(context, "proxy_on_log", |store| on_log.call(store, id));
+            self.set_access_log_phase(context, false);
+            logged?;
         }
         if let Some(on_done) = self.exports.on_done.clone() {
             self.run(context, "proxy_on_done", |store| on_done.call(store, id))?;
         }
         if let Some(on_delete) = self.exports.on_delete.clone() {
-            self.run(context, "proxy_on_delete", |store| on_delete.call(store, id))?;
+            self.run(context, "proxy_on_delete", |store| {
+                on_delete.call(store, id)
+            })?;
         }
         Ok(())
     }
@@ -495,7 +605,10 @@ impl Host {
     /// paths answer NotFound, and on the root context every request,
     /// response, source, destination, connection and upstream property does.
     pub fn set_property(&mut self, path: &str, value: impl Into<Vec<u8>>) {
-        self.store.data_mut().properties.insert(path.to_owned(), value.into());
+        self.store
+            .data_mut()
+            .properties
+            .insert(path.to_owned(), value.into());
     }
 
     /// Removes a property (it then answers NotFound).
@@ -508,6 +621,14 @@ impl Host {
         self.store.data_mut().grpc_dispatch = mode;
     }
 
+    /// The token the next successful `proxy_grpc_call` gets (then +1).
+    /// Envoy's call tokens come from a per-VM counter that wraps around
+    /// (proxy-wasm-cpp-host has no rollover protection), so a long-lived VM
+    /// sees old tokens again; this simulates that.
+    pub fn set_next_grpc_token(&mut self, token: u32) {
+        self.store.data_mut().next_token = token;
+    }
+
     /// The level `proxy_get_log_level` reports (default `Info`, as Envoy's
     /// default). Every `proxy_log` line is recorded whatever the level.
     pub fn set_log_level(&mut self, level: LogLevel) {
@@ -516,8 +637,8 @@ impl Host {
 
     /// Fuel (≈ wasm instructions) each call into the module may use before
     /// it traps with [`TrapKind::OutOfFuel`]. Default
-    /// [`DEFAULT_FUEL_PER_CALL`]: ~1–2 s of an endless loop, far more than
-    /// any real callback needs.
+    /// [`DEFAULT_FUEL_PER_CALL`]: an endless loop traps after ~1–2 s, while a
+    /// proxy-wasm filter base64-encoding a 6 MB body into JSON used ~0.5e9.
     pub fn set_fuel_per_call(&mut self, fuel: u64) {
         self.fuel_per_call = fuel;
     }
@@ -537,15 +658,42 @@ impl Host {
             .unwrap_or_else(|| panic!("unknown stream {stream:?}"))
     }
 
+    fn set_access_log_phase(&mut self, context: u32, on: bool) {
+        if let Some(record) = self.store.data_mut().streams.get_mut(&context) {
+            record.access_log_phase = on;
+        }
+    }
+
     fn finish_grpc_call(&mut self, token: u32) {
+        // The latest call with this token: tokens repeat once the counter
+        // wraps around (see `set_next_grpc_token`).
         if let Some(call) = self
             .store
             .data_mut()
             .grpc_calls
             .iter_mut()
+            .rev()
             .find(|call| call.token == Some(token))
         {
             call.finished = true;
+        }
+    }
+
+    /// Fails with [`TrapKind::VmFailed`] once a call trapped: like Envoy,
+    /// a failed VM runs nothing more (even callbacks the module lacks).
+    fn ensure_alive(&self, callback: &str) -> Result<(), Trap> {
+        match &self.failed {
+            None => Ok(()),
+            Some(earlier) => Err(Trap {
+                kind: TrapKind::VmFailed,
+                callback: callback.to_owned(),
+                message: format!(
+                    "the VM failed earlier, in {} ({:?}); load a new Host",
+                    earlier.callback, earlier.kind
+                ),
+                panic_message: earlier.panic_message.clone(),
+                stderr: String::new(),
+            }),
         }
     }
 
@@ -557,16 +705,10 @@ impl Host {
         callback: &str,
         call: impl FnOnce(&mut Store<HostState>) -> wasmtime::Result<R>,
     ) -> Result<R, Trap> {
-        if let Some(earlier) = &self.failed {
-            return Err(Trap {
-                kind: TrapKind::VmFailed,
-                callback: callback.to_owned(),
-                message: format!("the VM failed earlier, in {}: {:?}", earlier.callback, earlier.kind),
-                panic_message: earlier.panic_message.clone(),
-                stderr: String::new(),
-            });
-        }
-        self.store.set_fuel(self.fuel_per_call).expect("fuel is enabled");
+        self.ensure_alive(callback)?;
+        self.store
+            .set_fuel(self.fuel_per_call)
+            .expect("fuel is enabled");
         let state = self.store.data_mut();
         let (log_mark, stderr_mark) = (state.logs.len(), state.stderr.len());
         state.current = context;
@@ -593,7 +735,11 @@ impl Host {
                     .rev()
                     .find(|line| line.level == LogLevel::Critical)
                     .map(|line| line.message.clone()),
-                stderr: state.stderr.get(stderr_mark..).unwrap_or_default().to_owned(),
+                stderr: state
+                    .stderr
+                    .get(stderr_mark..)
+                    .unwrap_or_default()
+                    .to_owned(),
             };
             self.failed = Some(failure.clone());
             failure

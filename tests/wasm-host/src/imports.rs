@@ -1,7 +1,8 @@
 //! The functions the module imports: `env.proxy_*` (proxy-wasm ABI 0.2.x)
 //! and the WASI subset Envoy provides, written by hand after Envoy's
-//! proxy-wasm host (proxy-wasm-cpp-host `src/exports.cc`, `src/wasm.cc`, and
-//! Envoy's `source/extensions/common/wasm/context.cc`).
+//! proxy-wasm host (current proxy-wasm-cpp-host `src/exports.cc`,
+//! `include/proxy-wasm/exports.h`, and Envoy's
+//! `source/extensions/common/wasm/context.cc`).
 //!
 //! The import set is exactly Envoy's: a module importing anything else fails
 //! to load here as it would in Envoy.
@@ -30,6 +31,11 @@ const RANDOM_GET_MAX: usize = 64 * 1024;
 pub(crate) fn linker(engine: &Engine, abi: Abi) -> wasmtime::Result<Linker<HostState>> {
     let mut l = Linker::new(engine);
     l.func_wrap("env", "pthread_equal", pthread_equal)?;
+    l.func_wrap(
+        "env",
+        "emscripten_notify_memory_growth",
+        emscripten_notify_memory_growth,
+    )?;
 
     for wasi in ["wasi_snapshot_preview1", "wasi_unstable"] {
         l.func_wrap(wasi, "fd_write", fd_write)?;
@@ -44,26 +50,77 @@ pub(crate) fn linker(engine: &Engine, abi: Abi) -> wasmtime::Result<Linker<HostS
         l.func_wrap(wasi, "clock_time_get", clock_time_get)?;
         l.func_wrap(wasi, "random_get", random_get)?;
         l.func_wrap(wasi, "proc_exit", proc_exit)?;
+        l.func_wrap(wasi, "path_open", path_open)?;
+        l.func_wrap(wasi, "fd_prestat_get", fd_prestat_get)?;
+        l.func_wrap(wasi, "fd_prestat_dir_name", fd_prestat_dir_name)?;
     }
 
     l.func_wrap("env", "proxy_log", proxy_log)?;
     l.func_wrap("env", "proxy_get_status", proxy_get_status)?;
     l.func_wrap("env", "proxy_set_property", proxy_set_property)?;
     l.func_wrap("env", "proxy_get_property", proxy_get_property)?;
-    l.func_wrap("env", "proxy_send_local_response", proxy_send_local_response)?;
+    l.func_wrap(
+        "env",
+        "proxy_send_local_response",
+        proxy_send_local_response,
+    )?;
     l.func_wrap("env", "proxy_get_shared_data", proxy_get_shared_data)?;
     l.func_wrap("env", "proxy_set_shared_data", proxy_set_shared_data)?;
-    l.func_wrap("env", "proxy_register_shared_queue", proxy_register_shared_queue)?;
-    l.func_wrap("env", "proxy_resolve_shared_queue", proxy_resolve_shared_queue)?;
-    l.func_wrap("env", "proxy_dequeue_shared_queue", proxy_dequeue_shared_queue)?;
-    l.func_wrap("env", "proxy_enqueue_shared_queue", proxy_enqueue_shared_queue)?;
-    l.func_wrap("env", "proxy_get_header_map_value", proxy_get_header_map_value)?;
-    l.func_wrap("env", "proxy_add_header_map_value", proxy_add_header_map_value)?;
-    l.func_wrap("env", "proxy_replace_header_map_value", proxy_replace_header_map_value)?;
-    l.func_wrap("env", "proxy_remove_header_map_value", proxy_remove_header_map_value)?;
-    l.func_wrap("env", "proxy_get_header_map_pairs", proxy_get_header_map_pairs)?;
-    l.func_wrap("env", "proxy_set_header_map_pairs", proxy_set_header_map_pairs)?;
-    l.func_wrap("env", "proxy_get_header_map_size", proxy_get_header_map_size)?;
+    l.func_wrap(
+        "env",
+        "proxy_register_shared_queue",
+        proxy_register_shared_queue,
+    )?;
+    l.func_wrap(
+        "env",
+        "proxy_resolve_shared_queue",
+        proxy_resolve_shared_queue,
+    )?;
+    l.func_wrap(
+        "env",
+        "proxy_dequeue_shared_queue",
+        proxy_dequeue_shared_queue,
+    )?;
+    l.func_wrap(
+        "env",
+        "proxy_enqueue_shared_queue",
+        proxy_enqueue_shared_queue,
+    )?;
+    l.func_wrap(
+        "env",
+        "proxy_get_header_map_value",
+        proxy_get_header_map_value,
+    )?;
+    l.func_wrap(
+        "env",
+        "proxy_add_header_map_value",
+        proxy_add_header_map_value,
+    )?;
+    l.func_wrap(
+        "env",
+        "proxy_replace_header_map_value",
+        proxy_replace_header_map_value,
+    )?;
+    l.func_wrap(
+        "env",
+        "proxy_remove_header_map_value",
+        proxy_remove_header_map_value,
+    )?;
+    l.func_wrap(
+        "env",
+        "proxy_get_header_map_pairs",
+        proxy_get_header_map_pairs,
+    )?;
+    l.func_wrap(
+        "env",
+        "proxy_set_header_map_pairs",
+        proxy_set_header_map_pairs,
+    )?;
+    l.func_wrap(
+        "env",
+        "proxy_get_header_map_size",
+        proxy_get_header_map_size,
+    )?;
     l.func_wrap("env", "proxy_get_buffer_status", proxy_get_buffer_status)?;
     l.func_wrap("env", "proxy_get_buffer_bytes", proxy_get_buffer_bytes)?;
     l.func_wrap("env", "proxy_set_buffer_bytes", proxy_set_buffer_bytes)?;
@@ -73,15 +130,31 @@ pub(crate) fn linker(engine: &Engine, abi: Abi) -> wasmtime::Result<Linker<HostS
     l.func_wrap("env", "proxy_grpc_close", proxy_grpc_close)?;
     l.func_wrap("env", "proxy_grpc_cancel", proxy_grpc_cancel)?;
     l.func_wrap("env", "proxy_grpc_send", proxy_grpc_send)?;
-    l.func_wrap("env", "proxy_set_tick_period_milliseconds", proxy_set_tick_period_milliseconds)?;
-    l.func_wrap("env", "proxy_get_current_time_nanoseconds", proxy_get_current_time_nanoseconds)?;
+    l.func_wrap(
+        "env",
+        "proxy_set_tick_period_milliseconds",
+        proxy_set_tick_period_milliseconds,
+    )?;
+    l.func_wrap(
+        "env",
+        "proxy_get_current_time_nanoseconds",
+        proxy_get_current_time_nanoseconds,
+    )?;
     l.func_wrap("env", "proxy_define_metric", proxy_define_metric)?;
     l.func_wrap("env", "proxy_increment_metric", proxy_increment_metric)?;
     l.func_wrap("env", "proxy_record_metric", proxy_record_metric)?;
     l.func_wrap("env", "proxy_get_metric", proxy_get_metric)?;
-    l.func_wrap("env", "proxy_set_effective_context", proxy_set_effective_context)?;
+    l.func_wrap(
+        "env",
+        "proxy_set_effective_context",
+        proxy_set_effective_context,
+    )?;
     l.func_wrap("env", "proxy_done", proxy_done)?;
-    l.func_wrap("env", "proxy_call_foreign_function", proxy_call_foreign_function)?;
+    l.func_wrap(
+        "env",
+        "proxy_call_foreign_function",
+        proxy_call_foreign_function,
+    )?;
     // ABI 0.2.x only; `proxy_continue_request` & co. are ABI 0.1.0, which
     // Envoy does not link for 0.2.x modules.
     l.func_wrap("env", "proxy_continue_stream", proxy_continue_stream)?;
@@ -131,7 +204,12 @@ fn write_u64(caller: &mut Ctx<'_>, ptr: i32, value: u64) -> bool {
 /// module's allocator and stores pointer and size; empty data is stored as a
 /// null pointer and size 0. `Ok(false)` = invalid memory access; `Err` = the
 /// allocator trapped.
-fn copy_out(caller: &mut Ctx<'_>, bytes: &[u8], ptr_ptr: i32, size_ptr: i32) -> wasmtime::Result<bool> {
+fn copy_out(
+    caller: &mut Ctx<'_>,
+    bytes: &[u8],
+    ptr_ptr: i32,
+    size_ptr: i32,
+) -> wasmtime::Result<bool> {
     let mut pointer = 0u32;
     if !bytes.is_empty() {
         let Ok(size) = i32::try_from(bytes.len()) else {
@@ -188,19 +266,18 @@ fn proxy_set_tick_period_milliseconds(mut caller: Ctx<'_>, period: i32) -> Statu
 }
 
 fn proxy_get_status(mut caller: Ctx<'_>, code_ptr: i32, message_ptr: i32, size_ptr: i32) -> Status {
-    // Envoy keeps the gRPC status on the context the reply was delivered to
-    // (the root context). Read from another (effective) context, e.g. after
-    // the SDK switched to the HTTP context that made the call, it is (0, "").
-    let state = caller.data();
-    let (code, message) = if state.context() == state.root_id {
-        state.grpc_status.clone()
-    } else {
-        (0, String::new())
-    };
+    // Envoy keeps the gRPC status on the root context (gRPC calls belong to
+    // it) and reads it from there whatever the effective context is.
+    let (code, message) = caller.data().grpc_status.clone();
     if !write_u32(&mut caller, code_ptr, code) {
         return ok(status::INVALID_MEMORY_ACCESS);
     }
-    copied(copy_out(&mut caller, message.as_bytes(), message_ptr, size_ptr)?)
+    copied(copy_out(
+        &mut caller,
+        message.as_bytes(),
+        message_ptr,
+        size_ptr,
+    )?)
 }
 
 // ---------------------------------------------------------------------------
@@ -213,7 +290,13 @@ fn property_path(raw: &[u8]) -> String {
         .join(".")
 }
 
-fn proxy_get_property(mut caller: Ctx<'_>, path_ptr: i32, path_size: i32, value_ptr: i32, size_ptr: i32) -> Status {
+fn proxy_get_property(
+    mut caller: Ctx<'_>,
+    path_ptr: i32,
+    path_size: i32,
+    value_ptr: i32,
+    size_ptr: i32,
+) -> Status {
     let Some(path) = read(&caller, path_ptr, path_size) else {
         return ok(status::INVALID_MEMORY_ACCESS);
     };
@@ -226,7 +309,13 @@ fn proxy_get_property(mut caller: Ctx<'_>, path_ptr: i32, path_size: i32, value_
     copied(copy_out(&mut caller, &value, value_ptr, size_ptr)?)
 }
 
-fn proxy_set_property(mut caller: Ctx<'_>, path_ptr: i32, path_size: i32, value_ptr: i32, value_size: i32) -> Status {
+fn proxy_set_property(
+    mut caller: Ctx<'_>,
+    path_ptr: i32,
+    path_size: i32,
+    value_ptr: i32,
+    value_size: i32,
+) -> Status {
     let (Some(path), Some(value)) = (
         read(&caller, path_ptr, path_size),
         read(&caller, value_ptr, value_size),
@@ -245,30 +334,62 @@ fn proxy_set_property(mut caller: Ctx<'_>, path_ptr: i32, path_size: i32, value_
 }
 
 // ---------------------------------------------------------------------------
-// Header maps. Only the request headers of a stream exist here; like Envoy,
+// Header maps. Only the request headers and trailers of a stream exist
+// here; like Envoy,
 // an unavailable map reads as empty pairs and answers BadArgument to
-// everything else (which the Rust SDK turns into a panic).
+// everything else (which the Rust SDK turns into a panic). During
+// `proxy_on_log` the request headers are readable and a missing map or
+// header is NotFound.
 
-fn header_map(state: &mut HostState, map_type: u32) -> Option<&mut Vec<(String, String)>> {
-    if map_type != map::HTTP_REQUEST_HEADERS {
-        return None;
+/// The map to modify (Envoy's `getMap`).
+fn header_map(state: &mut HostState, map_type: u32) -> Option<&mut Vec<(String, Vec<u8>)>> {
+    let stream = state.stream_mut()?;
+    match map_type {
+        map::HTTP_REQUEST_HEADERS if stream.headers_available => Some(&mut stream.request_headers),
+        map::HTTP_REQUEST_TRAILERS if stream.trailers_available => {
+            Some(&mut stream.request_trailers)
+        }
+        _ => None,
     }
-    state
-        .stream_mut()
-        .filter(|stream| stream.headers_available)
-        .map(|stream| &mut stream.request_headers)
+}
+
+/// The map to read (Envoy's `getConstMap`), or the status for a missing one.
+fn readable_header_map(state: &HostState, map_type: u32) -> Result<&[(String, Vec<u8>)], u32> {
+    let logging = state.stream().is_some_and(|stream| stream.access_log_phase);
+    let missing = if logging {
+        status::NOT_FOUND
+    } else {
+        status::BAD_ARGUMENT
+    };
+    let Some(stream) = state.stream() else {
+        return Err(missing);
+    };
+    match map_type {
+        map::HTTP_REQUEST_HEADERS if stream.headers_available || logging => {
+            Ok(stream.request_headers.as_slice())
+        }
+        map::HTTP_REQUEST_TRAILERS if stream.trailers_available || logging => {
+            Ok(stream.request_trailers.as_slice())
+        }
+        _ => Err(missing),
+    }
 }
 
 fn header_key(raw: &[u8]) -> String {
     pairs::text(raw).to_ascii_lowercase()
 }
 
-fn proxy_get_header_map_pairs(mut caller: Ctx<'_>, map_type: i32, ptr_ptr: i32, size_ptr: i32) -> Status {
+fn proxy_get_header_map_pairs(
+    mut caller: Ctx<'_>,
+    map_type: i32,
+    ptr_ptr: i32,
+    size_ptr: i32,
+) -> Status {
     if map_type as u32 > map::MAX {
         return ok(status::BAD_ARGUMENT);
     }
-    let headers = header_map(caller.data_mut(), map_type as u32)
-        .map(|headers| headers.clone())
+    let headers = readable_header_map(caller.data(), map_type as u32)
+        .map(<[_]>::to_vec)
         .unwrap_or_default();
     let bytes = if headers.is_empty() {
         Vec::new()
@@ -290,7 +411,7 @@ fn proxy_set_header_map_pairs(mut caller: Ctx<'_>, map_type: i32, ptr: i32, size
     };
     *headers = pairs::deserialize(&bytes)
         .into_iter()
-        .map(|(key, value)| (header_key(&key), pairs::text(&value)))
+        .map(|(key, value)| (header_key(&key), value))
         .collect();
     ok(status::OK)
 }
@@ -310,22 +431,30 @@ fn proxy_get_header_map_value(
         return ok(status::INVALID_MEMORY_ACCESS);
     };
     let key = header_key(&key);
-    let Some(headers) = header_map(caller.data_mut(), map_type as u32) else {
-        return ok(status::BAD_ARGUMENT);
+    let headers = match readable_header_map(caller.data(), map_type as u32) {
+        Ok(headers) => headers,
+        Err(missing) => return ok(missing),
     };
     let Some((_, value)) = headers.iter().find(|(name, _)| *name == key) else {
         return ok(status::NOT_FOUND);
     };
     let value = value.clone();
-    copied(copy_out(&mut caller, value.as_bytes(), value_ptr, size_ptr)?)
+    copied(copy_out(&mut caller, &value, value_ptr, size_ptr)?)
 }
 
 /// Shared body of add / replace: `replace` first removes every `key`.
-fn put_header(caller: &mut Ctx<'_>, map_type: i32, key: (i32, i32), value: (i32, i32), replace: bool) -> Status {
+fn put_header(
+    caller: &mut Ctx<'_>,
+    map_type: i32,
+    key: (i32, i32),
+    value: (i32, i32),
+    replace: bool,
+) -> Status {
     if map_type as u32 > map::MAX {
         return ok(status::BAD_ARGUMENT);
     }
-    let (Some(key), Some(value)) = (read(caller, key.0, key.1), read(caller, value.0, value.1)) else {
+    let (Some(key), Some(value)) = (read(caller, key.0, key.1), read(caller, value.0, value.1))
+    else {
         return ok(status::INVALID_MEMORY_ACCESS);
     };
     let Some(headers) = header_map(caller.data_mut(), map_type as u32) else {
@@ -335,7 +464,7 @@ fn put_header(caller: &mut Ctx<'_>, map_type: i32, key: (i32, i32), value: (i32,
     if replace {
         headers.retain(|(name, _)| *name != key);
     }
-    headers.push((key, pairs::text(&value)));
+    headers.push((key, value));
     ok(status::OK)
 }
 
@@ -347,7 +476,13 @@ fn proxy_add_header_map_value(
     value_ptr: i32,
     value_size: i32,
 ) -> Status {
-    put_header(&mut caller, map_type, (key_ptr, key_size), (value_ptr, value_size), false)
+    put_header(
+        &mut caller,
+        map_type,
+        (key_ptr, key_size),
+        (value_ptr, value_size),
+        false,
+    )
 }
 
 fn proxy_replace_header_map_value(
@@ -358,10 +493,21 @@ fn proxy_replace_header_map_value(
     value_ptr: i32,
     value_size: i32,
 ) -> Status {
-    put_header(&mut caller, map_type, (key_ptr, key_size), (value_ptr, value_size), true)
+    put_header(
+        &mut caller,
+        map_type,
+        (key_ptr, key_size),
+        (value_ptr, value_size),
+        true,
+    )
 }
 
-fn proxy_remove_header_map_value(mut caller: Ctx<'_>, map_type: i32, key_ptr: i32, key_size: i32) -> Status {
+fn proxy_remove_header_map_value(
+    mut caller: Ctx<'_>,
+    map_type: i32,
+    key_ptr: i32,
+    key_size: i32,
+) -> Status {
     if map_type as u32 > map::MAX {
         return ok(status::BAD_ARGUMENT);
     }
@@ -384,7 +530,11 @@ fn proxy_get_header_map_size(mut caller: Ctx<'_>, map_type: i32, size_ptr: i32) 
         return ok(status::BAD_ARGUMENT);
     };
     let size: usize = headers.iter().map(|(k, v)| k.len() + v.len()).sum();
-    copied(write_u32(&mut caller, size_ptr, u32::try_from(size).unwrap_or(u32::MAX)))
+    copied(write_u32(
+        &mut caller,
+        size_ptr,
+        u32::try_from(size).unwrap_or(u32::MAX),
+    ))
 }
 
 // ---------------------------------------------------------------------------
@@ -416,7 +566,12 @@ fn buffer_contents(state: &mut HostState, buffer_type: u32) -> Option<Vec<u8>> {
     }
 }
 
-fn proxy_get_buffer_status(mut caller: Ctx<'_>, buffer_type: i32, length_ptr: i32, flags_ptr: i32) -> Status {
+fn proxy_get_buffer_status(
+    mut caller: Ctx<'_>,
+    buffer_type: i32,
+    length_ptr: i32,
+    flags_ptr: i32,
+) -> Status {
     if buffer_type as u32 > buffer::CALL_DATA {
         return ok(status::BAD_ARGUMENT);
     }
@@ -443,10 +598,9 @@ fn proxy_get_buffer_bytes(
     };
     let start = addr(start);
     let end = start.saturating_add(addr(max_size)).min(contents.len());
-    // Like Envoy: nothing to copy = Ok without touching the out-pointers.
-    let Some(slice) = contents.get(start..end).filter(|slice| !slice.is_empty()) else {
-        return ok(status::OK);
-    };
+    // Nothing to copy (empty buffer, start past the end) stores a null
+    // pointer and size 0, as Envoy does.
+    let slice = contents.get(start..end).unwrap_or_default();
     copied(copy_out(&mut caller, slice, ptr_ptr, size_ptr)?)
 }
 
@@ -505,6 +659,7 @@ fn proxy_continue_stream(mut caller: Ctx<'_>, stream_type: i32) -> Status {
             if let Some(stream) = state.stream_mut() {
                 stream.continue_requests += 1;
                 stream.headers_available = false;
+                stream.trailers_available = false;
                 stream.body_available = false;
             }
             ok(status::OK)
@@ -558,7 +713,13 @@ fn proxy_send_local_response(
         status: status_code as u32,
         details: pairs::text(&details)
             .chars()
-            .map(|c| if c.is_ascii_whitespace() || c == '\x0b' { '_' } else { c })
+            .map(|c| {
+                if c.is_ascii_whitespace() || c == '\x0b' {
+                    '_'
+                } else {
+                    c
+                }
+            })
             .collect(),
         body,
         headers: pairs::deserialize(&headers)
@@ -622,7 +783,7 @@ fn proxy_grpc_call(
     let result = state.grpc_dispatch_status(&cluster);
     let token = (result == status::OK).then(|| {
         let token = state.next_token;
-        state.next_token += 1;
+        state.next_token = state.next_token.wrapping_add(1);
         token
     });
     let call = GrpcCall {
@@ -690,7 +851,13 @@ fn proxy_grpc_stream(
     ok(status::UNIMPLEMENTED)
 }
 
-fn proxy_grpc_send(_caller: Ctx<'_>, _token: i32, _message_ptr: i32, _message_size: i32, _end_stream: i32) -> Status {
+fn proxy_grpc_send(
+    _caller: Ctx<'_>,
+    _token: i32,
+    _message_ptr: i32,
+    _message_size: i32,
+    _end_stream: i32,
+) -> Status {
     ok(status::UNIMPLEMENTED)
 }
 
@@ -743,7 +910,10 @@ fn proxy_set_shared_data(
     value_size: i32,
     cas: i32,
 ) -> Status {
-    let (Some(key), Some(value)) = (read(&caller, key_ptr, key_size), read(&caller, value_ptr, value_size)) else {
+    let (Some(key), Some(value)) = (
+        read(&caller, key_ptr, key_size),
+        read(&caller, value_ptr, value_size),
+    ) else {
         return ok(status::INVALID_MEMORY_ACCESS);
     };
     let shared = &mut caller.data_mut().shared_data;
@@ -755,7 +925,12 @@ fn proxy_set_shared_data(
     ok(status::OK)
 }
 
-fn proxy_register_shared_queue(_caller: Ctx<'_>, _name_ptr: i32, _name_size: i32, _id_ptr: i32) -> Status {
+fn proxy_register_shared_queue(
+    _caller: Ctx<'_>,
+    _name_ptr: i32,
+    _name_size: i32,
+    _id_ptr: i32,
+) -> Status {
     ok(status::UNIMPLEMENTED)
 }
 
@@ -770,11 +945,21 @@ fn proxy_resolve_shared_queue(
     ok(status::UNIMPLEMENTED)
 }
 
-fn proxy_dequeue_shared_queue(_caller: Ctx<'_>, _id: i32, _value_ptr: i32, _size_ptr: i32) -> Status {
+fn proxy_dequeue_shared_queue(
+    _caller: Ctx<'_>,
+    _id: i32,
+    _value_ptr: i32,
+    _size_ptr: i32,
+) -> Status {
     ok(status::UNIMPLEMENTED)
 }
 
-fn proxy_enqueue_shared_queue(_caller: Ctx<'_>, _id: i32, _value_ptr: i32, _value_size: i32) -> Status {
+fn proxy_enqueue_shared_queue(
+    _caller: Ctx<'_>,
+    _id: i32,
+    _value_ptr: i32,
+    _value_size: i32,
+) -> Status {
     ok(status::UNIMPLEMENTED)
 }
 
@@ -801,7 +986,13 @@ fn metric_mut(state: &mut HostState, id: i32) -> Option<&mut Metric> {
     state.metrics.get_mut(index)
 }
 
-fn proxy_define_metric(mut caller: Ctx<'_>, metric_type: i32, name_ptr: i32, name_size: i32, id_ptr: i32) -> Status {
+fn proxy_define_metric(
+    mut caller: Ctx<'_>,
+    metric_type: i32,
+    name_ptr: i32,
+    name_size: i32,
+    id_ptr: i32,
+) -> Status {
     let kind = match metric_type {
         0 => MetricKind::Counter,
         1 => MetricKind::Gauge,
@@ -813,10 +1004,17 @@ fn proxy_define_metric(mut caller: Ctx<'_>, metric_type: i32, name_ptr: i32, nam
     };
     let name = pairs::text(&name);
     let metrics = &mut caller.data_mut().metrics;
-    let index = match metrics.iter().position(|m| m.name == name && m.kind == kind) {
+    let index = match metrics
+        .iter()
+        .position(|m| m.name == name && m.kind == kind)
+    {
         Some(index) => index,
         None => {
-            metrics.push(Metric { name, kind, value: 0 });
+            metrics.push(Metric {
+                name,
+                kind,
+                value: 0,
+            });
             metrics.len() - 1
         }
     };
@@ -829,7 +1027,9 @@ fn proxy_increment_metric(mut caller: Ctx<'_>, id: i32, offset: i64) -> Status {
         return ok(status::NOT_FOUND);
     };
     match metric.kind {
-        MetricKind::Counter if offset > 0 => metric.value = metric.value.saturating_add(offset as u64),
+        MetricKind::Counter if offset > 0 => {
+            metric.value = metric.value.saturating_add(offset as u64)
+        }
         MetricKind::Gauge => metric.value = metric.value.saturating_add_signed(offset),
         _ => return ok(status::BAD_ARGUMENT),
     }
@@ -866,6 +1066,32 @@ fn proxy_get_metric(mut caller: Ctx<'_>, id: i32, value_ptr: i32) -> Status {
 
 fn pthread_equal(_caller: Ctx<'_>, left: i32, right: i32) -> i32 {
     i32::from(left == right)
+}
+
+fn emscripten_notify_memory_growth(_caller: Ctx<'_>, _memory_index: i32) {}
+
+#[allow(clippy::too_many_arguments)] // WASI's signature
+fn path_open(
+    _caller: Ctx<'_>,
+    _fd: i32,
+    _dir_flags: i32,
+    _path_ptr: i32,
+    _path_len: i32,
+    _oflags: i32,
+    _rights_base: i64,
+    _rights_inheriting: i64,
+    _fd_flags: i32,
+    _fd_ptr: i32,
+) -> i32 {
+    errno::NOENT
+}
+
+fn fd_prestat_get(_caller: Ctx<'_>, _fd: i32, _prestat_ptr: i32) -> i32 {
+    errno::BADF // no preopened directories
+}
+
+fn fd_prestat_dir_name(_caller: Ctx<'_>, _fd: i32, _path_ptr: i32, _path_len: i32) -> i32 {
+    errno::NOSYS
 }
 
 fn fd_write(mut caller: Ctx<'_>, fd: i32, iovs: i32, iovs_len: i32, nwritten_ptr: i32) -> i32 {

@@ -22,13 +22,17 @@
 //! Envoy's proxy-wasm host (proxy-wasm-cpp-host + Envoy's `Context`), ABI
 //! 0.2.0/0.2.1, for an HTTP filter on the request path:
 //!
-//! * **Imports**: exactly the set Envoy offers — all `env.proxy_*` hostcalls
-//!   of the ABI, `env.pthread_equal`, and the WASI subset (`fd_write`,
+//! * **Imports**: exactly the set the current proxy-wasm-cpp-host offers —
+//!   all `env.proxy_*` hostcalls of the ABI, `env.pthread_equal`,
+//!   `env.emscripten_notify_memory_growth`, and the WASI subset (`fd_write`,
 //!   `fd_read`, `fd_seek`, `fd_close`, `fd_fdstat_get`, `environ_get`,
 //!   `environ_sizes_get`, `args_get`, `args_sizes_get`, `clock_time_get`,
-//!   `random_get`, `proc_exit`) under `wasi_snapshot_preview1` and
+//!   `random_get`, `proc_exit`, `path_open`, `fd_prestat_get`,
+//!   `fd_prestat_dir_name`) under `wasi_snapshot_preview1` and
 //!   `wasi_unstable`. WASI is implemented by hand (no `wasmtime-wasi`): it
-//!   is tiny and must match Envoy, not a full WASI. A module importing
+//!   is tiny and must match Envoy, not a full WASI (stdout/stderr go to the
+//!   log, no files, empty environment, the host clock, deterministic
+//!   randomness, `proc_exit` traps). A module importing
 //!   anything else fails [`Host::load`] with a [`LoadError`] naming the
 //!   imports — it would fail to load in Envoy too. ABI 0.1.0-only calls
 //!   such as `proxy_continue_request` are therefore refused for 0.2.x
@@ -36,7 +40,8 @@
 //! * **Call sequence**: `_initialize` (else `_start` / `__wasm_call_ctors`),
 //!   `proxy_on_context_create(root, 0)`, `proxy_on_vm_start`,
 //!   `proxy_on_configure(root, size)`; per stream `proxy_on_context_create
-//!   (stream, root)`, `proxy_on_request_headers`, `proxy_on_request_body`;
+//!   (stream, root)`, `proxy_on_request_headers`, `proxy_on_request_body`,
+//!   `proxy_on_request_trailers`;
 //!   gRPC replies on the **root** context (`proxy_on_grpc_receive(root,
 //!   token, size)` / `proxy_on_grpc_close(root, token, code)`) since Envoy's
 //!   calls belong to it; stream end `proxy_on_log`, `proxy_on_done`,
@@ -51,9 +56,9 @@
 //!   SDK panics), body reads are empty. The plugin configuration buffer
 //!   exists only during `proxy_on_configure`, the gRPC receive buffer only
 //!   during `proxy_on_grpc_receive`.
-//! * **Statuses** follow Envoy, including its quirks (e.g. `proxy_get_status`
-//!   reads `(0, "")` once the SDK switched to the HTTP context; `proxy_done`
-//!   is NotFound). Remember the Rust SDK panics on most unexpected statuses.
+//! * **Statuses** follow Envoy, including its quirks (`proxy_done` is
+//!   NotFound, `proxy_continue_stream(Upstream)` is Unimplemented). Remember
+//!   the Rust SDK panics on most statuses it does not expect.
 //!
 //! # Hostcalls
 //!
@@ -64,7 +69,8 @@
 //! `proxy_get_header_map_pairs`, `proxy_set_header_map_pairs`,
 //! `proxy_get_header_map_value`, `proxy_add_header_map_value`,
 //! `proxy_replace_header_map_value`, `proxy_remove_header_map_value`,
-//! `proxy_get_header_map_size` (request headers; other maps do not exist),
+//! `proxy_get_header_map_size` (request headers and trailers; other maps do
+//! not exist),
 //! `proxy_get_property`, `proxy_set_property`, `proxy_send_local_response`,
 //! `proxy_grpc_call`, `proxy_grpc_cancel`, `proxy_grpc_close` (cancels a call),
 //! `proxy_get_status`, `proxy_continue_stream`, `proxy_close_stream`,
@@ -108,22 +114,27 @@ pub use state::{GrpcCall, GrpcDispatch, LocalResponse, LogLine, Stream, StreamId
 pub use trap::{LoadError, Trap, TrapKind};
 
 /// The command that builds the filter for [`filter_wasm_path`].
-pub const FILTER_BUILD_COMMAND: &str = "cargo build -p lambdagate-filter --target wasm32-wasip1 --release";
+/// (The `wasm` profile is the one Envoy gets: small, `panic = "abort"`.)
+pub const FILTER_BUILD_COMMAND: &str =
+    "cargo build -p lambdagate-filter --target wasm32-wasip1 --profile wasm";
 
-/// Path of the compiled filter, `target/wasm32-wasip1/release/lambdagate_filter.wasm`
+/// Path of the compiled filter, `target/wasm32-wasip1/wasm/lambdagate_filter.wasm`
 /// under the workspace root (or under an absolute `CARGO_TARGET_DIR`).
-/// If a build with the `wasm` profile (`target/wasm32-wasip1/wasm/…`) also
-/// exists, the newer of the two is returned. `LAMBDAGATE_FILTER_WASM`
-/// overrides the path.
+/// If a `--release` build (`target/wasm32-wasip1/release/…`) also exists,
+/// the newer of the two is returned. `LAMBDAGATE_FILTER_WASM` overrides
+/// the path.
 ///
-/// Panics with the build command when no filter has been built: the tests
-/// using it need the `.wasm`, which `cargo test` does not build.
+/// Panics with the build command when no filter has been built, or when
+/// the build is older than one of the sources it was built from (cargo's
+/// dep-info file next to it lists them): the tests using it need an
+/// up-to-date `.wasm`, which `cargo test` does not build, and testing a
+/// stale one would test code that no longer exists.
 pub fn filter_wasm_path() -> PathBuf {
     if let Some(path) = std::env::var_os("LAMBDAGATE_FILTER_WASM") {
         let path = PathBuf::from(path);
         assert!(
             path.is_file(),
-            "LAMBDAGATE_FILTER_WASM={} does not exist",
+            "LAMBDAGATE_FILTER_WASM={} does not exist (unset it to use the filter built by:\n    {FILTER_BUILD_COMMAND})",
             path.display()
         );
         return path;
@@ -136,21 +147,90 @@ pub fn filter_wasm_path() -> PathBuf {
         .map(PathBuf::from)
         .filter(|dir| dir.is_absolute())
         .unwrap_or_else(|| workspace.join("target"));
-    let candidates = ["release", "wasm"].map(|profile| {
+    let candidates = ["wasm", "release"].map(|profile| {
         target
             .join("wasm32-wasip1")
             .join(profile)
             .join("lambdagate_filter.wasm")
     });
-    candidates
+    let (built, path) = candidates
         .iter()
         .filter_map(|path| Some((path.metadata().ok()?.modified().ok()?, path)))
         .max()
-        .map(|(_, path)| path.clone())
         .unwrap_or_else(|| {
             panic!(
                 "the compiled filter is missing ({}).\nBuild it first:\n    {FILTER_BUILD_COMMAND}",
                 candidates[0].display()
             )
+        });
+    if let Some(source) = newer_source(path, built) {
+        panic!(
+            "the compiled filter {} is older than {}.\nRebuild it:\n    {FILTER_BUILD_COMMAND}",
+            path.display(),
+            source.display()
+        );
+    }
+    path.clone()
+}
+
+/// A source file listed in the dep-info file cargo wrote next to `wasm`
+/// (`lambdagate_filter.d`, Makefile syntax) that changed after `built`, or
+/// no longer exists.
+fn newer_source(wasm: &Path, built: std::time::SystemTime) -> Option<PathBuf> {
+    let dep_info = std::fs::read_to_string(wasm.with_extension("d")).ok()?;
+    let (_, sources) = dep_info.lines().next()?.split_once(": ")?;
+    // Paths are separated by spaces; a space inside a path is `\ `.
+    let sources = sources.replace("\\ ", "\0");
+    sources
+        .split(' ')
+        .filter(|source| !source.is_empty())
+        .map(|source| PathBuf::from(source.replace('\0', " ")))
+        .find(|source| {
+            source
+                .metadata()
+                .and_then(|meta| meta.modified())
+                .map_or(true, |modified| modified > built)
         })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::{Duration, SystemTime};
+
+    #[test]
+    fn a_source_newer_than_the_build_is_found() {
+        let dir = std::env::temp_dir().join(format!("wasm-host-dep-info-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let wasm = dir.join("f.wasm");
+        let (old, spaced) = (dir.join("old.rs"), dir.join("with space.rs"));
+        let built = SystemTime::now() - Duration::from_secs(100);
+        for (path, modified) in [
+            (&wasm, built),
+            (&old, built - Duration::from_secs(10)),
+            (&spaced, built - Duration::from_secs(10)),
+        ] {
+            let file = std::fs::File::create(path).unwrap();
+            file.set_modified(modified).unwrap();
+        }
+        let escaped = spaced.display().to_string().replace(' ', "\\ ");
+        std::fs::write(
+            wasm.with_extension("d"),
+            format!("{}: {} {escaped}\n", wasm.display(), old.display()),
+        )
+        .unwrap();
+        assert_eq!(newer_source(&wasm, built), None);
+
+        std::fs::File::options()
+            .write(true)
+            .open(&spaced)
+            .unwrap()
+            .set_modified(built + Duration::from_secs(1))
+            .unwrap();
+        assert_eq!(newer_source(&wasm, built), Some(spaced.clone()));
+
+        std::fs::remove_file(&spaced).unwrap();
+        assert_eq!(newer_source(&wasm, built), Some(spaced), "a deleted source");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 }

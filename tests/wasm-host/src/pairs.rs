@@ -67,7 +67,10 @@ mod tests {
 
     #[test]
     fn round_trip() {
-        let pairs = vec![(":path".as_bytes().to_vec(), b"/x".to_vec()), (b"a".to_vec(), Vec::new())];
+        let pairs = vec![
+            (":path".as_bytes().to_vec(), b"/x".to_vec()),
+            (b"a".to_vec(), Vec::new()),
+        ];
         let bytes = serialize(&pairs);
         assert_eq!(bytes.len(), 4 + 2 * 8 + (5 + 1 + 2 + 1) + (1 + 1 + 1));
         assert_eq!(deserialize(&bytes), pairs);

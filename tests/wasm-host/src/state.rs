@@ -100,7 +100,11 @@ pub enum GrpcDispatch {
 pub struct Stream {
     pub id: StreamId,
     /// The request headers as the filter left them (keys lower-cased).
-    pub request_headers: Vec<(String, String)>,
+    /// Values are bytes: HTTP lets clients send non-UTF-8 values
+    /// (`obs-text`), and Envoy hands them to the filter unchanged.
+    pub request_headers: Vec<(String, Vec<u8>)>,
+    /// The request trailers, once delivered (keys lower-cased).
+    pub request_trailers: Vec<(String, Vec<u8>)>,
     /// The request body buffer as the filter last saw (or modified) it.
     /// Chunks accumulate while the filter answers `Pause` to body callbacks
     /// (`StopIterationAndBuffer`); after a `Continue` the next chunk starts a
@@ -120,10 +124,15 @@ pub struct Stream {
     /// Request headers are readable/writable (Envoy drops its pointer when
     /// the filter continues the request).
     pub(crate) headers_available: bool,
+    /// Request trailers are readable/writable (during and after
+    /// `proxy_on_request_trailers` until the filter continues).
+    pub(crate) trailers_available: bool,
     /// The body buffer is readable/writable.
     pub(crate) body_available: bool,
     /// The last body callback answered `Pause` (StopIterationAndBuffer).
     pub(crate) buffering_body: bool,
+    /// `proxy_on_log` is running: request headers are readable (read-only).
+    pub(crate) access_log_phase: bool,
 }
 
 impl Stream {
@@ -131,6 +140,7 @@ impl Stream {
         Stream {
             id,
             request_headers: Vec::new(),
+            request_trailers: Vec::new(),
             request_body: Vec::new(),
             local_responses: Vec::new(),
             continue_requests: 0,
@@ -139,18 +149,28 @@ impl Stream {
             filter_properties: BTreeMap::new(),
             ended: false,
             headers_available: false,
+            trailers_available: false,
             body_available: false,
             buffering_body: false,
+            access_log_phase: false,
         }
     }
 
-    /// The first value of a request header (`name` is matched lower-cased).
+    /// The first value of a request header (`name` is matched lower-cased);
+    /// `None` also when that value is not UTF-8 (see
+    /// [`Stream::request_header_bytes`]).
     pub fn request_header(&self, name: &str) -> Option<&str> {
+        self.request_header_bytes(name)
+            .and_then(|value| std::str::from_utf8(value).ok())
+    }
+
+    /// The first value of a request header, as bytes.
+    pub fn request_header_bytes(&self, name: &str) -> Option<&[u8]> {
         let name = name.to_ascii_lowercase();
         self.request_headers
             .iter()
             .find(|(key, _)| *key == name)
-            .map(|(_, value)| value.as_str())
+            .map(|(_, value)| value.as_slice())
     }
 }
 
@@ -310,8 +330,8 @@ impl HostState {
         if path == "request.id" {
             // Envoy's request.id is the x-request-id header (which Envoy
             // generates when the client sent none).
-            if let Some(id) = stream.request_header("x-request-id") {
-                return Some(id.as_bytes().to_vec());
+            if let Some(id) = stream.request_header_bytes("x-request-id") {
+                return Some(id.to_vec());
             }
             if let Some(id) = self.properties.get(path) {
                 return Some(id.clone());

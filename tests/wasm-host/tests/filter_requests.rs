@@ -1,0 +1,1280 @@
+//! The compiled lambdagate filter (`lambdagate_filter.wasm`) driven through
+//! the wasmtime proxy-wasm host as Envoy drives it: configuration, routing,
+//! the request it sends the invoker, and the response the client gets for
+//! every kind of reply and failure.
+//!
+//! Needs the filter built first:
+//! `cargo build -p lambdagate-filter --target wasm32-wasip1 --profile wasm`.
+
+// Test code: a panic is a failed test.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
+mod common;
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
+use common::*;
+use lambdagate_proto::{ErrorKind, InvocationType};
+use lambdagate_wasm_host::{Action, GrpcDispatch, LogLevel, status};
+use serde_json::{Value, json};
+
+// ---------------------------------------------------------------------------
+// on_configure
+
+#[test]
+fn a_good_config_is_accepted() {
+    let mut host = load();
+    let outcome = host.configure(config().to_string()).unwrap();
+    assert!(outcome.ok, "{:?}", outcome.logs);
+    let messages: Vec<&str> = outcome.logs.iter().map(|l| l.message.as_str()).collect();
+    assert_eq!(
+        messages,
+        ["lambdagate: configured, invoker cluster `lambdagate_invoker`"]
+    );
+
+    // A refused update leaves the working configuration in place.
+    assert!(!host.configure("{}").unwrap().ok);
+    let (stream, _) = send(&mut host, headers("GET", "/users/user/7", &[]), &[]);
+    assert_eq!(request_of(&only_call(&host, stream)).function_arn, GET_USER);
+}
+
+/// Each broken config is refused (Envoy then rejects the plugin) with one
+/// error line saying where and what.
+#[test]
+fn malformed_configs_are_refused_with_where_and_what() {
+    let resource0 = "apis[0] (users).resources[0] (POST /user/{id})";
+    let mut bad_arn = config();
+    bad_arn["apis"][0]["resources"][0]["arn"] = json!("arn:aws:lambda:us-east-1:1234:function:f");
+    let mut long_timeout = config();
+    long_timeout["apis"][0]["resources"][0]["timeout_seconds"] = json!(901);
+    let mut unknown_field = config();
+    unknown_field["apis"][0]["resources"][1]["timeout"] = json!(5);
+    let mut duplicate_context = config();
+    duplicate_context["apis"][1]["context"] = json!("/users");
+    let mut no_apis = config();
+    no_apis["apis"] = json!([]);
+
+    let cases: Vec<(&str, String, String, &str)> = vec![
+        (
+            "bad ARN",
+            bad_arn.to_string(),
+            format!("{resource0}.arn"),
+            "12-digit AWS account id",
+        ),
+        (
+            "timeout 901",
+            long_timeout.to_string(),
+            format!("{resource0}.timeout_seconds"),
+            "allowed is 1s to 15m (900s)",
+        ),
+        (
+            "unknown field",
+            unknown_field.to_string(),
+            "apis[0].resources[1].timeout".to_owned(),
+            "unknown field `timeout`",
+        ),
+        (
+            "duplicate context",
+            duplicate_context.to_string(),
+            "apis[1] (users2).context".to_owned(),
+            "the context `/users` is already used by apis[0] (users)",
+        ),
+        (
+            "no APIs",
+            no_apis.to_string(),
+            "apis".to_owned(),
+            "at least one API is required",
+        ),
+        (
+            "empty",
+            String::new(),
+            "config".to_owned(),
+            "the configuration is empty; set it to the lambdagate JSON (invoker_cluster, apis)",
+        ),
+        (
+            "blank",
+            " \n".to_owned(),
+            "config".to_owned(),
+            "the configuration is empty",
+        ),
+        (
+            "not JSON",
+            "apis: [users]".to_owned(),
+            "config".to_owned(),
+            "expected value",
+        ),
+        (
+            "truncated JSON",
+            r#"{"apis": [{"name": "users", "version": "#.to_owned(),
+            "apis[0].version".to_owned(),
+            "EOF while parsing a value",
+        ),
+    ];
+    for (name, text, at, what) in cases {
+        let mut host = load();
+        let outcome = host.configure(&text).unwrap();
+        assert!(!outcome.ok, "{name}: accepted");
+        let errors: Vec<&str> = outcome
+            .logs
+            .iter()
+            .filter(|l| l.level == LogLevel::Error)
+            .map(|l| l.message.as_str())
+            .collect();
+        assert_eq!(errors.len(), 1, "{name}: {:?}", outcome.logs);
+        let prefix = format!("lambdagate: invalid plugin configuration: {at}: ");
+        assert!(
+            errors[0].starts_with(&prefix),
+            "{name}: expected `{prefix}...`, got `{}`",
+            errors[0]
+        );
+        assert!(
+            errors[0].contains(what),
+            "{name}: `{what}` missing from `{}`",
+            errors[0]
+        );
+        // No configuration: the filter lets requests through untouched
+        // (in Envoy the plugin is rejected and never sees one).
+        let (stream, actions) = send(&mut host, headers("GET", "/users/user/7", &[]), &[]);
+        assert_eq!(actions, [Action::Continue], "{name}");
+        no_response(&host, stream);
+        assert!(host.grpc_calls().is_empty(), "{name}");
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Routing
+
+#[test]
+fn requests_outside_every_api_continue_untouched() {
+    let mut host = filter();
+    for path in [
+        "/",
+        "/other",
+        "/usersx/user/7",
+        "/Users/user/7",
+        "/users3",
+        "*",
+        "",
+    ] {
+        let (stream, actions) = send(&mut host, headers("POST", path, &[]), &[b"{}", b""]);
+        assert_eq!(actions, [Action::Continue; 3], "{path}");
+        no_response(&host, stream);
+        host.end_stream(stream).unwrap();
+    }
+    // No :path or :method at all (not an HTTP request Envoy would route).
+    let (stream, actions) = send(&mut host, vec![(":method".into(), "GET".into())], &[]);
+    assert_eq!(actions, [Action::Continue]);
+    no_response(&host, stream);
+    assert!(host.grpc_calls().is_empty(), "{:?}", host.grpc_calls());
+}
+
+#[test]
+fn no_matching_resource_is_404_json() {
+    let mut host = filter();
+    for (method, path, shown) in [
+        ("GET", "/users/nope?x=1", "/users/nope"),
+        ("GET", "/users", "/users"),
+        ("GET", "/users/user/7/", "/users/user/7/"),
+        ("POST", "/users2/other", "/users2/other"),
+    ] {
+        let (stream, actions) = send(
+            &mut host,
+            headers(method, path, &[("x-request-id", "rid-404")]),
+            &[],
+        );
+        assert_eq!(actions, [Action::Pause], "{path}");
+        let response = only_response(&host, stream);
+        let body = error_body(&response, 404, "rid-404");
+        assert_eq!(
+            body,
+            json!({"message": format!("no resource matches {method} {shown}"), "requestId": "rid-404"})
+        );
+        assert_eq!(response.headers.len(), 1, "{:?}", response.headers);
+    }
+    assert!(host.grpc_calls().is_empty());
+}
+
+#[test]
+fn wrong_method_is_405_with_allow() {
+    let mut host = filter();
+    let (stream, actions) = send(&mut host, headers("DELETE", "/users/user/7", &[]), &[]);
+    assert_eq!(actions, [Action::Pause]);
+    let response = only_response(&host, stream);
+    let body = error_body(&response, 405, "rid-1");
+    assert_eq!(response.header("allow"), Some("GET, POST, PUT"));
+    assert_eq!(
+        body["message"],
+        "DELETE is not allowed on /users/user/7; allowed: GET, POST, PUT"
+    );
+
+    // Even with a body on its way: answered at header time, body ignored.
+    let (stream, actions) = send(
+        &mut host,
+        headers("GET", "/users/events", &[("content-length", "2")]),
+        &[b"{}"],
+    );
+    assert_eq!(actions[0], Action::Pause);
+    assert_eq!(only_response(&host, stream).header("allow"), Some("POST"));
+    assert!(host.grpc_calls().is_empty());
+}
+
+#[test]
+fn get_without_body_dispatches_at_header_time() {
+    let mut host = filter();
+    let (stream, actions) = send(
+        &mut host,
+        headers(
+            "GET",
+            "/users/user/j%C3%B6rg?verbose=1&tag=a&tag=b+c",
+            &[("accept", "application/json"), ("x-request-id", "rid-get")],
+        ),
+        &[],
+    );
+    assert_eq!(actions, [Action::Pause]);
+    no_response(&host, stream);
+    let call = only_call(&host, stream);
+    assert_eq!(call.timeout_ms, 51_000, "route timeout 50 s + 1 s");
+    let request = request_of(&call);
+    assert_eq!(request.function_arn, GET_USER);
+    assert_eq!(request.endpoint, "main");
+    assert_eq!(request.timeout_ms, 50_000);
+    assert_eq!(
+        request.invocation_type,
+        InvocationType::RequestResponse as i32
+    );
+    assert_eq!(request.request_id, "rid-get");
+
+    let event = event_of(&request);
+    assert_eq!(event["httpMethod"], "GET");
+    assert_eq!(event["resource"], "/user/{id}");
+    assert_eq!(event["path"], "/users/user/j%C3%B6rg");
+    assert_eq!(event["pathParameters"], json!({"id": "jörg"}));
+    assert_eq!(
+        event["queryStringParameters"],
+        json!({"verbose": "1", "tag": "b c"})
+    );
+    assert_eq!(
+        event["multiValueQueryStringParameters"],
+        json!({"verbose": ["1"], "tag": ["a", "b c"]})
+    );
+    assert_eq!(event["headers"]["accept"], "application/json");
+    assert_eq!(event["headers"]["host"], "api.example.com:10000");
+    assert_eq!(event["headers"]["x-request-id"], "rid-get");
+    assert!(
+        event["headers"]
+            .as_object()
+            .unwrap()
+            .keys()
+            .all(|k| !k.starts_with(':')),
+        "{event}"
+    );
+    assert_eq!(
+        event["multiValueHeaders"]["accept"],
+        json!(["application/json"])
+    );
+    assert_eq!(event["body"], Value::Null);
+    assert_eq!(event["isBase64Encoded"], false);
+    assert_eq!(event["stageVariables"], Value::Null);
+    let context = &event["requestContext"];
+    assert_eq!(context["requestId"], "rid-get");
+    assert_eq!(context["accountId"], "123456789012");
+    assert_eq!(context["apiId"], "users");
+    assert_eq!(context["resourcePath"], "/user/{id}");
+    assert_eq!(context["httpMethod"], "GET");
+    assert_eq!(context["identity"]["sourceIp"], "192.0.2.10");
+    assert_eq!(context["protocol"], "HTTP/1.1");
+    assert_eq!(context["requestTimeEpoch"], NOW_MS);
+    assert_eq!(context["requestTime"], "24/Nov/2026:21:50:40 +0000");
+
+    // The reply completes the stream.
+    host.grpc_receive(token(&call), &encode(&reply(r#"{"id":"jörg"}"#)))
+        .unwrap();
+    let response = only_response(&host, stream);
+    assert_eq!(response.status, 200);
+    assert_eq!(response.body, r#"{"id":"jörg"}"#.as_bytes());
+    host.end_stream(stream).unwrap();
+    assert!(
+        !host.grpc_calls()[0].cancelled,
+        "a finished call is not cancelled"
+    );
+}
+
+#[test]
+fn a_body_in_chunks_is_collected_then_sent_whole_in_one_call() {
+    let mut host = filter();
+    let stream = host.new_stream().unwrap();
+    let action = host
+        .request_headers(
+            stream,
+            headers(
+                "POST",
+                "/users/user/7?firstName=John",
+                &[("content-type", "application/json")],
+            ),
+            false,
+        )
+        .unwrap();
+    assert_eq!(action, Action::Pause);
+    let body = br#"{"message":"Hello, World!","n":[1,2,3]}"#;
+    let chunks: Vec<&[u8]> = vec![&body[..5], &body[5..6], &body[6..20], &body[20..]];
+    for chunk in &chunks {
+        assert_eq!(
+            host.request_body(stream, chunk, false).unwrap(),
+            Action::Pause,
+            "the filter buffers until the end of the stream"
+        );
+        assert!(host.grpc_calls().is_empty(), "dispatched before the end");
+    }
+    // The end of stream may come with an empty chunk.
+    assert_eq!(host.request_body(stream, b"", true).unwrap(), Action::Pause);
+    no_response(&host, stream);
+    let call = only_call(&host, stream);
+    assert_eq!(call.timeout_ms, 6_000, "route timeout 5 s + 1 s");
+    let request = request_of(&call);
+    assert_eq!(request.function_arn, CREATE_USER, "qualifier kept");
+    assert_eq!(request.timeout_ms, 5_000);
+    assert_eq!(request.request_id, "rid-1");
+    let event = event_of(&request);
+    assert_eq!(event["httpMethod"], "POST");
+    assert_eq!(event["body"], std::str::from_utf8(body).unwrap());
+    assert_eq!(event["isBase64Encoded"], false);
+    assert_eq!(event["pathParameters"]["id"], "7");
+    assert_eq!(event["queryStringParameters"]["firstName"], "John");
+    assert_eq!(event["headers"]["content-type"], "application/json");
+
+    // Chunk boundaries in the last callback too.
+    let (stream, actions) = send(
+        &mut host,
+        headers("POST", "/users/user/8", &[]),
+        &[b"ab", b"cd", b"ef"],
+    );
+    assert_eq!(actions, [Action::Pause; 4]);
+    assert_eq!(
+        event_of(&request_of(&only_call(&host, stream)))["body"],
+        "abcdef"
+    );
+}
+
+#[test]
+fn trailers_end_the_body() {
+    let mut host = filter();
+    let stream = host.new_stream().unwrap();
+    host.request_headers(
+        stream,
+        headers("POST", "/users/user/7", &[("content-type", "text/plain")]),
+        false,
+    )
+    .unwrap();
+    for chunk in [&b"part one, "[..], b"part two"] {
+        assert_eq!(
+            host.request_body(stream, chunk, false).unwrap(),
+            Action::Pause
+        );
+    }
+    assert!(host.grpc_calls().is_empty());
+    let action = host
+        .request_trailers(stream, [("x-checksum", "abc")])
+        .unwrap();
+    assert_eq!(action, Action::Pause);
+    no_response(&host, stream);
+    let event = event_of(&request_of(&only_call(&host, stream)));
+    assert_eq!(event["body"], "part one, part two");
+
+    // Not lambdagate's request: trailers pass.
+    let stream = host.new_stream().unwrap();
+    host.request_headers(stream, headers("POST", "/other", &[]), false)
+        .unwrap();
+    host.request_body(stream, b"x", false).unwrap();
+    assert_eq!(
+        host.request_trailers(stream, [("x", "y")]).unwrap(),
+        Action::Continue
+    );
+    // Answered at header time (404): trailers change nothing.
+    let stream = host.new_stream().unwrap();
+    host.request_headers(stream, headers("POST", "/users/nope", &[]), false)
+        .unwrap();
+    assert_eq!(
+        host.request_trailers(stream, [("x", "y")]).unwrap(),
+        Action::Pause
+    );
+    assert_eq!(only_response(&host, stream).status, 404);
+    assert_eq!(host.grpc_calls().len(), 1);
+}
+
+#[test]
+fn greedy_path_and_any_verb() {
+    let mut host = filter();
+    let (stream, _) = send(
+        &mut host,
+        headers("PATCH", "/users/files/a/b%20c/d.txt", &[]),
+        &[],
+    );
+    let call = only_call(&host, stream);
+    assert_eq!(call.timeout_ms, 901_000);
+    let request = request_of(&call);
+    assert_eq!(request.function_arn, FILES);
+    assert_eq!(request.timeout_ms, 900_000);
+    let event = event_of(&request);
+    assert_eq!(event["resource"], "/files/{path+}");
+    assert_eq!(event["pathParameters"], json!({"path": "a/b c/d.txt"}));
+    assert_eq!(event["httpMethod"], "PATCH");
+}
+
+#[test]
+fn v2_and_wso2_events() {
+    let mut host = filter();
+    let extra = [
+        ("content-type", "application/json"),
+        ("cookie", "session=abc; theme=dark"),
+        ("user-agent", "curl/8.5.0"),
+    ];
+    let body: &[u8] = br#"{"message":"Hello, World!"}"#;
+
+    let (stream, _) = send(
+        &mut host,
+        headers("POST", "/users2/user/7?lastName=Doe&tag=a&tag=b", &extra),
+        &[body],
+    );
+    let call = only_call(&host, stream);
+    let request = request_of(&call);
+    assert_eq!(request.function_arn, CREATE_USER_V2);
+    assert_eq!(request.endpoint, "other");
+    assert_eq!(request.timeout_ms, 50_000);
+    let event = event_of(&request);
+    assert_eq!(event["version"], "2.0");
+    assert_eq!(event["routeKey"], "POST /user/{id}");
+    assert_eq!(event["rawPath"], "/users2/user/7");
+    assert_eq!(event["rawQueryString"], "lastName=Doe&tag=a&tag=b");
+    assert_eq!(event["queryStringParameters"]["tag"], "a,b");
+    assert_eq!(event["cookies"], json!(["session=abc", "theme=dark"]));
+    assert_eq!(event["pathParameters"], json!({"id": "7"}));
+    assert_eq!(event["body"], std::str::from_utf8(body).unwrap());
+    assert_eq!(event["isBase64Encoded"], false);
+    let http = &event["requestContext"]["http"];
+    assert_eq!(http["method"], "POST");
+    assert_eq!(http["path"], "/users2/user/7");
+    assert_eq!(http["sourceIp"], "192.0.2.10");
+    assert_eq!(http["userAgent"], "curl/8.5.0");
+    assert_eq!(event["requestContext"]["timeEpoch"], NOW_MS);
+    assert_eq!(event["requestContext"]["requestId"], "rid-1");
+
+    let (stream, _) = send(
+        &mut host,
+        headers("POST", "/userswso2/user/7?firstName=John", &extra),
+        &[body],
+    );
+    let request = request_of(&only_call(&host, stream));
+    assert_eq!(request.function_arn, CREATE_USER_WSO2);
+    let event = event_of(&request);
+    assert_eq!(
+        event["body"],
+        json!({"message": "Hello, World!"}),
+        "WSO2: the body as parsed JSON"
+    );
+    assert_eq!(event["path"], "/user/{id}", "WSO2: path is the template");
+    assert_eq!(event["httpMethod"], "POST");
+    assert_eq!(event["pathParameters"], json!({"id": "7"}));
+    assert_eq!(event["queryStringParameters"], json!({"firstName": "John"}));
+    assert_eq!(event["headers"]["cookie"], "session=abc; theme=dark");
+}
+
+#[test]
+fn binary_bodies_are_base64() {
+    let mut host = filter();
+    let binary: Vec<u8> = (0..=255u8).chain([0xff, 0xfe, 0x00]).collect();
+    for content_type in [Some("application/octet-stream"), Some("image/png"), None] {
+        let mut extra = vec![];
+        if let Some(content_type) = content_type {
+            extra.push(("content-type", content_type));
+        }
+        let (stream, _) = send(
+            &mut host,
+            headers("POST", "/users/user/7", &extra),
+            &[&binary[..100], &binary[100..]],
+        );
+        let event = event_of(&request_of(&only_call(&host, stream)));
+        assert_eq!(event["isBase64Encoded"], true, "{content_type:?}");
+        assert_eq!(
+            STANDARD.decode(event["body"].as_str().unwrap()).unwrap(),
+            binary,
+            "{content_type:?}"
+        );
+    }
+    // Text that is not UTF-8 is binary too; UTF-8 octet-stream is not text.
+    for (content_type, body) in [
+        ("text/plain", &b"caf\xe9"[..]),
+        ("application/octet-stream", &b"plain"[..]),
+    ] {
+        let (stream, _) = send(
+            &mut host,
+            headers("POST", "/users/user/7", &[("content-type", content_type)]),
+            &[body],
+        );
+        let event = event_of(&request_of(&only_call(&host, stream)));
+        assert_eq!(event["isBase64Encoded"], true, "{content_type}");
+        assert_eq!(
+            STANDARD.decode(event["body"].as_str().unwrap()).unwrap(),
+            body
+        );
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Body limits: 6 MB synchronous, 1 MB for Event, 413 before any invocation.
+
+#[test]
+fn content_length_over_the_limit_is_413_at_header_time() {
+    let mut host = filter();
+    for (path, length, limit, kind) in [
+        ("/users/user/7", SYNC_LIMIT + 1, SYNC_LIMIT, "synchronous"),
+        ("/users/user/7", 1 << 40, SYNC_LIMIT, "synchronous"),
+        (
+            "/users/events",
+            EVENT_LIMIT + 1,
+            EVENT_LIMIT,
+            "asynchronous (Event)",
+        ),
+    ] {
+        let stream = host.new_stream().unwrap();
+        let length_text = length.to_string();
+        let action = host
+            .request_headers(
+                stream,
+                headers("POST", path, &[("content-length", &length_text)]),
+                false,
+            )
+            .unwrap();
+        assert_eq!(action, Action::Pause);
+        let body = error_body(&only_response(&host, stream), 413, "rid-1");
+        assert_eq!(
+            body["message"],
+            format!(
+                "the request body is {length} bytes; Lambda accepts at most {limit} bytes for {kind} invocations"
+            )
+        );
+        // The body that still arrives changes nothing.
+        assert_eq!(
+            host.request_body(stream, &[b'x'; 1000], true).unwrap(),
+            Action::Pause
+        );
+        only_response(&host, stream);
+        host.end_stream(stream).unwrap();
+    }
+    // Exactly at the limit is fine at header time.
+    let length = SYNC_LIMIT.to_string();
+    let stream = host.new_stream().unwrap();
+    host.request_headers(
+        stream,
+        headers("POST", "/users/user/7", &[("content-length", &length)]),
+        false,
+    )
+    .unwrap();
+    no_response(&host, stream);
+    assert!(host.grpc_calls().is_empty());
+}
+
+#[test]
+fn a_body_growing_over_the_limit_is_413_without_a_dispatch() {
+    let mut host = filter();
+    let megabyte = vec![b'a'; 1024 * 1024];
+    let stream = host.new_stream().unwrap();
+    host.request_headers(stream, headers("POST", "/users/user/7", &[]), false)
+        .unwrap();
+    for _ in 0..6 {
+        assert_eq!(
+            host.request_body(stream, &megabyte, false).unwrap(),
+            Action::Pause
+        );
+        no_response(&host, stream);
+    }
+    // 6 MB + 1 byte.
+    host.request_body(stream, b"a", false).unwrap();
+    let body = error_body(&only_response(&host, stream), 413, "rid-1");
+    assert_eq!(
+        body["message"],
+        format!(
+            "the request body is {} bytes; Lambda accepts at most {SYNC_LIMIT} bytes for synchronous invocations",
+            SYNC_LIMIT + 1
+        )
+    );
+    // More body, then its end: still one response, nothing invoked.
+    host.request_body(stream, &megabyte, false).unwrap();
+    host.request_body(stream, b"", true).unwrap();
+    only_response(&host, stream);
+    assert!(host.grpc_calls().is_empty());
+    host.end_stream(stream).unwrap();
+
+    // Event: 1 MB.
+    let (stream, _) = send(
+        &mut host,
+        headers("POST", "/users/events", &[]),
+        &[&megabyte[..600_000], &megabyte[..600_000], b""],
+    );
+    let body = error_body(&only_response(&host, stream), 413, "rid-1");
+    assert!(
+        body["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("the request body is 1200000 bytes; Lambda accepts at most 1048576 bytes for asynchronous (Event)"),
+        "{body}"
+    );
+    assert!(host.grpc_calls().is_empty());
+}
+
+#[test]
+fn an_event_over_the_limit_is_413_even_when_the_body_is_not() {
+    let mut host = filter();
+    // 1 MB of binary: within the Event body limit, but base64 makes the
+    // event a third larger.
+    let body = vec![0x80u8; EVENT_LIMIT];
+    let (stream, _) = send(
+        &mut host,
+        headers(
+            "POST",
+            "/users/events",
+            &[("content-type", "application/octet-stream")],
+        ),
+        &[&body[..EVENT_LIMIT / 2], &body[EVENT_LIMIT / 2..]],
+    );
+    let message = error_body(&only_response(&host, stream), 413, "rid-1")["message"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(
+        message.starts_with("the Lambda event built from this request is ")
+            && message.contains("over Lambda's limit of 1048576 bytes"),
+        "{message}"
+    );
+    assert!(host.grpc_calls().is_empty());
+
+    // A text body just under 6 MB: the event (body + request fields) is
+    // over 6 MB too.
+    let body = vec![b'a'; SYNC_LIMIT];
+    let (stream, _) = send(&mut host, headers("POST", "/users/user/7", &[]), &[&body]);
+    let message = error_body(&only_response(&host, stream), 413, "rid-1")["message"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(
+        message.contains("over Lambda's limit of 6291456 bytes"),
+        "{message}"
+    );
+    assert!(host.grpc_calls().is_empty());
+}
+
+#[test]
+fn a_large_body_under_the_limit_is_sent_whole() {
+    let mut host = filter();
+    let body: Vec<u8> = (0..5 * 1024 * 1024)
+        .map(|i| b'a' + (i % 26) as u8)
+        .collect();
+    let chunks: Vec<&[u8]> = body.chunks(64 * 1024).collect();
+    let (stream, _) = send(&mut host, headers("POST", "/users/user/7", &[]), &chunks);
+    no_response(&host, stream);
+    let event = event_of(&request_of(&only_call(&host, stream)));
+    assert_eq!(event["body"].as_str().unwrap().as_bytes(), body);
+}
+
+// ---------------------------------------------------------------------------
+// Replies
+
+/// Sends `POST /users/user/7` with a small body and returns the stream and
+/// the gRPC token of its invocation.
+fn invoke(
+    host: &mut lambdagate_wasm_host::Host,
+    path: &str,
+) -> (lambdagate_wasm_host::StreamId, u32) {
+    let (stream, _) = send(host, headers("POST", path, &[]), &[b"{}"]);
+    let call = only_call(host, stream);
+    (stream, token(&call))
+}
+
+#[test]
+fn a_proxy_response_becomes_exactly_that_response() {
+    let mut host = filter();
+    let (stream, token) = invoke(&mut host, "/users/user/7");
+    let payload = json!({
+        "statusCode": 201,
+        "headers": {"Content-Type": "image/png", "X-One": "1", "X-Both": "a"},
+        "multiValueHeaders": {"X-Both": ["a", "b"], "X-Many": ["1", "2"]},
+        "cookies": ["s=1; Path=/", "t=2"],
+        "body": STANDARD.encode(b"\x89PNG\r\n\x1a\n\x00"),
+        "isBase64Encoded": true
+    });
+    host.grpc_receive(token, &encode(&reply(payload.to_string())))
+        .unwrap();
+    let response = only_response(&host, stream);
+    assert_eq!(response.status, 201);
+    assert_eq!(response.body, b"\x89PNG\r\n\x1a\n\x00");
+    let mut headers = response.headers.clone();
+    headers.sort();
+    let expected: Vec<(String, String)> = [
+        ("content-type", "image/png"),
+        ("set-cookie", "s=1; Path=/"),
+        ("set-cookie", "t=2"),
+        ("x-amz-executed-version", "$LATEST"),
+        ("x-amzn-requestid", "lambda-req-1"),
+        ("x-both", "a"),
+        ("x-both", "b"),
+        ("x-many", "1"),
+        ("x-many", "2"),
+        ("x-one", "1"),
+    ]
+    .iter()
+    .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+    .collect();
+    assert_eq!(headers, expected);
+
+    // Minimal: a string status code, no body.
+    let (stream, token) = invoke(&mut host, "/users/user/8");
+    host.grpc_receive(token, &encode(&reply(r#"{"statusCode": "204"}"#)))
+        .unwrap();
+    let response = only_response(&host, stream);
+    assert_eq!(response.status, 204);
+    assert!(response.body.is_empty());
+}
+
+#[test]
+fn any_other_payload_is_200_json_verbatim() {
+    let mut host = filter();
+    for payload in [
+        r#"{"id": 7, "name": "x"}"#,
+        "[1, 2]",
+        r#""text""#,
+        "null",
+        "",
+        "not json at all",
+        r#"{"body": "no statusCode"}"#,
+    ] {
+        let (stream, token) = invoke(&mut host, "/users/user/7");
+        host.grpc_receive(token, &encode(&reply(payload))).unwrap();
+        let response = only_response(&host, stream);
+        assert_eq!(response.status, 200, "{payload}");
+        assert_eq!(response.body, payload.as_bytes());
+        assert_eq!(response.header("content-type"), Some("application/json"));
+        assert_eq!(response.header("x-amzn-requestid"), Some("lambda-req-1"));
+        assert_eq!(response.header("x-amz-executed-version"), Some("$LATEST"));
+    }
+}
+
+#[test]
+fn function_errors_are_502_with_the_functions_error() {
+    let mut host = filter();
+    let error = json!({"errorMessage": "boom", "errorType": "Error", "stackTrace": ["at x"]});
+    for (path, arn, status) in [
+        ("/users/user/7", CREATE_USER, 502),
+        ("/users/user/7", UPDATE_USER, 500),
+    ] {
+        let method = if arn == UPDATE_USER { "PUT" } else { "POST" };
+        let (stream, _) = send(&mut host, headers(method, path, &[]), &[b"{}"]);
+        let call = only_call(&host, stream);
+        assert_eq!(request_of(&call).function_arn, arn);
+        let mut function_failed = reply(error.to_string());
+        function_failed.function_error = "Unhandled".into();
+        function_failed.error_kind = ErrorKind::FunctionError as i32;
+        function_failed.executed_version = "7".into();
+        host.grpc_receive(token(&call), &encode(&function_failed))
+            .unwrap();
+        let response = only_response(&host, stream);
+        let body = error_body(&response, status, "rid-1");
+        assert_eq!(
+            body,
+            json!({
+                "message": format!("function {arn} failed (Unhandled)"),
+                "requestId": "rid-1",
+                "error": error
+            })
+        );
+        assert_eq!(response.header("x-amzn-requestid"), Some("lambda-req-1"));
+        assert_eq!(response.header("x-amz-executed-version"), Some("7"));
+    }
+    // A non-JSON error payload is kept as text.
+    let (stream, token) = invoke(&mut host, "/users/user/7");
+    let mut handled = reply("plain failure");
+    handled.function_error = "Handled".into();
+    host.grpc_receive(token, &encode(&handled)).unwrap();
+    let body = error_body(&only_response(&host, stream), 502, "rid-1");
+    assert_eq!(body["error"], "plain failure");
+    assert_eq!(
+        body["message"],
+        format!("function {CREATE_USER} failed (Handled)")
+    );
+}
+
+#[test]
+fn event_invocations_answer_202() {
+    let mut host = filter();
+    let (stream, _) = send(
+        &mut host,
+        headers(
+            "POST",
+            "/users/events",
+            &[("content-type", "application/json")],
+        ),
+        &[br#"{"event":1}"#],
+    );
+    let call = only_call(&host, stream);
+    assert_eq!(call.timeout_ms, 11_000);
+    let request = request_of(&call);
+    assert_eq!(request.function_arn, INGEST);
+    assert_eq!(request.invocation_type, InvocationType::Event as i32);
+    assert_eq!(request.timeout_ms, 10_000);
+    assert_eq!(event_of(&request)["body"], r#"{"event":1}"#);
+
+    let accepted = lambdagate_proto::InvokeReply {
+        status_code: 202,
+        lambda_request_id: "lambda-async-1".into(),
+        ..Default::default()
+    };
+    host.grpc_receive(token(&call), &encode(&accepted)).unwrap();
+    let response = only_response(&host, stream);
+    assert_eq!(response.status, 202);
+    assert_eq!(
+        json(&response),
+        json!({"message": "accepted", "requestId": "rid-1"})
+    );
+    assert_eq!(response.header("content-type"), Some("application/json"));
+    assert_eq!(response.header("x-amzn-requestid"), Some("lambda-async-1"));
+    assert_eq!(response.header("x-amz-executed-version"), None);
+}
+
+#[test]
+fn malformed_proxy_responses_are_502() {
+    let mut host = filter();
+    for (payload, reason) in [
+        (
+            r#"{"statusCode": "abc"}"#,
+            r#"statusCode must be an integer from 200 to 599, got "abc""#,
+        ),
+        (
+            r#"{"statusCode": 100}"#,
+            "statusCode must be an integer from 200 to 599, got 100",
+        ),
+        (
+            r#"{"statusCode": 200, "body": 5}"#,
+            "body must be a string, got a number",
+        ),
+        (
+            r#"{"statusCode": 700}"#,
+            "statusCode must be an integer from 200 to 599, got 700",
+        ),
+        (
+            r#"{"statusCode": 200, "headers": {"x": 1}}"#,
+            "headers.x must be a string, got 1",
+        ),
+        (
+            r#"{"statusCode": 200, "body": "!!", "isBase64Encoded": true}"#,
+            "body is not valid base64",
+        ),
+    ] {
+        let (stream, token) = invoke(&mut host, "/users/user/7");
+        host.grpc_receive(token, &encode(&reply(payload))).unwrap();
+        let body = error_body(&only_response(&host, stream), 502, "rid-1");
+        let message = body["message"].as_str().unwrap();
+        assert!(
+            message.starts_with(&format!(
+                "function {CREATE_USER} returned a malformed proxy response: "
+            )) && message.contains(reason),
+            "{payload}: {message}"
+        );
+    }
+}
+
+#[test]
+fn an_unreadable_reply_is_502() {
+    let mut host = filter();
+    let (stream, token) = invoke(&mut host, "/users/user/7");
+    host.grpc_receive(token, b"\xff\xff\xff\xff").unwrap();
+    let body = error_body(&only_response(&host, stream), 502, "rid-1");
+    assert_eq!(
+        body["message"],
+        "the lambdagate invoker's reply could not be read"
+    );
+}
+
+// ---------------------------------------------------------------------------
+// gRPC failures
+
+#[test]
+fn invoker_error_kinds_map_to_http_statuses() {
+    let mut host = filter();
+    for (kind, code, text, status, message) in [
+        (
+            ErrorKind::Throttled,
+            8,
+            "Rate exceeded",
+            429,
+            format!("function {CREATE_USER} is throttled by Lambda; retry later: Rate exceeded"),
+        ),
+        (
+            ErrorKind::Timeout,
+            4,
+            "no answer after 5s",
+            504,
+            format!("function {CREATE_USER} did not answer within 5s: no answer after 5s"),
+        ),
+        (
+            ErrorKind::FunctionNotFound,
+            5,
+            "Function not found",
+            502,
+            format!("function {CREATE_USER} was not found: Function not found"),
+        ),
+        (
+            ErrorKind::AccessDenied,
+            7,
+            "AccessDeniedException",
+            502,
+            format!(
+                "the gateway's AWS identity may not invoke {CREATE_USER}: AccessDeniedException"
+            ),
+        ),
+        (
+            ErrorKind::NotAllowed,
+            7,
+            "not in the allow-list of endpoint main",
+            502,
+            format!(
+                "function {CREATE_USER} is not in the invoker's allow-list for this endpoint: not in the allow-list of endpoint main"
+            ),
+        ),
+        (
+            ErrorKind::PayloadTooLarge,
+            11,
+            "7 MB",
+            413,
+            "the request or the function's response is over Lambda's payload limit: 7 MB"
+                .to_owned(),
+        ),
+        (
+            ErrorKind::CredentialsUnavailable,
+            14,
+            "no provider",
+            503,
+            "the gateway has no AWS credentials at the moment: no provider".to_owned(),
+        ),
+        (
+            ErrorKind::LambdaUnavailable,
+            14,
+            "dispatch failure",
+            502,
+            format!("Lambda could not be reached to invoke {CREATE_USER}: dispatch failure"),
+        ),
+        (
+            ErrorKind::Internal,
+            13,
+            "oops",
+            500,
+            format!("the invoker failed to invoke {CREATE_USER}: oops"),
+        ),
+    ] {
+        let (stream, token) = invoke(&mut host, "/users/user/7");
+        host.grpc_close(token, code, &kind.status_message(text))
+            .unwrap();
+        let response = only_response(&host, stream);
+        let body = error_body(&response, status, "rid-1");
+        assert_eq!(body["message"], message, "{kind:?}");
+        let retry = (kind == ErrorKind::Throttled).then_some("1");
+        assert_eq!(response.header("retry-after"), retry, "{kind:?}");
+    }
+}
+
+#[test]
+fn envoys_own_grpc_failures_have_no_kind() {
+    let mut host = filter();
+    for (code, message, status, shown) in [
+        (
+            14,
+            "upstream connect error or disconnect/reset before headers. reset reason: connection failure",
+            503,
+            "the lambdagate invoker is unreachable",
+        ),
+        (14, "", 503, "the lambdagate invoker is unreachable"),
+        (
+            4,
+            "",
+            504,
+            "the lambdagate invoker did not answer within 6s",
+        ),
+        (
+            4,
+            "Request timeout",
+            504,
+            "the lambdagate invoker did not answer within 6s",
+        ),
+        (
+            13,
+            "cluster lambdagate_invoker: internal details",
+            502,
+            "the call to the lambdagate invoker failed (gRPC status 13)",
+        ),
+        (
+            2,
+            "THROTTLEDX: not a kind",
+            502,
+            "the call to the lambdagate invoker failed (gRPC status 2)",
+        ),
+    ] {
+        let (stream, token) = invoke(&mut host, "/users/user/7");
+        host.grpc_close(token, code, message).unwrap();
+        let body = error_body(&only_response(&host, stream), status, "rid-1");
+        assert_eq!(body["message"], shown, "{code} {message}");
+    }
+}
+
+#[test]
+fn percent_encoded_grpc_messages_are_decoded() {
+    let mut host = filter();
+    let text = "Function not found: arn:aws:lambda:us-east-1:123456789012:function:create-user:live (café 100%)";
+    let wire = wire_status_message(ErrorKind::FunctionNotFound, text);
+    assert!(
+        wire.starts_with("FUNCTION_NOT_FOUND:%20Function%20not%20found"),
+        "{wire}"
+    );
+    assert!(wire.contains("caf%C3%A9%20100%25"), "{wire}");
+    let (stream, token) = invoke(&mut host, "/users/user/7");
+    host.grpc_close(token, 5, &wire).unwrap();
+    let body = error_body(&only_response(&host, stream), 502, "rid-1");
+    assert_eq!(
+        body["message"],
+        format!("function {CREATE_USER} was not found: {text}")
+    );
+
+    let (stream, token) = invoke(&mut host, "/users/user/7");
+    host.grpc_close(
+        token,
+        8,
+        &wire_status_message(ErrorKind::Throttled, "Rate exceeded"),
+    )
+    .unwrap();
+    let response = only_response(&host, stream);
+    error_body(&response, 429, "rid-1");
+    assert_eq!(response.header("retry-after"), Some("1"));
+}
+
+// ---------------------------------------------------------------------------
+// Dispatch failures
+
+#[test]
+fn a_missing_invoker_cluster_is_503_and_logged() {
+    let mut host = filter();
+    host.set_grpc_dispatch(GrpcDispatch::Fail(status::PARSE_FAILURE));
+    let (stream, actions) = send(
+        &mut host,
+        headers("GET", "/users/user/7", &[("x-request-id", "rid-nocluster")]),
+        &[],
+    );
+    assert_eq!(actions, [Action::Pause]);
+    let body = error_body(&only_response(&host, stream), 503, "rid-nocluster");
+    assert_eq!(body["message"], "the lambdagate invoker is unreachable");
+    let call = host.grpc_calls().last().unwrap();
+    assert_eq!((call.token, call.status), (None, status::PARSE_FAILURE));
+    assert_eq!(call.cluster, CLUSTER);
+    let errors = error_logs(&host);
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    assert!(
+        errors[0].contains("cannot call the invoker cluster `lambdagate_invoker`"),
+        "{errors:?}"
+    );
+
+    // Same with a body, through the body callback; and a custom cluster name.
+    let mut custom = config();
+    custom["invoker_cluster"] = json!("my_invoker");
+    let mut host = filter_with(&custom);
+    host.set_grpc_dispatch(GrpcDispatch::Clusters(vec![CLUSTER.to_owned()]));
+    let (stream, _) = send(&mut host, headers("POST", "/users/user/7", &[]), &[b"{}"]);
+    error_body(&only_response(&host, stream), 503, "rid-1");
+    assert!(
+        error_logs(&host)
+            .iter()
+            .any(|e| e.contains("cannot call the invoker cluster `my_invoker`")),
+        "{:?}",
+        error_logs(&host)
+    );
+    host.set_grpc_dispatch(GrpcDispatch::Clusters(vec!["my_invoker".to_owned()]));
+    let (stream, _) = send(&mut host, headers("POST", "/users/user/7", &[]), &[b"{}"]);
+    assert_eq!(calls_of(&host, stream)[0].cluster, "my_invoker");
+    no_response(&host, stream);
+}
+
+// ---------------------------------------------------------------------------
+// Late, repeated and unknown gRPC tokens
+
+#[test]
+fn unknown_tokens_are_ignored() {
+    let mut host = filter();
+    let (stream, token) = invoke(&mut host, "/users/user/7");
+    for unknown in [token + 1, 0, u32::MAX, 12345] {
+        host.grpc_receive(unknown, &encode(&reply("{}"))).unwrap();
+        host.grpc_close(unknown, 14, "").unwrap();
+    }
+    no_response(&host, stream);
+    // The real reply still lands.
+    host.grpc_receive(token, &encode(&reply(r#"{"ok":true}"#)))
+        .unwrap();
+    assert_eq!(only_response(&host, stream).body, br#"{"ok":true}"#);
+}
+
+#[test]
+fn a_second_reply_for_an_answered_stream_is_ignored() {
+    let mut host = filter();
+    let (stream, token) = invoke(&mut host, "/users/user/7");
+    host.grpc_receive(token, &encode(&reply(r#"{"n":1}"#)))
+        .unwrap();
+    host.grpc_receive(token, &encode(&reply(r#"{"n":2}"#)))
+        .unwrap();
+    host.grpc_close(token, 14, "").unwrap();
+    let response = only_response(&host, stream);
+    assert_eq!(
+        (response.status, response.body.as_slice()),
+        (200, &br#"{"n":1}"#[..])
+    );
+
+    // And the other way round: closed first, then a reply.
+    let (stream, token) = invoke(&mut host, "/users/user/8");
+    host.grpc_close(token, 4, "").unwrap();
+    host.grpc_receive(token, &encode(&reply("{}"))).unwrap();
+    assert_eq!(only_response(&host, stream).status, 504);
+
+    // Nothing is cancelled when answered streams end.
+    host.end_stream(stream).unwrap();
+    assert!(host.grpc_calls().iter().all(|c| !c.cancelled));
+}
+
+/// The client leaves while the function runs. In Envoy the gRPC call
+/// belongs to the root context and outlives the stream: its reply (or
+/// Envoy's deadline) still comes, and the filter must drop it quietly.
+/// The filter does not cancel the call: a cancelled call never calls back,
+/// which would leave its token in the SDK's callout table for good — and
+/// when Envoy's token counter wraps around, the SDK panics on the
+/// "duplicate token_id".
+#[test]
+fn a_client_that_went_away_leaves_no_trace() {
+    let mut host = filter();
+    let (stream, token) = invoke(&mut host, "/users/user/7");
+    host.end_stream(stream).unwrap();
+    assert!(
+        !host.grpc_calls()[0].cancelled,
+        "the call is left to finish"
+    );
+
+    // The late reply (or failure) is dropped.
+    host.grpc_receive(token, &encode(&reply("{}"))).unwrap();
+    no_response(&host, stream);
+    let (stream, token) = invoke(&mut host, "/users/user/8");
+    host.end_stream(stream).unwrap();
+    host.grpc_close(token, 4, "").unwrap();
+    no_response(&host, stream);
+
+    // Envoy's token counter wraps around: the same tokens again.
+    for reused in [1, token] {
+        host.set_next_grpc_token(reused);
+        let (stream, again) = send(&mut host, headers("GET", "/users/user/9", &[]), &[]);
+        assert_eq!(token_of_only_call(&host, stream), reused);
+        assert_eq!(again, [Action::Pause]);
+        host.grpc_receive(reused, &encode(&reply(r#"{"again":true}"#)))
+            .unwrap();
+        assert_eq!(only_response(&host, stream).body, br#"{"again":true}"#);
+        host.end_stream(stream).unwrap();
+    }
+
+    // Gone while still sending the body: no call is made later.
+    let stream = host.new_stream().unwrap();
+    host.request_headers(stream, headers("POST", "/users/user/9", &[]), false)
+        .unwrap();
+    host.request_body(stream, b"{", false).unwrap();
+    host.end_stream(stream).unwrap();
+    no_response(&host, stream);
+    assert!(calls_of(&host, stream).is_empty());
+}
+
+fn token_of_only_call(
+    host: &lambdagate_wasm_host::Host,
+    stream: lambdagate_wasm_host::StreamId,
+) -> u32 {
+    token(&only_call(host, stream))
+}
+
+#[test]
+fn interleaved_streams_get_their_own_replies() {
+    let mut host = filter();
+    let mut pending = Vec::new();
+    for i in 0..20 {
+        let (stream, _) = send(
+            &mut host,
+            headers(
+                "GET",
+                &format!("/users/user/{i}"),
+                &[("x-request-id", &format!("rid-{i}"))],
+            ),
+            &[],
+        );
+        let call = only_call(&host, stream);
+        assert_eq!(request_of(&call).request_id, format!("rid-{i}"));
+        pending.push((i, stream, token(&call)));
+    }
+    // Replies in another order; odd ones fail.
+    pending.reverse();
+    pending.rotate_left(7);
+    for (i, _, token) in &pending {
+        if i % 2 == 0 {
+            host.grpc_receive(*token, &encode(&reply(format!(r#"{{"i":{i}}}"#))))
+                .unwrap();
+        } else {
+            host.grpc_close(*token, 14, "").unwrap();
+        }
+    }
+    for (i, stream, _) in &pending {
+        let response = only_response(&host, *stream);
+        if i % 2 == 0 {
+            assert_eq!(response.body, format!(r#"{{"i":{i}}}"#).as_bytes());
+        } else {
+            error_body(&response, 503, &format!("rid-{i}"));
+        }
+        host.end_stream(*stream).unwrap();
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Header values Envoy passes through as they came
+
+#[test]
+fn non_utf8_header_values_do_not_trap() {
+    let mut host = filter();
+    let stream = host.new_stream().unwrap();
+    let mut request: Vec<(String, Vec<u8>)> = headers("GET", "/users/user/7", &[])
+        .into_iter()
+        .map(|(k, v)| (k, v.into_bytes()))
+        .collect();
+    // HTTP allows obs-text (Latin-1 bytes) in values; Envoy forwards them.
+    request.push(("x-name".to_owned(), b"Andr\xe9".to_vec()));
+    request.push(("user-agent".to_owned(), b"agent/\xff\xfe".to_vec()));
+    let action = host
+        .request_headers(stream, request, true)
+        .unwrap_or_else(|trap| panic!("{trap}"));
+    assert_eq!(action, Action::Pause);
+    let event = event_of(&request_of(&only_call(&host, stream)));
+    assert_eq!(event["headers"]["x-name"], "Andr\u{fffd}");
+    assert_eq!(event["headers"]["user-agent"], "agent/\u{fffd}\u{fffd}");
+
+    // In the path too (a 404 here).
+    let stream = host.new_stream().unwrap();
+    let request: Vec<(String, Vec<u8>)> = vec![
+        (":method".into(), b"GET".to_vec()),
+        (":path".into(), b"/users/\xe9t\xe9".to_vec()),
+        (":authority".into(), b"a".to_vec()),
+        ("x-request-id".into(), b"rid-\xff".to_vec()),
+    ];
+    host.request_headers(stream, request, true)
+        .unwrap_or_else(|trap| panic!("{trap}"));
+    let body = error_body(&only_response(&host, stream), 404, "rid-\u{fffd}");
+    assert_eq!(
+        body["message"],
+        "no resource matches GET /users/\u{fffd}t\u{fffd}"
+    );
+}
