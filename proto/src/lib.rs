@@ -28,6 +28,26 @@ impl ErrorKind {
         format!("{}: {text}", self.as_str_name())
     }
 
+    /// Lowercase label for metrics and access logs: `function_not_found`,
+    /// `throttled`, ...; `ok` for `Unspecified` (no error).
+    pub fn label(self) -> &'static str {
+        match self {
+            ErrorKind::Unspecified => "ok",
+            ErrorKind::FunctionNotFound => "function_not_found",
+            ErrorKind::AccessDenied => "access_denied",
+            ErrorKind::NotAllowed => "not_allowed",
+            ErrorKind::Throttled => "throttled",
+            ErrorKind::Timeout => "timeout",
+            ErrorKind::FunctionError => "function_error",
+            ErrorKind::PayloadTooLarge => "payload_too_large",
+            ErrorKind::CredentialsUnavailable => "credentials_unavailable",
+            ErrorKind::InvalidConfig => "invalid_config",
+            ErrorKind::InvalidRequest => "invalid_request",
+            ErrorKind::LambdaUnavailable => "lambda_unavailable",
+            ErrorKind::Internal => "internal",
+        }
+    }
+
     /// Splits a gRPC status message written by [`ErrorKind::status_message`]
     /// into its kind and text. A message without a known kind prefix (from
     /// Envoy or a proxy in between) yields `ErrorKind::Unspecified` and the
@@ -57,6 +77,21 @@ mod tests {
             assert_eq!(
                 ErrorKind::parse_status_message(&message),
                 (kind, "function f: try again")
+            );
+        }
+    }
+
+    #[test]
+    fn every_kind_has_its_own_label() {
+        let mut seen = std::collections::HashSet::new();
+        for value in 0..=12 {
+            let kind = ErrorKind::try_from(value).unwrap();
+            assert!(seen.insert(kind.label()), "{kind:?}");
+            assert_eq!(
+                kind.label(),
+                kind.as_str_name()
+                    .to_ascii_lowercase()
+                    .replace("error_kind_unspecified", "ok")
             );
         }
     }

@@ -186,20 +186,9 @@ impl GatewayError {
             }
             GatewayError::EventBuild => "internal",
             GatewayError::FunctionError { .. } => "function_error",
-            GatewayError::Invoker { kind, .. } => match kind {
-                ErrorKind::FunctionNotFound => "function_not_found",
-                ErrorKind::AccessDenied => "access_denied",
-                ErrorKind::NotAllowed => "not_allowed",
-                ErrorKind::Throttled => "throttled",
-                ErrorKind::Timeout => "timeout",
-                ErrorKind::FunctionError => "function_error",
-                ErrorKind::PayloadTooLarge => "payload_too_large",
-                ErrorKind::CredentialsUnavailable => "credentials_unavailable",
-                ErrorKind::InvalidConfig => "invalid_config",
-                ErrorKind::InvalidRequest => "invalid_request",
-                ErrorKind::LambdaUnavailable => "lambda_unavailable",
-                ErrorKind::Internal | ErrorKind::Unspecified => "internal",
-            },
+            // Unspecified never gets here: a status without a kind is
+            // one of Envoy's own (the variants below).
+            GatewayError::Invoker { kind, .. } => kind.label(),
             GatewayError::InvokerUnreachable => "invoker_unreachable",
             GatewayError::InvokerDeadline { .. } => "timeout",
             GatewayError::InvokerFailed { .. } => "invoker_failed",
