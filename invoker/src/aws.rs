@@ -149,6 +149,11 @@ impl EndpointAws {
             // and a throttle should reach the client as 429 now, not after
             // backoff has eaten the route timeout.
             .retry_config(RetryConfig::disabled())
+            // The operation timeout already bounds a stalled transfer; the
+            // SDK's own stall detector watches every body poll for nothing.
+            .stalled_stream_protection(
+                aws_sdk_lambda::config::StalledStreamProtectionConfig::disabled(),
+            )
             .build();
         let client = aws_sdk_lambda::Client::from_conf(conf);
         if let Ok(mut clients) = self.clients.write() {

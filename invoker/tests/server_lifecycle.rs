@@ -94,9 +94,8 @@ async fn sigterm_lets_in_flight_invocations_finish() {
         stopped_at.elapsed() >= Duration::from_millis(1500),
         "waited for the call"
     );
-    let logs = invoker.logs();
-    assert!(logs.contains("shutdown requested"), "{logs}");
-    assert!(logs.contains("lambdagate invoker stopped"), "{logs}");
+    invoker.wait_for_log("shutdown requested").await;
+    invoker.wait_for_log("lambdagate invoker stopped").await;
     assert!(
         tokio::net::TcpStream::connect(&invoker.addr).await.is_err(),
         "no longer listening"
