@@ -71,6 +71,11 @@ pub fn parse_grpc_timeout(value: &str) -> Option<Duration> {
     })
 }
 
+/// HTTP/2 flow-control windows of the gRPC server: room for a whole 6 MB
+/// payload per stream, and for two at once per connection.
+const STREAM_WINDOW_BYTES: u32 = 8 * 1024 * 1024;
+const CONNECTION_WINDOW_BYTES: u32 = 16 * 1024 * 1024;
+
 /// How often the config file is checked for changes.
 const CONFIG_POLL: Duration = Duration::from_secs(1);
 
@@ -148,6 +153,11 @@ pub async fn serve_until(
 
     let router = Server::builder()
         .http2_keepalive_interval(Some(Duration::from_secs(30)))
+        // Envoy sends payloads of up to 6 MB on one stream; with HTTP/2's
+        // default 64 KB windows it would stop every 64 KB to wait for a
+        // WINDOW_UPDATE. Match the windows of Envoy's side (envoy/*.yaml).
+        .initial_stream_window_size(Some(STREAM_WINDOW_BYTES))
+        .initial_connection_window_size(Some(CONNECTION_WINDOW_BYTES))
         .add_service(health_service)
         .add_service(service);
 
