@@ -202,16 +202,7 @@ async fn config_changes_are_picked_up_without_a_restart_and_bad_ones_refused() {
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    let metrics = invoker.metrics().await;
-    assert_eq!(
-        lambdagate_harness::http::metric_value(
-            &metrics,
-            "lambdagate_config_reloads_total",
-            &[("result", "ok")]
-        ),
-        Some(1.0),
-        "{metrics}"
-    );
+    assert_eq!(ok_reloads(&invoker).await, 1.0);
 
     // A broken deploy is refused; the running config keeps serving.
     replace_atomically(
@@ -252,34 +243,31 @@ async fn config_changes_are_picked_up_without_a_restart_and_bad_ones_refused() {
     assert!(status.success());
     wait_for_reloads(&invoker, 3.0).await;
     tokio::time::sleep(Duration::from_millis(1500)).await;
-    let metrics = invoker.metrics().await;
     assert_eq!(
-        lambdagate_harness::http::metric_value(
-            &metrics,
-            "lambdagate_config_reloads_total",
-            &[("result", "ok")]
-        ),
-        Some(3.0),
-        "an unchanged file is not reloaded by polling: {metrics}"
+        ok_reloads(&invoker).await,
+        3.0,
+        "an unchanged file is not reloaded by polling"
     );
+}
+
+/// `lambdagate_config_reloads_total{result="ok"}`.
+async fn ok_reloads(invoker: &InvokerProcess) -> f64 {
+    let metrics = invoker.metrics().await;
+    lambdagate_harness::http::metric_value(
+        &metrics,
+        "lambdagate_config_reloads_total",
+        &[("result", "ok")],
+    )
+    .unwrap_or(0.0)
 }
 
 async fn wait_for_reloads(invoker: &InvokerProcess, count: f64) {
     let deadline = Instant::now() + Duration::from_secs(5);
-    loop {
-        let metrics = invoker.metrics().await;
-        let ok = lambdagate_harness::http::metric_value(
-            &metrics,
-            "lambdagate_config_reloads_total",
-            &[("result", "ok")],
-        )
-        .unwrap_or(0.0);
-        if ok >= count {
-            return;
-        }
+    while ok_reloads(invoker).await < count {
         assert!(
             Instant::now() < deadline,
-            "waiting for {count} reloads: {metrics}"
+            "waiting for {count} reloads: {}",
+            invoker.metrics().await
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
