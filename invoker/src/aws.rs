@@ -1,6 +1,6 @@
 //! AWS state per endpoint: the credentials provider chosen by its access
-//! method (optionally wrapped in an STS AssumeRole session), one identity
-//! cache, and Lambda clients reused per (region, route timeout).
+//! method (optionally wrapped in an STS AssumeRole session), the Invoke
+//! client of the request path, and SDK clients for control-plane calls.
 
 use std::collections::HashMap;
 use std::fmt;
@@ -8,7 +8,6 @@ use std::sync::RwLock;
 use std::time::Duration;
 
 use aws_config::default_provider::credentials::DefaultCredentialsChain;
-use aws_config::retry::RetryConfig;
 use aws_config::sts::AssumeRoleProvider;
 use aws_config::timeout::TimeoutConfig;
 use aws_config::{BehaviorVersion, Region, SdkConfig};
@@ -16,13 +15,13 @@ use aws_credential_types::Credentials;
 use aws_credential_types::provider::{ProvideCredentials, SharedCredentialsProvider, future};
 
 use crate::config::{Access, Endpoint};
+use crate::lambda_api::LambdaInvokeClient;
 use crate::metrics::Metrics;
 
 /// Connect timeout for AWS calls (the SDK's own default is 3.1 s).
 const CONNECT_TIMEOUT: Duration = Duration::from_millis(3100);
 /// Operation timeout for control-plane calls (STS, GetFunction, ListFunctions).
 const CONTROL_TIMEOUT: Duration = Duration::from_secs(15);
-const MAX_CACHED_CLIENTS: usize = 256;
 
 pub struct EndpointAws {
     pub name: String,
@@ -31,7 +30,10 @@ pub struct EndpointAws {
     /// The access method's own credentials (before AssumeRole), for
     /// `check --live` to tell who they belong to.
     base_sdk_config: SdkConfig,
-    clients: RwLock<HashMap<(String, Duration), aws_sdk_lambda::Client>>,
+    /// Lambda Invoke for the request path.
+    invoke: LambdaInvokeClient,
+    /// SDK Lambda clients for control-plane calls, per region.
+    control: RwLock<HashMap<String, aws_sdk_lambda::Client>>,
 }
 
 impl fmt::Debug for EndpointAws {
@@ -95,8 +97,8 @@ impl EndpointAws {
             is_sts: false,
         });
         let base_sdk_config = load_sdk_config(endpoint, base_counted.clone()).await;
-        let sdk_config = match &endpoint.assume_role {
-            None => base_sdk_config.clone(),
+        let (sdk_config, invoke_provider) = match &endpoint.assume_role {
+            None => (base_sdk_config.clone(), base_counted),
             Some(role) => {
                 let mut builder = AssumeRoleProvider::builder(role.role_arn.clone())
                     .session_name(role.session_name.clone())
@@ -115,25 +117,34 @@ impl EndpointAws {
                     metrics: metrics.clone(),
                     is_sts: true,
                 });
-                load_sdk_config(endpoint, counted).await
+                (load_sdk_config(endpoint, counted.clone()).await, counted)
             }
         };
+        let invoke = LambdaInvokeClient::new(
+            &endpoint.name,
+            endpoint.endpoint_url.as_deref(),
+            invoke_provider,
+            CONNECT_TIMEOUT,
+        );
         Ok(EndpointAws {
             name: endpoint.name.clone(),
             sdk_config,
             base_sdk_config,
-            clients: RwLock::new(HashMap::new()),
+            invoke,
+            control: RwLock::new(HashMap::new()),
         })
     }
 
-    /// The Lambda client for `region` whose operation timeout is `timeout`.
-    /// Clients share the endpoint's HTTP connection pool and credentials
-    /// cache; they differ only in region and timeout, of which a gateway has
-    /// few, so they are built once and kept.
-    pub fn lambda(&self, region: &str, timeout: Duration) -> aws_sdk_lambda::Client {
-        let key = (region.to_owned(), timeout);
-        if let Ok(clients) = self.clients.read()
-            && let Some(client) = clients.get(&key)
+    /// The Invoke client of the request path.
+    pub fn invoke_client(&self) -> &LambdaInvokeClient {
+        &self.invoke
+    }
+
+    /// SDK Lambda client for control-plane calls in `region`, built once
+    /// per region and kept (a gateway talks to few regions).
+    pub fn lambda_control(&self, region: &str) -> aws_sdk_lambda::Client {
+        if let Ok(clients) = self.control.read()
+            && let Some(client) = clients.get(region)
         {
             return client.clone();
         }
@@ -141,34 +152,16 @@ impl EndpointAws {
             .region(Region::new(region.to_owned()))
             .timeout_config(
                 TimeoutConfig::builder()
-                    .connect_timeout(CONNECT_TIMEOUT.min(timeout))
-                    .operation_timeout(timeout)
+                    .connect_timeout(CONNECT_TIMEOUT)
+                    .operation_timeout(CONTROL_TIMEOUT)
                     .build(),
-            )
-            // No SDK retries: a retried Invoke can run the function twice,
-            // and a throttle should reach the client as 429 now, not after
-            // backoff has eaten the route timeout.
-            .retry_config(RetryConfig::disabled())
-            // The operation timeout already bounds a stalled transfer; the
-            // SDK's own stall detector watches every body poll for nothing.
-            .stalled_stream_protection(
-                aws_sdk_lambda::config::StalledStreamProtectionConfig::disabled(),
             )
             .build();
         let client = aws_sdk_lambda::Client::from_conf(conf);
-        if let Ok(mut clients) = self.clients.write() {
-            // Timeouts come from route config, so the set is small; the cap
-            // only guards against a misbehaving caller.
-            if clients.len() < MAX_CACHED_CLIENTS {
-                clients.insert(key, client.clone());
-            }
+        if let Ok(mut clients) = self.control.write() {
+            clients.insert(region.to_owned(), client.clone());
         }
         client
-    }
-
-    /// Lambda client for control-plane calls in the endpoint's region.
-    pub fn lambda_control(&self, region: &str) -> aws_sdk_lambda::Client {
-        self.lambda(region, CONTROL_TIMEOUT)
     }
 
     /// STS with the credentials the endpoint invokes with.

@@ -106,17 +106,11 @@ where
         )
     };
     if let Some(cred) = find_source::<CredentialsError>(err) {
-        return Failure::new(
-            ErrorKind::CredentialsUnavailable,
-            format!(
-                "{what}: no AWS credentials: {}; check the endpoint's access method (role: the instance/container role or environment; stored: the referenced key; assume_role: the role ARN and trust policy)",
-                credentials_error_text(cred)
-            ),
-        );
+        return credentials_failure(&what, cred);
     }
     match err {
-        SdkError::TimeoutError(_) => timeout_failure(&what, ctx),
-        SdkError::DispatchFailure(d) if d.is_timeout() => timeout_failure(&what, ctx),
+        SdkError::TimeoutError(_) => timeout_failure(&what, ctx.timeout),
+        SdkError::DispatchFailure(d) if d.is_timeout() => timeout_failure(&what, ctx.timeout),
         SdkError::DispatchFailure(_) => Failure::new(
             ErrorKind::LambdaUnavailable,
             format!(
@@ -157,9 +151,20 @@ where
     }
 }
 
-fn timeout_failure(what: &str, ctx: &CallContext<'_>) -> Failure {
-    let limit = ctx
-        .timeout
+/// No credentials could be loaded for the call described by `what`.
+pub fn credentials_failure(what: &str, err: &CredentialsError) -> Failure {
+    Failure::new(
+        ErrorKind::CredentialsUnavailable,
+        format!(
+            "{what}: no AWS credentials: {}; check the endpoint's access method (role: the instance/container role or environment; stored: the referenced key; assume_role: the role ARN and trust policy)",
+            chain_text(err)
+        ),
+    )
+}
+
+/// The call described by `what` got no answer within `timeout`.
+pub fn timeout_failure(what: &str, timeout: Option<std::time::Duration>) -> Failure {
+    let limit = timeout
         .map(|t| {
             format!(
                 " within the route timeout of {}",
@@ -232,7 +237,7 @@ pub fn classify_service(
 
 /// Reads `<Code>` and `<Message>` from an XML error body (STS, IAM, and
 /// emulators answer in XML).
-fn xml_error(body: &[u8]) -> (Option<String>, Option<String>) {
+pub(crate) fn xml_error(body: &[u8]) -> (Option<String>, Option<String>) {
     let text = String::from_utf8_lossy(body);
     let tag = |name: &str| {
         let open = format!("<{name}>");
@@ -267,10 +272,6 @@ pub fn chain_text(err: &(dyn StdError + 'static)) -> String {
         current = e.source();
     }
     parts.join(": ")
-}
-
-fn credentials_error_text(err: &CredentialsError) -> String {
-    chain_text(err)
 }
 
 #[cfg(test)]

@@ -4,9 +4,6 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use aws_sdk_lambda::operation::RequestId;
-use aws_sdk_lambda::primitives::Blob;
-use aws_sdk_lambda::types::InvocationType as AwsInvocationType;
 use lambdagate_core::{LambdaArn, Timeout};
 use lambdagate_proto::{
     ErrorKind, InvocationType, InvokeReply, InvokeRequest, MAX_EVENT_PAYLOAD_BYTES,
@@ -18,7 +15,8 @@ use std::collections::HashMap;
 use crate::aws::EndpointAws;
 use crate::config::Access;
 use crate::config::{Config, ConfigError};
-use crate::error::{CallContext, Failure, classify};
+use crate::error::Failure;
+use crate::lambda_api::InvocationType as LambdaInvocationType;
 use crate::local::LocalBackend;
 use crate::metrics::Metrics;
 
@@ -212,11 +210,12 @@ impl Invoker {
             )
         })?;
         let (aws_type, limit) = match invocation_type {
-            InvocationType::RequestResponse => {
-                (AwsInvocationType::RequestResponse, MAX_SYNC_PAYLOAD_BYTES)
-            }
-            InvocationType::Event => (AwsInvocationType::Event, MAX_EVENT_PAYLOAD_BYTES),
-            InvocationType::DryRun => (AwsInvocationType::DryRun, MAX_SYNC_PAYLOAD_BYTES),
+            InvocationType::RequestResponse => (
+                LambdaInvocationType::RequestResponse,
+                MAX_SYNC_PAYLOAD_BYTES,
+            ),
+            InvocationType::Event => (LambdaInvocationType::Event, MAX_EVENT_PAYLOAD_BYTES),
+            InvocationType::DryRun => (LambdaInvocationType::DryRun, MAX_SYNC_PAYLOAD_BYTES),
         };
         if request.payload.len() > limit {
             return Err(Failure::new(
@@ -247,44 +246,8 @@ impl Invoker {
                     .await;
             }
         };
-        let client = aws.lambda(arn.region(), timeout);
-        let output = client
-            .invoke()
-            .function_name(arn.unqualified())
-            .set_qualifier(arn.qualifier().map(str::to_owned))
-            .invocation_type(aws_type)
-            .payload(Blob::new(request.payload))
-            .send()
+        aws.invoke_client()
+            .invoke(arn, aws_type, request.payload, timeout)
             .await
-            .map_err(|e| {
-                let target = arn.to_string();
-                classify(
-                    &e,
-                    &CallContext {
-                        operation: "Lambda Invoke",
-                        target: &target,
-                        endpoint: &aws.name,
-                        timeout: Some(timeout),
-                    },
-                )
-            })?;
-        let function_error = output.function_error().unwrap_or_default().to_owned();
-        let error_kind = if function_error.is_empty() {
-            ErrorKind::Unspecified
-        } else {
-            ErrorKind::FunctionError
-        };
-        let status_code = u32::try_from(output.status_code()).unwrap_or_default();
-        let lambda_request_id = output.request_id().unwrap_or_default().to_owned();
-        let executed_version = output.executed_version().unwrap_or_default().to_owned();
-        let payload = output.payload.map(Blob::into_inner).unwrap_or_default();
-        Ok(InvokeReply {
-            status_code,
-            payload,
-            function_error,
-            executed_version,
-            lambda_request_id,
-            error_kind: error_kind as i32,
-        })
     }
 }

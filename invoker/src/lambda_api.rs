@@ -1,0 +1,406 @@
+//! Lambda Invoke as one signed HTTP request: the request path of every
+//! gateway call. The AWS SDK's operation machinery (interceptors, runtime
+//! plugins, endpoint rules, its general signer) cost the invoker about half
+//! of its CPU per request (measured in bench/RESULTS.md); what Invoke needs
+//! is small and fixed, so it is written out here. The parts that matter for
+//! talking to AWS stay the SDK's: its HTTP connector (hyper, rustls with
+//! aws-lc and the system's roots, connection pool, connect timeout), its
+//! credential providers, `aws-sigv4`'s key derivation and HMAC.
+//!
+//! Control-plane calls (`check --live`, `functions`) still use the SDK.
+
+use std::sync::RwLock;
+use std::time::{Duration, SystemTime};
+
+use aws_credential_types::Credentials;
+use aws_credential_types::provider::error::CredentialsError;
+use aws_credential_types::provider::{ProvideCredentials, SharedCredentialsProvider};
+use aws_smithy_http_client::Connector;
+use aws_smithy_http_client::tls::{Provider, rustls_provider::CryptoMode};
+use aws_smithy_runtime_api::client::http::{
+    HttpConnector, HttpConnectorSettings, SharedHttpConnector,
+};
+use aws_smithy_runtime_api::client::orchestrator::HttpRequest;
+use aws_smithy_types::body::SdkBody;
+use bytes::Bytes;
+use http_body_util::{BodyExt, Limited};
+use lambdagate_core::LambdaArn;
+use lambdagate_proto::{ErrorKind, InvokeReply, MAX_SYNC_PAYLOAD_BYTES};
+use tokio::sync::Mutex as AsyncMutex;
+
+use crate::error::{Failure, chain_text, classify_service, credentials_failure, timeout_failure};
+use crate::sigv4::{SignableRequest, Signer, amz_dates, sha256_hex, uri_encode};
+
+/// Lambda's invocation types, as its `X-Amz-Invocation-Type` header says.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum InvocationType {
+    RequestResponse,
+    Event,
+    DryRun,
+}
+
+impl InvocationType {
+    fn header(self) -> &'static str {
+        match self {
+            InvocationType::RequestResponse => "RequestResponse",
+            InvocationType::Event => "Event",
+            InvocationType::DryRun => "DryRun",
+        }
+    }
+}
+
+/// Credentials are refreshed this long before they expire, as the SDK's
+/// lazy identity cache does.
+const REFRESH_BEFORE_EXPIRY: Duration = Duration::from_secs(10);
+
+/// A response body above this is not a Lambda reply (Lambda caps replies
+/// at 6 MB); reading stops there instead of buffering without bound.
+const MAX_RESPONSE_BYTES: usize = MAX_SYNC_PAYLOAD_BYTES + 64 * 1024;
+
+/// One endpoint's Invoke client: credentials, signer, connection pool.
+pub struct LambdaInvokeClient {
+    endpoint: String,
+    /// `scheme://authority` of `endpoint_url`; `None` means AWS's own
+    /// regional endpoint, chosen per call from the ARN.
+    endpoint_url: Option<String>,
+    connector: SharedHttpConnector,
+    credentials: CredentialsCache,
+    signer: Signer,
+}
+
+impl LambdaInvokeClient {
+    pub fn new(
+        endpoint: &str,
+        endpoint_url: Option<&str>,
+        provider: SharedCredentialsProvider,
+        connect_timeout: Duration,
+    ) -> Self {
+        let connector = Connector::builder()
+            .connector_settings(
+                HttpConnectorSettings::builder()
+                    .connect_timeout(connect_timeout)
+                    .build(),
+            )
+            .tls_provider(Provider::Rustls(CryptoMode::AwsLc))
+            .build();
+        LambdaInvokeClient {
+            endpoint: endpoint.to_owned(),
+            endpoint_url: endpoint_url.map(|u| u.trim_end_matches('/').to_owned()),
+            connector: SharedHttpConnector::new(connector),
+            credentials: CredentialsCache::new(provider),
+            signer: Signer::new("lambda"),
+        }
+    }
+
+    /// Calls Invoke on `arn` and waits at most `timeout` for the whole
+    /// exchange, credentials included.
+    pub async fn invoke(
+        &self,
+        arn: &LambdaArn,
+        invocation_type: InvocationType,
+        payload: Vec<u8>,
+        timeout: Duration,
+    ) -> Result<InvokeReply, Failure> {
+        let what = format!("Lambda Invoke of `{arn}` (endpoint `{}`)", self.endpoint);
+        match tokio::time::timeout(timeout, self.exchange(&what, arn, invocation_type, payload))
+            .await
+        {
+            Ok(result) => result,
+            Err(_) => Err(timeout_failure(&what, Some(timeout))),
+        }
+    }
+
+    async fn exchange(
+        &self,
+        what: &str,
+        arn: &LambdaArn,
+        invocation_type: InvocationType,
+        payload: Vec<u8>,
+    ) -> Result<InvokeReply, Failure> {
+        let credentials = self
+            .credentials
+            .get()
+            .await
+            .map_err(|e| credentials_failure(what, &e))?;
+        let request = self
+            .signed_request(arn, invocation_type, payload, &credentials)
+            .map_err(|m| Failure::new(ErrorKind::Internal, format!("{what}: {m}")))?;
+        let response = self.connector.call(request).await.map_err(|e| {
+            if e.is_timeout() {
+                Failure::new(
+                    ErrorKind::LambdaUnavailable,
+                    format!(
+                        "{what}: could not connect to AWS in time: {}; check the network and the endpoint's `endpoint_url`/region",
+                        chain_text(&e)
+                    ),
+                )
+            } else {
+                Failure::new(
+                    ErrorKind::LambdaUnavailable,
+                    format!(
+                        "{what}: could not reach AWS: {}; check the network and the endpoint's `endpoint_url`/region",
+                        chain_text(&e)
+                    ),
+                )
+            }
+        })?;
+        let status = response.status().as_u16();
+        let header = |name: &str| response.headers().get(name).unwrap_or_default().to_owned();
+        let function_error = header("x-amz-function-error");
+        let executed_version = header("x-amz-executed-version");
+        let lambda_request_id = header("x-amzn-requestid");
+        let error_type = header("x-amzn-errortype");
+        let body = read_body(response.into_body()).await.map_err(|m| {
+            Failure::new(
+                ErrorKind::LambdaUnavailable,
+                format!("{what}: the reply could not be read: {m}"),
+            )
+        })?;
+        if !(200..300).contains(&status) {
+            let (code, message) = error_code_and_message(&error_type, &body);
+            return Err(classify_service(
+                what,
+                status,
+                code.as_deref(),
+                message.as_deref(),
+            ));
+        }
+        let error_kind = if function_error.is_empty() {
+            ErrorKind::Unspecified
+        } else {
+            ErrorKind::FunctionError
+        };
+        Ok(InvokeReply {
+            status_code: u32::from(status),
+            payload: Vec::from(body),
+            function_error,
+            executed_version,
+            lambda_request_id,
+            error_kind: error_kind as i32,
+        })
+    }
+
+    fn signed_request(
+        &self,
+        arn: &LambdaArn,
+        invocation_type: InvocationType,
+        payload: Vec<u8>,
+        credentials: &Credentials,
+    ) -> Result<HttpRequest, String> {
+        let base = match &self.endpoint_url {
+            Some(url) => url.clone(),
+            None => regional_endpoint(arn)?,
+        };
+        let authority = base
+            .split_once("://")
+            .map(|(_, rest)| rest)
+            .unwrap_or(&base)
+            .split('/')
+            .next()
+            .unwrap_or_default()
+            .to_owned();
+        let mut path = String::with_capacity(128);
+        path.push_str("/2015-03-31/functions/");
+        uri_encode(&arn.unqualified(), &mut path);
+        path.push_str("/invocations");
+        let mut query = String::new();
+        if let Some(q) = arn.qualifier() {
+            query.push_str("Qualifier=");
+            uri_encode(q, &mut query);
+        }
+        let (date, date_time) = amz_dates(SystemTime::now());
+        let payload_sha256 = sha256_hex(&payload);
+        let mut headers: Vec<(&str, &str)> = vec![
+            ("content-type", "application/octet-stream"),
+            ("host", &authority),
+            ("x-amz-date", &date_time),
+            ("x-amz-invocation-type", invocation_type.header()),
+        ];
+        if let Some(token) = credentials.session_token() {
+            headers.push(("x-amz-security-token", token));
+        }
+        let authorization = self.signer.authorization(
+            credentials,
+            arn.region(),
+            &date,
+            &date_time,
+            &SignableRequest {
+                method: "POST",
+                path: &path,
+                query: &query,
+                headers: &headers,
+                payload_sha256: &payload_sha256,
+            },
+        );
+        let uri = if query.is_empty() {
+            format!("{base}{path}")
+        } else {
+            format!("{base}{path}?{query}")
+        };
+        let mut builder = http::Request::builder().method("POST").uri(uri);
+        for (name, value) in headers.iter().filter(|(n, _)| *n != "host") {
+            builder = builder.header(*name, *value);
+        }
+        let request = builder
+            .header("authorization", authorization)
+            .body(SdkBody::from(Bytes::from(payload)))
+            .map_err(|e| format!("the request could not be built: {e}"))?;
+        HttpRequest::try_from(request).map_err(|e| format!("the request could not be built: {e}"))
+    }
+}
+
+/// `https://lambda.REGION.DNS-SUFFIX` for the ARN's partition.
+fn regional_endpoint(arn: &LambdaArn) -> Result<String, String> {
+    let suffix = match arn.partition() {
+        "aws" | "aws-us-gov" => "amazonaws.com",
+        "aws-cn" => "amazonaws.com.cn",
+        other => {
+            return Err(format!(
+                "partition `{other}` has no built-in Lambda endpoint here; set the endpoint's `endpoint_url`"
+            ));
+        }
+    };
+    Ok(format!("https://lambda.{}.{suffix}", arn.region()))
+}
+
+async fn read_body(body: SdkBody) -> Result<Bytes, String> {
+    if let Some(bytes) = body.bytes() {
+        return Ok(Bytes::copy_from_slice(bytes));
+    }
+    Limited::new(body, MAX_RESPONSE_BYTES)
+        .collect()
+        .await
+        .map(|c| c.to_bytes())
+        .map_err(|e| e.to_string())
+}
+
+/// AWS's error code and message: the code from `X-Amzn-ErrorType`
+/// (`Code:http://...`), else from a JSON (`__type`/`Type`/`code`) or XML
+/// (`<Code>`) body; the message from the body.
+pub fn error_code_and_message(error_type: &str, body: &[u8]) -> (Option<String>, Option<String>) {
+    let from_header = error_type
+        .split(':')
+        .next()
+        .map(str::trim)
+        .filter(|c| !c.is_empty())
+        .map(str::to_owned);
+    if let Ok(serde_json::Value::Object(map)) = serde_json::from_slice::<serde_json::Value>(body) {
+        let text = |keys: &[&str]| {
+            keys.iter()
+                .find_map(|k| map.get(*k).and_then(|v| v.as_str()))
+                .map(str::to_owned)
+        };
+        let code = from_header.or_else(|| {
+            text(&["__type", "Type", "code", "Code"])
+                // `__type` may be `namespace#Code`.
+                .map(|c| c.rsplit('#').next().unwrap_or_default().to_owned())
+        });
+        return (code, text(&["message", "Message", "errorMessage"]));
+    }
+    let (xml_code, xml_message) = crate::error::xml_error(body);
+    (from_header.or(xml_code), xml_message)
+}
+
+/// The endpoint's credentials, loaded once and again shortly before they
+/// expire. One caller loads while the others wait, so an expiring STS
+/// session costs one AssumeRole, not one per request in flight.
+struct CredentialsCache {
+    provider: SharedCredentialsProvider,
+    current: RwLock<Option<Credentials>>,
+    loading: AsyncMutex<()>,
+}
+
+impl CredentialsCache {
+    fn new(provider: SharedCredentialsProvider) -> Self {
+        CredentialsCache {
+            provider,
+            current: RwLock::new(None),
+            loading: AsyncMutex::new(()),
+        }
+    }
+
+    fn fresh(&self) -> Option<Credentials> {
+        let current = self.current.read().ok()?;
+        let creds = current.as_ref()?;
+        match creds.expiry() {
+            Some(expiry) if expiry <= SystemTime::now() + REFRESH_BEFORE_EXPIRY => None,
+            _ => Some(creds.clone()),
+        }
+    }
+
+    async fn get(&self) -> Result<Credentials, CredentialsError> {
+        if let Some(creds) = self.fresh() {
+            return Ok(creds);
+        }
+        let _loading = self.loading.lock().await;
+        if let Some(creds) = self.fresh() {
+            return Ok(creds);
+        }
+        let creds = self.provider.provide_credentials().await?;
+        if let Ok(mut current) = self.current.write() {
+            *current = Some(creds.clone());
+        }
+        Ok(creds)
+    }
+}
+
+impl std::fmt::Debug for LambdaInvokeClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LambdaInvokeClient")
+            .field("endpoint", &self.endpoint)
+            .field("endpoint_url", &self.endpoint_url)
+            .finish_non_exhaustive()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn error_codes_come_from_the_header_then_the_body() {
+        let json = br#"{"Type":"User","message":"Function not found: arn:aws:lambda:us-east-1:1:function:x"}"#;
+        assert_eq!(
+            error_code_and_message(
+                "ResourceNotFoundException:http://internal.amazon.com/coral/com.amazonaws.awsgirlambda/",
+                json
+            ),
+            (
+                Some("ResourceNotFoundException".into()),
+                Some("Function not found: arn:aws:lambda:us-east-1:1:function:x".into())
+            )
+        );
+        assert_eq!(
+            error_code_and_message(
+                "",
+                br#"{"__type":"com.amazon#TooManyRequestsException","Message":"Rate exceeded"}"#
+            ),
+            (
+                Some("TooManyRequestsException".into()),
+                Some("Rate exceeded".into())
+            )
+        );
+        assert_eq!(
+            error_code_and_message(
+                "",
+                b"<ErrorResponse><Error><Code>SignatureDoesNotMatch</Code><Message>bad</Message></Error></ErrorResponse>"
+            ),
+            (Some("SignatureDoesNotMatch".into()), Some("bad".into()))
+        );
+        assert_eq!(error_code_and_message("", b"oops"), (None, None));
+    }
+
+    #[test]
+    fn regional_endpoints_follow_the_partition() {
+        let arn = |s: &str| LambdaArn::parse(s).unwrap();
+        assert_eq!(
+            regional_endpoint(&arn("arn:aws:lambda:eu-west-1:123456789012:function:f")).unwrap(),
+            "https://lambda.eu-west-1.amazonaws.com"
+        );
+        assert_eq!(
+            regional_endpoint(&arn("arn:aws-cn:lambda:cn-north-1:123456789012:function:f"))
+                .unwrap(),
+            "https://lambda.cn-north-1.amazonaws.com.cn"
+        );
+    }
+}
