@@ -125,25 +125,11 @@ impl LambdaInvokeClient {
         let request = self
             .signed_request(arn, invocation_type, payload, &credentials)
             .map_err(|m| Failure::new(ErrorKind::Internal, format!("{what}: {m}")))?;
-        let response = self.connector.call(request).await.map_err(|e| {
-            if e.is_timeout() {
-                Failure::new(
-                    ErrorKind::LambdaUnavailable,
-                    format!(
-                        "{what}: could not connect to AWS in time: {}; check the network and the endpoint's `endpoint_url`/region",
-                        chain_text(&e)
-                    ),
-                )
-            } else {
-                Failure::new(
-                    ErrorKind::LambdaUnavailable,
-                    format!(
-                        "{what}: could not reach AWS: {}; check the network and the endpoint's `endpoint_url`/region",
-                        chain_text(&e)
-                    ),
-                )
-            }
-        })?;
+        let response = self
+            .connector
+            .call(request)
+            .await
+            .map_err(|e| unreachable_failure(what, e.is_timeout(), &chain_text(&e)))?;
         let status = response.status().as_u16();
         let header = |name: &str| response.headers().get(name).unwrap_or_default().to_owned();
         let function_error = header("x-amz-function-error");
@@ -247,6 +233,25 @@ impl LambdaInvokeClient {
             .map_err(|e| format!("the request could not be built: {e}"))?;
         HttpRequest::try_from(request).map_err(|e| format!("the request could not be built: {e}"))
     }
+}
+
+/// The request never got an HTTP answer. The advice depends on why: a
+/// refused certificate is not a network problem.
+fn unreachable_failure(what: &str, connect_timed_out: bool, cause: &str) -> Failure {
+    let problem = if connect_timed_out {
+        "could not connect to AWS in time"
+    } else {
+        "could not reach AWS"
+    };
+    let advice = if cause.contains("certificate") || cause.contains("TLS handshake") {
+        "check that the endpoint's TLS certificate is trusted (the system's roots, or SSL_CERT_FILE) and matches the `endpoint_url` host"
+    } else {
+        "check the network and the endpoint's `endpoint_url`/region"
+    };
+    Failure::new(
+        ErrorKind::LambdaUnavailable,
+        format!("{what}: {problem}: {cause}; {advice}"),
+    )
 }
 
 /// `https://lambda.REGION.DNS-SUFFIX` for the ARN's partition.

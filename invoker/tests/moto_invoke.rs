@@ -421,6 +421,7 @@ async fn unknown_function_is_not_found_and_function_errors_keep_their_payload() 
     let moto = Moto::start(MotoOptions {
         lambda_docker: true,
         enforce_iam: true,
+        ..Default::default()
     })
     .await;
     let echo = moto.fixture.function("echo").to_owned();

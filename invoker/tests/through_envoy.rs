@@ -358,6 +358,7 @@ async fn lambda_errors_become_clear_http_errors() {
     let moto = Moto::start(MotoOptions {
         lambda_docker: true,
         enforce_iam: true,
+        ..Default::default()
     })
     .await;
     let echo = moto.fixture.function("echo").to_owned();

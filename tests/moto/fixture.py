@@ -1,7 +1,7 @@
 """Sets up a running moto server the way an AWS operator would set up an
 account for lambdagate, and prints what the tests need as JSON.
 
-Usage: python fixture.py URL [--lambda-docker] [--enforce-iam]
+Usage: python fixture.py URL [--lambda-docker] [--enforce-iam] [--ca-cert PEM]
 
 Accounts: 123456789012 (the gateway's own) and 222222222222 (another
 account, reached only through STS AssumeRole). Users in the first account:
@@ -12,11 +12,13 @@ The second account has role `cross-invoke` (trusting `assumer`) and function
 `cross-echo`. Role `gateway-instance` in the first account (trusting
 `assumer`) plays an EC2/ECS instance role. Setup runs with IAM checks off; --enforce-iam switches them on
 at the end, so every later request must be signed by a permitted identity.
+With an https URL, --ca-cert names the certificate to trust (moto's own).
 """
 
 import argparse
 import io
 import json
+import ssl
 import sys
 import urllib.request
 import zipfile
@@ -36,15 +38,16 @@ LAMBDA_ACTIONS = [
 ]
 
 
-def post(url, path, body, content_type="application/json"):
+def post(url, path, body, content_type="application/json", ca_cert=None):
     req = urllib.request.Request(
         url + path, data=body.encode(), method="POST", headers={"Content-Type": content_type}
     )
-    with urllib.request.urlopen(req, timeout=10) as resp:
+    context = ssl.create_default_context(cafile=ca_cert) if ca_cert else None
+    with urllib.request.urlopen(req, timeout=10, context=context) as resp:
         resp.read()
 
 
-def clients(url, account):
+def clients(url, account, ca_cert=None):
     session = boto3.session.Session(
         aws_access_key_id="setup", aws_secret_access_key="setup", region_name=REGION
     )
@@ -54,7 +57,7 @@ def clients(url, account):
 
     made = {}
     for name in ("iam", "lambda", "sts"):
-        client = session.client(name, endpoint_url=url)
+        client = session.client(name, endpoint_url=url, verify=ca_cert)
         client.meta.events.register("before-sign.*.*", add_account)
         made[name] = client
     return made
@@ -129,13 +132,14 @@ def main():
     parser.add_argument("--lambda-docker", action="store_true",
                         help="moto's docker mode: unknown functions give 404, known ones a Handled function error")
     parser.add_argument("--enforce-iam", action="store_true")
+    parser.add_argument("--ca-cert", help="the certificate an https moto presents, to trust")
     args = parser.parse_args()
     url = args.url.rstrip("/")
 
-    post(url, "/moto-api/config", json.dumps({"lambda": {"use_docker": args.lambda_docker}}))
+    post(url, "/moto-api/config", json.dumps({"lambda": {"use_docker": args.lambda_docker}}), ca_cert=args.ca_cert)
 
-    main_aws = clients(url, MAIN)
-    other_aws = clients(url, OTHER)
+    main_aws = clients(url, MAIN, args.ca_cert)
+    other_aws = clients(url, OTHER, args.ca_cert)
     users = {
         "invoker": user(main_aws["iam"], "invoker", LAMBDA_ACTIONS),
         "nolambda": user(main_aws["iam"], "nolambda", ["s3:ListBucket"]),
@@ -152,7 +156,7 @@ def main():
     instance_role = invoking_role(main_aws["iam"], "gateway-instance")
 
     if args.enforce_iam:
-        post(url, "/moto-api/reset-auth", "0", content_type="text/plain")
+        post(url, "/moto-api/reset-auth", "0", content_type="text/plain", ca_cert=args.ca_cert)
 
     json.dump(
         {"url": url, "region": REGION, "users": users, "functions": functions, "roles": {"cross": cross_role, "instance": instance_role}},

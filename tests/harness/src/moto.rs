@@ -2,6 +2,7 @@
 //! on its own port, and set up by `tests/moto/fixture.py`.
 
 use std::collections::HashMap;
+use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -16,6 +17,11 @@ pub struct MotoOptions {
     pub lambda_docker: bool,
     /// Switch IAM checks on after setup.
     pub enforce_iam: bool,
+    /// Serve HTTPS only, with a self-signed certificate for `localhost` and
+    /// 127.0.0.1 made for this server (`Moto::tls_cert`); `url` is then
+    /// `https://localhost:PORT`. Plain-HTTP helpers (`queue_results`) do
+    /// not work then.
+    pub tls: bool,
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -51,6 +57,10 @@ pub struct Moto {
     pub url: String,
     pub addr: String,
     pub fixture: Fixture,
+    /// With `MotoOptions::tls`: the server's certificate (PEM), which a
+    /// client must trust; its key lies beside it in a temp dir.
+    pub tls_cert: Option<PathBuf>,
+    _tls_dir: Option<tempfile::TempDir>,
 }
 
 impl Moto {
@@ -58,9 +68,27 @@ impl Moto {
         let venv = venv();
         let port = free_port();
         let addr = format!("127.0.0.1:{port}");
-        let url = format!("http://{addr}");
-        let child = Command::new(venv.join("bin/moto_server"))
-            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+        let mut command = Command::new(venv.join("bin/moto_server"));
+        command.args(["-H", "127.0.0.1", "-p", &port.to_string()]);
+        let (url, tls_dir, tls_cert) = if options.tls {
+            let dir = tempfile::tempdir().expect("temp dir");
+            let (cert, key) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
+            let made = Command::new(venv.join("bin/python"))
+                .arg(repo_root().join("tests/moto/tls_cert.py"))
+                .args([&cert, &key])
+                .output()
+                .expect("run tls_cert.py");
+            assert!(
+                made.status.success(),
+                "tls_cert.py failed: {}",
+                String::from_utf8_lossy(&made.stderr)
+            );
+            command.arg("-c").arg(&cert).arg("-k").arg(&key);
+            (format!("https://localhost:{port}"), Some(dir), Some(cert))
+        } else {
+            (format!("http://{addr}"), None, None)
+        };
+        let child = command
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -77,10 +105,22 @@ impl Moto {
                 functions: HashMap::new(),
                 roles: HashMap::new(),
             },
+            tls_cert,
+            _tls_dir: tls_dir,
         };
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
-            if let Ok((200, _)) = crate::http::request(&addr, "GET", "/moto-api/", &[], b"").await {
+            // Over TLS (the harness speaks plain HTTP only) a listening
+            // socket has to do; fixture.py's first request then checks more.
+            let ready = if options.tls {
+                tokio::net::TcpStream::connect(&addr).await.is_ok()
+            } else {
+                matches!(
+                    crate::http::request(&addr, "GET", "/moto-api/", &[], b"").await,
+                    Ok((200, _))
+                )
+            };
+            if ready {
                 break;
             }
             if let Ok(Some(status)) = moto.child.try_wait() {
@@ -104,6 +144,10 @@ impl Moto {
         }
         if options.enforce_iam {
             args.push("--enforce-iam".into());
+        }
+        if let Some(cert) = &moto.tls_cert {
+            args.push("--ca-cert".into());
+            args.push(cert.display().to_string());
         }
         let output = tokio::process::Command::new(venv.join("bin/python"))
             .args(&args)
