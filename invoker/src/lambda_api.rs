@@ -57,6 +57,8 @@ const REFRESH_BEFORE_EXPIRY: Duration = Duration::from_secs(10);
 /// at 6 MB); reading stops there instead of buffering without bound.
 const MAX_RESPONSE_BYTES: usize = MAX_SYNC_PAYLOAD_BYTES + 64 * 1024;
 
+const USER_AGENT: &str = concat!("lambdagate/", env!("CARGO_PKG_VERSION"));
+
 /// One endpoint's Invoke client: credentials, signer, connection pool.
 pub struct LambdaInvokeClient {
     endpoint: String,
@@ -229,6 +231,9 @@ impl LambdaInvokeClient {
         }
         let request = builder
             .header("authorization", authorization)
+            // Unsigned, as in the SDK: proxies may rewrite it. CloudTrail
+            // shows it, so operators can tell gateway calls apart.
+            .header("user-agent", USER_AGENT)
             .body(SdkBody::from(Bytes::from(payload)))
             .map_err(|e| format!("the request could not be built: {e}"))?;
         HttpRequest::try_from(request).map_err(|e| format!("the request could not be built: {e}"))

@@ -334,6 +334,12 @@ async fn allow_list_and_request_checks_refuse_before_calling_aws() {
         paths,
         vec!["/2015-03-31/functions/arn%3Aaws%3Alambda%3Aus-east-1%3A123456789012%3Afunction%3Aorders-get/invocations".to_owned()]
     );
+    // Operators find gateway calls in CloudTrail by their user agent.
+    let user_agents = lambda.user_agents.lock().unwrap().clone();
+    assert_eq!(
+        user_agents,
+        vec![format!("lambdagate/{}", env!("CARGO_PKG_VERSION"))]
+    );
 }
 
 #[tokio::test]

@@ -106,6 +106,7 @@ struct StandInState {
     reply: CannedReply,
     requests: Arc<AtomicUsize>,
     paths: Arc<Mutex<Vec<String>>>,
+    user_agents: Arc<Mutex<Vec<String>>>,
 }
 
 /// A Lambda service endpoint that answers every request the same way.
@@ -113,6 +114,8 @@ pub struct LambdaStandIn {
     pub url: String,
     pub requests: Arc<AtomicUsize>,
     pub paths: Arc<Mutex<Vec<String>>>,
+    /// The `user-agent` of each request ("" when absent).
+    pub user_agents: Arc<Mutex<Vec<String>>>,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -123,9 +126,11 @@ impl LambdaStandIn {
             reply,
             requests: Arc::new(AtomicUsize::new(0)),
             paths: Arc::new(Mutex::new(Vec::new())),
+            user_agents: Arc::new(Mutex::new(Vec::new())),
         };
         let requests = state.requests.clone();
         let paths = state.paths.clone();
+        let user_agents = state.user_agents.clone();
         let app = axum::Router::new()
             .fallback(any(answer))
             .layer(axum::extract::DefaultBodyLimit::disable())
@@ -137,6 +142,7 @@ impl LambdaStandIn {
             url: format!("http://{addr}"),
             requests,
             paths,
+            user_agents,
             task,
         }
     }
@@ -146,9 +152,23 @@ impl LambdaStandIn {
     }
 }
 
-async fn answer(State(state): State<StandInState>, uri: axum::http::Uri, _body: Bytes) -> Response {
+async fn answer(
+    State(state): State<StandInState>,
+    uri: axum::http::Uri,
+    headers: HeaderMap,
+    _body: Bytes,
+) -> Response {
     state.requests.fetch_add(1, Ordering::SeqCst);
     state.paths.lock().unwrap().push(uri.to_string());
+    let user_agent = headers
+        .get("user-agent")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    state
+        .user_agents
+        .lock()
+        .unwrap()
+        .push(user_agent.to_owned());
     tokio::time::sleep(state.reply.delay).await;
     let mut response = (
         StatusCode::from_u16(state.reply.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
