@@ -16,7 +16,6 @@ use crate::aws::EndpointAws;
 use crate::config::Access;
 use crate::config::{Config, ConfigError};
 use crate::error::Failure;
-use crate::lambda_api::InvocationType as LambdaInvocationType;
 use crate::local::LocalBackend;
 use crate::metrics::Metrics;
 
@@ -209,13 +208,9 @@ impl Invoker {
                 ),
             )
         })?;
-        let (aws_type, limit) = match invocation_type {
-            InvocationType::RequestResponse => (
-                LambdaInvocationType::RequestResponse,
-                MAX_SYNC_PAYLOAD_BYTES,
-            ),
-            InvocationType::Event => (LambdaInvocationType::Event, MAX_EVENT_PAYLOAD_BYTES),
-            InvocationType::DryRun => (LambdaInvocationType::DryRun, MAX_SYNC_PAYLOAD_BYTES),
+        let limit = match invocation_type {
+            InvocationType::Event => MAX_EVENT_PAYLOAD_BYTES,
+            InvocationType::RequestResponse | InvocationType::DryRun => MAX_SYNC_PAYLOAD_BYTES,
         };
         if request.payload.len() > limit {
             return Err(Failure::new(
@@ -247,7 +242,7 @@ impl Invoker {
             }
         };
         aws.invoke_client()
-            .invoke(arn, aws_type, request.payload, timeout)
+            .invoke(arn, invocation_type, request.payload, timeout)
             .await
     }
 }

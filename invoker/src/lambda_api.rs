@@ -25,27 +25,18 @@ use aws_smithy_types::body::SdkBody;
 use bytes::Bytes;
 use http_body_util::{BodyExt, Limited};
 use lambdagate_core::LambdaArn;
-use lambdagate_proto::{ErrorKind, InvokeReply, MAX_SYNC_PAYLOAD_BYTES};
+use lambdagate_proto::{ErrorKind, InvocationType, InvokeReply, MAX_SYNC_PAYLOAD_BYTES};
 use tokio::sync::Mutex as AsyncMutex;
 
 use crate::error::{Failure, chain_text, classify_service, credentials_failure, timeout_failure};
-use crate::sigv4::{SignableRequest, Signer, amz_dates, sha256_hex, uri_encode};
+use crate::sigv4::{SignableRequest, Signer, SigningTime, sha256_hex, uri_encode};
 
-/// Lambda's invocation types, as its `X-Amz-Invocation-Type` header says.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum InvocationType {
-    RequestResponse,
-    Event,
-    DryRun,
-}
-
-impl InvocationType {
-    fn header(self) -> &'static str {
-        match self {
-            InvocationType::RequestResponse => "RequestResponse",
-            InvocationType::Event => "Event",
-            InvocationType::DryRun => "DryRun",
-        }
+/// Lambda's `X-Amz-Invocation-Type` header value.
+fn invocation_type_header(invocation_type: InvocationType) -> &'static str {
+    match invocation_type {
+        InvocationType::RequestResponse => "RequestResponse",
+        InvocationType::Event => "Event",
+        InvocationType::DryRun => "DryRun",
     }
 }
 
@@ -62,9 +53,9 @@ const USER_AGENT: &str = concat!("lambdagate/", env!("CARGO_PKG_VERSION"));
 /// One endpoint's Invoke client: credentials, signer, connection pool.
 pub struct LambdaInvokeClient {
     endpoint: String,
-    /// `scheme://authority` of `endpoint_url`; `None` means AWS's own
-    /// regional endpoint, chosen per call from the ARN.
-    endpoint_url: Option<String>,
+    /// From `endpoint_url`; `None` means AWS's own regional endpoint,
+    /// chosen per call from the ARN.
+    endpoint_url: Option<Target>,
     connector: SharedHttpConnector,
     credentials: CredentialsCache,
     signer: Signer,
@@ -87,7 +78,7 @@ impl LambdaInvokeClient {
             .build();
         LambdaInvokeClient {
             endpoint: endpoint.to_owned(),
-            endpoint_url: endpoint_url.map(|u| u.trim_end_matches('/').to_owned()),
+            endpoint_url: endpoint_url.map(Target::from_url),
             connector: SharedHttpConnector::new(connector),
             credentials: CredentialsCache::new(provider),
             signer: Signer::new("lambda"),
@@ -103,18 +94,19 @@ impl LambdaInvokeClient {
         payload: Vec<u8>,
         timeout: Duration,
     ) -> Result<InvokeReply, Failure> {
-        let what = format!("Lambda Invoke of `{arn}` (endpoint `{}`)", self.endpoint);
-        match tokio::time::timeout(timeout, self.exchange(&what, arn, invocation_type, payload))
-            .await
-        {
+        match tokio::time::timeout(timeout, self.exchange(arn, invocation_type, payload)).await {
             Ok(result) => result,
-            Err(_) => Err(timeout_failure(&what, Some(timeout))),
+            Err(_) => Err(timeout_failure(&self.what(arn), Some(timeout))),
         }
+    }
+
+    /// What failed, for error messages; built only when one is.
+    fn what(&self, arn: &LambdaArn) -> String {
+        format!("Lambda Invoke of `{arn}` (endpoint `{}`)", self.endpoint)
     }
 
     async fn exchange(
         &self,
-        what: &str,
         arn: &LambdaArn,
         invocation_type: InvocationType,
         payload: Vec<u8>,
@@ -123,15 +115,14 @@ impl LambdaInvokeClient {
             .credentials
             .get()
             .await
-            .map_err(|e| credentials_failure(what, &e))?;
+            .map_err(|e| credentials_failure(&self.what(arn), &e))?;
         let request = self
             .signed_request(arn, invocation_type, payload, &credentials)
-            .map_err(|m| Failure::new(ErrorKind::Internal, format!("{what}: {m}")))?;
-        let response = self
-            .connector
-            .call(request)
-            .await
-            .map_err(|e| unreachable_failure(what, e.is_timeout(), &chain_text(&e)))?;
+            .map_err(|m| Failure::new(ErrorKind::Internal, format!("{}: {m}", self.what(arn))))?;
+        let response =
+            self.connector.call(request).await.map_err(|e| {
+                unreachable_failure(&self.what(arn), e.is_timeout(), &chain_text(&e))
+            })?;
         let status = response.status().as_u16();
         let header = |name: &str| response.headers().get(name).unwrap_or_default().to_owned();
         let function_error = header("x-amz-function-error");
@@ -141,13 +132,13 @@ impl LambdaInvokeClient {
         let body = read_body(response.into_body()).await.map_err(|m| {
             Failure::new(
                 ErrorKind::LambdaUnavailable,
-                format!("{what}: the reply could not be read: {m}"),
+                format!("{}: the reply could not be read: {m}", self.what(arn)),
             )
         })?;
         if !(200..300).contains(&status) {
             let (code, message) = error_code_and_message(&error_type, &body);
             return Err(classify_service(
-                what,
+                &self.what(arn),
                 status,
                 code.as_deref(),
                 message.as_deref(),
@@ -160,7 +151,7 @@ impl LambdaInvokeClient {
         };
         Ok(InvokeReply {
             status_code: u32::from(status),
-            payload: Vec::from(body),
+            payload: body,
             function_error,
             executed_version,
             lambda_request_id,
@@ -175,18 +166,14 @@ impl LambdaInvokeClient {
         payload: Vec<u8>,
         credentials: &Credentials,
     ) -> Result<HttpRequest, String> {
-        let base = match &self.endpoint_url {
-            Some(url) => url.clone(),
-            None => regional_endpoint(arn)?,
+        let regional;
+        let target = match &self.endpoint_url {
+            Some(target) => target,
+            None => {
+                regional = regional_endpoint(arn)?;
+                &regional
+            }
         };
-        let authority = base
-            .split_once("://")
-            .map(|(_, rest)| rest)
-            .unwrap_or(&base)
-            .split('/')
-            .next()
-            .unwrap_or_default()
-            .to_owned();
         let mut path = String::with_capacity(128);
         path.push_str("/2015-03-31/functions/");
         uri_encode(&arn.unqualified(), &mut path);
@@ -196,13 +183,16 @@ impl LambdaInvokeClient {
             query.push_str("Qualifier=");
             uri_encode(q, &mut query);
         }
-        let (date, date_time) = amz_dates(SystemTime::now());
+        let at = SigningTime::new(SystemTime::now());
         let payload_sha256 = sha256_hex(&payload);
         let mut headers: Vec<(&str, &str)> = vec![
             ("content-type", "application/octet-stream"),
-            ("host", &authority),
-            ("x-amz-date", &date_time),
-            ("x-amz-invocation-type", invocation_type.header()),
+            ("host", &target.authority),
+            ("x-amz-date", &at.date_time),
+            (
+                "x-amz-invocation-type",
+                invocation_type_header(invocation_type),
+            ),
         ];
         if let Some(token) = credentials.session_token() {
             headers.push(("x-amz-security-token", token));
@@ -210,8 +200,7 @@ impl LambdaInvokeClient {
         let authorization = self.signer.authorization(
             credentials,
             arn.region(),
-            &date,
-            &date_time,
+            &at,
             &SignableRequest {
                 method: "POST",
                 path: &path,
@@ -220,6 +209,7 @@ impl LambdaInvokeClient {
                 payload_sha256: &payload_sha256,
             },
         );
+        let base = &target.base;
         let uri = if query.is_empty() {
             format!("{base}{path}")
         } else {
@@ -259,8 +249,30 @@ fn unreachable_failure(what: &str, connect_timed_out: bool, cause: &str) -> Fail
     )
 }
 
+/// Where Invoke requests go: `scheme://authority[/prefix]` and the
+/// authority alone (the signed `host`).
+#[derive(Debug, PartialEq, Eq)]
+struct Target {
+    base: String,
+    authority: String,
+}
+
+impl Target {
+    fn from_url(url: &str) -> Self {
+        let base = url.trim_end_matches('/').to_owned();
+        let authority = base
+            .split_once("://")
+            .map_or(base.as_str(), |(_, rest)| rest)
+            .split('/')
+            .next()
+            .unwrap_or_default()
+            .to_owned();
+        Target { base, authority }
+    }
+}
+
 /// `https://lambda.REGION.DNS-SUFFIX` for the ARN's partition.
-fn regional_endpoint(arn: &LambdaArn) -> Result<String, String> {
+fn regional_endpoint(arn: &LambdaArn) -> Result<Target, String> {
     let suffix = match arn.partition() {
         "aws" | "aws-us-gov" => "amazonaws.com",
         "aws-cn" => "amazonaws.com.cn",
@@ -270,17 +282,21 @@ fn regional_endpoint(arn: &LambdaArn) -> Result<String, String> {
             ));
         }
     };
-    Ok(format!("https://lambda.{}.{suffix}", arn.region()))
+    let authority = format!("lambda.{}.{suffix}", arn.region());
+    Ok(Target {
+        base: format!("https://{authority}"),
+        authority,
+    })
 }
 
-async fn read_body(body: SdkBody) -> Result<Bytes, String> {
+async fn read_body(body: SdkBody) -> Result<Vec<u8>, String> {
     if let Some(bytes) = body.bytes() {
-        return Ok(Bytes::copy_from_slice(bytes));
+        return Ok(bytes.to_vec());
     }
     Limited::new(body, MAX_RESPONSE_BYTES)
         .collect()
         .await
-        .map(|c| c.to_bytes())
+        .map(|c| Vec::from(c.to_bytes()))
         .map_err(|e| e.to_string())
 }
 
@@ -405,12 +421,12 @@ mod tests {
         let arn = |s: &str| LambdaArn::parse(s).unwrap();
         assert_eq!(
             regional_endpoint(&arn("arn:aws:lambda:eu-west-1:123456789012:function:f")).unwrap(),
-            "https://lambda.eu-west-1.amazonaws.com"
+            Target::from_url("https://lambda.eu-west-1.amazonaws.com")
         );
         assert_eq!(
             regional_endpoint(&arn("arn:aws-cn:lambda:cn-north-1:123456789012:function:f"))
                 .unwrap(),
-            "https://lambda.cn-north-1.amazonaws.com.cn"
+            Target::from_url("https://lambda.cn-north-1.amazonaws.com.cn/")
         );
     }
 }

@@ -17,23 +17,37 @@ use sha2::{Digest, Sha256};
 
 const ALGORITHM: &str = "AWS4-HMAC-SHA256";
 
-/// `YYYYMMDD` and `YYYYMMDD'T'HHMMSS'Z'` of `time`, in UTC.
-pub fn amz_dates(time: SystemTime) -> (String, String) {
-    let secs = time
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or_default();
-    let days = i64::try_from(secs / 86_400).unwrap_or_default();
-    let rem = secs % 86_400;
-    let (y, m, d) = civil_from_days(days);
-    let date = format!("{y:04}{m:02}{d:02}");
-    let date_time = format!(
-        "{date}T{:02}{:02}{:02}Z",
-        rem / 3600,
-        (rem % 3600) / 60,
-        rem % 60
-    );
-    (date, date_time)
+/// The instant a request is signed at, with the two UTC forms SigV4 uses:
+/// `YYYYMMDD` (the credential scope) and `YYYYMMDD'T'HHMMSS'Z'`
+/// (`x-amz-date`).
+pub struct SigningTime {
+    pub time: SystemTime,
+    pub date: String,
+    pub date_time: String,
+}
+
+impl SigningTime {
+    pub fn new(time: SystemTime) -> Self {
+        let secs = time
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or_default();
+        let days = i64::try_from(secs / 86_400).unwrap_or_default();
+        let rem = secs % 86_400;
+        let (y, m, d) = civil_from_days(days);
+        let date = format!("{y:04}{m:02}{d:02}");
+        let date_time = format!(
+            "{date}T{:02}{:02}{:02}Z",
+            rem / 3600,
+            (rem % 3600) / 60,
+            rem % 60
+        );
+        SigningTime {
+            time,
+            date,
+            date_time,
+        }
+    }
 }
 
 /// Days since 1970-01-01 to (year, month, day), proleptic Gregorian
@@ -116,16 +130,16 @@ impl Signer {
         }
     }
 
-    /// The `authorization` header value for `request`, signed at
-    /// `date`/`date_time` (from [`amz_dates`]) for `region`.
+    /// The `authorization` header value for `request`, signed at `at`
+    /// (whose `date_time` must be the request's `x-amz-date`) for `region`.
     pub fn authorization(
         &self,
         credentials: &Credentials,
         region: &str,
-        date: &str,
-        date_time: &str,
+        at: &SigningTime,
         request: &SignableRequest<'_>,
     ) -> String {
+        let (date, date_time) = (&at.date, &at.date_time);
         let mut canonical = String::with_capacity(512);
         canonical.push_str(request.method);
         canonical.push('\n');
@@ -161,7 +175,7 @@ impl Signer {
             "{ALGORITHM}\n{date_time}\n{scope}\n{}",
             sha256_hex(canonical.as_bytes())
         );
-        let signature = self.with_key(credentials, region, date, |key| {
+        let signature = self.with_key(credentials, region, at, |key| {
             aws_sigv4::sign::v4::calculate_signature(key, string_to_sign.as_bytes())
         });
         format!(
@@ -174,11 +188,11 @@ impl Signer {
         &self,
         credentials: &Credentials,
         region: &str,
-        date: &str,
+        at: &SigningTime,
         sign: impl FnOnce(&[u8]) -> T,
     ) -> T {
         let fits = |k: &CachedKey| {
-            k.date == date
+            k.date == at.date
                 && k.region == region
                 && k.access_key_id == credentials.access_key_id()
                 && k.secret == credentials.secret_access_key()
@@ -191,44 +205,26 @@ impl Signer {
         {
             return sign(&k.key);
         }
-        let key = derive_key(credentials.secret_access_key(), date, region, self.service);
+        let key = aws_sigv4::sign::v4::generate_signing_key(
+            credentials.secret_access_key(),
+            at.time,
+            region,
+            self.service,
+        )
+        .as_ref()
+        .to_vec();
         let result = sign(&key);
         if let Some(slot) = cached.as_deref_mut() {
             *slot = Some(CachedKey {
                 access_key_id: credentials.access_key_id().to_owned(),
                 secret: credentials.secret_access_key().to_owned(),
-                date: date.to_owned(),
+                date: at.date.clone(),
                 region: region.to_owned(),
                 key,
             });
         }
         result
     }
-}
-
-fn derive_key(secret: &str, date: &str, region: &str, service: &str) -> Vec<u8> {
-    // aws-sigv4 takes the date as a time; noon of that day gives it back.
-    let time = date_noon(date).unwrap_or_else(SystemTime::now);
-    aws_sigv4::sign::v4::generate_signing_key(secret, time, region, service)
-        .as_ref()
-        .to_vec()
-}
-
-/// Noon UTC of a `YYYYMMDD` date.
-fn date_noon(date: &str) -> Option<SystemTime> {
-    let y: i64 = date.get(0..4)?.parse().ok()?;
-    let m: i64 = date.get(4..6)?.parse().ok()?;
-    let d: i64 = date.get(6..8)?.parse().ok()?;
-    // Inverse of civil_from_days (Hinnant's days_from_civil).
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y.rem_euclid(400);
-    let mp = if m > 2 { m - 3 } else { m + 9 };
-    let doy = (153 * mp + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    let days = era * 146_097 + doe - 719_468;
-    let secs = u64::try_from(days * 86_400 + 43_200).ok()?;
-    UNIX_EPOCH.checked_add(std::time::Duration::from_secs(secs))
 }
 
 #[cfg(test)]
@@ -246,13 +242,12 @@ mod tests {
             let t = UNIX_EPOCH + Duration::from_secs(secs);
             let iso = DateTime::from(t).fmt(Format::DateTime).unwrap();
             let compact: String = iso.chars().filter(|c| c.is_ascii_digit()).collect();
-            let (date, date_time) = amz_dates(t);
-            assert_eq!(date_time, format!("{}T{}Z", &compact[..8], &compact[8..14]));
-            assert_eq!(date, &compact[..8]);
+            let at = SigningTime::new(t);
             assert_eq!(
-                date_noon(&date).unwrap(),
-                UNIX_EPOCH + Duration::from_secs(secs / 86_400 * 86_400 + 43_200)
+                at.date_time,
+                format!("{}T{}Z", &compact[..8], &compact[8..14])
             );
+            assert_eq!(at.date, &compact[..8]);
             secs += 86_399 * 7 + 12_345;
         }
     }
@@ -339,11 +334,11 @@ mod tests {
                 format!("http://127.0.0.1:4566{path}?{query}")
             };
             let body = format!("{{\"round\":{round}}}");
-            let (date, date_time) = amz_dates(time);
+            let at = SigningTime::new(time);
             let mut headers = vec![
                 ("content-type", "application/octet-stream"),
                 ("host", "127.0.0.1:4566"),
-                ("x-amz-date", date_time.as_str()),
+                ("x-amz-date", at.date_time.as_str()),
                 ("x-amz-invocation-type", "RequestResponse"),
             ];
             if let Some(t) = token {
@@ -352,8 +347,7 @@ mod tests {
             let ours = signer.authorization(
                 &creds,
                 region,
-                &date,
-                &date_time,
+                &at,
                 &SignableRequest {
                     method: "POST",
                     path: &path,
