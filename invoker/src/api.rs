@@ -33,12 +33,24 @@ pub struct Gateway {
     /// The invoker's metrics address (optional).
     #[serde(default)]
     pub invoker_admin: Option<String>,
-    /// The filter's .wasm file (relative paths are resolved at render time).
-    #[serde(default = "default_wasm")]
-    pub wasm: PathBuf,
+    /// The filter's .wasm file; a relative path is relative to the API
+    /// definition's folder. Default: `render --filter`, else the filter
+    /// found beside the `lambdagate` binary ([`default_filter_path`]).
+    #[serde(default)]
+    pub wasm: Option<PathBuf>,
     /// The URL clients use, for the OpenAPI `servers` (default: http://LISTEN).
     #[serde(default)]
     pub public_url: Option<String>,
+    /// Proxies in front of Envoy whose `X-Forwarded-For` entries are
+    /// trusted: the client address (`sourceIp`) is the one this many hops
+    /// back. 0 (default): the connection's peer, whatever the client sends.
+    #[serde(default)]
+    pub trusted_hops: u32,
+    /// Envoy's stream idle timeout in seconds, before render raises it
+    /// (and the request timeout) above the largest route timeout. Default
+    /// 300, Envoy's own.
+    #[serde(default = "default_idle_timeout_seconds")]
+    pub idle_timeout_seconds: u32,
 }
 
 fn default_listen() -> String {
@@ -50,9 +62,17 @@ fn default_admin() -> String {
 fn default_invoker() -> String {
     crate::config::DEFAULT_LISTEN.into()
 }
-fn default_wasm() -> PathBuf {
-    PathBuf::from("target/wasm32-wasip1/wasm/lambdagate_filter.wasm")
+fn default_idle_timeout_seconds() -> u32 {
+    DEFAULT_IDLE_TIMEOUT_SECONDS
 }
+
+/// Envoy's default `stream_idle_timeout`.
+pub const DEFAULT_IDLE_TIMEOUT_SECONDS: u32 = 300;
+/// Envoy's timeouts stay this far above the largest route timeout, so that
+/// the filter's own deadline (route timeout + 1 s) answers first.
+pub const ENVOY_TIMEOUT_MARGIN_SECONDS: u32 = 10;
+/// More hops than any real chain of proxies; a typo guard.
+pub const MAX_TRUSTED_HOPS: u32 = 10;
 
 impl Default for Gateway {
     fn default() -> Self {
@@ -61,9 +81,82 @@ impl Default for Gateway {
             admin: default_admin(),
             invoker: default_invoker(),
             invoker_admin: None,
-            wasm: default_wasm(),
+            wasm: None,
             public_url: None,
+            trusted_hops: 0,
+            idle_timeout_seconds: DEFAULT_IDLE_TIMEOUT_SECONDS,
         }
+    }
+}
+
+/// The filter's file name.
+pub const FILTER_FILE: &str = "lambdagate_filter.wasm";
+
+/// The filter found from where the `lambdagate` binary is, so `render`
+/// works from any directory: beside the binary (an install), in cargo's
+/// target folder (`target/debug/lambdagate` →
+/// `target/wasm32-wasip1/wasm/`), or in `../share/lambdagate/`.
+pub fn default_filter_path() -> Option<PathBuf> {
+    let exe = std::env::current_exe().ok()?.canonicalize().ok()?;
+    let dir = exe.parent()?;
+    let candidates = [
+        dir.join(FILTER_FILE),
+        dir.join("../wasm32-wasip1/wasm").join(FILTER_FILE),
+        dir.join("../share/lambdagate").join(FILTER_FILE),
+    ];
+    candidates
+        .into_iter()
+        .find(|p| p.is_file())
+        .and_then(|p| p.canonicalize().ok())
+}
+
+/// Where the filter is: `--filter` (relative to the current directory),
+/// else `gateway.wasm` (relative to the API file's folder), else
+/// [`default_filter_path`]. The file must exist: Envoy would otherwise
+/// answer every request with an empty 500.
+pub fn resolve_filter(
+    cli: Option<&Path>,
+    gateway: &Gateway,
+    api_file: &str,
+) -> Result<PathBuf, DefinitionError> {
+    let build =
+        "build it with `cargo build -p lambdagate-filter --target wasm32-wasip1 --profile wasm`";
+    let (path, at) = match (cli, &gateway.wasm) {
+        (Some(path), _) => (
+            std::env::current_dir()
+                .map(|d| d.join(path))
+                .unwrap_or_else(|_| path.to_owned()),
+            "--filter",
+        ),
+        (None, Some(path)) => {
+            let base = Path::new(api_file)
+                .parent()
+                .unwrap_or_else(|| Path::new(""));
+            (base.join(path), "gateway.wasm")
+        }
+        (None, None) => match default_filter_path() {
+            Some(path) => return Ok(path),
+            None => {
+                return Err(error(
+                    api_file,
+                    "gateway.wasm",
+                    format!(
+                        "no filter ({FILTER_FILE}) beside the lambdagate binary or in its cargo target folder: {build}, or give its path with `--filter PATH` or `gateway.wasm`"
+                    ),
+                ));
+            }
+        },
+    };
+    match path.canonicalize() {
+        Ok(path) if path.is_file() => Ok(path),
+        _ => Err(error(
+            api_file,
+            at,
+            format!(
+                "the filter {} does not exist: {build}, or give the right path",
+                path.display()
+            ),
+        )),
     }
 }
 
@@ -85,6 +178,9 @@ struct ApiFile {
     context: String,
     #[serde(default)]
     payload_format: PayloadFormat,
+    /// Clients see whole errors (function errors, AWS's reasons); off by default.
+    #[serde(default)]
+    expose_errors: bool,
     /// An invoker endpoint (see examples/invoker.yaml) plus its `name`;
     /// its `allow` list is rendered from the resources.
     endpoint: serde_yaml::Mapping,
@@ -170,6 +266,7 @@ impl ApiDefinition {
             context: raw.context,
             endpoint: endpoint_name.clone(),
             payload_format: raw.payload_format,
+            expose_errors: raw.expose_errors,
             resources: raw.resources,
         };
         let definition = ApiDefinition {
@@ -281,6 +378,8 @@ pub struct Rendered {
     pub ecds: String,
     pub invoker: String,
     pub gateway: Gateway,
+    /// The filter's .wasm, absolute and existing.
+    pub filter: PathBuf,
 }
 
 /// Path of the ECDS file inside the output directory.
@@ -290,7 +389,11 @@ pub const FILTER_NAME: &str = "lambdagate";
 
 /// Renders the APIs into the Envoy bootstrap, the ECDS filter config and
 /// the invoker config. `out_dir` must be absolute (Envoy watches it).
-pub fn render(apis: &[ApiDefinition], out_dir: &Path) -> Result<Rendered, DefinitionError> {
+pub fn render(
+    apis: &[ApiDefinition],
+    out_dir: &Path,
+    filter: Option<&Path>,
+) -> Result<Rendered, DefinitionError> {
     let files = apis
         .iter()
         .map(|a| a.file.as_str())
@@ -304,27 +407,51 @@ pub fn render(apis: &[ApiDefinition], out_dir: &Path) -> Result<Rendered, Defini
         ));
     }
     // One gateway for all: the definitions that set one must agree.
-    let mut gateway: Option<&Gateway> = None;
+    let mut gateway: Option<(&Gateway, &str)> = None;
     for api in apis {
         if let Some(g) = &api.gateway {
             match gateway {
-                Some(first) if first != g => {
+                Some((first, _)) if first != g => {
                     return Err(error(
                         &api.file,
                         "gateway",
                         "differs from the gateway of an earlier file; APIs rendered together share one gateway (set it in one file only)",
                     ));
                 }
-                _ => gateway = Some(g),
+                _ => gateway = Some((g, &api.file)),
             }
         }
     }
-    let mut gateway = gateway.cloned().unwrap_or_default();
-    if gateway.wasm.is_relative() {
-        gateway.wasm = std::env::current_dir()
-            .map(|d| d.join(&gateway.wasm))
-            .unwrap_or_else(|_| gateway.wasm.clone());
+    let gateway_file = gateway.map_or(files.as_str(), |(_, file)| file);
+    let gateway = gateway.map(|(g, _)| g.clone()).unwrap_or_default();
+    if gateway.trusted_hops > MAX_TRUSTED_HOPS {
+        return Err(error(
+            gateway_file,
+            "gateway.trusted_hops",
+            format!(
+                "{} is more proxies than any real chain; allowed: 0 (the connection's peer is the client) to {MAX_TRUSTED_HOPS}",
+                gateway.trusted_hops
+            ),
+        ));
     }
+    if gateway.idle_timeout_seconds == 0 {
+        return Err(error(
+            gateway_file,
+            "gateway.idle_timeout_seconds",
+            "must be at least 1 (Envoy's default is 300)",
+        ));
+    }
+    let filter_path = resolve_filter(filter, &gateway, gateway_file)?;
+    // Envoy must not end a request that waits for the slowest function.
+    let longest_route = apis
+        .iter()
+        .flat_map(|a| &a.api.resources)
+        .map(|r| r.timeout_seconds)
+        .max()
+        .unwrap_or(lambdagate_core::config::DEFAULT_TIMEOUT_SECONDS);
+    let envoy_timeout_seconds = gateway
+        .idle_timeout_seconds
+        .max(longest_route.saturating_add(ENVOY_TIMEOUT_MARGIN_SECONDS));
     // Endpoints used by several APIs must be the same access method.
     let mut endpoints: BTreeMap<String, (serde_yaml::Mapping, Vec<String>, String)> =
         BTreeMap::new();
@@ -387,13 +514,15 @@ pub fn render(apis: &[ApiDefinition], out_dir: &Path) -> Result<Rendered, Defini
     InvokerConfig::parse(&invoker, "invoker.yaml (rendered)")
         .map_err(|e| error(&files, e.field.clone(), e.message))?;
 
-    let ecds = ecds_yaml(&gateway, &filter_json);
-    let envoy_bootstrap = envoy_yaml(&gateway, out_dir).map_err(|m| error(&files, "gateway", m))?;
+    let ecds = ecds_yaml(&filter_path, &filter_json);
+    let envoy_bootstrap = envoy_yaml(&gateway, out_dir, envoy_timeout_seconds)
+        .map_err(|m| error(&files, "gateway", m))?;
     Ok(Rendered {
         envoy_bootstrap,
         ecds,
         invoker,
         gateway,
+        filter: filter_path,
     })
 }
 
@@ -416,7 +545,7 @@ fn socket_address(addr: &str, field: &str) -> Result<String, String> {
 }
 
 /// The filter's configuration as an ECDS resource (file-based discovery).
-fn ecds_yaml(gateway: &Gateway, filter_json: &str) -> String {
+fn ecds_yaml(filter: &Path, filter_json: &str) -> String {
     format!(
         r#"# Rendered by `lambdagate render`: the lambdagate filter's configuration.
 # Envoy watches this file and applies a new version without a restart.
@@ -437,7 +566,7 @@ resources:
         "@type": type.googleapis.com/google.protobuf.StringValue
         value: {json}
 "#,
-        wasm = yaml_string(&gateway.wasm.display().to_string()),
+        wasm = yaml_string(&filter.display().to_string()),
         json = yaml_string(filter_json),
     )
 }
@@ -446,7 +575,7 @@ resources:
 /// request id and lambdagate's outcome (ok, function_error, timeout, ...).
 pub const ACCESS_LOG_FORMAT: &str = "[%START_TIME%] \"%REQ(:METHOD)% %REQ(X-ENVOY-ORIGINAL-PATH?:PATH)% %PROTOCOL%\" %RESPONSE_CODE% %BYTES_RECEIVED% %BYTES_SENT% %DURATION%ms request_id=%REQ(X-REQUEST-ID)% lambda_request_id=%RESP(X-AMZN-REQUESTID)% outcome=%FILTER_STATE(wasm.lambdagate_outcome:PLAIN)%\n";
 
-fn envoy_yaml(gateway: &Gateway, out_dir: &Path) -> Result<String, String> {
+fn envoy_yaml(gateway: &Gateway, out_dir: &Path, timeout_seconds: u32) -> Result<String, String> {
     let listen = socket_address(&gateway.listen, "gateway.listen")?;
     let admin = socket_address(&gateway.admin, "gateway.admin")?;
     let invoker = socket_address(&gateway.invoker, "gateway.invoker")?;
@@ -472,6 +601,16 @@ static_resources:
         typed_config:
           "@type": type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager
           stat_prefix: gateway
+          # Identity comes from the connection: the client address is the
+          # peer (or the one `xff_num_trusted_hops` back in X-Forwarded-For),
+          # and a client's x-request-id is replaced by Envoy's own.
+          use_remote_address: true
+          xff_num_trusted_hops: {trusted_hops}
+          always_set_request_id_in_response: true
+          # Above the largest route timeout ({timeout_seconds}s with margin):
+          # Envoy's defaults would end a request waiting for a slow function.
+          stream_idle_timeout: {timeout_seconds}s
+          request_timeout: {timeout_seconds}s
           access_log:
           - name: envoy.access_loggers.stdout
             typed_config:
@@ -525,6 +664,7 @@ static_resources:
         ecds_file = yaml_string(&ecds_file.display().to_string()),
         ecds_dir = yaml_string(&ecds_dir.display().to_string()),
         cluster = lambdagate_core::config::DEFAULT_INVOKER_CLUSTER,
+        trusted_hops = gateway.trusted_hops,
     ))
 }
 

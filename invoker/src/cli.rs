@@ -52,10 +52,18 @@ enum Command {
         #[arg(long, default_value_t = 1)]
         worker_threads: usize,
     },
-    /// Validate an invoker config; with --live, also call AWS.
+    /// Validate an invoker config (--config) or API definitions (--api,
+    /// as `render` would, the filter file included); with --live, also
+    /// call AWS for the invoker config.
     Check {
-        #[arg(long, short)]
-        config: PathBuf,
+        #[arg(long, short, required_unless_present = "api")]
+        config: Option<PathBuf>,
+        /// API definition files.
+        #[arg(long)]
+        api: Vec<PathBuf>,
+        /// The filter's .wasm for --api (as `render --filter`).
+        #[arg(long)]
+        filter: Option<PathBuf>,
         /// Call STS GetCallerIdentity per endpoint and Lambda GetFunction
         /// per allowed ARN without a wildcard.
         #[arg(long)]
@@ -75,6 +83,10 @@ enum Command {
         /// (it checks its file every second).
         #[arg(long, default_value_t = 2500)]
         settle_ms: u64,
+        /// The filter's .wasm (default: `gateway.wasm`, else the one beside
+        /// this binary or in its cargo target folder).
+        #[arg(long)]
+        filter: Option<PathBuf>,
     },
     /// Run the whole stack locally: Envoy, the invoker and two sample
     /// functions (examples/demo/api.yaml); Ctrl-C stops it all.
@@ -94,12 +106,10 @@ enum Command {
         /// Envoy binary (default: .venv/bin/envoy, then PATH).
         #[arg(long)]
         envoy: Option<PathBuf>,
-        /// The filter.
-        #[arg(
-            long,
-            default_value = "target/wasm32-wasip1/wasm/lambdagate_filter.wasm"
-        )]
-        wasm: PathBuf,
+        /// The filter (default: the one beside this binary or in its cargo
+        /// target folder).
+        #[arg(long)]
+        wasm: Option<PathBuf>,
     },
     /// Write the OpenAPI 3 document of an API (for a developer portal).
     Openapi {
@@ -217,7 +227,21 @@ async fn run(command: Command) -> ExitCode {
                 }
             }
         }
-        Command::Check { config, live } => {
+        Command::Check {
+            config,
+            api,
+            filter,
+            live,
+        } => {
+            if !api.is_empty() {
+                let code = check_apis(&api, filter.as_deref());
+                if config.is_none() || code != ExitCode::SUCCESS {
+                    return code;
+                }
+            }
+            let Some(config) = config else {
+                return ExitCode::SUCCESS;
+            };
             let file = config.display().to_string();
             let cfg = match load(&config) {
                 Ok(c) => c,
@@ -240,7 +264,8 @@ async fn run(command: Command) -> ExitCode {
             apis,
             out,
             settle_ms,
-        } => render(&apis, &out, settle_ms).await,
+            filter,
+        } => render(&apis, &out, settle_ms, filter.as_deref()).await,
         Command::Demo {
             api,
             port,
@@ -337,7 +362,40 @@ async fn run(command: Command) -> ExitCode {
     }
 }
 
-async fn render(apis: &[PathBuf], out: &std::path::Path, settle_ms: u64) -> ExitCode {
+/// `check --api`: everything `render` checks, without writing anything.
+fn check_apis(apis: &[PathBuf], filter: Option<&std::path::Path>) -> ExitCode {
+    let mut definitions = Vec::new();
+    for path in apis {
+        match crate::api::ApiDefinition::load(path) {
+            Ok(d) => definitions.push(d),
+            Err(e) => {
+                eprintln!("error: {e}");
+                return ExitCode::FAILURE;
+            }
+        }
+    }
+    let out = std::env::temp_dir().join("lambdagate-check");
+    match crate::api::render(&definitions, &out, filter) {
+        Ok(rendered) => {
+            for d in &definitions {
+                println!("{}: ok (API {} {})", d.file, d.api.name, d.api.version);
+            }
+            println!("filter: {}", rendered.filter.display());
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn render(
+    apis: &[PathBuf],
+    out: &std::path::Path,
+    settle_ms: u64,
+    filter: Option<&std::path::Path>,
+) -> ExitCode {
     use crate::api::{ApiDefinition, ECDS_DIR, ECDS_FILE, write_atomically};
     let mut definitions = Vec::new();
     for path in apis {
@@ -360,19 +418,14 @@ async fn render(apis: &[PathBuf], out: &std::path::Path, settle_ms: u64) -> Exit
             return ExitCode::FAILURE;
         }
     };
-    let rendered = match crate::api::render(&definitions, &out) {
+    let rendered = match crate::api::render(&definitions, &out, filter) {
         Ok(r) => r,
         Err(e) => {
             eprintln!("error: {e}");
             return ExitCode::FAILURE;
         }
     };
-    if !rendered.gateway.wasm.exists() {
-        eprintln!(
-            "warning: the filter {} does not exist yet; build it with `cargo build -p lambdagate-filter --target wasm32-wasip1 --profile wasm`",
-            rendered.gateway.wasm.display()
-        );
-    }
+    eprintln!("filter: {}", rendered.filter.display());
     let ecds_path = out.join(ECDS_DIR).join(ECDS_FILE);
     let redeploy = ecds_path.exists();
     // Order matters on a redeploy: the invoker must allow new ARNs before

@@ -26,7 +26,8 @@ pub struct DemoOptions {
     pub admin_port: u16,
     pub invoker_port: u16,
     pub envoy: Option<PathBuf>,
-    pub wasm: PathBuf,
+    /// Default: [`crate::api::default_filter_path`].
+    pub wasm: Option<PathBuf>,
 }
 
 fn port_free(port: u16, flag: &str) -> anyhow::Result<()> {
@@ -64,20 +65,27 @@ pub async fn run(options: DemoOptions) -> anyhow::Result<()> {
     port_free(options.admin_port, "--admin-port")?;
     port_free(options.invoker_port, "--invoker-port")?;
     let envoy_bin = find_envoy(options.envoy.as_deref())?;
-    if !options.wasm.is_file() {
+    let wasm = match &options.wasm {
+        Some(path) => path.clone(),
+        None => crate::api::default_filter_path().with_context(|| {
+            "the filter is not built: run scripts/demo (or `cargo build -p lambdagate-filter --target wasm32-wasip1 --profile wasm`)"
+        })?,
+    };
+    if !wasm.is_file() {
         bail!(
             "the filter {} is not built: run scripts/demo (or `cargo build -p lambdagate-filter --target wasm32-wasip1 --profile wasm`)",
-            options.wasm.display()
+            wasm.display()
         );
     }
+    let wasm = wasm.canonicalize()?;
     let mut definition = ApiDefinition::load(&options.api).map_err(anyhow::Error::new)?;
     definition.gateway = Some(Gateway {
         listen: format!("127.0.0.1:{}", options.port),
         admin: format!("127.0.0.1:{}", options.admin_port),
         invoker: format!("127.0.0.1:{}", options.invoker_port),
         invoker_admin: None,
-        wasm: options.wasm.clone(),
-        public_url: None,
+        wasm: Some(wasm),
+        ..Gateway::default()
     });
 
     let dir = tempfile::Builder::new()
@@ -85,7 +93,8 @@ pub async fn run(options: DemoOptions) -> anyhow::Result<()> {
         .tempdir()
         .context("cannot create a temporary directory")?;
     let out = dir.path().to_owned();
-    let rendered = render(std::slice::from_ref(&definition), &out).map_err(anyhow::Error::new)?;
+    let rendered =
+        render(std::slice::from_ref(&definition), &out, None).map_err(anyhow::Error::new)?;
     let invoker_path = out.join("invoker.yaml");
     write_atomically(&invoker_path, &rendered.invoker)?;
     write_atomically(&out.join(ECDS_DIR).join(ECDS_FILE), &rendered.ecds)?;

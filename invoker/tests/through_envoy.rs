@@ -31,6 +31,9 @@ fn filter_json(format: &str, arn: &str, extra_resources: &[Value]) -> String {
         "invoker_cluster": "lambdagate_invoker",
         "apis": [{
             "name": "shop", "version": "v1", "context": "/shop", "endpoint": "main",
+            // These tests read the whole error; the default (generic
+            // errors) is tested in trust_boundaries.rs.
+            "expose_errors": true,
             "payload_format": format, "resources": resources
         }]
     })
@@ -129,7 +132,8 @@ async fn v1_event_reaches_the_function_as_api_gateway_builds_it() {
     assert_eq!(event["isBase64Encoded"], false);
     assert_eq!(event["stageVariables"], Value::Null);
     let ctx = &event["requestContext"];
-    assert_eq!(ctx["requestId"], "req-e2e-1");
+    // The gateway's id, not the one the client sent.
+    assert_eq!(ctx["requestId"], response.request_id());
     assert_eq!(ctx["resourcePath"], "/items/{id}");
     assert_eq!(ctx["path"], "/shop/items/caf%C3%A9%207");
     assert_eq!(ctx["httpMethod"], "POST");
@@ -177,7 +181,8 @@ async fn v1_event_reaches_the_function_as_api_gateway_builds_it() {
 #[tokio::test]
 async fn v2_and_wso2_events() {
     let s = stack("v2", MotoOptions::default()).await;
-    let event = post_item(&s.envoy).await.json();
+    let response = post_item(&s.envoy).await;
+    let event = response.json();
     assert_eq!(event["version"], "2.0");
     assert_eq!(event["routeKey"], "POST /items/{id}");
     assert_eq!(event["rawPath"], "/shop/items/caf%C3%A9%207");
@@ -189,7 +194,7 @@ async fn v2_and_wso2_events() {
     assert_eq!(event["pathParameters"], json!({"id": "café 7"}));
     assert_eq!(event["requestContext"]["http"]["method"], "POST");
     assert_eq!(event["requestContext"]["http"]["sourceIp"], "127.0.0.1");
-    assert_eq!(event["requestContext"]["requestId"], "req-e2e-1");
+    assert_eq!(event["requestContext"]["requestId"], response.request_id());
     assert_eq!(event["body"], JSON_BODY);
     let _: aws_lambda_events::apigw::ApiGatewayV2httpRequest =
         serde_json::from_value(event).expect("ApiGatewayV2httpRequest");
@@ -264,7 +269,7 @@ async fn proxy_responses_come_back_exactly() {
         .await;
     assert_eq!(r.status, 502);
     let body = r.json();
-    assert_eq!(body["requestId"], "req-bad");
+    assert_eq!(body["requestId"], r.request_id());
     assert!(
         body["message"].as_str().unwrap().contains("statusCode"),
         "{body}"
@@ -285,7 +290,7 @@ async fn routing_answers_and_limits() {
         .await;
     assert_eq!(r.status, 405);
     assert_eq!(r.header("allow"), Some("GET, POST"));
-    assert_eq!(r.json()["requestId"], "req-405");
+    assert_eq!(r.json()["requestId"], r.request_id());
 
     let r = s
         .envoy
@@ -294,7 +299,7 @@ async fn routing_answers_and_limits() {
     assert_eq!(r.status, 404);
     assert_eq!(
         r.json(),
-        json!({"message": "no resource matches GET /shop/nothing", "requestId": "req-404"})
+        json!({"message": "no resource matches GET /shop/nothing", "requestId": r.request_id()})
     );
 
     // Outside every API: the request continues to Envoy's own routes.
@@ -407,8 +412,12 @@ async fn lambda_errors_become_clear_http_errors() {
         if let (Some(r), Some(e)) = (resource.as_object_mut(), extra.as_object()) {
             r.extend(e.clone());
         }
-        json!({"name": name, "version": "v1", "context": format!("/{name}"), "endpoint": endpoint, "resources": [resource]})
+        json!({"name": name, "version": "v1", "context": format!("/{name}"), "endpoint": endpoint,
+               "expose_errors": true, "resources": [resource]})
     };
+    // The default: AWS's reasons stay out of the client's body.
+    let mut denied_quietly = api("deniedquietly", "denied", &echo, json!({}));
+    denied_quietly["expose_errors"] = json!(false);
     let filter = json!({
         "invoker_cluster": "lambdagate_invoker",
         "apis": [
@@ -418,6 +427,7 @@ async fn lambda_errors_become_clear_http_errors() {
             api("denied", "denied", &echo, json!({})),
             api("throttled", "throttle", &echo, json!({})),
             api("slow", "hang", &echo, json!({})),
+            denied_quietly,
         ]
     })
     .to_string();
@@ -428,7 +438,7 @@ async fn lambda_errors_become_clear_http_errors() {
         .await;
     assert_eq!(r.status, 502);
     let body = r.json();
-    assert_eq!(body["requestId"], "r1");
+    assert_eq!(body["requestId"], r.request_id());
     assert!(
         body["message"]
             .as_str()
@@ -460,6 +470,20 @@ async fn lambda_errors_become_clear_http_errors() {
             .contains("AccessDenied"),
         "{}",
         r.text()
+    );
+
+    // Without expose_errors: API Gateway's words, nothing of the IAM
+    // principal, the account or the ARN; the invoker logs the reason.
+    let r = envoy.send("GET", "/deniedquietly/x", &[], b"").await;
+    assert_eq!(r.status, 502);
+    assert_eq!(
+        r.json(),
+        json!({"message": "Internal server error", "requestId": r.request_id()})
+    );
+    assert!(
+        invoker.logs().contains("AccessDenied"),
+        "{}",
+        invoker.logs()
     );
 
     let r = envoy.send("GET", "/throttled/x", &[], b"").await;
@@ -507,7 +531,7 @@ async fn invoker_down_is_503_and_recovers_when_it_is_back() {
     assert_eq!(r.status, 503);
     assert_eq!(
         r.json(),
-        json!({"message": "the lambdagate invoker is unreachable", "requestId": "r-down"})
+        json!({"message": "the lambdagate invoker is unreachable", "requestId": r.request_id()})
     );
 
     let _back = InvokerProcess::start_at(BIN, &yaml, &env_refs(&env), "info", &addr).await;

@@ -56,6 +56,11 @@ pub struct ApiConfig {
     pub endpoint: String,
     #[serde(default)]
     pub payload_format: PayloadFormat,
+    /// Show clients the whole error (a function's error payload, the
+    /// invoker's reason, the ARN) instead of API Gateway's generic
+    /// messages. For demos and development; off by default.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub expose_errors: bool,
     pub resources: Vec<ResourceConfig>,
 }
 
@@ -190,6 +195,7 @@ pub struct RouteTarget {
     pub(crate) timeout: Timeout,
     pub(crate) invocation_type: InvocationType,
     pub(crate) function_error_status: u16,
+    pub(crate) expose_errors: bool,
 }
 
 impl RouteTarget {
@@ -398,6 +404,7 @@ impl Config {
                     timeout,
                     invocation_type: res.invocation_type,
                     function_error_status,
+                    expose_errors: api.expose_errors,
                 };
                 resources.push((verb, template, Arc::new(target)));
             }

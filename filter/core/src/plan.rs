@@ -135,7 +135,7 @@ impl CompiledConfig {
                     method: method.to_owned(),
                     path: path.to_owned(),
                 }
-                .to_response(&request_id),
+                .to_response(&request_id, false),
             ),
             RouteMatch::MethodNotAllowed { allow } => Decision::Respond(
                 GatewayError::MethodNotAllowed {
@@ -143,7 +143,7 @@ impl CompiledConfig {
                     path: path.to_owned(),
                     allow,
                 }
-                .to_response(&request_id),
+                .to_response(&request_id, false),
             ),
             RouteMatch::Found { target, params } => {
                 let declared = header(&headers, "content-length")
@@ -151,7 +151,7 @@ impl CompiledConfig {
                 if let Some(size) = declared
                     && let Err(e) = check_body_size(size, target.invocation_type)
                 {
-                    return Decision::Respond(e.to_response(&request_id));
+                    return Decision::Respond(e.to_response(&request_id, false));
                 }
                 let (method, path, query) =
                     (method.to_owned(), path.to_owned(), query.map(str::to_owned));
@@ -198,6 +198,12 @@ impl RoutePlan {
         &self.request_id
     }
 
+    /// An error of this request as the client's response (generic unless
+    /// the API exposes errors).
+    pub fn error_response(&self, error: &GatewayError) -> HttpResponse {
+        error.to_response(&self.request_id, self.target.expose_errors)
+    }
+
     /// Stop buffering past this many body bytes.
     pub fn max_body_bytes(&self) -> usize {
         max_body_bytes(self.target.invocation_type)
@@ -210,7 +216,7 @@ impl RoutePlan {
             u64::try_from(size).unwrap_or(u64::MAX),
             self.target.invocation_type,
         )
-        .map_err(|e| e.to_response(&self.request_id))
+        .map_err(|e| e.to_response(&self.request_id, self.target.expose_errors))
     }
 
     /// Builds the Lambda event from the whole body (empty when the request
@@ -236,15 +242,16 @@ impl RoutePlan {
             protocol: &self.protocol,
             time_ms: self.now_ms,
         };
-        let payload = event::build(target.payload_format, &input)
-            .map_err(|_| GatewayError::EventBuild.to_response(&self.request_id))?;
+        let payload = event::build(target.payload_format, &input).map_err(|_| {
+            GatewayError::EventBuild.to_response(&self.request_id, self.target.expose_errors)
+        })?;
         let limit = self.max_body_bytes();
         if payload.len() > limit {
             return Err(GatewayError::EventTooLarge {
                 size: payload.len(),
                 limit,
             }
-            .to_response(&self.request_id));
+            .to_response(&self.request_id, self.target.expose_errors));
         }
         Ok(Invoke {
             endpoint: target.endpoint.clone(),
@@ -266,6 +273,7 @@ impl RoutePlan {
             function_error_status: self.target.function_error_status,
             timeout: self.target.timeout,
             request_id: &self.request_id,
+            expose_errors: self.target.expose_errors,
         };
         reply_to_http(&ctx, result)
     }

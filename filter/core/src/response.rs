@@ -2,8 +2,14 @@
 //!
 //! Every error is a [`GatewayError`]; [`GatewayError::status`] is the one
 //! place that decides its HTTP status, and every error body is JSON
-//! `{"message": "...", "requestId": "..."}` (plus `"error"` for function
-//! errors) with `content-type: application/json`.
+//! `{"message": "...", "requestId": "..."}` with `content-type:
+//! application/json`.
+//!
+//! What the client reads is decided here, not by the function or by AWS:
+//! a function's error, AWS's error text, ARNs and the invoker's reasons
+//! stay out of the body ([`GatewayError::public_message`]); they go to the
+//! gateway's log ([`HttpResponse::detail`]). An API may opt in to showing
+//! them (`expose_errors: true`), e.g. for a demo.
 
 use std::borrow::Cow;
 use std::fmt;
@@ -32,6 +38,9 @@ pub struct HttpResponse {
     /// What happened, for access logs and metrics: `ok`, `accepted`,
     /// `function_error`, `no_route`, `timeout`, ... (never sent to the client).
     pub outcome: &'static str,
+    /// For the gateway's log when the client was told less than the whole
+    /// story (never sent to the client).
+    pub detail: Option<String>,
 }
 
 impl HttpResponse {
@@ -78,6 +87,9 @@ pub enum GatewayError {
     EventTooLarge { size: usize, limit: usize },
     /// The event could not be serialized (never expected).
     EventBuild,
+    /// Envoy did not hand over what it said it had (the request body, the
+    /// invoker's reply): never answered as if it were empty.
+    HostRead { what: &'static str, reason: String },
     /// The function ran and failed (`X-Amz-Function-Error`).
     FunctionError {
         arn: String,
@@ -115,7 +127,7 @@ impl GatewayError {
             GatewayError::NoRoute { .. } => 404,
             GatewayError::MethodNotAllowed { .. } => 405,
             GatewayError::BodyTooLarge { .. } | GatewayError::EventTooLarge { .. } => 413,
-            GatewayError::EventBuild => 500,
+            GatewayError::EventBuild | GatewayError::HostRead { .. } => 500,
             GatewayError::FunctionError { status, .. } => *status,
             GatewayError::Invoker { kind, .. } => match kind {
                 ErrorKind::Throttled => 429,
@@ -185,6 +197,7 @@ impl GatewayError {
                 "body_too_large"
             }
             GatewayError::EventBuild => "internal",
+            GatewayError::HostRead { .. } => "host_read_failed",
             GatewayError::FunctionError { .. } => "function_error",
             // Unspecified never gets here: a status without a kind is
             // one of Envoy's own (the variants below).
@@ -197,22 +210,78 @@ impl GatewayError {
         }
     }
 
-    /// The error as an HTTP response.
-    pub fn to_response(&self, request_id: &str) -> HttpResponse {
-        let error = match self {
-            GatewayError::FunctionError { payload, .. } => Some(ErrorDetail::new(payload)),
-            _ => None,
-        };
+    /// What a client is told when the API does not expose errors: API
+    /// Gateway's wording for failures behind the gateway, which never
+    /// carries a function's error, an ARN, an account or AWS's text.
+    /// `None`: the whole message is about the client's own request (404,
+    /// 405, 413) and is shown as it is.
+    pub fn public_message(&self) -> Option<&'static str> {
+        match self {
+            GatewayError::NoRoute { .. }
+            | GatewayError::MethodNotAllowed { .. }
+            | GatewayError::BodyTooLarge { .. }
+            | GatewayError::EventTooLarge { .. } => None,
+            GatewayError::Invoker { kind, .. } => Some(match kind {
+                ErrorKind::Throttled => "Too Many Requests",
+                ErrorKind::Timeout => "Endpoint request timed out",
+                ErrorKind::PayloadTooLarge => {
+                    "the request or the function's response is over Lambda's payload limit"
+                }
+                ErrorKind::CredentialsUnavailable => "Service Unavailable",
+                ErrorKind::FunctionNotFound
+                | ErrorKind::AccessDenied
+                | ErrorKind::NotAllowed
+                | ErrorKind::LambdaUnavailable
+                | ErrorKind::InvalidConfig
+                | ErrorKind::InvalidRequest
+                | ErrorKind::Internal
+                | ErrorKind::FunctionError
+                | ErrorKind::Unspecified => INTERNAL_SERVER_ERROR,
+            }),
+            GatewayError::InvokerUnreachable => Some("Service Unavailable"),
+            GatewayError::InvokerDeadline { .. } => Some("Endpoint request timed out"),
+            GatewayError::EventBuild
+            | GatewayError::HostRead { .. }
+            | GatewayError::FunctionError { .. }
+            | GatewayError::InvokerFailed { .. }
+            | GatewayError::BadReply
+            | GatewayError::MalformedProxyResponse { .. } => Some(INTERNAL_SERVER_ERROR),
+        }
+    }
+
+    /// The error as an HTTP response. With `expose` (the API's
+    /// `expose_errors`) the body carries the whole message and a
+    /// function's error payload; without it, [`Self::public_message`], and
+    /// the whole story goes to [`HttpResponse::detail`] for the log.
+    pub fn to_response(&self, request_id: &str, expose: bool) -> HttpResponse {
         let mut headers = vec![("content-type".to_owned(), "application/json".to_owned())];
         headers.extend(self.headers());
+        let (body, detail) = match self.public_message() {
+            None => (error_body(&self.to_string(), request_id, None), None),
+            Some(_) if expose => {
+                let error = match self {
+                    GatewayError::FunctionError { payload, .. } => Some(ErrorDetail::new(payload)),
+                    _ => None,
+                };
+                (error_body(&self.to_string(), request_id, error), None)
+            }
+            Some(public) => (
+                error_body(public, request_id, None),
+                Some(format!("request {request_id}: {self}")),
+            ),
+        };
         HttpResponse {
             status: self.status(),
             headers,
-            body: error_body(&self.to_string(), request_id, error),
+            body,
             outcome: self.outcome(),
+            detail,
         }
     }
 }
+
+/// API Gateway's body for a failure behind the gateway.
+pub const INTERNAL_SERVER_ERROR: &str = "Internal server error";
 
 impl fmt::Display for GatewayError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -250,6 +319,9 @@ impl fmt::Display for GatewayError {
                  (binary bodies grow by a third in base64)"
             ),
             GatewayError::EventBuild => f.write_str("the Lambda event could not be built"),
+            GatewayError::HostRead { what, reason } => {
+                write!(f, "Envoy could not hand over {what}: {reason}")
+            }
             GatewayError::FunctionError { arn, kind, .. } => {
                 write!(f, "function {arn} failed ({kind})")
             }
@@ -381,6 +453,8 @@ pub struct ReplyContext<'a> {
     pub timeout: Timeout,
     /// The gateway's request id (x-request-id), echoed in bodies.
     pub request_id: &'a str,
+    /// The API's `expose_errors`: error detail in the body.
+    pub expose_errors: bool,
 }
 
 /// Maps the outcome of the gRPC call to the HTTP response.
@@ -389,12 +463,11 @@ pub fn reply_to_http(
     result: Result<&[u8], GrpcStatus<'_>>,
 ) -> HttpResponse {
     match result {
-        Err(status) => {
-            GatewayError::from_grpc_status(status, ctx.arn, ctx.timeout).to_response(ctx.request_id)
-        }
+        Err(status) => GatewayError::from_grpc_status(status, ctx.arn, ctx.timeout)
+            .to_response(ctx.request_id, ctx.expose_errors),
         Ok(bytes) => match <InvokeReply as prost::Message>::decode(bytes) {
             Ok(reply) => invoke_reply_to_http(ctx, reply),
-            Err(_) => GatewayError::BadReply.to_response(ctx.request_id),
+            Err(_) => GatewayError::BadReply.to_response(ctx.request_id, ctx.expose_errors),
         },
     }
 }
@@ -408,13 +481,14 @@ pub fn invoke_reply_to_http(ctx: &ReplyContext<'_>, reply: InvokeReply) -> HttpR
             status: ctx.function_error_status,
             payload: reply.payload,
         }
-        .to_response(ctx.request_id)
+        .to_response(ctx.request_id, ctx.expose_errors)
     } else if ctx.invocation_type == InvocationType::Event {
         HttpResponse {
             status: 202,
             headers: vec![("content-type".to_owned(), "application/json".to_owned())],
             body: error_body("accepted", ctx.request_id, None),
             outcome: "accepted",
+            detail: None,
         }
     } else {
         match proxy_response(&reply.payload) {
@@ -424,19 +498,23 @@ pub fn invoke_reply_to_http(ctx: &ReplyContext<'_>, reply: InvokeReply) -> HttpR
                 headers: vec![("content-type".to_owned(), "application/json".to_owned())],
                 body: reply.payload,
                 outcome: "ok",
+                detail: None,
             },
             Err(reason) => GatewayError::MalformedProxyResponse {
                 arn: ctx.arn.to_owned(),
                 reason,
             }
-            .to_response(ctx.request_id),
+            .to_response(ctx.request_id, ctx.expose_errors),
         }
     };
+    // Lambda's, never the function's: the access log and operators trace
+    // an invocation by this id, so a function may not set it.
     for (name, value) in [
         ("x-amzn-requestid", reply.lambda_request_id),
         ("x-amz-executed-version", reply.executed_version),
     ] {
-        if !value.is_empty() && is_header_value(&value) && response.header(name).is_none() {
+        response.headers.retain(|(n, _)| n != name);
+        if !value.is_empty() && is_header_value(&value) {
             response.headers.push((name.to_owned(), value));
         }
     }
@@ -648,6 +726,7 @@ pub fn proxy_response(payload: &[u8]) -> Result<Option<HttpResponse>, String> {
         headers,
         body,
         outcome: "ok",
+        detail: None,
     }))
 }
 
@@ -731,6 +810,9 @@ mod tests {
             function_error_status: 502,
             timeout: Timeout::DEFAULT,
             request_id: "req-1",
+            // The detailed messages below; `errors_are_generic_unless_exposed`
+            // covers the default.
+            expose_errors: true,
         }
     }
 
@@ -1076,6 +1158,140 @@ mod tests {
     }
 
     #[test]
+    fn errors_are_generic_unless_exposed() {
+        let mut c = ctx(InvocationType::RequestResponse);
+        c.expose_errors = false;
+        let secret_text = "db password=hunter2 at /var/task/app.py line 7";
+        // A function error: API Gateway's words, nothing of the function's.
+        let mut rep = reply(&format!(
+            r#"{{"errorMessage":"{secret_text}","errorType":"RuntimeError","stackTrace":["app.py"]}}"#
+        ));
+        rep.function_error = "Unhandled".into();
+        let r = invoke_reply_to_http(&c, rep);
+        assert_eq!(r.status, 502);
+        assert_eq!(
+            body_json(&r),
+            json!({"message": "Internal server error", "requestId": "req-1"})
+        );
+        assert_eq!(r.outcome, "function_error");
+        let detail = r.detail.unwrap();
+        assert!(detail.contains("req-1") && detail.contains(ARN), "{detail}");
+
+        // The invoker's reasons (AWS's text with principals and accounts).
+        for (code, message, status, public) in [
+            (
+                7,
+                "ACCESS_DENIED: User: arn:aws:iam::123456789012:user/gw is not authorized",
+                502,
+                "Internal server error",
+            ),
+            (
+                5,
+                "FUNCTION_NOT_FOUND: Function not found: arn:aws:lambda:us-east-1:123456789012:function:f",
+                502,
+                "Internal server error",
+            ),
+            (
+                7,
+                "NOT_ALLOWED: endpoint `orders` does not allow it",
+                502,
+                "Internal server error",
+            ),
+            (
+                14,
+                "LAMBDA_UNAVAILABLE: dns error for lambda.us-east-1.amazonaws.com",
+                502,
+                "Internal server error",
+            ),
+            (
+                9,
+                "INVALID_CONFIG: endpoint `orders` is not configured",
+                500,
+                "Internal server error",
+            ),
+            (
+                8,
+                "THROTTLED: Rate exceeded for account 123456789012",
+                429,
+                "Too Many Requests",
+            ),
+            (4, "TIMEOUT: after 50s", 504, "Endpoint request timed out"),
+            (
+                14,
+                "CREDENTIALS_UNAVAILABLE: no provider for role arn:aws:iam::1:role/r",
+                503,
+                "Service Unavailable",
+            ),
+            (14, "", 503, "Service Unavailable"),
+            (4, "", 504, "Endpoint request timed out"),
+            (
+                13,
+                "cluster lambdagate_invoker: internals",
+                502,
+                "Internal server error",
+            ),
+        ] {
+            let r = reply_to_http(&c, Err(GrpcStatus { code, message }));
+            assert_eq!(r.status, status, "{message}");
+            assert_eq!(
+                body_json(&r),
+                json!({"message": public, "requestId": "req-1"}),
+                "{message}"
+            );
+            // The invoker's reason is kept for the log; Envoy's own status
+            // text (no kind) is not trusted enough to log as a reason.
+            let detail = r.detail.unwrap();
+            let (kind, text) = ErrorKind::parse_status_message(message);
+            assert!(
+                kind == ErrorKind::Unspecified || detail.contains(text),
+                "{detail}"
+            );
+        }
+
+        // A malformed proxy response: the reason goes to the log only.
+        let r = invoke_reply_to_http(&c, reply(r#"{"statusCode": "abc"}"#));
+        assert_eq!(r.status, 502);
+        assert_eq!(body_json(&r)["message"], "Internal server error");
+        assert!(r.detail.unwrap().contains("statusCode"));
+
+        // Client errors say what was wrong with the request either way.
+        let r = GatewayError::BodyTooLarge {
+            size: 7,
+            limit: 6,
+            invocation_type: InvocationType::RequestResponse,
+        }
+        .to_response("r", false);
+        assert_eq!(r.status, 413);
+        assert!(
+            body_json(&r)["message"]
+                .as_str()
+                .unwrap()
+                .contains("7 bytes")
+        );
+        assert_eq!(r.detail, None);
+    }
+
+    #[test]
+    fn a_function_cannot_set_the_lambda_request_id() {
+        let r = sync(
+            r#"{"statusCode": 200, "headers": {"X-Amzn-RequestId": "forged", "x-amz-executed-version": "9"}}"#,
+        );
+        assert_eq!(r.header("x-amzn-requestid"), Some("lambda-1"));
+        assert_eq!(r.header("x-amz-executed-version"), Some("$LATEST"));
+        assert_eq!(
+            r.headers
+                .iter()
+                .filter(|(n, _)| n == "x-amzn-requestid")
+                .count(),
+            1
+        );
+        let mut rep = reply(r#"{"statusCode": 200, "headers": {"x-amzn-requestid": "forged"}}"#);
+        rep.lambda_request_id = String::new();
+        let r = invoke_reply_to_http(&ctx(InvocationType::RequestResponse), rep);
+        assert_eq!(r.header("x-amzn-requestid"), None);
+    }
+
+    #[test]
     fn undecodable_reply_is_502() {
         let r = reply_to_http(&ctx(InvocationType::RequestResponse), Ok(b"\xff\xff\xff"));
         assert_eq!(r.status, 502);
@@ -1091,7 +1307,7 @@ mod tests {
             method: "GET".into(),
             path: "/users/nope".into(),
         }
-        .to_response("r");
+        .to_response("r", false);
         assert_eq!(r.status, 404);
         assert_eq!(
             body_json(&r),
@@ -1102,7 +1318,7 @@ mod tests {
             path: "/users/user/7".into(),
             allow: vec![Verb::Get, Verb::Post],
         }
-        .to_response("r");
+        .to_response("r", false);
         assert_eq!(r.status, 405);
         assert_eq!(r.header("allow"), Some("GET, POST"));
         assert_eq!(

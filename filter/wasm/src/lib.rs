@@ -116,6 +116,16 @@ impl Stream {
     fn respond(&mut self, response: HttpResponse) -> Action {
         // For access logs: %FILTER_STATE(wasm.lambdagate_outcome:PLAIN)%.
         let _ = hostcalls::set_property(vec![OUTCOME_PROPERTY], Some(response.outcome.as_bytes()));
+        if let Some(detail) = &response.detail {
+            // What the client was not told, for the operator.
+            log(
+                LogLevel::Warn,
+                &format!(
+                    "lambdagate: answered {} ({}) to {detail}",
+                    response.status, response.outcome
+                ),
+            );
+        }
         let headers: Vec<(&str, &str)> = response
             .headers
             .iter()
@@ -134,11 +144,15 @@ impl Stream {
     }
 
     /// Builds the event from the whole body and dispatches it.
-    fn invoke(&mut self, plan: Box<RoutePlan>, body: &[u8]) -> Action {
-        let Some(config) = self.config.clone() else {
-            return self.respond(GatewayError::EventBuild.to_response(plan.request_id()));
+    fn invoke(&mut self, plan: Box<RoutePlan>, body: Result<Vec<u8>, GatewayError>) -> Action {
+        let body = match body {
+            Ok(body) => body,
+            Err(e) => return self.respond(plan.error_response(&e)),
         };
-        let invoke = match plan.build_invoke(body) {
+        let Some(config) = self.config.clone() else {
+            return self.respond(plan.error_response(&GatewayError::EventBuild));
+        };
+        let invoke = match plan.build_invoke(&body) {
             Ok(invoke) => invoke,
             Err(response) => return self.respond(response),
         };
@@ -173,17 +187,43 @@ impl Stream {
         }
     }
 
-    fn whole_body(size: usize) -> Vec<u8> {
-        match hostcalls::get_buffer(BufferType::HttpRequestBody, 0, size) {
-            Ok(Some(bytes)) => bytes,
-            _ => Vec::new(),
-        }
+    /// The buffered request body. `size` is what Envoy announced
+    /// (`usize::MAX` when unknown, at trailers): a body that was announced
+    /// but cannot be read is an error, never an empty body.
+    fn whole_body(size: usize) -> Result<Vec<u8>, GatewayError> {
+        read_buffer(BufferType::HttpRequestBody, size, "the request body")
     }
 }
 
 const GRPC_UNAVAILABLE: u32 = 14;
 /// Filter-state key (Envoy prefixes it with `wasm.`).
 const OUTCOME_PROPERTY: &str = "lambdagate_outcome";
+
+/// Reads a whole host buffer of `size` bytes (`usize::MAX`: whatever is
+/// there). Empty is fine only when nothing (or an unknown amount) was
+/// announced.
+fn read_buffer(
+    buffer: BufferType,
+    size: usize,
+    what: &'static str,
+) -> Result<Vec<u8>, GatewayError> {
+    match hostcalls::get_buffer(buffer, 0, size) {
+        Ok(Some(bytes)) if size == usize::MAX || bytes.len() == size => Ok(bytes),
+        Ok(Some(bytes)) => Err(GatewayError::HostRead {
+            what,
+            reason: format!("{} of {size} bytes", bytes.len()),
+        }),
+        Ok(None) if size == 0 || size == usize::MAX => Ok(Vec::new()),
+        Ok(None) => Err(GatewayError::HostRead {
+            what,
+            reason: format!("none of {size} bytes"),
+        }),
+        Err(status) => Err(GatewayError::HostRead {
+            what,
+            reason: format!("{status:?}"),
+        }),
+    }
+}
 
 fn property(path: &[&str]) -> String {
     match hostcalls::get_property(path.to_vec()) {
@@ -215,12 +255,16 @@ impl Context for Stream {
             return;
         }
         let response = if status_code == 0 {
-            let reply = match hostcalls::get_buffer(BufferType::GrpcReceiveBuffer, 0, response_size)
-            {
-                Ok(Some(bytes)) => bytes,
-                _ => Vec::new(),
-            };
-            plan.on_reply(Ok(&reply))
+            // An all-default reply encodes to zero bytes; anything else
+            // must be read whole.
+            match read_buffer(
+                BufferType::GrpcReceiveBuffer,
+                response_size,
+                "the invoker's reply",
+            ) {
+                Ok(reply) => plan.on_reply(Ok(&reply)),
+                Err(e) => plan.error_response(&e),
+            }
         } else {
             let (code, message) = hostcalls::get_grpc_status().unwrap_or((status_code, None));
             // Envoy hands over the grpc-message header as sent, and gRPC
@@ -283,7 +327,7 @@ impl HttpContext for Stream {
             Decision::Respond(response) => self.respond(response),
             Decision::NeedBody(plan) => {
                 if end_of_stream {
-                    self.invoke(plan, &[])
+                    self.invoke(plan, Ok(Vec::new()))
                 } else {
                     self.state = State::CollectingBody(plan);
                     Action::Pause
@@ -310,7 +354,7 @@ impl HttpContext for Stream {
             return Action::Pause;
         }
         let body = Self::whole_body(body_size);
-        self.invoke(plan, &body)
+        self.invoke(plan, body)
     }
 
     fn on_http_request_trailers(&mut self, _num_trailers: usize) -> Action {
@@ -318,7 +362,7 @@ impl HttpContext for Stream {
         match std::mem::take(&mut self.state) {
             State::CollectingBody(plan) => {
                 let body = Self::whole_body(usize::MAX);
-                self.invoke(plan, &body)
+                self.invoke(plan, body)
             }
             State::Idle => Action::Continue,
             other => {

@@ -63,6 +63,10 @@ static_resources:
         typed_config:
           "@type": type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager
           stat_prefix: gateway
+          # As `lambdagate render` writes it: identity from the connection.
+          use_remote_address: true
+          xff_num_trusted_hops: 0
+          always_set_request_id_in_response: true
           route_config:
             virtual_hosts:
             - name: gateway

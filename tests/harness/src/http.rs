@@ -23,6 +23,19 @@ impl Response {
             .map(|(_, v)| v.as_str())
     }
 
+    /// The gateway's request id: Envoy's own (a UUID it generated, never
+    /// the client's), which the rendered config returns as `x-request-id`.
+    pub fn request_id(&self) -> &str {
+        let id = self
+            .header("x-request-id")
+            .expect("Envoy returns its request id (always_set_request_id_in_response)");
+        assert!(
+            id.len() == 36 && id.bytes().filter(|b| *b == b'-').count() == 4,
+            "not an id Envoy generated: {id}"
+        );
+        id
+    }
+
     pub fn header_all(&self, name: &str) -> Vec<&str> {
         self.headers
             .iter()

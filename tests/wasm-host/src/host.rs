@@ -616,6 +616,15 @@ impl Host {
         self.store.data_mut().properties.remove(path);
     }
 
+    /// From now on `proxy_get_buffer_bytes` on `buffer_type` answers
+    /// `status` (e.g. [`status::INTERNAL_FAILURE`] or [`status::NOT_FOUND`]).
+    pub fn fail_buffer_reads(&mut self, buffer_type: u32, status: u32) {
+        self.store
+            .data_mut()
+            .failing_buffers
+            .insert(buffer_type, status);
+    }
+
     /// How `proxy_grpc_call` answers from now on.
     pub fn set_grpc_dispatch(&mut self, mode: GrpcDispatch) {
         self.store.data_mut().grpc_dispatch = mode;

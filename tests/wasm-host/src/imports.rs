@@ -593,6 +593,9 @@ fn proxy_get_buffer_bytes(
     if buffer_type as u32 > buffer::CALL_DATA {
         return ok(status::BAD_ARGUMENT);
     }
+    if let Some(failure) = caller.data().failing_buffers.get(&(buffer_type as u32)) {
+        return ok(*failure);
+    }
     let Some(contents) = buffer_contents(caller.data_mut(), buffer_type as u32) else {
         return ok(status::NOT_FOUND);
     };

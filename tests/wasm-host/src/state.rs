@@ -213,6 +213,10 @@ pub(crate) struct HostState {
     pub log_level: LogLevel,
     pub properties: BTreeMap<String, Vec<u8>>,
     pub grpc_dispatch: GrpcDispatch,
+    /// `proxy_get_buffer_bytes` answers this status for these buffer types
+    /// (a host read failing, which Envoy can do under memory pressure or on
+    /// a buffer already drained).
+    pub failing_buffers: BTreeMap<u32, u32>,
 
     // Records.
     pub logs: Vec<LogLine>,
@@ -263,6 +267,7 @@ impl HostState {
             log_level: LogLevel::Info,
             properties,
             grpc_dispatch: GrpcDispatch::Accept,
+            failing_buffers: BTreeMap::new(),
             logs: Vec::new(),
             stdout: String::new(),
             stderr: String::new(),

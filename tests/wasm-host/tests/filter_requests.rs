@@ -806,6 +806,141 @@ fn function_errors_are_502_with_the_functions_error() {
     );
 }
 
+/// Without `expose_errors` (the default, here the `users2` API) the client
+/// gets API Gateway's generic words; the whole story goes to Envoy's log.
+#[test]
+fn errors_are_generic_unless_the_api_exposes_them() {
+    let mut host = filter();
+    let secret = "db password=hunter2";
+    let cases: Vec<(Box<dyn Fn(&mut lambdagate_wasm_host::Host, u32)>, u32, &str)> = vec![
+        (
+            Box::new(|host, token| {
+                let mut failed = reply(
+                    json!({"errorMessage": secret, "errorType": "RuntimeError",
+                           "stackTrace": ["File \"/var/task/app.py\", line 7"]})
+                    .to_string(),
+                );
+                failed.function_error = "Unhandled".into();
+                host.grpc_receive(token, &encode(&failed)).unwrap();
+            }),
+            502,
+            "Internal server error",
+        ),
+        (
+            Box::new(|host, token| {
+                let message = wire_status_message(
+                    ErrorKind::AccessDenied,
+                    &format!(
+                        "User: arn:aws:iam::123456789012:user/gw is not authorized ({secret})"
+                    ),
+                );
+                host.grpc_close(token, 7, &message).unwrap();
+            }),
+            502,
+            "Internal server error",
+        ),
+        (
+            Box::new(|host, token| {
+                host.grpc_receive(token, &encode(&reply(r#"{"statusCode": "db password"}"#)))
+                    .unwrap();
+            }),
+            502,
+            "Internal server error",
+        ),
+        (
+            Box::new(|host, token| {
+                let message = wire_status_message(ErrorKind::Timeout, "after 30s");
+                host.grpc_close(token, 4, &message).unwrap();
+            }),
+            504,
+            "Endpoint request timed out",
+        ),
+    ];
+    for (answer, status, message) in cases {
+        let (stream, _) = send(&mut host, headers("POST", "/users2/user/7", &[]), &[b"{}"]);
+        let token = token(&only_call(&host, stream));
+        let logs_before = host.logs().len();
+        answer(&mut host, token);
+        let response = only_response(&host, stream);
+        let body = error_body(&response, status, "rid-1");
+        assert_eq!(body, json!({"message": message, "requestId": "rid-1"}));
+        assert!(!String::from_utf8_lossy(&response.body).contains("arn:aws"));
+        // The operator finds the detail in Envoy's log, by request id.
+        let logged: Vec<&str> = host.logs()[logs_before..]
+            .iter()
+            .filter(|l| l.level == LogLevel::Warn)
+            .map(|l| l.message.as_str())
+            .collect();
+        assert_eq!(logged.len(), 1, "{logged:?}");
+        assert!(
+            logged[0].contains("request rid-1") && logged[0].contains(CREATE_USER_V2),
+            "{logged:?}"
+        );
+    }
+}
+
+/// A host read that hands over nothing where Envoy announced bytes is a
+/// 500 with its own outcome, never an empty body or reply. (Any status
+/// other than Ok/NotFound aborts inside the proxy-wasm SDK's wrapper before
+/// the filter sees it; FAIL_RELOAD is the net for that.)
+#[test]
+fn failed_host_reads_are_500_not_empty() {
+    use lambdagate_wasm_host::status::NOT_FOUND;
+    const REQUEST_BODY: u32 = 0;
+    const GRPC_RECEIVE_BUFFER: u32 = 5;
+    {
+        let failure = NOT_FOUND;
+        // The request body.
+        let mut host = filter();
+        host.fail_buffer_reads(REQUEST_BODY, failure);
+        let (stream, _) = send(
+            &mut host,
+            headers("POST", "/users/user/7", &[]),
+            &[b"{\"a\":1}"],
+        );
+        assert!(calls_of(&host, stream).is_empty(), "nothing is invoked");
+        let response = only_response(&host, stream);
+        error_body(&response, 500, "rid-1");
+        assert_eq!(
+            host.stream(stream)
+                .filter_properties
+                .get("lambdagate_outcome")
+                .map(Vec::as_slice),
+            Some(&b"host_read_failed"[..])
+        );
+
+        // The invoker's reply.
+        let mut host = filter();
+        let (stream, token) = invoke(&mut host, "/users/user/7");
+        host.fail_buffer_reads(GRPC_RECEIVE_BUFFER, failure);
+        host.grpc_receive(token, &encode(&reply(r#"{"ok":true}"#)))
+            .unwrap();
+        let response = only_response(&host, stream);
+        let body = error_body(&response, 500, "rid-1");
+        assert!(
+            body["message"]
+                .as_str()
+                .unwrap()
+                .contains("the invoker's reply"),
+            "{body}"
+        );
+    }
+    // An empty body and an all-default reply are not failures.
+    let mut host = filter();
+    host.fail_buffer_reads(REQUEST_BODY, NOT_FOUND);
+    let (stream, token) = invoke_without_body(&mut host);
+    host.grpc_receive(token, &[]).unwrap();
+    assert_eq!(only_response(&host, stream).status, 200);
+}
+
+fn invoke_without_body(
+    host: &mut lambdagate_wasm_host::Host,
+) -> (lambdagate_wasm_host::StreamId, u32) {
+    let (stream, _) = send(host, headers("GET", "/users/user/7", &[]), &[]);
+    let call = only_call(host, stream);
+    (stream, token(&call))
+}
+
 #[test]
 fn event_invocations_answer_202() {
     let mut host = filter();

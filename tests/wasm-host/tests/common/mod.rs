@@ -45,13 +45,16 @@ pub const NOW_MS: u64 = 1_795_557_040_123;
 pub const SYNC_LIMIT: usize = 6 * 1024 * 1024;
 pub const EVENT_LIMIT: usize = 1024 * 1024;
 
-/// The plugin configuration every test starts from.
+/// The plugin configuration every test starts from. The `users` API
+/// exposes errors (most tests check what the client is told in detail);
+/// the others keep the default generic errors.
 pub fn config() -> Value {
     serde_json::json!({
         "invoker_cluster": CLUSTER,
         "apis": [
             {
                 "name": "users", "version": "v1", "context": "/users", "endpoint": "main",
+                "expose_errors": true,
                 "resources": [
                     {"verb": "POST", "uri_template": "/user/{id}", "arn": CREATE_USER, "timeout_seconds": 5},
                     {"verb": "GET", "uri_template": "/user/{id}", "arn": GET_USER},
