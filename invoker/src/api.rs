@@ -147,6 +147,13 @@ pub fn resolve_filter(
             }
         },
     };
+    let path = if path.is_relative() {
+        std::env::current_dir()
+            .map(|d| d.join(&path))
+            .unwrap_or(path)
+    } else {
+        path
+    };
     match path.canonicalize() {
         Ok(path) if path.is_file() => Ok(path),
         _ => Err(error(

@@ -51,8 +51,10 @@ fn api(resources: &[(&str, &str, &str)]) -> String {
             json!({"verb": verb, "uri_template": template, "arn": arn(function), "timeout_seconds": 20})
         })
         .collect();
-    json!({"apis": [{"name": "local", "version": "v1", "context": "/fn", "endpoint": "local", "resources": resources}]})
-        .to_string()
+    // The tests below read the runtime's error JSON: exposed.
+    json!({"apis": [{"name": "local", "version": "v1", "context": "/fn", "endpoint": "local",
+                     "expose_errors": true, "resources": resources}]})
+    .to_string()
 }
 
 #[tokio::test]
@@ -117,12 +119,11 @@ async fn the_rust_and_python_samples_answer_through_envoy() {
         assert_eq!(body["pathParameters"]["id"], "42");
         assert_eq!(body["queryStringParameters"]["debug"], "1");
         assert_eq!(body["method"], "POST");
-        // The runtime received the gateway's request id as Lambda's.
-        assert_eq!(body["requestId"], format!("rid-{runtime}"));
-        assert_eq!(
-            r.header("x-amzn-requestid"),
-            Some(format!("rid-{runtime}").as_str())
-        );
+        // The runtime received the gateway's request id (Envoy's, not the
+        // client's) as Lambda's.
+        assert_eq!(body["requestId"], r.request_id());
+        assert_ne!(body["requestId"], format!("rid-{runtime}"));
+        assert_eq!(r.header("x-amzn-requestid"), Some(r.request_id()));
     }
     // Function output goes to the invoker's log with the request id.
     assert!(
@@ -199,7 +200,8 @@ async fn lambda_failure_semantics_for_local_functions() {
         .await;
     assert_eq!(r.status, 502, "{}", r.text());
     let body = r.json();
-    assert_eq!(body["requestId"], "r-fail");
+    assert_eq!(body["requestId"], r.request_id());
+    let failed_request_id = r.request_id().to_owned();
     assert_eq!(body["error"]["errorType"], "ValueError", "{body}");
     assert_eq!(body["error"]["errorMessage"], "boom: bad-input", "{body}");
     assert!(
@@ -278,7 +280,8 @@ async fn lambda_failure_semantics_for_local_functions() {
     // Function output is in the invoker's log, with the request id.
     assert!(
         logs.lines()
-            .any(|l| l.contains("handling") && l.contains("request_id=r-fail")),
+            .any(|l| l.contains("handling")
+                && l.contains(&format!("request_id={failed_request_id}"))),
         "{logs}"
     );
 }
