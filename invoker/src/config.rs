@@ -251,6 +251,15 @@ impl Config {
         let deserializer = serde_yaml::Deserializer::from_str(text);
         let raw: FileConfig = serde_path_to_error::deserialize(deserializer).map_err(|e| {
             let path = e.path().to_string();
+            let message = e.into_inner().to_string();
+            // Secret references parse without quoting values (secret.rs);
+            // anything else written where credentials belong (a key pasted
+            // in as `credentials: AKIA...`) is not quoted back either.
+            let message = if path.split('.').any(|part| part == "credentials") {
+                without_quoted_values(&message)
+            } else {
+                message
+            };
             ConfigError {
                 file: file.to_owned(),
                 field: if path == "." {
@@ -258,7 +267,7 @@ impl Config {
                 } else {
                     path
                 },
-                message: e.into_inner().to_string(),
+                message,
             }
         })?;
         raw.validate(file)
@@ -644,6 +653,16 @@ fn validate_url(url: &str) -> Result<(), String> {
             "`{url}`: credentials in the URL are not supported; the endpoint's access method supplies them"
         ));
     }
+    let prefix = rest[authority.len()..].trim_end_matches('/');
+    if prefix
+        .split('/')
+        .skip(1)
+        .any(|segment| segment.is_empty() || segment == "." || segment == "..")
+    {
+        return Err(format!(
+            "`{url}`: the path prefix has an empty, `.` or `..` segment; it is signed as written, so write it plainly (e.g. /lambda-proxy)"
+        ));
+    }
     if rest
         .chars()
         .any(|c| c == '?' || c == '#' || c.is_whitespace() || c.is_control())
@@ -653,6 +672,23 @@ fn validate_url(url: &str) -> Result<(), String> {
         ));
     }
     Ok(())
+}
+
+/// `invalid type: string "AKIA..."` → `invalid type: string (not repeated
+/// here)`: serde quotes the offending value in double quotes.
+fn without_quoted_values(message: &str) -> String {
+    let mut out = String::with_capacity(message.len());
+    let mut rest = message;
+    while let Some(start) = rest.find('"') {
+        out.push_str(&rest[..start]);
+        out.push_str("(not repeated here)");
+        rest = match rest[start + 1..].rfind('"') {
+            Some(end) => &rest[start + 1 + end + 1..],
+            None => "",
+        };
+    }
+    out.push_str(rest);
+    out
 }
 
 /// The host of an http(s) URL: `[::1]` without brackets, no port.
@@ -766,6 +802,56 @@ mod tests {
             "http://128.0.0.1",
         ] {
             assert!(is_clear_text_off_host(url), "{url}");
+        }
+    }
+
+    #[test]
+    fn values_under_credentials_are_not_quoted_back() {
+        let yaml = "endpoints:\n  main:\n    access_method: stored\n    region: us-east-1\n    credentials: \"AKIAPASTEDKEY0000001 wJalrXUtnFEMI/K7MDENG\"\n    allow: [\"arn:aws:lambda:us-east-1:123456789012:function:f\"]\n";
+        let err = Config::parse(yaml, "invoker.yaml").unwrap_err().to_string();
+        assert!(!err.contains("AKIAPASTEDKEY"), "{err}");
+        assert!(!err.contains("wJalr"), "{err}");
+        assert!(
+            err.starts_with("invoker.yaml: endpoints.main.credentials: "),
+            "{err}"
+        );
+        assert!(
+            err.contains(
+                "invalid type: string (not repeated here), expected struct FileStoredCredentials"
+            ),
+            "{err}"
+        );
+        // Elsewhere the value helps and is kept.
+        let err = Config::parse("endpoints: \"abc\"\n", "f")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("invalid type: string \"abc\""), "{err}");
+        assert_eq!(
+            without_quoted_values(r#"invalid type: string "a\"b", expected x"#),
+            "invalid type: string (not repeated here), expected x"
+        );
+    }
+
+    #[test]
+    fn endpoint_url_prefixes_are_plain_paths() {
+        for good in [
+            "http://127.0.0.1:4566",
+            "http://127.0.0.1:4566/",
+            "https://proxy.example.com/lambda-proxy",
+            "https://proxy.example.com/a/b/",
+        ] {
+            assert_eq!(validate_url(good), Ok(()), "{good}");
+        }
+        for bad in [
+            "https://proxy.example.com//lambda",
+            "https://proxy.example.com/a/../b",
+            "https://proxy.example.com/./b",
+            "https://proxy.example.com/a?x=1",
+            "https://user:pw@proxy.example.com/a",
+            "ftp://proxy.example.com",
+            "http:///path",
+        ] {
+            assert!(validate_url(bad).is_err(), "{bad}");
         }
     }
 

@@ -268,7 +268,13 @@ async fn serve_unix(
             stop,
         )
         .await;
-    let _ = std::fs::remove_file(path);
+    // Only our socket: whatever else was put there since stays.
+    if std::fs::symlink_metadata(path).is_ok_and(|m| {
+        use std::os::unix::fs::FileTypeExt;
+        m.file_type().is_socket()
+    }) {
+        let _ = std::fs::remove_file(path);
+    }
     result.context("gRPC server failed")
 }
 
