@@ -318,17 +318,28 @@ async fn grpc_call(
     function: &str,
     query: Value,
 ) -> Result<u64, tonic::Status> {
+    grpc_call_within(client, function, query, None).await
+}
+
+/// Like [`grpc_call`], with a gRPC deadline (`grpc-timeout`) if given.
+async fn grpc_call_within(
+    client: &mut lambdagate_proto::v1::invoker_client::InvokerClient<tonic::transport::Channel>,
+    function: &str,
+    query: Value,
+    deadline: Option<Duration>,
+) -> Result<u64, tonic::Status> {
     let payload = json!({"queryStringParameters": query}).to_string();
-    let reply = client
-        .invoke(lambdagate_harness::invoke_request(
-            "local",
-            &arn(function),
-            payload.as_bytes(),
-            20_000,
-            lambdagate_proto::InvocationType::RequestResponse,
-        ))
-        .await?
-        .into_inner();
+    let mut request = tonic::Request::new(lambdagate_harness::invoke_request(
+        "local",
+        &arn(function),
+        payload.as_bytes(),
+        20_000,
+        lambdagate_proto::InvocationType::RequestResponse,
+    ));
+    if let Some(deadline) = deadline {
+        request.set_timeout(deadline);
+    }
+    let reply = client.invoke(request).await?.into_inner();
     let outer: Value = serde_json::from_slice(&reply.payload).unwrap();
     let body: Value = serde_json::from_str(outer["body"].as_str().unwrap()).unwrap();
     Ok(body["pid"].as_u64().unwrap())
@@ -390,8 +401,30 @@ async fn a_caller_going_away_gives_its_slot_back() {
     let mut client = invoker.client().await;
     for round in 0..=MAX_CONCURRENCY {
         let mut caller = client.clone();
+        if round == 2 {
+            // A gRPC deadline (grpc-timeout) passes while the function runs.
+            let started = Instant::now();
+            let status = grpc_call_within(
+                &mut caller,
+                "slots",
+                json!({"sleep": "30"}),
+                Some(Duration::from_millis(1500)),
+            )
+            .await
+            .expect_err("the deadline passes first");
+            assert!(
+                matches!(
+                    status.code(),
+                    tonic::Code::DeadlineExceeded | tonic::Code::Cancelled
+                ),
+                "{status:?}"
+            );
+            assert!(started.elapsed() < Duration::from_secs(10));
+            wait_for_count(&invoker, "local function process ended", round + 1).await;
+            continue;
+        }
         let call = async move { grpc_call(&mut caller, "slots", json!({"sleep": "30"})).await };
-        if round % 2 == 0 {
+        if round == 0 {
             // The call is cancelled (the task holding it is aborted, as a
             // caller that disconnects): the stream is reset.
             let task = tokio::spawn(call);
