@@ -18,6 +18,10 @@ use crate::secret::SecretRef;
 /// The default gRPC address: loopback, so only the local Envoy can call.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:50051";
 
+/// The unix socket's default permissions: the invoker's user and group
+/// (Envoy runs in the group), nobody else.
+pub const DEFAULT_SOCKET_MODE: u32 = 0o660;
+
 /// A configuration error: which file, which field, what is allowed.
 #[derive(Debug, thiserror::Error)]
 #[error("{file}: {field}: {message}")]
@@ -38,6 +42,9 @@ struct FileConfig {
     allow_non_loopback: bool,
     #[serde(default)]
     admin_listen: Option<String>,
+    /// Permissions of the unix socket (`listen: unix:...`), octal.
+    #[serde(default)]
+    socket_mode: Option<serde_yaml::Value>,
     #[serde(default)]
     default_endpoint: Option<String>,
     #[serde(default)]
@@ -63,6 +70,11 @@ struct FileEndpoint {
     assume_role: Option<FileAssumeRole>,
     #[serde(default)]
     endpoint_url: Option<String>,
+    /// Permits an `http://` `endpoint_url` on a host other than loopback
+    /// (the session token and signed payloads then cross the network in
+    /// clear text).
+    #[serde(default)]
+    allow_insecure_http: bool,
     #[serde(default)]
     allow: Vec<String>,
     /// `local` only: the function programs the invoker runs itself.
@@ -171,6 +183,8 @@ pub struct Config {
     pub listen: ListenAddr,
     pub allow_non_loopback: bool,
     pub admin_listen: Option<SocketAddr>,
+    /// Permissions given to the unix socket, whatever the umask.
+    pub socket_mode: u32,
     pub default_endpoint: Option<String>,
     pub endpoints: BTreeMap<String, Endpoint>,
 }
@@ -237,6 +251,15 @@ impl Config {
         let deserializer = serde_yaml::Deserializer::from_str(text);
         let raw: FileConfig = serde_path_to_error::deserialize(deserializer).map_err(|e| {
             let path = e.path().to_string();
+            let message = e.into_inner().to_string();
+            // Secret references parse without quoting values (secret.rs);
+            // anything else written where credentials belong (a key pasted
+            // in as `credentials: AKIA...`) is not quoted back either.
+            let message = if path.split('.').any(|part| part == "credentials") {
+                without_quoted_values(&message)
+            } else {
+                message
+            };
             ConfigError {
                 file: file.to_owned(),
                 field: if path == "." {
@@ -244,7 +267,7 @@ impl Config {
                 } else {
                     path
                 },
-                message: e.into_inner().to_string(),
+                message,
             }
         })?;
         raw.validate(file)
@@ -289,6 +312,10 @@ impl FileConfig {
                 Err(m) => return Err(err("admin_listen", m)),
             },
         };
+        let socket_mode = match &self.socket_mode {
+            None => DEFAULT_SOCKET_MODE,
+            Some(value) => parse_socket_mode(value).map_err(|m| err("socket_mode", m))?,
+        };
         if self.endpoints.is_empty() {
             return Err(err(
                 "endpoints",
@@ -317,6 +344,7 @@ impl FileConfig {
             listen,
             allow_non_loopback: self.allow_non_loopback,
             admin_listen,
+            socket_mode,
             default_endpoint: self.default_endpoint,
             endpoints,
         })
@@ -422,6 +450,14 @@ impl FileEndpoint {
         };
         if let Some(url) = &self.endpoint_url {
             validate_url(url).map_err(|m| e("endpoint_url", m))?;
+            if !self.allow_insecure_http && is_clear_text_off_host(url) {
+                return Err(e(
+                    "endpoint_url",
+                    format!(
+                        "`{url}` is plain http:// to a host that is not loopback: credentials (the session token) and payloads would cross the network unencrypted; use https://, or set `allow_insecure_http: true` on this endpoint if the network is trusted"
+                    ),
+                ));
+            }
         }
         let mut allow_entries = self.allow.clone();
         if let Access::Local { functions } = &access {
@@ -602,12 +638,117 @@ fn validate_url(url: &str) -> Result<(), String> {
     let rest = url
         .strip_prefix("http://")
         .or_else(|| url.strip_prefix("https://"));
-    match rest {
-        Some(host) if !host.is_empty() && !host.starts_with('/') => Ok(()),
-        _ => Err(format!(
-            "`{url}` is not an http:// or https:// URL (e.g. http://127.0.0.1:5000 for a local AWS emulator)"
-        )),
+    let shape = format!(
+        "`{url}` is not an http:// or https:// URL (e.g. http://127.0.0.1:5000 for a local AWS emulator, or https://proxy.example.com/lambda with a path prefix)"
+    );
+    let Some(rest) = rest else {
+        return Err(shape);
+    };
+    let authority = rest.split('/').next().unwrap_or_default();
+    if authority.is_empty() {
+        return Err(shape);
     }
+    if authority.contains('@') {
+        return Err(format!(
+            "`{url}`: credentials in the URL are not supported; the endpoint's access method supplies them"
+        ));
+    }
+    let prefix = rest[authority.len()..].trim_end_matches('/');
+    if prefix
+        .split('/')
+        .skip(1)
+        .any(|segment| segment.is_empty() || segment == "." || segment == "..")
+    {
+        return Err(format!(
+            "`{url}`: the path prefix has an empty, `.` or `..` segment; it is signed as written, so write it plainly (e.g. /lambda-proxy)"
+        ));
+    }
+    if rest
+        .chars()
+        .any(|c| c == '?' || c == '#' || c.is_whitespace() || c.is_control())
+    {
+        return Err(format!(
+            "`{url}`: an endpoint URL is a scheme, host, optional port and optional path prefix, without query, fragment or spaces"
+        ));
+    }
+    Ok(())
+}
+
+/// `invalid type: string "AKIA..."` → `invalid type: string (not repeated
+/// here)`: serde quotes the offending value in double quotes.
+fn without_quoted_values(message: &str) -> String {
+    let mut out = String::with_capacity(message.len());
+    let mut rest = message;
+    while let Some(start) = rest.find('"') {
+        out.push_str(&rest[..start]);
+        out.push_str("(not repeated here)");
+        rest = match rest[start + 1..].rfind('"') {
+            Some(end) => &rest[start + 1 + end + 1..],
+            None => "",
+        };
+    }
+    out.push_str(rest);
+    out
+}
+
+/// The host of an http(s) URL: `[::1]` without brackets, no port.
+fn url_host(url: &str) -> &str {
+    let rest = url.split_once("://").map_or(url, |(_, r)| r);
+    let authority = rest.split('/').next().unwrap_or_default();
+    match authority.strip_prefix('[') {
+        Some(v6) => v6.split(']').next().unwrap_or_default(),
+        None => authority.split(':').next().unwrap_or_default(),
+    }
+}
+
+/// Plain `http://` to anything but loopback (`127.0.0.0/8`, `::1`,
+/// `localhost`).
+fn is_clear_text_off_host(url: &str) -> bool {
+    if !url.starts_with("http://") {
+        return false;
+    }
+    let host = url_host(url);
+    if host.eq_ignore_ascii_case("localhost") {
+        return false;
+    }
+    match host.parse::<std::net::IpAddr>() {
+        Ok(std::net::IpAddr::V6(v6)) => {
+            !(v6.is_loopback() || v6.to_ipv4_mapped().is_some_and(|v4| v4.is_loopback()))
+        }
+        Ok(ip) => !ip.is_loopback(),
+        Err(_) => true,
+    }
+}
+
+/// `socket_mode: "0660"`: an octal mode that lets the owner read and
+/// write (the invoker replaces its own stale socket) and never lets other
+/// users write (connect), since the invoker holds AWS credentials.
+/// Only a string is accepted (`0660` unquoted is one for serde_yaml):
+/// YAML reads `660` as decimal and `0o660` as a number, and guessing which
+/// the operator meant is how sockets end up world-writable.
+fn parse_socket_mode(value: &serde_yaml::Value) -> Result<u32, String> {
+    let allowed = "a quoted octal mode such as \"0660\" (owner and group read and write) or \"0600\" (owner only); other users may not have write access";
+    let Some(text) = value.as_str() else {
+        return Err(format!(
+            "write the mode as a quoted string, e.g. socket_mode: \"0660\": {allowed}"
+        ));
+    };
+    let digits = text.strip_prefix("0o").unwrap_or(text);
+    let mode = match u32::from_str_radix(digits, 8) {
+        Ok(m) if (3..=4).contains(&digits.len()) && m <= 0o777 => m,
+        _ => return Err(format!("`{text}` is not {allowed}")),
+    };
+    if mode & 0o600 != 0o600 {
+        return Err(format!(
+            "`{text}` does not let the owner read and write the socket: {allowed}"
+        ));
+    }
+    if mode & 0o002 != 0 {
+        return Err(format!(
+            "`{text}` lets every local user call the invoker, which holds AWS credentials: {allowed}"
+        ));
+    }
+    Ok(mode)
 }
 
 /// `127.0.0.1:50051`, `[::1]:50051` or `unix:/path/to.sock`. Any other IP
@@ -633,4 +774,97 @@ pub fn parse_listen(text: &str, allow_non_loopback: bool) -> Result<ListenAddr, 
         ));
     }
     Ok(ListenAddr::Tcp(addr))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn clear_text_is_refused_off_loopback_only() {
+        for url in [
+            "http://127.0.0.1:5000",
+            "http://127.3.4.5/prefix",
+            "http://localhost:4566",
+            "http://LOCALHOST",
+            "http://[::1]:4566/lambda-proxy",
+            "http://[::ffff:127.0.0.1]:80",
+            "https://lambda.example.com",
+            "https://10.0.0.1:443/x",
+        ] {
+            assert!(!is_clear_text_off_host(url), "{url}");
+        }
+        for url in [
+            "http://10.0.0.1:4566",
+            "http://lambda.internal",
+            "http://localhost.example.com",
+            "http://[2001:db8::1]:80",
+            "http://128.0.0.1",
+        ] {
+            assert!(is_clear_text_off_host(url), "{url}");
+        }
+    }
+
+    #[test]
+    fn values_under_credentials_are_not_quoted_back() {
+        let yaml = "endpoints:\n  main:\n    access_method: stored\n    region: us-east-1\n    credentials: \"AKIAPASTEDKEY0000001 wJalrXUtnFEMI/K7MDENG\"\n    allow: [\"arn:aws:lambda:us-east-1:123456789012:function:f\"]\n";
+        let err = Config::parse(yaml, "invoker.yaml").unwrap_err().to_string();
+        assert!(!err.contains("AKIAPASTEDKEY"), "{err}");
+        assert!(!err.contains("wJalr"), "{err}");
+        assert!(
+            err.starts_with("invoker.yaml: endpoints.main.credentials: "),
+            "{err}"
+        );
+        assert!(
+            err.contains(
+                "invalid type: string (not repeated here), expected struct FileStoredCredentials"
+            ),
+            "{err}"
+        );
+        // Elsewhere the value helps and is kept.
+        let err = Config::parse("endpoints: \"abc\"\n", "f")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("invalid type: string \"abc\""), "{err}");
+        assert_eq!(
+            without_quoted_values(r#"invalid type: string "a\"b", expected x"#),
+            "invalid type: string (not repeated here), expected x"
+        );
+    }
+
+    #[test]
+    fn endpoint_url_prefixes_are_plain_paths() {
+        for good in [
+            "http://127.0.0.1:4566",
+            "http://127.0.0.1:4566/",
+            "https://proxy.example.com/lambda-proxy",
+            "https://proxy.example.com/a/b/",
+        ] {
+            assert_eq!(validate_url(good), Ok(()), "{good}");
+        }
+        for bad in [
+            "https://proxy.example.com//lambda",
+            "https://proxy.example.com/a/../b",
+            "https://proxy.example.com/./b",
+            "https://proxy.example.com/a?x=1",
+            "https://user:pw@proxy.example.com/a",
+            "ftp://proxy.example.com",
+            "http:///path",
+        ] {
+            assert!(validate_url(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn socket_modes() {
+        let mode = |text: &str| parse_socket_mode(&serde_yaml::Value::String(text.into()));
+        assert_eq!(mode("0660"), Ok(0o660));
+        assert_eq!(mode("600"), Ok(0o600));
+        assert_eq!(mode("0o640"), Ok(0o640));
+        for bad in ["0666", "0777", "0460", "0060", "abc", "0", "06600", "0990"] {
+            assert!(mode(bad).is_err(), "{bad}");
+        }
+        let number = parse_socket_mode(&serde_yaml::Value::Number(660.into())).unwrap_err();
+        assert!(number.contains("quoted"), "{number}");
+    }
 }

@@ -19,6 +19,10 @@ use crate::error::Failure;
 use crate::local::LocalBackend;
 use crate::metrics::Metrics;
 
+/// The metrics label of requests naming no configured endpoint. Endpoint
+/// names cannot contain parentheses, so it never collides with one.
+pub const UNKNOWN_ENDPOINT_LABEL: &str = "(unknown)";
+
 /// Where an endpoint's invocations go.
 enum Backend {
     Aws(Arc<EndpointAws>),
@@ -81,10 +85,11 @@ impl Invoker {
         deadline: Option<Duration>,
     ) -> Result<InvokeReply, Failure> {
         let started = Instant::now();
-        let endpoint_label = if request.endpoint.is_empty() {
-            self.config.default_endpoint.clone().unwrap_or_default()
-        } else {
-            request.endpoint.clone()
+        // The label is a configured endpoint's name or one fixed value:
+        // callers must not grow the label set at will.
+        let endpoint_label = match self.config.endpoint(&request.endpoint) {
+            Some(endpoint) => endpoint.name.clone(),
+            None => UNKNOWN_ENDPOINT_LABEL.to_owned(),
         };
         let request_id = request.request_id.clone();
         let (function_label, result) = self.invoke_inner(request, deadline).await;

@@ -117,7 +117,13 @@ impl LambdaInvokeClient {
             .await
             .map_err(|e| credentials_failure(&self.what(arn), &e))?;
         let request = self
-            .signed_request(arn, invocation_type, payload, &credentials)
+            .signed_request(
+                arn,
+                invocation_type,
+                payload,
+                &credentials,
+                SystemTime::now(),
+            )
             .map_err(|m| Failure::new(ErrorKind::Internal, format!("{}: {m}", self.what(arn))))?;
         let response =
             self.connector.call(request).await.map_err(|e| {
@@ -165,6 +171,7 @@ impl LambdaInvokeClient {
         invocation_type: InvocationType,
         payload: Vec<u8>,
         credentials: &Credentials,
+        now: SystemTime,
     ) -> Result<HttpRequest, String> {
         let regional;
         let target = match &self.endpoint_url {
@@ -175,6 +182,7 @@ impl LambdaInvokeClient {
             }
         };
         let mut path = String::with_capacity(128);
+        path.push_str(&target.prefix);
         path.push_str("/2015-03-31/functions/");
         uri_encode(&arn.unqualified(), &mut path);
         path.push_str("/invocations");
@@ -183,7 +191,7 @@ impl LambdaInvokeClient {
             query.push_str("Qualifier=");
             uri_encode(q, &mut query);
         }
-        let at = SigningTime::new(SystemTime::now());
+        let at = SigningTime::new(now);
         let payload_sha256 = sha256_hex(&payload);
         let mut headers: Vec<(&str, &str)> = vec![
             ("content-type", "application/octet-stream"),
@@ -209,11 +217,11 @@ impl LambdaInvokeClient {
                 payload_sha256: &payload_sha256,
             },
         );
-        let base = &target.base;
+        let origin = &target.origin;
         let uri = if query.is_empty() {
-            format!("{base}{path}")
+            format!("{origin}{path}")
         } else {
-            format!("{base}{path}?{query}")
+            format!("{origin}{path}?{query}")
         };
         let mut builder = http::Request::builder().method("POST").uri(uri);
         for (name, value) in headers.iter().filter(|(n, _)| *n != "host") {
@@ -249,25 +257,30 @@ fn unreachable_failure(what: &str, connect_timed_out: bool, cause: &str) -> Fail
     )
 }
 
-/// Where Invoke requests go: `scheme://authority[/prefix]` and the
-/// authority alone (the signed `host`).
+/// Where Invoke requests go: `scheme://authority`, the authority alone
+/// (the signed `host`) and the URL's path prefix, if any (`/lambda-proxy`
+/// of `http://host/lambda-proxy`). The prefix is part of the path sent and
+/// so of the path signed, as the AWS SDKs do for an endpoint with a path.
 #[derive(Debug, PartialEq, Eq)]
 struct Target {
-    base: String,
+    origin: String,
     authority: String,
+    prefix: String,
 }
 
 impl Target {
     fn from_url(url: &str) -> Self {
-        let base = url.trim_end_matches('/').to_owned();
-        let authority = base
-            .split_once("://")
-            .map_or(base.as_str(), |(_, rest)| rest)
-            .split('/')
-            .next()
-            .unwrap_or_default()
-            .to_owned();
-        Target { base, authority }
+        let trimmed = url.trim_end_matches('/');
+        let (scheme, rest) = trimmed.split_once("://").unwrap_or(("https", trimmed));
+        let (authority, prefix) = match rest.find('/') {
+            Some(at) => rest.split_at(at),
+            None => (rest, ""),
+        };
+        Target {
+            origin: format!("{scheme}://{authority}"),
+            authority: authority.to_owned(),
+            prefix: prefix.to_owned(),
+        }
     }
 }
 
@@ -284,8 +297,9 @@ fn regional_endpoint(arn: &LambdaArn) -> Result<Target, String> {
     };
     let authority = format!("lambda.{}.{suffix}", arn.region());
     Ok(Target {
-        base: format!("https://{authority}"),
+        origin: format!("https://{authority}"),
         authority,
+        prefix: String::new(),
     })
 }
 
@@ -414,6 +428,71 @@ mod tests {
             (Some("SignatureDoesNotMatch".into()), Some("bad".into()))
         );
         assert_eq!(error_code_and_message("", b"oops"), (None, None));
+    }
+
+    /// An `endpoint_url` with a path: the request goes to the prefixed
+    /// path, and its signature is what aws-sigv4's own signer computes for
+    /// the URL as sent (so a server at that URL verifies it).
+    #[tokio::test]
+    async fn a_path_prefix_is_sent_and_signed() {
+        use aws_credential_types::provider::SharedCredentialsProvider;
+        let creds = Credentials::new(
+            "AKIDEXAMPLE",
+            "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY",
+            Some("FQoGZXIvYXdzEBYaDH+/token==".into()),
+            None,
+            "test",
+        );
+        let time = SystemTime::UNIX_EPOCH + Duration::from_secs(1_764_590_000);
+        for (url, sent_prefix) in [
+            ("http://127.0.0.1:4566/lambda-proxy", "/lambda-proxy"),
+            ("http://127.0.0.1:4566/a/b-c/", "/a/b-c"),
+            ("http://127.0.0.1:4566", ""),
+        ] {
+            let client = LambdaInvokeClient::new(
+                "test",
+                Some(url),
+                SharedCredentialsProvider::new(creds.clone()),
+                Duration::from_secs(1),
+            );
+            for (arn, query) in [
+                ("arn:aws:lambda:us-east-1:123456789012:function:hello", ""),
+                (
+                    "arn:aws:lambda:us-east-1:123456789012:function:hello:live",
+                    "?Qualifier=live",
+                ),
+            ] {
+                let arn = LambdaArn::parse(arn).unwrap();
+                let request = client
+                    .signed_request(
+                        &arn,
+                        InvocationType::RequestResponse,
+                        b"{\"a\":1}".to_vec(),
+                        &creds,
+                        time,
+                    )
+                    .unwrap();
+                let expected_uri = format!(
+                    "http://127.0.0.1:4566{sent_prefix}/2015-03-31/functions/{}/invocations{query}",
+                    arn.unqualified().replace(':', "%3A")
+                );
+                assert_eq!(request.uri(), expected_uri);
+                let header = |name: &str| request.headers().get(name).unwrap().to_owned();
+                let reference = crate::sigv4::tests::reference_authorization(
+                    &creds,
+                    "us-east-1",
+                    time,
+                    request.uri(),
+                    &[
+                        ("content-type", &header("content-type")),
+                        ("host", "127.0.0.1:4566"),
+                        ("x-amz-invocation-type", &header("x-amz-invocation-type")),
+                    ],
+                    b"{\"a\":1}",
+                );
+                assert_eq!(header("authorization"), reference, "{url} {arn}");
+            }
+        }
     }
 
     #[test]

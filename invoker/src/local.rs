@@ -122,6 +122,37 @@ struct LocalFunction {
     init_error_reported: AtomicBool,
 }
 
+/// One of a function's `max_concurrency` slots, with the process using it
+/// (none while it starts). Dropped, it gives the slot back: the process
+/// returns to the idle pool if it finished its invocation and is alive,
+/// else it is stopped. Every way out of an invocation passes here,
+/// including a caller that goes away (its future is dropped).
+struct Lease {
+    function: Arc<LocalFunction>,
+    process: Option<Arc<Process>>,
+    /// Set once the process answered: it can take the next invocation.
+    reusable: bool,
+}
+
+impl Drop for Lease {
+    fn drop(&mut self) {
+        let process = self.process.take();
+        if let Some(p) = &process
+            && self.reusable
+            && !p.is_dead()
+        {
+            self.function.lock().idle.push(p.clone());
+            return;
+        }
+        if let Some(p) = &process {
+            // Busy with an invocation nobody waits for, dead, or broken.
+            p.stop();
+        }
+        let mut pool = self.function.lock();
+        pool.running = pool.running.saturating_sub(1);
+    }
+}
+
 /// What a process made of one invocation.
 enum Outcome {
     Response(Vec<u8>),
@@ -246,13 +277,21 @@ impl LocalFunction {
     }
 
     /// A warm idle process, or a new one if the concurrency limit allows.
-    async fn acquire(self: &Arc<Self>) -> Result<Arc<Process>, Failure> {
-        {
+    /// The slot is held by the returned lease and given back when it is
+    /// dropped, whatever happens meanwhile (the caller going away included).
+    async fn acquire(self: &Arc<Self>) -> Result<Lease, Failure> {
+        let mut lease = {
             let mut pool = self.lock();
             while let Some(p) = pool.idle.pop() {
                 if !p.is_dead() {
-                    return Ok(p);
+                    return Ok(Lease {
+                        function: self.clone(),
+                        process: Some(p),
+                        reusable: false,
+                    });
                 }
+                // Died while idle: its slot is free again.
+                pool.running = pool.running.saturating_sub(1);
             }
             if pool.running >= self.spec.max_concurrency as usize {
                 return Err(Failure::new(
@@ -264,29 +303,14 @@ impl LocalFunction {
                 ));
             }
             pool.running += 1;
-        }
-        match self.spawn().await {
-            Ok(p) => Ok(p),
-            Err(f) => {
-                self.lock().running -= 1;
-                Err(f)
+            Lease {
+                function: self.clone(),
+                process: None,
+                reusable: false,
             }
-        }
-    }
-
-    fn release(&self, process: Arc<Process>) {
-        let mut pool = self.lock();
-        if process.is_dead() {
-            pool.running = pool.running.saturating_sub(1);
-        } else {
-            pool.idle.push(process);
-        }
-    }
-
-    fn discard(&self, process: &Process) {
-        process.stop();
-        let mut pool = self.lock();
-        pool.running = pool.running.saturating_sub(1);
+        };
+        lease.process = Some(self.spawn().await?);
+        Ok(lease)
     }
 
     async fn run(
@@ -296,7 +320,13 @@ impl LocalFunction {
         request_id: &str,
     ) -> Result<InvokeReply, Failure> {
         let timeout = route_timeout.min(Duration::from_secs(u64::from(self.spec.timeout_seconds)));
-        let process = self.acquire().await?;
+        let mut lease = self.acquire().await?;
+        let Some(process) = lease.process.clone() else {
+            return Err(Failure::new(
+                ErrorKind::Internal,
+                format!("local function `{}`: no process", self.spec.name),
+            ));
+        };
         let request_id = if request_id.is_empty() {
             format!("local-{}-{}", process.id, now_ms())
         } else {
@@ -310,7 +340,6 @@ impl LocalFunction {
             reply: tx,
         };
         if process.assign(invocation).is_err() {
-            self.discard(&process);
             return Err(Failure::new(
                 ErrorKind::LambdaUnavailable,
                 format!(
@@ -333,11 +362,11 @@ impl LocalFunction {
         };
         match tokio::time::timeout(timeout, rx).await {
             Ok(Ok(Outcome::Response(body))) => {
-                self.release(process);
+                lease.reusable = true;
                 Ok(reply(body, ""))
             }
             Ok(Ok(Outcome::Error(body))) => {
-                self.release(process);
+                lease.reusable = true;
                 Ok(reply(body, "Unhandled"))
             }
             Ok(Ok(Outcome::InitError(body))) => {
@@ -348,7 +377,6 @@ impl LocalFunction {
                         "local function failed to initialize; every call fails until it is fixed"
                     );
                 }
-                self.discard(&process);
                 Ok(reply(body, "Unhandled"))
             }
             Ok(outcome) => {
@@ -357,7 +385,6 @@ impl LocalFunction {
                     _ => "the process went away".to_owned(),
                 };
                 tracing::warn!(function = %self.spec.name, request_id = %request_id, status = %status, "local function process exited during an invocation");
-                self.discard(&process);
                 // What Lambda reports when the runtime dies mid-invocation.
                 let body = serde_json::json!({
                     "errorType": "Runtime.ExitError",
@@ -372,7 +399,6 @@ impl LocalFunction {
                     request_id = %request_id,
                     "local function timed out; stopping its process (the next call starts a new one)"
                 );
-                self.discard(&process);
                 Err(Failure::new(
                     ErrorKind::Timeout,
                     format!(

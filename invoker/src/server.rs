@@ -260,13 +260,7 @@ async fn serve_unix(
     stop: impl Future<Output = ()>,
     config: &Config,
 ) -> anyhow::Result<()> {
-    // A socket file left by a previous run would make bind fail.
-    if path.exists() {
-        std::fs::remove_file(path)
-            .with_context(|| format!("cannot remove stale socket {}", path.display()))?;
-    }
-    let listener = tokio::net::UnixListener::bind(path)
-        .with_context(|| format!("cannot listen on unix socket {}", path.display()))?;
+    let listener = bind_unix(path, config.socket_mode)?;
     tracing::info!(address = %format!("unix:{}", path.display()), endpoints = ?config.endpoint_names(), "lambdagate invoker listening");
     let result = router
         .serve_with_incoming_shutdown(
@@ -274,8 +268,72 @@ async fn serve_unix(
             stop,
         )
         .await;
-    let _ = std::fs::remove_file(path);
+    // Only our socket: whatever else was put there since stays.
+    if std::fs::symlink_metadata(path).is_ok_and(|m| {
+        use std::os::unix::fs::FileTypeExt;
+        m.file_type().is_socket()
+    }) {
+        let _ = std::fs::remove_file(path);
+    }
     result.context("gRPC server failed")
+}
+
+/// Binds the socket with `mode`, whatever the umask: bound under a
+/// temporary name, given its mode, then renamed into place, so it is
+/// never reachable with other permissions. A socket left by a previous
+/// run is replaced; anything else at the path is left alone.
+#[cfg(unix)]
+fn bind_unix(path: &Path, mode: u32) -> anyhow::Result<tokio::net::UnixListener> {
+    use std::os::unix::fs::{FileTypeExt, PermissionsExt};
+    match std::fs::symlink_metadata(path) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => anyhow::bail!("cannot inspect the socket path {}: {e}", path.display()),
+        Ok(meta) if meta.file_type().is_socket() => {
+            if std::os::unix::net::UnixStream::connect(path).is_ok() {
+                anyhow::bail!(
+                    "{} is in use: another process is listening on it (another invoker?); stop it or choose another `listen` path",
+                    path.display()
+                );
+            }
+            // Stale: left by a previous run that did not stop cleanly.
+            std::fs::remove_file(path)
+                .with_context(|| format!("cannot remove stale socket {}", path.display()))?;
+        }
+        Ok(meta) => {
+            let what = if meta.is_dir() {
+                "a directory"
+            } else if meta.file_type().is_symlink() {
+                "a symbolic link"
+            } else if meta.is_file() {
+                "a regular file"
+            } else {
+                "not a socket"
+            };
+            anyhow::bail!(
+                "{} exists and is {what}, not a socket; the invoker only replaces a stale socket. Move it away or choose another `listen` path",
+                path.display()
+            );
+        }
+    }
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let temporary = path.with_file_name(format!(".{name}.{}.tmp", std::process::id()));
+    let _ = std::fs::remove_file(&temporary);
+    let listener = tokio::net::UnixListener::bind(&temporary)
+        .with_context(|| format!("cannot listen on unix socket {}", path.display()))?;
+    let placed = std::fs::set_permissions(&temporary, std::fs::Permissions::from_mode(mode))
+        .with_context(|| format!("cannot set mode {mode:04o} on {}", temporary.display()))
+        .and_then(|()| {
+            std::fs::rename(&temporary, path)
+                .with_context(|| format!("cannot listen on unix socket {}", path.display()))
+        });
+    if let Err(e) = placed {
+        let _ = std::fs::remove_file(&temporary);
+        return Err(e);
+    }
+    Ok(listener)
 }
 
 #[cfg(not(unix))]

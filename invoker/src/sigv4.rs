@@ -228,7 +228,7 @@ impl Signer {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use aws_sigv4::http_request::{SignableBody, SignableRequest as AwsSignable, SigningSettings};
     use aws_smithy_types::date_time::{DateTime, Format};
@@ -253,7 +253,7 @@ mod tests {
     }
 
     /// The reference: aws-sigv4's general signer, on the same request.
-    fn reference_authorization(
+    pub(crate) fn reference_authorization(
         creds: &Credentials,
         region: &str,
         time: SystemTime,

@@ -170,7 +170,38 @@ const BROKEN: &[(&str, &str, &[&str])] = &[
             "endpoints.main.credentials.secret_access_key: cannot read file `/nonexistent/lambdagate/secret`",
         ],
     ),
+    (
+        "plain http to a host that is not loopback",
+        "endpoints:\n  main:\n    access_method: role\n    region: us-east-1\n    endpoint_url: http://10.1.2.3:4566/lambda\n    allow: [\"ARN\"]\n",
+        &[
+            "endpoints.main.endpoint_url: `http://10.1.2.3:4566/lambda` is plain http:// to a host that is not loopback",
+            "`allow_insecure_http: true`",
+        ],
+    ),
+    (
+        "plain http to a host name",
+        "endpoints:\n  main:\n    access_method: role\n    region: us-east-1\n    endpoint_url: http://lambda-proxy.internal\n    allow: [\"ARN\"]\n",
+        &["endpoints.main.endpoint_url: `http://lambda-proxy.internal` is plain http://"],
+    ),
 ];
+
+#[tokio::test]
+async fn plain_http_is_allowed_to_loopback_or_when_told() {
+    for (url, extra) in [
+        ("http://127.0.0.1:4566", ""),
+        ("http://127.9.9.9:4566/lambda-proxy", ""),
+        ("http://localhost:4566", ""),
+        ("http://[::1]:4566", ""),
+        ("https://10.1.2.3:4566", ""),
+        ("http://10.1.2.3:4566", "    allow_insecure_http: true\n"),
+    ] {
+        let yaml = format!(
+            "endpoints:\n  main:\n    access_method: role\n    region: us-east-1\n    endpoint_url: {url}\n{extra}    allow: [\"{ARN}\"]\n"
+        );
+        let (ok, stdout, stderr) = run(&["check"], &yaml, &[]).await;
+        assert!(ok, "{url}: {stdout}{stderr}");
+    }
+}
 
 #[tokio::test]
 async fn check_rejects_each_broken_config_naming_the_field() {

@@ -314,3 +314,140 @@ async fn check_refuses_a_local_function_whose_program_is_missing() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("endpoints.local.functions[0].command: program `./no/such/program` of local function `ghost` was not found"), "{stderr}");
 }
+
+/// The local function's reply through the gRPC API; its `pid`.
+async fn grpc_call(
+    client: &mut lambdagate_proto::v1::invoker_client::InvokerClient<tonic::transport::Channel>,
+    function: &str,
+    query: Value,
+) -> Result<u64, tonic::Status> {
+    grpc_call_within(client, function, query, None).await
+}
+
+/// Like [`grpc_call`], with a gRPC deadline (`grpc-timeout`) if given.
+async fn grpc_call_within(
+    client: &mut lambdagate_proto::v1::invoker_client::InvokerClient<tonic::transport::Channel>,
+    function: &str,
+    query: Value,
+    deadline: Option<Duration>,
+) -> Result<u64, tonic::Status> {
+    let payload = json!({"queryStringParameters": query}).to_string();
+    let mut request = tonic::Request::new(lambdagate_harness::invoke_request(
+        "local",
+        &arn(function),
+        payload.as_bytes(),
+        20_000,
+        lambdagate_proto::InvocationType::RequestResponse,
+    ));
+    if let Some(deadline) = deadline {
+        request.set_timeout(deadline);
+    }
+    let reply = client.invoke(request).await?.into_inner();
+    let outer: Value = serde_json::from_slice(&reply.payload).unwrap();
+    let body: Value = serde_json::from_str(outer["body"].as_str().unwrap()).unwrap();
+    Ok(body["pid"].as_u64().unwrap())
+}
+
+async fn wait_for_count(invoker: &InvokerProcess, needle: &str, count: usize) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while invoker.logs().matches(needle).count() < count {
+        assert!(
+            Instant::now() < deadline,
+            "waiting for {count} x {needle:?}:\n{}",
+            invoker.logs()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+const MAX_CONCURRENCY: usize = 2;
+
+async fn start_slots_function(dir: &std::path::Path) -> InvokerProcess {
+    std::fs::write(dir.join("behave.py"), HANDLER).unwrap();
+    let function = python_function(
+        "slots",
+        dir,
+        "behave.handler",
+        &format!("      max_concurrency: {MAX_CONCURRENCY}\n"),
+    );
+    InvokerProcess::start(BIN, &local_config(&[function]), &[], "info").await
+}
+
+#[tokio::test]
+async fn a_process_dying_while_idle_gives_its_slot_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let invoker = start_slots_function(dir.path()).await;
+    let mut client = invoker.client().await;
+    for round in 0..=MAX_CONCURRENCY {
+        let pid = grpc_call(&mut client, "slots", json!({}))
+            .await
+            .unwrap_or_else(|s| panic!("round {round}: {s:?}\n{}", invoker.logs()));
+        // Killed by its pid while idle in the pool.
+        let status = std::process::Command::new("kill")
+            .args(["-KILL", &pid.to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+        wait_for_count(&invoker, "local function process ended", round + 1).await;
+        assert!(!process_alive(pid));
+    }
+    let pid = grpc_call(&mut client, "slots", json!({}))
+        .await
+        .unwrap_or_else(|s| panic!("after the deaths: {s:?}\n{}", invoker.logs()));
+    assert!(process_alive(pid));
+}
+
+#[tokio::test]
+async fn a_caller_going_away_gives_its_slot_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let invoker = start_slots_function(dir.path()).await;
+    let mut client = invoker.client().await;
+    for round in 0..=MAX_CONCURRENCY {
+        let mut caller = client.clone();
+        if round == 2 {
+            // A gRPC deadline (grpc-timeout) passes while the function runs.
+            let started = Instant::now();
+            let status = grpc_call_within(
+                &mut caller,
+                "slots",
+                json!({"sleep": "30"}),
+                Some(Duration::from_millis(1500)),
+            )
+            .await
+            .expect_err("the deadline passes first");
+            assert!(
+                matches!(
+                    status.code(),
+                    tonic::Code::DeadlineExceeded | tonic::Code::Cancelled
+                ),
+                "{status:?}"
+            );
+            assert!(started.elapsed() < Duration::from_secs(10));
+            wait_for_count(&invoker, "local function process ended", round + 1).await;
+            continue;
+        }
+        let call = async move { grpc_call(&mut caller, "slots", json!({"sleep": "30"})).await };
+        if round == 0 {
+            // The call is cancelled (the task holding it is aborted, as a
+            // caller that disconnects): the stream is reset.
+            let task = tokio::spawn(call);
+            wait_for_count(&invoker, "handling", round + 1).await;
+            task.abort();
+            assert!(task.await.unwrap_err().is_cancelled());
+        } else {
+            // The caller's own deadline passes while the function runs.
+            let started = Instant::now();
+            let gave_up = tokio::time::timeout(Duration::from_secs(3), call).await;
+            assert!(gave_up.is_err(), "round {round}: {gave_up:?}");
+            assert!(started.elapsed() < Duration::from_secs(10));
+            assert_eq!(invoker.logs().matches("handling").count(), round + 1);
+        }
+        // The abandoned invocation's process is stopped.
+        wait_for_count(&invoker, "local function process ended", round + 1).await;
+    }
+    let started = Instant::now();
+    grpc_call(&mut client, "slots", json!({}))
+        .await
+        .unwrap_or_else(|s| panic!("after the cancellations: {s:?}\n{}", invoker.logs()));
+    assert!(started.elapsed() < Duration::from_secs(15));
+}

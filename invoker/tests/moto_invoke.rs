@@ -499,3 +499,99 @@ async fn unknown_function_is_not_found_and_function_errors_keep_their_payload() 
         Some(1.0)
     );
 }
+
+/// `endpoint_url` with a path prefix, against moto served under that
+/// prefix (tests/moto/prefixed_server.py; moto cannot both route an
+/// operation and check its signature under a prefix, so two servers).
+#[tokio::test]
+async fn an_endpoint_url_with_a_path_prefix_is_called_there_and_signed_with_it() {
+    const PREFIX: &str = "/lambda-proxy";
+    // Where the call goes: only the prefixed URL reaches moto's Lambda.
+    let moto = Moto::start(MotoOptions {
+        path_prefix: Some(PREFIX),
+        ..Default::default()
+    })
+    .await;
+    let echo = moto.fixture.function("echo").to_owned();
+    let yaml = config(&[
+        stored_endpoint("proxied", &format!("{}{PREFIX}", moto.url), &[&echo], ""),
+        stored_endpoint(
+            "elsewhere",
+            &format!("{}/other-prefix", moto.url),
+            &[&echo],
+            "",
+        ),
+    ]);
+    let mut env = key_env("proxied", moto.fixture.user("invoker"));
+    env.extend(key_env("elsewhere", moto.fixture.user("invoker")));
+    let invoker = InvokerProcess::start(BIN, &yaml, &env_refs(&env), "info").await;
+    let mut client = invoker.client().await;
+    let payload = br#"{"path":"/via/prefix"}"#;
+    let reply = client
+        .invoke(invoke_request(
+            "proxied",
+            &format!("{echo}:$LATEST"),
+            payload,
+            5000,
+            InvocationType::RequestResponse,
+        ))
+        .await
+        .unwrap_or_else(|s| panic!("{s:?}\n{}", invoker.logs()))
+        .into_inner();
+    assert_eq!(reply.status_code, 200);
+    assert_eq!(reply.payload, payload.to_vec());
+    client
+        .invoke(invoke_request(
+            "elsewhere",
+            &echo,
+            payload,
+            5000,
+            InvocationType::RequestResponse,
+        ))
+        .await
+        .expect_err("no Lambda under /other-prefix");
+
+    // What is signed: moto checks the signature against the path as
+    // received, prefix included (it then cannot name the operation, so a
+    // good signature ends as AccessDenied for `lambda:None`).
+    let moto = Moto::start(MotoOptions {
+        enforce_iam: true,
+        path_prefix: Some(PREFIX),
+        signed_path_as_received: true,
+        ..Default::default()
+    })
+    .await;
+    let url = format!("{}{PREFIX}", moto.url);
+    let yaml = config(&[
+        stored_endpoint("good", &url, &[&echo], ""),
+        stored_endpoint("wrong-secret", &url, &[&echo], ""),
+    ]);
+    let key = moto.fixture.user("invoker");
+    let mut env = key_env("good", key);
+    let mut wrong = key_env("wrong-secret", key);
+    wrong[1].1 = "x".repeat(40);
+    env.extend(wrong);
+    let invoker = InvokerProcess::start(BIN, &yaml, &env_refs(&env), "info").await;
+    let mut client = invoker.client().await;
+    let mut message_of = async |endpoint: &str| {
+        let status = client
+            .invoke(invoke_request(
+                endpoint,
+                &echo,
+                payload,
+                5000,
+                InvocationType::RequestResponse,
+            ))
+            .await
+            .expect_err("moto cannot route an operation here");
+        failure(&status).2
+    };
+    let good = message_of("good").await;
+    assert!(!good.contains("SignatureDoesNotMatch"), "{good}");
+    assert!(
+        good.contains("AccessDenied") && good.contains("lambda:None"),
+        "{good}"
+    );
+    let wrong = message_of("wrong-secret").await;
+    assert!(wrong.contains("SignatureDoesNotMatch"), "{wrong}");
+}

@@ -123,3 +123,203 @@ async fn secrets_appear_in_no_log_line_error_or_metric() {
         }
     }
 }
+
+/// A secret key written inline, where `{env: NAME}` belongs.
+const INLINE_SECRET: &str = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY";
+const INLINE_KEY_ID: &str = "AKIAINLINEKEYID00042";
+const INLINE_TOKEN: &str = "IQoJb3JpZ2luX2VjEInlineSessionToken0043";
+
+/// Configs with one secret field written inline each, and that field.
+fn inline_secret_configs() -> Vec<(&'static str, String)> {
+    let endpoint = |key_id: &str, secret: &str, token: &str| {
+        format!(
+            "endpoints:\n  main:\n    access_method: stored\n    region: us-east-1\n    endpoint_url: http://127.0.0.1:9\n    credentials:\n      access_key_id: {key_id}\n      secret_access_key: {secret}\n      session_token: {token}\n    allow: [\"arn:aws:lambda:us-east-1:123456789012:function:f\"]\n"
+        )
+    };
+    let env = |name: &str| format!("{{env: {name}}}");
+    vec![
+        (
+            "secret_access_key",
+            endpoint(&env("K"), INLINE_SECRET, &env("T")),
+        ),
+        (
+            "secret_access_key",
+            endpoint(&env("K"), &format!("\"{INLINE_SECRET}\""), &env("T")),
+        ),
+        (
+            "access_key_id",
+            endpoint(INLINE_KEY_ID, &env("S"), &env("T")),
+        ),
+        (
+            "session_token",
+            endpoint(&env("K"), &env("S"), INLINE_TOKEN),
+        ),
+        // The secret where the variable's name belongs.
+        (
+            "secret_access_key",
+            endpoint(
+                &env("K"),
+                &format!("{{env: \"{INLINE_SECRET}\"}}"),
+                &env("T"),
+            ),
+        ),
+    ]
+}
+
+fn assert_refused_without_the_secret(what: &str, field: &str, output: &str) {
+    for secret in [INLINE_SECRET, INLINE_KEY_ID, INLINE_TOKEN] {
+        assert!(
+            !output.contains(secret),
+            "{what}: the secret leaked:\n{output}"
+        );
+    }
+    // Parts of it, as a quoted or split value would show them.
+    assert!(!output.contains("bPxRfiCY"), "{what}:\n{output}");
+    assert!(
+        output.contains(&format!("credentials.{field}")),
+        "{what}: the field is not named:\n{output}"
+    );
+    assert!(
+        output.contains("{env: VARIABLE_NAME}")
+            || output.contains("not an environment variable name"),
+        "{what}: no advice on how to write it:\n{output}"
+    );
+}
+
+#[tokio::test]
+async fn inline_secrets_are_refused_without_echoing_them_by_check_and_serve() {
+    let dir = tempfile::tempdir().unwrap();
+    for (i, (field, yaml)) in inline_secret_configs().into_iter().enumerate() {
+        let path = dir.path().join(format!("inline-{i}.yaml"));
+        std::fs::write(&path, &yaml).unwrap();
+        for args in [
+            vec!["check"],
+            vec![
+                "serve",
+                "--listen",
+                &format!("127.0.0.1:{}", lambdagate_harness::free_port()),
+            ],
+        ] {
+            let out = tokio::time::timeout(
+                std::time::Duration::from_secs(20),
+                tokio::process::Command::new(BIN)
+                    .args(&args)
+                    .arg("--config")
+                    .arg(&path)
+                    .env_clear()
+                    .env("HOME", dir.path())
+                    .env("AWS_EC2_METADATA_DISABLED", "true")
+                    .kill_on_drop(true)
+                    .output(),
+            )
+            .await
+            .expect("refused at once")
+            .unwrap();
+            let text = format!(
+                "{}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            );
+            let what = format!("{} on config {i}", args[0]);
+            assert!(!out.status.success(), "{what}: accepted:\n{text}");
+            assert!(
+                text.contains(&path.display().to_string()),
+                "{what}: the file is not named:\n{text}"
+            );
+            assert_refused_without_the_secret(&what, field, &text);
+        }
+    }
+}
+
+#[tokio::test]
+async fn inline_secrets_in_an_api_definition_are_refused_without_echoing_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let api = dir.path().join("api.yaml");
+    std::fs::write(
+        &api,
+        format!(
+            "name: users\nversion: v1\ncontext: /users\nendpoint:\n  name: orders\n  access_method: stored\n  region: us-east-1\n  credentials:\n    access_key_id: {{env: K}}\n    secret_access_key: {INLINE_SECRET}\nresources:\n  - verb: GET\n    uri_template: /user/{{id}}\n    arn: arn:aws:lambda:us-east-1:123456789012:function:get-user\n"
+        ),
+    )
+    .unwrap();
+    let out = tokio::process::Command::new(BIN)
+        .arg("render")
+        .arg(&api)
+        .arg("--out")
+        .arg(dir.path().join("out"))
+        .env_clear()
+        .env("HOME", dir.path())
+        .output()
+        .await
+        .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(!out.status.success(), "accepted:\n{text}");
+    assert!(text.contains(&api.display().to_string()), "{text}");
+    assert_refused_without_the_secret("render", "secret_access_key", &text);
+    assert!(
+        text.contains("endpoint.credentials.secret_access_key"),
+        "{text}"
+    );
+}
+
+async fn wait_for_refusals(invoker: &InvokerProcess, count: usize) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while invoker.logs().matches("config reload refused").count() < count {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "waiting for {count} refused reloads:\n{}",
+            invoker.logs()
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test]
+async fn inline_secrets_in_a_reloaded_config_are_refused_without_echoing_them() {
+    use lambdagate_harness::standins::{CannedReply, LambdaStandIn};
+    let lambda = LambdaStandIn::start(CannedReply::ok("{}", std::time::Duration::ZERO)).await;
+    let arn = "arn:aws:lambda:us-east-1:123456789012:function:f";
+    let good = config(&[stored_endpoint("main", &lambda.url, &[arn], "")]);
+    let env = vec![
+        ("MAIN_KEY_ID".to_owned(), "AKIAEXAMPLEEXAMPLE01".to_owned()),
+        ("MAIN_SECRET".to_owned(), "reload-test-secret".to_owned()),
+    ];
+    let invoker = InvokerProcess::start(BIN, &good, &env_refs(&env), "debug").await;
+    for (round, (field, yaml)) in inline_secret_configs().into_iter().enumerate() {
+        let tmp = invoker.config_path.with_extension("tmp");
+        std::fs::write(&tmp, &yaml).unwrap();
+        std::fs::rename(&tmp, &invoker.config_path).unwrap();
+        // Both ways a reload starts: the file watch, then SIGHUP (which
+        // reloads the unchanged file).
+        wait_for_refusals(&invoker, 2 * round + 1).await;
+        let status = std::process::Command::new("kill")
+            .args(["-HUP", &invoker.pid().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+        wait_for_refusals(&invoker, 2 * round + 2).await;
+        let logs = invoker.logs();
+        for line in logs.lines().filter(|l| l.contains("config reload refused")) {
+            assert_refused_without_the_secret(&format!("reload {round}"), "", line);
+        }
+        let last = logs
+            .lines()
+            .rev()
+            .find(|l| l.contains("config reload refused"))
+            .unwrap();
+        assert_refused_without_the_secret(&format!("reload {round}"), field, last);
+        assert!(
+            last.contains(&invoker.config_path.display().to_string()),
+            "{last}"
+        );
+        assert!(!logs.contains("bPxRfiCY"), "{logs}");
+    }
+    let metrics = invoker.metrics().await;
+    for secret in [INLINE_SECRET, INLINE_KEY_ID, INLINE_TOKEN] {
+        assert!(!metrics.contains(secret));
+    }
+}

@@ -272,3 +272,215 @@ async fn wait_for_reloads(invoker: &InvokerProcess, count: f64) {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
+
+/// `lambdagate serve` on `unix:<socket>` under a given umask (set by the
+/// shell that execs it), with its output.
+fn serve_unix_with_umask(
+    config_path: &std::path::Path,
+    socket: &std::path::Path,
+    umask: &str,
+) -> tokio::process::Child {
+    tokio::process::Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "umask {umask} && exec \"$0\" serve --config \"$1\" --listen \"unix:$2\""
+        ))
+        .arg(BIN)
+        .arg(config_path)
+        .arg(socket)
+        .env("MAIN_KEY_ID", "AKIAEXAMPLEEXAMPLE01")
+        .env("MAIN_SECRET", "lifecycle-test-secret")
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap()
+}
+
+fn mode_of(path: &std::path::Path) -> u32 {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(path).unwrap().permissions().mode() & 0o7777
+}
+
+#[tokio::test]
+async fn the_unix_socket_mode_is_the_configured_one_whatever_the_umask() {
+    use std::os::unix::fs::FileTypeExt;
+    let dir = tempfile::tempdir().unwrap();
+    let socket = dir.path().join("invoker.sock");
+    let base = config(&[stored_endpoint("main", "http://127.0.0.1:9", &[ARN], "")]);
+    for (umask, socket_mode, expected) in [
+        ("000", "", 0o660),
+        ("077", "", 0o660),
+        ("022", "socket_mode: \"0600\"\n", 0o600),
+        // Unquoted with its leading 0, YAML keeps it a string: accepted.
+        ("000", "socket_mode: 0640\n", 0o640),
+    ] {
+        let config_path = dir.path().join("invoker.yaml");
+        std::fs::write(&config_path, format!("{socket_mode}{base}")).unwrap();
+        // A stale socket from an earlier run is in the way: it is replaced.
+        drop(std::os::unix::net::UnixListener::bind(&socket).unwrap());
+        assert!(
+            std::fs::symlink_metadata(&socket)
+                .unwrap()
+                .file_type()
+                .is_socket()
+        );
+        let mut child = serve_unix_with_umask(&config_path, &socket, umask);
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while tokio::net::UnixStream::connect(&socket).await.is_err() {
+            assert!(Instant::now() < deadline, "umask {umask}: not listening");
+            assert!(child.try_wait().unwrap().is_none(), "umask {umask}: exited");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        assert_eq!(
+            mode_of(&socket),
+            expected,
+            "umask {umask}, {socket_mode:?}: mode {:o}",
+            mode_of(&socket)
+        );
+        child.start_kill().unwrap();
+        child.wait().await.unwrap();
+        let _ = std::fs::remove_file(&socket);
+    }
+}
+
+#[tokio::test]
+async fn serve_leaves_a_file_that_is_not_a_socket_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let config_path = dir.path().join("invoker.yaml");
+    std::fs::write(
+        &config_path,
+        config(&[stored_endpoint("main", "http://127.0.0.1:9", &[ARN], "")]),
+    )
+    .unwrap();
+    let precious = dir.path().join("data.db");
+    std::fs::write(&precious, "precious data\n").unwrap();
+    let child = serve_unix_with_umask(&config_path, &precious, "022");
+    let out = tokio::time::timeout(Duration::from_secs(20), child.wait_with_output())
+        .await
+        .expect("serve exits")
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "{} exists and is a regular file, not a socket",
+            precious.display()
+        )),
+        "{stderr}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(&precious).unwrap(),
+        "precious data\n"
+    );
+}
+
+#[tokio::test]
+async fn check_validates_the_socket_mode() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("invoker.yaml");
+    let base = config(&[stored_endpoint("main", "http://127.0.0.1:9", &[ARN], "")]);
+    for (mode, expected) in [
+        ("\"0666\"", "lets every local user call the invoker"),
+        ("\"0460\"", "does not let the owner read and write"),
+        ("\"rw-rw----\"", "is not a quoted octal mode"),
+        // YAML reads these as numbers (decimal 660, octal 0o660).
+        ("660", "write the mode as a quoted string"),
+        ("0o660", "write the mode as a quoted string"),
+    ] {
+        std::fs::write(&path, format!("socket_mode: {mode}\n{base}")).unwrap();
+        let out = tokio::process::Command::new(BIN)
+            .args(["check", "--config"])
+            .arg(&path)
+            .env("MAIN_KEY_ID", "AKIAEXAMPLEEXAMPLE01")
+            .env("MAIN_SECRET", "x")
+            .output()
+            .await
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{mode}: {stderr}");
+        assert!(
+            stderr.contains(&format!("{}: socket_mode: ", path.display())),
+            "{mode}: {stderr}"
+        );
+        assert!(stderr.contains(expected), "{mode}: {stderr}");
+    }
+}
+
+#[tokio::test]
+async fn unknown_endpoint_names_share_one_metrics_label() {
+    let lambda = LambdaStandIn::start(CannedReply::ok("{}", Duration::ZERO)).await;
+    let yaml = config(&[stored_endpoint("main", &lambda.url, &[ARN], "")]);
+    let invoker = InvokerProcess::start(BIN, &yaml, &env_refs(&env()), "info").await;
+    let mut client = invoker.client().await;
+    let seed = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    let names: Vec<String> = (0..50u128).map(|i| format!("rnd{seed:x}n{i}")).collect();
+    for name in &names {
+        let status = client
+            .invoke(invoke_request(
+                name,
+                ARN,
+                b"{}",
+                5000,
+                InvocationType::RequestResponse,
+            ))
+            .await
+            .expect_err("unknown endpoint");
+        let (_, kind, message) = failure(&status);
+        assert_eq!(kind, "INVALID_CONFIG");
+        assert!(
+            message.contains(&format!("endpoint `{name}` is not configured")),
+            "{message}"
+        );
+    }
+    client
+        .invoke(invoke_request(
+            "main",
+            ARN,
+            b"{}",
+            5000,
+            InvocationType::RequestResponse,
+        ))
+        .await
+        .expect("a configured endpoint still works");
+    let metrics = invoker.metrics().await;
+    for name in &names {
+        assert!(
+            !metrics.contains(name.as_str()),
+            "{name} is a label:\n{metrics}"
+        );
+    }
+    assert_eq!(
+        lambdagate_harness::http::metric_value(
+            &metrics,
+            "lambdagate_invocations_total",
+            &[("endpoint", "(unknown)")]
+        ),
+        Some(50.0),
+        "{metrics}"
+    );
+    assert_eq!(
+        lambdagate_harness::http::metric_value(
+            &metrics,
+            "lambdagate_invocations_total",
+            &[("endpoint", "main"), ("outcome", "ok")]
+        ),
+        Some(1.0),
+        "{metrics}"
+    );
+    let endpoint_labels: std::collections::BTreeSet<&str> = metrics
+        .lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter_map(|l| l.split("endpoint=\"").nth(1)?.split('"').next())
+        .collect();
+    assert_eq!(
+        endpoint_labels,
+        ["(unknown)", "main"].into_iter().collect(),
+        "{metrics}"
+    );
+}

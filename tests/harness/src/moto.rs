@@ -22,6 +22,14 @@ pub struct MotoOptions {
     /// `https://localhost:PORT`. Plain-HTTP helpers (`queue_results`) do
     /// not work then.
     pub tls: bool,
+    /// Serve AWS under this URL path prefix too (`tests/moto/prefixed_server.py`),
+    /// as behind a path-based reverse proxy; `url` stays the root (for
+    /// setup), the prefixed URL is `url` + prefix. Not with `tls`.
+    pub path_prefix: Option<&'static str>,
+    /// With `path_prefix`: moto checks signatures against the path as
+    /// received, prefix included, and can then no longer name the
+    /// operation (see prefixed_server.py).
+    pub signed_path_as_received: bool,
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -68,8 +76,14 @@ impl Moto {
         let venv = venv();
         let port = free_port();
         let addr = format!("127.0.0.1:{port}");
-        let mut command = Command::new(venv.join("bin/moto_server"));
-        command.args(["-H", "127.0.0.1", "-p", &port.to_string()]);
+        let mut command = match options.path_prefix {
+            None => {
+                let mut c = Command::new(venv.join("bin/moto_server"));
+                c.args(["-H", "127.0.0.1", "-p", &port.to_string()]);
+                c
+            }
+            Some(prefix) => prefixed_server(&port.to_string(), prefix, options),
+        };
         let (url, tls_dir, tls_cert) = if options.tls {
             let dir = tempfile::tempdir().expect("temp dir");
             let (cert, key) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
@@ -162,6 +176,18 @@ impl Moto {
         moto.fixture = serde_json::from_slice(&output.stdout).expect("fixture JSON");
         moto
     }
+}
+
+/// moto under a path prefix (see `MotoOptions::path_prefix`).
+fn prefixed_server(port: &str, prefix: &str, options: MotoOptions) -> Command {
+    let mut command = Command::new(venv().join("bin/python"));
+    command
+        .arg(repo_root().join("tests/moto/prefixed_server.py"))
+        .args(["127.0.0.1", port, prefix]);
+    if options.signed_path_as_received {
+        command.arg("--signed-path-as-received");
+    }
+    command
 }
 
 impl Moto {
