@@ -119,7 +119,10 @@ fn assert_sane(response: &HttpResponse) {
     assert!((200..=599).contains(&response.status), "{response:?}");
     for (name, value) in &response.headers {
         assert!(!name.is_empty());
-        assert!(!value.contains(['\r', '\n', '\0']), "{name}: {value:?}");
+        assert!(
+            http::HeaderValue::from_str(value).is_ok(),
+            "{name}: {value:?}"
+        );
     }
 }
 
@@ -678,4 +681,52 @@ fn odd_templates_are_refused_at_the_template() {
         "resources": [{"verb": "GET", "uri_template": "/é",
                        "arn": "arn:aws:lambda:us-east-1:123456789012:function:f"}]}]});
     assert!(lambdagate_core::parse(config.to_string().as_bytes()).is_ok());
+}
+
+/// Found by the `reply` fuzz target: a header value with a control
+/// character other than CR, LF or NUL (here form feed, also DEL and
+/// U+0001) was passed to the client. Such headers are dropped; tab and
+/// non-ASCII text stay.
+#[test]
+fn reply_headers_with_control_characters_are_dropped() {
+    let config = common::config();
+    let plan = common::plan(&config, common::headers("POST", "/users/user/7", &[]));
+    let payload = serde_json::json!({
+        "statusCode": 201,
+        "headers": {"x-ff": "a\u{c}b", "x-del": "a\u{7f}", "x-soh": "\u{1}", "x-tab": "a\tb", "x-text": "é"},
+        "multiValueHeaders": {"x-multi": ["ok", "bad\u{1b}"]},
+        "cookies": ["a=1", "b=\u{8}"],
+        "body": "created"
+    });
+    let reply = InvokeReply {
+        status_code: 200,
+        payload: payload.to_string().into_bytes(),
+        executed_version: "1\u{c}".into(),
+        lambda_request_id: "id\u{7f}".into(),
+        ..InvokeReply::default()
+    };
+    let response = plan.on_reply(Ok(&reply.encode_to_vec()));
+    assert_eq!(response.status, 201);
+    let mut names: Vec<(&str, &str)> = response
+        .headers
+        .iter()
+        .map(|(n, v)| (n.as_str(), v.as_str()))
+        .collect();
+    names.sort();
+    assert_eq!(
+        names,
+        [
+            ("content-type", "application/json"),
+            ("set-cookie", "a=1"),
+            ("x-multi", "ok"),
+            ("x-tab", "a\tb"),
+            ("x-text", "é"),
+        ]
+    );
+    for (name, value) in &response.headers {
+        assert!(
+            http::HeaderValue::from_str(value).is_ok(),
+            "{name}: {value:?}"
+        );
+    }
 }
