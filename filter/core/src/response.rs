@@ -792,8 +792,12 @@ fn is_forwardable(name: &str) -> bool {
         && !DROPPED.contains(&name)
 }
 
+/// A valid HTTP field value (RFC 9110): no control character but tab, not
+/// only no CR, LF or NUL (a function's `\u000c` must not reach clients).
 fn is_header_value(value: &str) -> bool {
-    !value.bytes().any(|b| b == b'\r' || b == b'\n' || b == 0)
+    value
+        .bytes()
+        .all(|b| b == b'\t' || (b >= 0x20 && b != 0x7f))
 }
 
 #[cfg(test)]
