@@ -76,6 +76,12 @@ impl Tally {
         self.lost.lock().unwrap().len()
     }
 
+    /// Up to `n` of the lost requests, with why.
+    pub fn lost_samples(&self, n: usize) -> Vec<String> {
+        let lost = self.lost.lock().unwrap();
+        lost[..lost.len().min(n)].to_vec()
+    }
+
     pub fn status_count(&self, status: u16) -> usize {
         self.statuses
             .lock()
@@ -166,6 +172,11 @@ pub async fn wasm_vm_stats(admin: &str) -> HashMap<String, u64> {
     let mut stats = envoy_stats(admin, "wasm").await;
     stats.retain(|k, _| !k.ends_with(".active"));
     stats
+}
+
+/// A wasm binary from its text form (for a filter module that traps).
+pub fn wasm_from_wat(text: &str) -> Vec<u8> {
+    wat::parse_str(text).expect("valid WAT")
 }
 
 // ---------------------------------------------------------------------------
@@ -423,8 +434,14 @@ async fn misbehave(
 // Raw HTTP/1.1 (bytes no client library would send)
 
 /// The status of a raw HTTP/1.1 response, its headers and body, or None
-/// when what came back is not an HTTP response.
+/// when what came back is not a whole HTTP response.
 pub fn parse_raw_response(raw: &[u8]) -> Option<crate::http::Response> {
+    parse_response_head(raw, false)
+}
+
+/// Like [`parse_raw_response`], but a body shorter than its Content-Length
+/// is accepted (a HEAD answer, or what arrived before the server closed).
+fn parse_response_head(raw: &[u8], lenient: bool) -> Option<crate::http::Response> {
     let end = raw.windows(4).position(|w| w == b"\r\n\r\n")?;
     let head = String::from_utf8_lossy(&raw[..end]);
     let mut lines = head.split("\r\n");
@@ -439,6 +456,7 @@ pub fn parse_raw_response(raw: &[u8]) -> Option<crate::http::Response> {
         .find(|(k, _)| k == "content-length")
         .and_then(|(_, v)| v.parse::<usize>().ok());
     let body = match length {
+        Some(n) if lenient => rest.get(..n).unwrap_or(rest).to_vec(),
         Some(n) => rest.get(..n)?.to_vec(),
         None => rest.to_vec(),
     };
@@ -503,7 +521,7 @@ pub async fn raw_exchange(
     match outcome {
         Err(_) if raw.is_empty() => Err(format!("no answer within {within:?}")),
         Ok(Err(e)) if raw.is_empty() => Err(format!("read after {took:?}: {e}")),
-        _ => parse_raw_response(&raw).ok_or_else(|| {
+        _ => parse_response_head(&raw, true).ok_or_else(|| {
             format!(
                 "not an HTTP response after {took:?}: {:?}",
                 String::from_utf8_lossy(&raw[..raw.len().min(200)])
@@ -614,9 +632,9 @@ impl Rng {
         (self.next_u64() % n.max(1) as u64) as usize
     }
 
-    pub fn pick<'a, T>(&mut self, items: &'a [T]) -> &'a T {
+    pub fn pick<T: Copy>(&mut self, items: &[T]) -> T {
         let i = self.below(items.len());
-        &items[i]
+        items[i]
     }
 
     pub fn chance(&mut self, percent: usize) -> bool {
