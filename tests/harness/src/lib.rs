@@ -16,6 +16,7 @@
 )]
 
 pub mod envoy;
+pub mod faults;
 pub mod http;
 pub mod invoker;
 pub mod moto;
