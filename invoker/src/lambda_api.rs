@@ -10,7 +10,7 @@
 //! Control-plane calls (`check --live`, `functions`) still use the SDK.
 
 use std::sync::RwLock;
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use aws_credential_types::Credentials;
 use aws_credential_types::provider::error::CredentialsError;
@@ -43,6 +43,11 @@ fn invocation_type_header(invocation_type: InvocationType) -> &'static str {
 /// Credentials are refreshed this long before they expire, as the SDK's
 /// lazy identity cache does.
 const REFRESH_BEFORE_EXPIRY: Duration = Duration::from_secs(10);
+
+/// After a failed refresh, the session in hand is used this long before
+/// the next attempt, so that an unreachable source costs one attempt per
+/// second, not one per request.
+const RETRY_REFRESH_AFTER: Duration = Duration::from_secs(1);
 
 /// A response body above this is not a Lambda reply (Lambda caps replies
 /// at 6 MB); reading stops there instead of buffering without bound.
@@ -343,11 +348,15 @@ pub fn error_code_and_message(error_type: &str, body: &[u8]) -> (Option<String>,
 
 /// The endpoint's credentials, loaded once and again shortly before they
 /// expire. One caller loads while the others wait, so an expiring STS
-/// session costs one AssumeRole, not one per request in flight.
+/// session costs one AssumeRole, not one per request in flight. When a
+/// refresh fails (STS or the metadata endpoint unreachable) the session in
+/// hand serves until it really expires; only then do requests fail.
 struct CredentialsCache {
     provider: SharedCredentialsProvider,
     current: RwLock<Option<Credentials>>,
     loading: AsyncMutex<()>,
+    /// Set after a failed refresh: no new attempt before then.
+    retry_at: RwLock<Option<Instant>>,
 }
 
 impl CredentialsCache {
@@ -356,31 +365,67 @@ impl CredentialsCache {
             provider,
             current: RwLock::new(None),
             loading: AsyncMutex::new(()),
+            retry_at: RwLock::new(None),
         }
     }
 
-    fn fresh(&self) -> Option<Credentials> {
+    /// The credentials in hand if they are valid for at least `margin`.
+    fn valid_for(&self, margin: Duration) -> Option<Credentials> {
         let current = self.current.read().ok()?;
         let creds = current.as_ref()?;
         match creds.expiry() {
-            Some(expiry) if expiry <= SystemTime::now() + REFRESH_BEFORE_EXPIRY => None,
+            Some(expiry) if expiry <= SystemTime::now() + margin => None,
             _ => Some(creds.clone()),
         }
     }
 
+    fn fresh(&self) -> Option<Credentials> {
+        self.valid_for(REFRESH_BEFORE_EXPIRY)
+    }
+
+    /// Still valid, and a refresh failed a moment ago.
+    fn backing_off(&self) -> Option<Credentials> {
+        let retry_at = self.retry_at.read().ok().and_then(|r| *r)?;
+        if Instant::now() >= retry_at {
+            return None;
+        }
+        self.valid_for(Duration::ZERO)
+    }
+
     async fn get(&self) -> Result<Credentials, CredentialsError> {
-        if let Some(creds) = self.fresh() {
+        if let Some(creds) = self.fresh().or_else(|| self.backing_off()) {
             return Ok(creds);
         }
         let _loading = self.loading.lock().await;
-        if let Some(creds) = self.fresh() {
+        if let Some(creds) = self.fresh().or_else(|| self.backing_off()) {
             return Ok(creds);
         }
-        let creds = self.provider.provide_credentials().await?;
-        if let Ok(mut current) = self.current.write() {
-            *current = Some(creds.clone());
+        match self.provider.provide_credentials().await {
+            Ok(creds) => {
+                if let Ok(mut current) = self.current.write() {
+                    *current = Some(creds.clone());
+                }
+                if let Ok(mut retry_at) = self.retry_at.write() {
+                    *retry_at = None;
+                }
+                Ok(creds)
+            }
+            Err(e) => {
+                if let Ok(mut retry_at) = self.retry_at.write() {
+                    *retry_at = Some(Instant::now() + RETRY_REFRESH_AFTER);
+                }
+                match self.valid_for(Duration::ZERO) {
+                    Some(creds) => {
+                        tracing::warn!(
+                            error = %chain_text(&e),
+                            "refreshing credentials failed; the current session serves until it expires"
+                        );
+                        Ok(creds)
+                    }
+                    None => Err(e),
+                }
+            }
         }
-        Ok(creds)
     }
 }
 

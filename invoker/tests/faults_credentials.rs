@@ -176,7 +176,6 @@ async fn role_credentials_rotating_under_load_fail_no_request() {
 /// hand is still valid: requests must keep succeeding with it until it
 /// expires, and only then fail, as 503 (CREDENTIALS_UNAVAILABLE).
 #[tokio::test]
-#[ignore = "issue 10: the invoker fails requests from the start of its 10 s early-refresh window when the credentials source is unreachable, instead of using the still-valid cached session until it expires"]
 async fn unreachable_credentials_source_uses_the_cached_session_until_it_expires() {
     let mut s = stack().await;
     assert_eq!(one_request(&s.envoy.addr, "warm").await, Outcome::Ok);
