@@ -6,7 +6,7 @@
 //! place; an accepted one gives an OpenAPI document that serializes.
 #![no_main]
 
-use lambdagate_invoker::api::{ApiDefinition, Gateway};
+use lambdagate_invoker::api::ApiDefinition;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
