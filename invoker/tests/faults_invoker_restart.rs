@@ -140,9 +140,8 @@ async fn sigkilled_invoker_under_load_loses_no_request_and_runs_nothing_twice() 
         w.await.unwrap();
     }
     // After the last restart the gateway serves again.
-    let after = Tally::new();
     assert_eq!(
-        one_request(&envoy.addr, "after-last-restart", &after).await,
+        one_request(&envoy.addr, "after-last-restart", &tally).await,
         Some(200)
     );
 
@@ -166,6 +165,6 @@ async fn sigkilled_invoker_under_load_loses_no_request_and_runs_nothing_twice() 
     );
     // Every 200 was one invocation; every 503 at most one (the invoker may
     // have sent Invoke just before it was killed).
-    assert!(lambda.total() >= tally.status_count(200) + 1);
-    assert!(lambda.total() <= tally.sent_count() + 1);
+    assert!(lambda.total() >= tally.status_count(200));
+    assert!(lambda.total() <= tally.sent_count());
 }
