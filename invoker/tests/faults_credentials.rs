@@ -98,7 +98,7 @@ async fn one_request(gateway: &str, request_id: &str) -> Outcome {
         gateway,
         "GET",
         &format!("/svc/items/{request_id}"),
-        &[("x-request-id", request_id)],
+        &[("x-test-tag", request_id)],
         b"",
         Duration::from_secs(10),
     )
@@ -106,7 +106,7 @@ async fn one_request(gateway: &str, request_id: &str) -> Outcome {
     {
         Ok(r) if r.status == 200 => {
             let event: serde_json::Value = serde_json::from_slice(&r.body).unwrap_or_default();
-            if event["requestContext"]["requestId"] == request_id {
+            if event["headers"]["x-test-tag"] == request_id {
                 Outcome::Ok
             } else {
                 Outcome::Lost(format!("{request_id}: 200 but not our event: {}", r.text()))
@@ -114,7 +114,8 @@ async fn one_request(gateway: &str, request_id: &str) -> Outcome {
         }
         Ok(r) if r.status == 503 => {
             let body: serde_json::Value = serde_json::from_slice(&r.body).unwrap_or_default();
-            if body["requestId"] == request_id && body["message"].is_string() {
+            if body["requestId"].as_str() == r.header("x-request-id") && body["message"].is_string()
+            {
                 Outcome::Unavailable
             } else {
                 Outcome::Lost(format!(

@@ -135,7 +135,7 @@ async fn a_hundred_deploys_under_load_fail_no_request() {
     let bootstrap = std::fs::read_to_string(out.join("envoy.yaml")).unwrap();
     let envoy = EnvoyProcess::start_bootstrap(&bootstrap, p.listen, p.admin).await;
     let r = envoy
-        .send("GET", "/users/user/1", &[("x-request-id", "first")], b"")
+        .send("GET", "/users/user/1", &[("x-test-tag", "first")], b"")
         .await;
     assert_eq!(
         (r.status, r.text().as_str()),
@@ -159,7 +159,7 @@ async fn a_hundred_deploys_under_load_fail_no_request() {
                     &gateway,
                     "GET",
                     &format!("/users/user/{n}"),
-                    &[("x-request-id", &request_id)],
+                    &[("x-test-tag", &request_id)],
                     b"",
                     Duration::from_secs(10),
                 )
@@ -198,7 +198,7 @@ async fn a_hundred_deploys_under_load_fail_no_request() {
         // own 404, which would otherwise dominate the test's run time.
         let r = raw_exchange(
             &envoy.addr,
-            b"GET /users/thing/1 HTTP/1.1\r\nhost: gateway\r\nconnection: close\r\nx-request-id: probe\r\n\r\n",
+            b"GET /users/thing/1 HTTP/1.1\r\nhost: gateway\r\nconnection: close\r\nx-test-tag: probe\r\n\r\n",
             usize::MAX,
             Duration::ZERO,
             Duration::from_secs(10),

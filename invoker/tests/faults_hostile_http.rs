@@ -165,7 +165,7 @@ fn head(method: &str, path: &[u8], id: &str, headers: &[Vec<u8>], body: &[u8]) -
     out.extend_from_slice(method.as_bytes());
     out.push(b' ');
     out.extend_from_slice(path);
-    out.extend_from_slice(b" HTTP/1.1\r\nhost: gateway\r\nconnection: close\r\nx-request-id: ");
+    out.extend_from_slice(b" HTTP/1.1\r\nhost: gateway\r\nconnection: close\r\nx-test-tag: ");
     out.extend_from_slice(id.as_bytes());
     out.extend_from_slice(b"\r\n");
     for h in headers {
@@ -219,13 +219,13 @@ fn crafted() -> Vec<(&'static str, Vec<u8>)> {
         ),
         (
             "chunked and content-length",
-            b"POST /shop/items/1 HTTP/1.1\r\nhost: g\r\nconnection: close\r\nx-request-id: c-te\r\ntransfer-encoding: chunked\r\ncontent-length: 4\r\n\r\n4\r\nabcd\r\n0\r\n\r\n".to_vec(),
+            b"POST /shop/items/1 HTTP/1.1\r\nhost: g\r\nconnection: close\r\nx-test-tag: c-te\r\ntransfer-encoding: chunked\r\ncontent-length: 4\r\n\r\n4\r\nabcd\r\n0\r\n\r\n".to_vec(),
         ),
         (
             "bad chunk size",
-            b"POST /shop/items/1 HTTP/1.1\r\nhost: g\r\nconnection: close\r\nx-request-id: c-chunk\r\ntransfer-encoding: chunked\r\n\r\nzz\r\nabcd\r\n0\r\n\r\n".to_vec(),
+            b"POST /shop/items/1 HTTP/1.1\r\nhost: g\r\nconnection: close\r\nx-test-tag: c-chunk\r\ntransfer-encoding: chunked\r\n\r\nzz\r\nabcd\r\n0\r\n\r\n".to_vec(),
         ),
-        ("HTTP/1.0 without host", b"GET /shop/items/1 HTTP/1.0\r\nx-request-id: c-10\r\n\r\n".to_vec()),
+        ("HTTP/1.0 without host", b"GET /shop/items/1 HTTP/1.0\r\nx-test-tag: c-10\r\n\r\n".to_vec()),
         ("not HTTP at all", b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03garbage\r\n\r\n".to_vec()),
     ]
 }
@@ -351,7 +351,7 @@ fn random_h2(
     let mut builder = http::Request::builder()
         .method(method)
         .uri(format!("http://gateway{path}"))
-        .header("x-request-id", id);
+        .header("x-test-tag", id);
     for i in 0..rng.below(6) {
         let len = rng.below(40);
         let value: Vec<u8> = rng
@@ -377,7 +377,7 @@ async fn hostile_http_is_always_answered_and_never_traps_the_filter() {
     let s = stack().await;
     let r = s
         .envoy
-        .send("GET", "/shop/items/1", &[("x-request-id", "warm")], b"")
+        .send("GET", "/shop/items/1", &[("x-test-tag", "warm")], b"")
         .await;
     assert_eq!((r.status, r.text().as_str()), (200, "warm"));
     let vm_before = wasm_vm_stats(&s.envoy.admin).await;
@@ -389,7 +389,7 @@ async fn hostile_http_is_always_answered_and_never_traps_the_filter() {
         let before = crafted_tally.lost_count();
         // Judged against the request id it sends (`c-...`).
         let id = String::from_utf8_lossy(&request)
-            .split("x-request-id: ")
+            .split("x-test-tag: ")
             .nth(1)
             .and_then(|rest| rest.split("\r\n").next())
             .unwrap_or(what)

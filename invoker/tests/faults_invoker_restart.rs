@@ -57,7 +57,7 @@ async fn one_request(addr: &str, request_id: &str, tally: &Tally) -> Option<u16>
         addr,
         "GET",
         &format!("/svc/items/{request_id}"),
-        &[("x-request-id", request_id)],
+        &[("x-test-tag", request_id)],
         b"",
         ROUTE_TIMEOUT + MARGIN,
     )
@@ -70,7 +70,8 @@ async fn one_request(addr: &str, request_id: &str, tally: &Tally) -> Option<u16>
         }
         Ok(r) if r.status == 503 => {
             let body: serde_json::Value = serde_json::from_slice(&r.body).unwrap_or_default();
-            if body["requestId"] == request_id && body["message"].is_string() {
+            if body["requestId"].as_str() == r.header("x-request-id") && body["message"].is_string()
+            {
                 tally.correct(503);
                 Some(503)
             } else {

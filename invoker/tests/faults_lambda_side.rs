@@ -103,7 +103,7 @@ async fn expect_errors(gateway: &str, name: &str, status: u16, count: usize, tal
                 &gateway,
                 "GET",
                 &format!("/{name}/x"),
-                &[("x-request-id", &request_id)],
+                &[("x-test-tag", &request_id)],
                 b"",
                 ROUTE_TIMEOUT + MARGIN + Duration::from_secs(5),
             )
@@ -112,7 +112,9 @@ async fn expect_errors(gateway: &str, name: &str, status: u16, count: usize, tal
             match result {
                 Ok(r) if r.status == status && took <= ROUTE_TIMEOUT + MARGIN => {
                     let body: Value = serde_json::from_slice(&r.body).unwrap_or_default();
-                    if body["requestId"] == request_id.as_str() && body["message"].is_string() {
+                    if body["requestId"].as_str() == r.header("x-request-id")
+                        && body["message"].is_string()
+                    {
                         tally.correct(status);
                     } else {
                         tally.lost(format!("{request_id}: not the JSON error: {}", r.text()));
@@ -156,7 +158,7 @@ fn healthy_load(
                 &gateway,
                 "GET",
                 "/healthy/x",
-                &[("x-request-id", &request_id)],
+                &[("x-test-tag", &request_id)],
                 b"",
                 ROUTE_TIMEOUT + MARGIN,
             )

@@ -11,6 +11,11 @@
 //! [`Tally`] counts every request a fault test sends as answered correctly
 //! or lost (no answer, hung past its bound, or a wrong answer).
 
+/// The header a fault test names each request with; the counting
+/// stand-in answers with it. (`x-request-id` is Envoy's own: a client's
+/// is replaced.)
+pub const TAG_HEADER: &str = "x-test-tag";
+
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -266,9 +271,11 @@ impl Drop for CountingLambdaStandIn {
 
 async fn count_invocation(State(state): State<CountingState>, body: Bytes) -> Response {
     state.total.fetch_add(1, Ordering::SeqCst);
+    // The client's tag ([`TAG_HEADER`]): the request id is Envoy's own and
+    // the client cannot choose it, so tests name their requests this way.
     let request_id = serde_json::from_slice::<serde_json::Value>(&body)
         .ok()
-        .and_then(|e| e["requestContext"]["requestId"].as_str().map(str::to_owned))
+        .and_then(|e| e["headers"][TAG_HEADER].as_str().map(str::to_owned))
         .unwrap_or_default();
     *state
         .invocations
