@@ -812,7 +812,8 @@ fn function_errors_are_502_with_the_functions_error() {
 fn errors_are_generic_unless_the_api_exposes_them() {
     let mut host = filter();
     let secret = "db password=hunter2";
-    let cases: Vec<(Box<dyn Fn(&mut lambdagate_wasm_host::Host, u32)>, u32, &str)> = vec![
+    type Answer = Box<dyn Fn(&mut lambdagate_wasm_host::Host, u32)>;
+    let cases: Vec<(Answer, u32, &str)> = vec![
         (
             Box::new(|host, token| {
                 let mut failed = reply(
