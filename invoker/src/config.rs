@@ -239,7 +239,8 @@ impl Config {
             let path = e.path().to_string();
             ConfigError {
                 file: file.to_owned(),
-                field: if path == "." {
+                // `` is an unknown top-level key that is itself empty.
+                field: if path == "." || path.is_empty() {
                     "(top level)".into()
                 } else {
                     path
