@@ -37,7 +37,20 @@ struct Input<'a> {
     payload: &'a [u8],
 }
 
-const TEXTS: &[&str] = &["", "$LATEST", "7", "id-1", "\r\n", "é", "\u{0}", "a b", "THROTTLED: slow", "TIMEOUT: 3 s", "FUNCTION_NOT_FOUND: x", ": "];
+const TEXTS: &[&str] = &[
+    "",
+    "$LATEST",
+    "7",
+    "id-1",
+    "\r\n",
+    "é",
+    "\u{0}",
+    "a b",
+    "THROTTLED: slow",
+    "TIMEOUT: 3 s",
+    "FUNCTION_NOT_FOUND: x",
+    ": ",
+];
 
 fn text(b: u8) -> &'static str {
     TEXTS[usize::from(b) % TEXTS.len()]
@@ -139,7 +152,10 @@ fuzz_target!(|data: &[u8]| {
     assert_eq!(again, response);
 
     // Arbitrary bytes as the gRPC message, and a gRPC failure.
-    assert_sane(&reply_to_http(&ctx, Ok(input.payload)), "reply_to_http(bytes)");
+    assert_sane(
+        &reply_to_http(&ctx, Ok(input.payload)),
+        "reply_to_http(bytes)",
+    );
     let status = GrpcStatus {
         code: input.grpc_code,
         message: input.grpc_message,
