@@ -66,7 +66,6 @@ fn plan(route: &str, request_id: &str) -> Box<RoutePlan> {
 const CONTROL: usize = 12;
 
 struct Input<'a> {
-    event: bool,
     function_error: u8,
     route: u8,
     status_code: u32,
@@ -103,7 +102,6 @@ impl<'a> Input<'a> {
         let n = data.len().min(CONTROL);
         c[..n].copy_from_slice(&data[..n]);
         Input {
-            event: c[0] & 1 == 1,
             function_error: c[1],
             route: c[2],
             status_code: u32::from(c[4]) * 3,
