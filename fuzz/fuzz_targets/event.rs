@@ -25,7 +25,12 @@ fn config() -> &'static CompiledConfig {
     static CONFIG: OnceLock<CompiledConfig> = OnceLock::new();
     CONFIG.get_or_init(|| {
         let mut apis = Vec::new();
-        for (name, format) in [("users", "v1"), ("users2", "v2"), ("userswso2", "wso2"), ("raw", "passthrough")] {
+        for (name, format) in [
+            ("users", "v1"),
+            ("users2", "v2"),
+            ("userswso2", "wso2"),
+            ("raw", "passthrough"),
+        ] {
             apis.push(format!(
                 r#"{{"name": "{name}", "version": "v1", "context": "/{name}", "endpoint": "main",
                     "payload_format": "{format}",
@@ -74,12 +79,24 @@ enum Name {
     Other(String),
 }
 
-const METHODS: &[&str] = &["GET", "POST", "PUT", "DELETE", "PATCH", "HEAD", "OPTIONS", "PROPFIND"];
+const METHODS: &[&str] = &[
+    "GET", "POST", "PUT", "DELETE", "PATCH", "HEAD", "OPTIONS", "PROPFIND",
+];
 const CONTEXTS: &[&str] = &["/users", "/users2", "/userswso2", "/raw", "", "/usersx"];
 const RESOURCES: &[&str] = &["/user/", "/files/", "/", "/events/", ""];
 const NAMES: &[&str] = &[
-    "content-type", "cookie", "host", ":authority", "x-request-id", "content-length",
-    "user-agent", "accept", "x-forwarded-for", ":scheme", "Content-Type", "set-cookie",
+    "content-type",
+    "cookie",
+    "host",
+    ":authority",
+    "x-request-id",
+    "content-length",
+    "user-agent",
+    "accept",
+    "x-forwarded-for",
+    ":scheme",
+    "Content-Type",
+    "set-cookie",
 ];
 
 /// What an HTTP/1 or HTTP/2 codec in Envoy would let through.
@@ -95,9 +112,15 @@ fn is_field_value(s: &str) -> bool {
 fn assert_sane(response: &HttpResponse) {
     assert!((200..=599).contains(&response.status), "{response:?}");
     for (name, value) in &response.headers {
-        assert!(http::HeaderName::from_bytes(name.as_bytes()).is_ok(), "{name:?}");
+        assert!(
+            http::HeaderName::from_bytes(name.as_bytes()).is_ok(),
+            "{name:?}"
+        );
         assert_eq!(name, &name.to_ascii_lowercase());
-        assert!(http::HeaderValue::from_str(value).is_ok(), "{name}: {value:?}");
+        assert!(
+            http::HeaderValue::from_str(value).is_ok(),
+            "{name}: {value:?}"
+        );
     }
 }
 
@@ -129,7 +152,11 @@ fuzz_target!(|input: Input| {
         None => raw_path,
     };
     // The path the event names: up to the first `?`.
-    let path = path_and_query.split('?').next().unwrap_or_default().to_owned();
+    let path = path_and_query
+        .split('?')
+        .next()
+        .unwrap_or_default()
+        .to_owned();
     let mut headers = vec![
         (":method".to_owned(), method.clone()),
         (":path".to_owned(), path_and_query.clone()),
@@ -174,8 +201,10 @@ fuzz_target!(|input: Input| {
         PayloadFormat::V1 => {
             serde_json::from_slice::<serde_json::Value>(payload).expect("v1 event is JSON");
             if envoy_valid {
-                let event: ApiGatewayProxyRequest = serde_json::from_slice(payload)
-                    .unwrap_or_else(|e| panic!("v1 event: {e}: {}", String::from_utf8_lossy(payload)));
+                let event: ApiGatewayProxyRequest =
+                    serde_json::from_slice(payload).unwrap_or_else(|e| {
+                        panic!("v1 event: {e}: {}", String::from_utf8_lossy(payload))
+                    });
                 assert_eq!(event.http_method.as_str(), method);
                 assert_eq!(event.path.as_deref(), Some(path.as_str()));
                 check_body(event.body.as_deref(), event.is_base64_encoded, &input.body);
@@ -185,7 +214,9 @@ fuzz_target!(|input: Input| {
             serde_json::from_slice::<serde_json::Value>(payload).expect("v2 event is JSON");
             if envoy_valid {
                 let event: ApiGatewayV2httpRequest = serde_json::from_slice(payload)
-                    .unwrap_or_else(|e| panic!("v2 event: {e}: {}", String::from_utf8_lossy(payload)));
+                    .unwrap_or_else(|e| {
+                        panic!("v2 event: {e}: {}", String::from_utf8_lossy(payload))
+                    });
                 assert_eq!(event.request_context.http.method.as_str(), method);
                 check_body(event.body.as_deref(), event.is_base64_encoded, &input.body);
             }

@@ -17,6 +17,7 @@ fuzz_target!(|data: &[u8]| {
     match lambdagate_core::parse(data) {
         Err(e) => {
             let at = e.at();
+            assert!(!at.is_empty(), "{e}");
             assert!(
                 at == "config"
                     || at == "invoker_cluster"

@@ -1,33 +1,73 @@
 //! The proxy-response decoder: what the function (or the invoker) sends
 //! back, turned into the client's HTTP response.
 //!
-//! The input is a few control bytes and the Lambda payload (fed to
-//! `proxy_response` and, wrapped in an `InvokeReply`, to
-//! `invoke_reply_to_http`; as raw bytes also the gRPC message for
-//! `reply_to_http`), plus a gRPC status. Invariants: nothing
-//! panics; the status is a final one, 200..=599 (never 1xx, which Envoy
-//! cannot send as a local reply); header names are valid lower-case HTTP
-//! names and values valid HTTP values; a usable proxy response is passed
-//! through (status from `statusCode`), function errors get the route's
-//! status, `Event` invocations get 202.
+//! The input is a few control bytes and the Lambda payload, fed to
+//! `proxy_response` and, wrapped in an `InvokeReply`, to `RoutePlan::on_reply`
+//! (the glue's call: decode the gRPC message, then map the reply); the raw
+//! bytes also go in as the gRPC message, and a gRPC status. Invariants:
+//! nothing panics; the status is a final one, 200..=599 (never 1xx, which
+//! Envoy cannot send as a local reply); header names are valid lower-case
+//! HTTP names and values valid HTTP values; a usable proxy response is
+//! passed through (status and body from the function), function errors get
+//! the route's `function_error_status`, `Event` invocations get 202.
 #![no_main]
 
-use lambdagate_core::response::{
-    GrpcStatus, HttpResponse, ReplyContext, invoke_reply_to_http, proxy_response, reply_to_http,
-};
-use lambdagate_core::{InvocationType, Timeout};
+use lambdagate_core::response::{GrpcStatus, HttpResponse, proxy_response};
+use lambdagate_core::{CompiledConfig, Decision, RequestInfo, RoutePlan};
 use lambdagate_proto::InvokeReply;
 use libfuzzer_sys::fuzz_target;
 use prost::Message as _;
+use std::sync::OnceLock;
+
+/// Routes with different `function_error_status` values, and an `Event` one.
+const ROUTES: &[(&str, Option<u16>)] = &[
+    ("/s400", Some(400)),
+    ("/s502", Some(502)),
+    ("/s599", Some(599)),
+    ("/event", None),
+];
+
+fn config() -> &'static CompiledConfig {
+    static CONFIG: OnceLock<CompiledConfig> = OnceLock::new();
+    CONFIG.get_or_init(|| {
+        let arn = "arn:aws:lambda:us-east-1:123456789012:function:f";
+        let resources: Vec<String> = ROUTES
+            .iter()
+            .map(|(path, status)| match status {
+                Some(s) => format!(r#"{{"verb": "ANY", "uri_template": "{path}", "arn": "{arn}", "function_error_status": {s}}}"#),
+                None => format!(r#"{{"verb": "ANY", "uri_template": "{path}", "arn": "{arn}", "invocation_type": "Event"}}"#),
+            })
+            .collect();
+        let json = format!(
+            r#"{{"apis": [{{"name": "a", "version": "v1", "context": "/", "endpoint": "main", "resources": [{}]}}]}}"#,
+            resources.join(",")
+        );
+        lambdagate_core::parse(json.as_bytes()).expect("the fuzz config parses")
+    })
+}
+
+fn plan(route: &str, request_id: &str) -> Box<RoutePlan> {
+    let headers = vec![
+        (":method".to_owned(), "POST".to_owned()),
+        (":path".to_owned(), route.to_owned()),
+    ];
+    let info = RequestInfo {
+        request_id: request_id.to_owned(),
+        ..RequestInfo::default()
+    };
+    match config().on_request_headers(headers, info) {
+        Decision::NeedBody(plan) => plan,
+        other => panic!("{route} is not routed: {other:?}"),
+    }
+}
 
 /// The first `CONTROL` bytes pick the route and reply fields; the rest is
 /// the payload (so a seed is `CONTROL` bytes followed by a JSON reply).
 const CONTROL: usize = 12;
 
 struct Input<'a> {
-    event: bool,
     function_error: u8,
-    function_error_status: u16,
+    route: u8,
     status_code: u32,
     executed_version: &'static str,
     lambda_request_id: &'static str,
@@ -37,7 +77,20 @@ struct Input<'a> {
     payload: &'a [u8],
 }
 
-const TEXTS: &[&str] = &["", "$LATEST", "7", "id-1", "\r\n", "é", "\u{0}", "a b", "THROTTLED: slow", "TIMEOUT: 3 s", "FUNCTION_NOT_FOUND: x", ": "];
+const TEXTS: &[&str] = &[
+    "",
+    "$LATEST",
+    "7",
+    "id-1",
+    "\r\n",
+    "é",
+    "\u{0}",
+    "a b",
+    "THROTTLED: slow",
+    "TIMEOUT: 3 s",
+    "FUNCTION_NOT_FOUND: x",
+    ": ",
+];
 
 fn text(b: u8) -> &'static str {
     TEXTS[usize::from(b) % TEXTS.len()]
@@ -49,9 +102,8 @@ impl<'a> Input<'a> {
         let n = data.len().min(CONTROL);
         c[..n].copy_from_slice(&data[..n]);
         Input {
-            event: c[0] & 1 == 1,
             function_error: c[1],
-            function_error_status: u16::from_le_bytes([c[2], c[3]]),
+            route: c[2],
             status_code: u32::from(c[4]) * 3,
             executed_version: text(c[5]),
             lambda_request_id: text(c[6]),
@@ -87,26 +139,14 @@ fn assert_sane(response: &HttpResponse, what: &str) {
 
 fuzz_target!(|data: &[u8]| {
     let input = Input::new(data);
+    let (route, function_error_status) = ROUTES[usize::from(input.route) % ROUTES.len()];
+    let plan = plan(route, input.request_id);
     let function_error =
         FUNCTION_ERRORS[usize::from(input.function_error) % FUNCTION_ERRORS.len()].to_owned();
-    // The config only lets 400..=599 through.
-    let function_error_status = 400 + input.function_error_status % 200;
-    let ctx = ReplyContext {
-        arn: "arn:aws:lambda:us-east-1:123456789012:function:f",
-        invocation_type: if input.event {
-            InvocationType::Event
-        } else {
-            InvocationType::RequestResponse
-        },
-        function_error_status,
-        timeout: Timeout::from_millis(3000).expect("3 s is a valid timeout"),
-        request_id: input.request_id,
-    };
 
     let direct = proxy_response(input.payload);
-    match &direct {
-        Ok(Some(response)) => assert_sane(response, "proxy_response"),
-        Ok(None) | Err(_) => {}
+    if let Ok(Some(response)) = &direct {
+        assert_sane(response, "proxy_response");
     }
 
     let reply = InvokeReply {
@@ -116,33 +156,38 @@ fuzz_target!(|data: &[u8]| {
         executed_version: input.executed_version.to_owned(),
         lambda_request_id: input.lambda_request_id.to_owned(),
         error_kind: i32::from(data.get(10).copied().unwrap_or(0)) % 16,
+        ..InvokeReply::default()
     };
-    let encoded = reply.encode_to_vec();
-    let response = invoke_reply_to_http(&ctx, reply);
-    assert_sane(&response, "invoke_reply_to_http");
-    if !function_error.is_empty() {
-        assert_eq!(response.status, function_error_status);
-    } else if input.event {
-        assert_eq!(response.status, 202);
-    } else if let Ok(Some(proxied)) = &direct {
-        assert_eq!(response.status, proxied.status);
-        assert_eq!(response.body, proxied.body);
-    } else if let Ok(None) = &direct {
-        assert_eq!(response.status, 200);
-        assert_eq!(response.body, input.payload);
-    } else {
-        assert_eq!(response.status, 502, "malformed proxy response");
+    let response = plan.on_reply(Ok(&reply.encode_to_vec()));
+    assert_sane(&response, "on_reply(reply)");
+    match function_error_status {
+        _ if !function_error.is_empty() => {
+            // The Event route keeps the default, 502.
+            assert_eq!(
+                response.status,
+                function_error_status.unwrap_or(502),
+                "function error"
+            );
+        }
+        None => assert_eq!(response.status, 202, "Event"),
+        Some(_) => match &direct {
+            Ok(Some(proxied)) => {
+                assert_eq!(response.status, proxied.status);
+                assert_eq!(response.body, proxied.body);
+            }
+            Ok(None) => {
+                assert_eq!(response.status, 200);
+                assert_eq!(response.body, input.payload);
+            }
+            Err(_) => assert_eq!(response.status, 502, "malformed proxy response"),
+        },
     }
 
-    // The same reply as gRPC message bytes gives the same response.
-    let again = reply_to_http(&ctx, Ok(&encoded));
-    assert_eq!(again, response);
-
     // Arbitrary bytes as the gRPC message, and a gRPC failure.
-    assert_sane(&reply_to_http(&ctx, Ok(input.payload)), "reply_to_http(bytes)");
+    assert_sane(&plan.on_reply(Ok(input.payload)), "on_reply(bytes)");
     let status = GrpcStatus {
         code: input.grpc_code,
         message: input.grpc_message,
     };
-    assert_sane(&reply_to_http(&ctx, Err(status)), "reply_to_http(status)");
+    assert_sane(&plan.on_reply(Err(status)), "on_reply(status)");
 });

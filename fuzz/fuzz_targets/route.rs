@@ -212,7 +212,11 @@ fuzz_target!(|input: Input| {
             continue;
         };
         let context = &contexts[api];
-        let rest = if context == "/" { &path[..] } else { &path[context.len()..] };
+        let rest = if context == "/" {
+            &path[..]
+        } else {
+            &path[context.len()..]
+        };
 
         // 2. Which of its resources match the path, and with the method.
         let resources: Vec<&Declared> = declared.iter().filter(|d| d.api == api).collect();
@@ -274,10 +278,16 @@ fuzz_target!(|input: Input| {
                 );
             }
             (None, RouteMatch::NotFound) => {
-                assert!(by_path.is_empty(), "{method} {path}: 404 but a template matches");
+                assert!(
+                    by_path.is_empty(),
+                    "{method} {path}: 404 but a template matches"
+                );
             }
             (None, RouteMatch::MethodNotAllowed { allow }) => {
-                assert!(!by_path.is_empty(), "{method} {path}: 405 but nothing matches");
+                assert!(
+                    !by_path.is_empty(),
+                    "{method} {path}: 405 but nothing matches"
+                );
                 let mut expected: Vec<Verb> = by_path
                     .iter()
                     .flat_map(|d| {

@@ -245,7 +245,12 @@ impl ApiDefinition {
             let at = e.path().to_string();
             error(
                 file,
-                if at == "." { "(top level)".into() } else { at },
+                // `` is an unknown top-level key that is itself empty.
+                if at == "." || at.is_empty() {
+                    "(top level)".into()
+                } else {
+                    at
+                },
                 e.into_inner().to_string(),
             )
         })?;

@@ -262,7 +262,8 @@ impl Config {
             };
             ConfigError {
                 file: file.to_owned(),
-                field: if path == "." {
+                // `` is an unknown top-level key that is itself empty.
+                field: if path == "." || path.is_empty() {
                     "(top level)".into()
                 } else {
                     path

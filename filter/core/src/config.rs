@@ -166,8 +166,9 @@ pub fn parse(json: &[u8]) -> Result<CompiledConfig, ConfigError> {
     let mut de = serde_json::Deserializer::from_slice(json);
     let config: Config = serde_path_to_error::deserialize(&mut de).map_err(|e| {
         let at = e.path().to_string();
-        // `.` is the top level; `?` an unknown place (JSON syntax errors).
-        let at = if at == "." || at == "?" {
+        // `.` is the top level; `?` an unknown place (JSON syntax errors);
+        // `` an unknown top-level key that is itself empty.
+        let at = if at == "." || at == "?" || at.is_empty() {
             "config".to_owned()
         } else {
             at

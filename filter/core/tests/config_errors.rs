@@ -310,3 +310,15 @@ fn not_json_at_all() {
         "{err}"
     );
 }
+
+/// Found by the invoker-config fuzz target (the same rule holds here): an
+/// unknown top-level key that is empty gave an error with an empty
+/// location (`: unknown field ``...`).
+#[test]
+fn an_empty_unknown_key_is_refused_at_the_top_level() {
+    let mut config = good();
+    config[""] = serde_json::json!(1);
+    let e = lambdagate_core::parse(config.to_string().as_bytes()).unwrap_err();
+    assert_eq!(e.at(), "config", "{e}");
+    assert!(e.message().contains("unknown field ``"), "{e}");
+}
