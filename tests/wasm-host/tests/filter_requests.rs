@@ -811,13 +811,13 @@ fn function_errors_are_502_with_the_functions_error() {
 #[test]
 fn errors_are_generic_unless_the_api_exposes_them() {
     let mut host = filter();
-    let secret = "db password=hunter2";
+    const SECRET: &str = "db password=hunter2";
     type Answer = Box<dyn Fn(&mut lambdagate_wasm_host::Host, u32)>;
     let cases: Vec<(Answer, u32, &str)> = vec![
         (
             Box::new(|host, token| {
                 let mut failed = reply(
-                    json!({"errorMessage": secret, "errorType": "RuntimeError",
+                    json!({"errorMessage": SECRET, "errorType": "RuntimeError",
                            "stackTrace": ["File \"/var/task/app.py\", line 7"]})
                     .to_string(),
                 );
@@ -832,7 +832,7 @@ fn errors_are_generic_unless_the_api_exposes_them() {
                 let message = wire_status_message(
                     ErrorKind::AccessDenied,
                     &format!(
-                        "User: arn:aws:iam::123456789012:user/gw is not authorized ({secret})"
+                        "User: arn:aws:iam::123456789012:user/gw is not authorized ({SECRET})"
                     ),
                 );
                 host.grpc_close(token, 7, &message).unwrap();
