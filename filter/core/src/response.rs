@@ -493,6 +493,15 @@ pub fn invoke_reply_to_http(ctx: &ReplyContext<'_>, reply: InvokeReply) -> HttpR
     } else {
         match proxy_response(&reply.payload) {
             Ok(Some(response)) => response,
+            // Not JSON at all (cut, empty, garbage): never a 200 with a
+            // JSON content type. API Gateway answers 502 here too.
+            Ok(None) if serde_json::from_slice::<IgnoredAny>(&reply.payload).is_err() => {
+                GatewayError::MalformedProxyResponse {
+                    arn: ctx.arn.to_owned(),
+                    reason: "the response is not JSON".to_owned(),
+                }
+                .to_response(ctx.request_id, ctx.expose_errors)
+            }
             Ok(None) => HttpResponse {
                 status: 200,
                 headers: vec![("content-type".to_owned(), "application/json".to_owned())],
@@ -984,11 +993,8 @@ mod tests {
             r#"[1, 2]"#,
             r#""text""#,
             "null",
-            "",
-            "not json at all",
             r#"{"statusCode": null, "x": 1}"#,
             r#"{"body": {"nested": true}}"#,
-            "{broken",
         ] {
             let r = sync(payload);
             assert_eq!(r.status, 200, "{payload}");
@@ -996,6 +1002,27 @@ mod tests {
             assert_eq!(r.header("content-type"), Some("application/json"));
             assert_eq!(r.header("x-amzn-requestid"), Some("lambda-1"));
             assert_eq!(r.header("x-amz-executed-version"), Some("$LATEST"));
+        }
+    }
+
+    #[test]
+    fn payloads_that_are_not_json_are_502() {
+        for payload in [
+            "",
+            "not json at all",
+            "{broken",
+            r#"{"statusCode":200,"body":"cut"#,
+        ] {
+            let r = sync(payload);
+            assert_eq!(r.status, 502, "{payload:?}");
+            assert_eq!(r.outcome, "malformed_proxy_response");
+            assert!(
+                body_json(&r)["message"]
+                    .as_str()
+                    .unwrap()
+                    .contains("not JSON"),
+                "{payload:?}"
+            );
         }
     }
 

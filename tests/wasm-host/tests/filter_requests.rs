@@ -747,8 +747,6 @@ fn any_other_payload_is_200_json_verbatim() {
         "[1, 2]",
         r#""text""#,
         "null",
-        "",
-        "not json at all",
         r#"{"body": "no statusCode"}"#,
     ] {
         let (stream, token) = invoke(&mut host, "/users/user/7");
@@ -759,6 +757,12 @@ fn any_other_payload_is_200_json_verbatim() {
         assert_eq!(response.header("content-type"), Some("application/json"));
         assert_eq!(response.header("x-amzn-requestid"), Some("lambda-req-1"));
         assert_eq!(response.header("x-amz-executed-version"), Some("$LATEST"));
+    }
+    // Not JSON at all: the gateway's 502, not a 200 claiming JSON.
+    for payload in ["", "not json at all"] {
+        let (stream, token) = invoke(&mut host, "/users/user/7");
+        host.grpc_receive(token, &encode(&reply(payload))).unwrap();
+        error_body(&only_response(&host, stream), 502, "rid-1");
     }
 }
 
@@ -926,12 +930,21 @@ fn failed_host_reads_are_500_not_empty() {
             "{body}"
         );
     }
-    // An empty body and an all-default reply are not failures.
+    // An empty body and an all-default (zero-byte) reply are read fine:
+    // the reply is then judged on its merits (an empty payload is not
+    // JSON: 502), not as a failed read.
     let mut host = filter();
     host.fail_buffer_reads(REQUEST_BODY, NOT_FOUND);
     let (stream, token) = invoke_without_body(&mut host);
     host.grpc_receive(token, &[]).unwrap();
-    assert_eq!(only_response(&host, stream).status, 200);
+    assert_eq!(only_response(&host, stream).status, 502);
+    assert_eq!(
+        host.stream(stream)
+            .filter_properties
+            .get("lambdagate_outcome")
+            .map(Vec::as_slice),
+        Some(&b"malformed_proxy_response"[..])
+    );
 }
 
 fn invoke_without_body(
