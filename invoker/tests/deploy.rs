@@ -17,25 +17,11 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use common::*;
-use lambdagate_harness::{EnvoyProcess, InvokerProcess, Moto, MotoOptions, filter_wasm, free_port};
+use lambdagate_harness::{
+    EnvoyProcess, Moto, MotoOptions, RenderedPorts, filter_wasm, start_rendered,
+};
 
-struct Ports {
-    listen: u16,
-    admin: u16,
-    invoker: u16,
-    invoker_admin: u16,
-}
-
-fn ports() -> Ports {
-    Ports {
-        listen: free_port(),
-        admin: free_port(),
-        invoker: free_port(),
-        invoker_admin: free_port(),
-    }
-}
-
-fn definition(moto: &Moto, p: &Ports, extra_resources: &str) -> String {
+fn definition(moto: &Moto, p: &RenderedPorts, extra_resources: &str) -> String {
     format!(
         r#"name: users
 version: v1
@@ -122,7 +108,7 @@ async fn rendered_configs_serve_and_a_redeploy_under_load_fails_no_request() {
         ..Default::default()
     })
     .await;
-    let p = ports();
+    let p = RenderedPorts::free();
     let dir = tempfile::tempdir().unwrap();
     let api = dir.path().join("api.yaml");
     let out = dir.path().join("deploy");
@@ -146,17 +132,7 @@ async fn rendered_configs_serve_and_a_redeploy_under_load_fails_no_request() {
         ("ORDERS_KEY_ID", key.access_key_id.as_str()),
         ("ORDERS_SECRET", key.secret_access_key.as_str()),
     ];
-    let invoker = InvokerProcess::start_file(
-        BIN,
-        &out.join("invoker.yaml"),
-        &env,
-        "info",
-        &format!("127.0.0.1:{}", p.invoker),
-        &format!("127.0.0.1:{}", p.invoker_admin),
-    )
-    .await;
-    let bootstrap = std::fs::read_to_string(out.join("envoy.yaml")).unwrap();
-    let envoy = EnvoyProcess::start_bootstrap(&bootstrap, p.listen, p.admin).await;
+    let (invoker, envoy) = start_rendered(BIN, &out, &env, &p).await;
     let envoy_pid = envoy.pid();
 
     let r = envoy.send("GET", "/users/user/7", &[], b"").await;

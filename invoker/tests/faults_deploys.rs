@@ -22,20 +22,13 @@ use std::time::{Duration, Instant};
 
 use common::*;
 use lambdagate_harness::faults::{CountingLambdaStandIn, Tally, envoy_stats, raw_exchange, scaled};
-use lambdagate_harness::{EnvoyProcess, InvokerProcess, filter_wasm, free_port};
+use lambdagate_harness::{RenderedPorts, filter_wasm, start_rendered};
 
 const ARN: &str = "arn:aws:lambda:us-east-1:123456789012:function:users";
 
-struct Ports {
-    listen: u16,
-    admin: u16,
-    invoker: u16,
-    invoker_admin: u16,
-}
-
 /// Version `v` of the API: `/user/{id}` always, with a timeout that
 /// changes each version; `/thing/{id}` only in odd versions.
-fn definition(lambda_url: &str, p: &Ports, v: usize) -> String {
+fn definition(lambda_url: &str, p: &RenderedPorts, v: usize) -> String {
     let extra = if v % 2 == 1 {
         format!(
             "  - verb: GET\n    uri_template: /thing/{{id}}\n    arn: {ARN}\n    timeout_seconds: 5\n"
@@ -108,12 +101,7 @@ async fn ecds_counter(admin: &str, suffix: &str) -> u64 {
 async fn a_hundred_deploys_under_load_fail_no_request() {
     let deploys = scaled(100, 500);
     let lambda = CountingLambdaStandIn::start().await;
-    let p = Ports {
-        listen: free_port(),
-        admin: free_port(),
-        invoker: free_port(),
-        invoker_admin: free_port(),
-    };
+    let p = RenderedPorts::free();
     let dir = tempfile::tempdir().unwrap();
     let api = dir.path().join("api.yaml");
     let out = dir.path().join("deploy");
@@ -123,17 +111,7 @@ async fn a_hundred_deploys_under_load_fail_no_request() {
         ("ORDERS_KEY_ID", "AKIAEXAMPLEFAULTS004"),
         ("ORDERS_SECRET", "fault-suite-secret"),
     ];
-    let invoker = InvokerProcess::start_file(
-        BIN,
-        &out.join("invoker.yaml"),
-        &env,
-        "info",
-        &format!("127.0.0.1:{}", p.invoker),
-        &format!("127.0.0.1:{}", p.invoker_admin),
-    )
-    .await;
-    let bootstrap = std::fs::read_to_string(out.join("envoy.yaml")).unwrap();
-    let envoy = EnvoyProcess::start_bootstrap(&bootstrap, p.listen, p.admin).await;
+    let (invoker, envoy) = start_rendered(BIN, &out, &env, &p).await;
     let r = envoy
         .send("GET", "/users/user/1", &[("x-test-tag", "first")], b"")
         .await;

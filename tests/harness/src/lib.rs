@@ -83,3 +83,47 @@ pub fn free_port() -> u16 {
         .map(|a| a.port())
         .expect("free port")
 }
+
+/// Ports of a stack that `lambdagate render` wrote (the API definition's
+/// `gateway:` block names them).
+pub struct RenderedPorts {
+    pub listen: u16,
+    pub admin: u16,
+    pub invoker: u16,
+    pub invoker_admin: u16,
+}
+
+impl RenderedPorts {
+    /// Four ports that were free a moment ago.
+    pub fn free() -> Self {
+        RenderedPorts {
+            listen: free_port(),
+            admin: free_port(),
+            invoker: free_port(),
+            invoker_admin: free_port(),
+        }
+    }
+}
+
+/// Starts the invoker on `out/invoker.yaml` (watched, so redeploys reach
+/// it) and Envoy on `out/envoy.yaml`, as an operator runs what `render`
+/// wrote into `out`.
+pub async fn start_rendered(
+    bin: &str,
+    out: &std::path::Path,
+    env: &[(&str, &str)],
+    ports: &RenderedPorts,
+) -> (InvokerProcess, EnvoyProcess) {
+    let invoker = InvokerProcess::start_file(
+        bin,
+        &out.join("invoker.yaml"),
+        env,
+        "info",
+        &format!("127.0.0.1:{}", ports.invoker),
+        &format!("127.0.0.1:{}", ports.invoker_admin),
+    )
+    .await;
+    let bootstrap = std::fs::read_to_string(out.join("envoy.yaml")).expect("rendered envoy.yaml");
+    let envoy = EnvoyProcess::start_bootstrap(&bootstrap, ports.listen, ports.admin).await;
+    (invoker, envoy)
+}
