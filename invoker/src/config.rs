@@ -255,10 +255,13 @@ impl Config {
             // Secret references parse without quoting values (secret.rs);
             // anything else written where credentials belong (a key pasted
             // in as `credentials: AKIA...`) is not quoted back either.
-            let message = if path.split('.').any(|part| part == "credentials") {
-                without_quoted_values(&message)
+            let (path, message) = if path.split('.').any(|part| part == "credentials") {
+                (
+                    credentials_path(&path),
+                    without_quoted_values(&without_unknown_name(&message)),
+                )
             } else {
-                message
+                (path, message)
             };
             ConfigError {
                 file: file.to_owned(),
@@ -636,6 +639,14 @@ pub fn validate_role_arn(arn: &str) -> Result<(), String> {
 }
 
 fn validate_url(url: &str) -> Result<(), String> {
+    if url.contains('@') {
+        // Not quoted: user information may hold a password (with a raw
+        // `/` in it, so the authority cannot be told apart reliably).
+        return Err(
+            "the URL holds user information (`user:password@`; not repeated here): credentials in the URL are not supported, the endpoint's access method supplies them"
+                .to_owned(),
+        );
+    }
     let rest = url
         .strip_prefix("http://")
         .or_else(|| url.strip_prefix("https://"));
@@ -648,11 +659,6 @@ fn validate_url(url: &str) -> Result<(), String> {
     let authority = rest.split('/').next().unwrap_or_default();
     if authority.is_empty() {
         return Err(shape);
-    }
-    if authority.contains('@') {
-        return Err(format!(
-            "`{url}`: credentials in the URL are not supported; the endpoint's access method supplies them"
-        ));
     }
     let prefix = rest[authority.len()..].trim_end_matches('/');
     if prefix
@@ -673,6 +679,42 @@ fn validate_url(url: &str) -> Result<(), String> {
         ));
     }
     Ok(())
+}
+
+/// The path of an error under `credentials`, cut after the last segment
+/// that is a field name: a secret written as a YAML key (`credentials:
+/// {AKIA...: wJalr...}`) would otherwise be part of the path.
+fn credentials_path(path: &str) -> String {
+    const FIELDS: &[&str] = &["access_key_id", "secret_access_key", "session_token"];
+    let mut kept: Vec<&str> = Vec::new();
+    let mut parts = path.split('.');
+    for part in parts.by_ref() {
+        kept.push(part);
+        if part == "credentials" {
+            break;
+        }
+    }
+    if let Some(field) = parts.next().filter(|p| FIELDS.contains(p)) {
+        kept.push(field);
+        if let Some(reference) = parts.next().filter(|p| *p == "env" || *p == "file") {
+            kept.push(reference);
+        }
+    }
+    kept.join(".")
+}
+
+/// ``unknown field `AKIA...`, expected one of ...`` → the name is not
+/// repeated (it may be a secret written as a key); the allowed names stay.
+fn without_unknown_name(message: &str) -> String {
+    let mut out = message.to_owned();
+    for lead in ["unknown field `", "unknown variant `"] {
+        if let Some(start) = out.find(lead).map(|i| i + lead.len())
+            && let Some(len) = out[start..].find('`')
+        {
+            out.replace_range(start - 1..start + len + 1, "(not repeated here)");
+        }
+    }
+    out
 }
 
 /// `invalid type: string "AKIA..."` → `invalid type: string (not repeated

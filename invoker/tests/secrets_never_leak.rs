@@ -323,3 +323,62 @@ async fn inline_secrets_in_a_reloaded_config_are_refused_without_echoing_them() 
         assert!(!metrics.contains(secret));
     }
 }
+
+/// A secret written as a YAML key, and a password in `endpoint_url`: the
+/// error's field path and message repeat neither.
+#[tokio::test]
+async fn secrets_as_keys_or_in_urls_are_refused_without_echoing_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let endpoint = |credentials: &str, url: &str| {
+        format!(
+            "endpoints:\n  main:\n    access_method: stored\n    region: us-east-1\n    endpoint_url: {url}\n    credentials: {credentials}\n    allow: [\"arn:aws:lambda:us-east-1:123456789012:function:f\"]\n"
+        )
+    };
+    let refs = "{access_key_id: {env: K}, secret_access_key: {env: S}}";
+    let cases = [
+        (
+            "credentials",
+            endpoint(
+                &format!("{{{INLINE_KEY_ID}: {INLINE_SECRET}}}"),
+                "http://127.0.0.1:9",
+            ),
+        ),
+        (
+            "credentials.access_key_id",
+            endpoint(
+                &format!(
+                    "{{access_key_id: {{{INLINE_SECRET}: x}}, secret_access_key: {{env: S}}}}"
+                ),
+                "http://127.0.0.1:9",
+            ),
+        ),
+        (
+            "endpoint_url",
+            endpoint(refs, &format!("https://gw:{INLINE_SECRET}@127.0.0.1:9")),
+        ),
+        (
+            "endpoint_url",
+            endpoint(refs, &format!("ftp://gw:{INLINE_SECRET}@127.0.0.1:9")),
+        ),
+    ];
+    for (i, (field, yaml)) in cases.iter().enumerate() {
+        let path = dir.path().join(format!("keyed-{i}.yaml"));
+        std::fs::write(&path, yaml).unwrap();
+        let out = tokio::process::Command::new(BIN)
+            .args(["check", "--config"])
+            .arg(&path)
+            .output()
+            .await
+            .unwrap();
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(!out.status.success(), "case {i}: accepted:\n{text}");
+        for secret in [INLINE_SECRET, INLINE_KEY_ID, "bPxRfiCY"] {
+            assert!(!text.contains(secret), "case {i}: leaked:\n{text}");
+        }
+        assert!(text.contains(field), "case {i}: {field} not named:\n{text}");
+    }
+}
