@@ -260,30 +260,54 @@ async fn serve_unix(
     stop: impl Future<Output = ()>,
     config: &Config,
 ) -> anyhow::Result<()> {
-    let listener = bind_unix(path, config.socket_mode)?;
+    let (listener, ours) = bind_unix(path, config.socket_mode)?;
     tracing::info!(address = %format!("unix:{}", path.display()), endpoints = ?config.endpoint_names(), "lambdagate invoker listening");
+    // The path is given up as soon as shutdown starts (the listener is
+    // closed then; draining may take as long as the slowest function), so
+    // a new invoker can take it meanwhile; and only if it is still our
+    // socket, never one a newer invoker placed.
+    let stop = async {
+        stop.await;
+        remove_if_ours(path, ours);
+    };
     let result = router
         .serve_with_incoming_shutdown(
             tokio_stream::wrappers::UnixListenerStream::new(listener),
             stop,
         )
         .await;
-    // Only our socket: whatever else was put there since stays.
-    if std::fs::symlink_metadata(path).is_ok_and(|m| {
-        use std::os::unix::fs::FileTypeExt;
-        m.file_type().is_socket()
-    }) {
-        let _ = std::fs::remove_file(path);
-    }
+    remove_if_ours(path, ours);
     result.context("gRPC server failed")
 }
 
-/// Binds the socket with `mode`, whatever the umask: bound under a
-/// temporary name, given its mode, then renamed into place, so it is
-/// never reachable with other permissions. A socket left by a previous
-/// run is replaced; anything else at the path is left alone.
+/// A file's identity: (device, inode).
 #[cfg(unix)]
-fn bind_unix(path: &Path, mode: u32) -> anyhow::Result<tokio::net::UnixListener> {
+type FileId = (u64, u64);
+
+#[cfg(unix)]
+fn file_id(path: &Path) -> Option<FileId> {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::symlink_metadata(path)
+        .ok()
+        .map(|m| (m.dev(), m.ino()))
+}
+
+#[cfg(unix)]
+fn remove_if_ours(path: &Path, ours: FileId) {
+    if file_id(path) == Some(ours) {
+        let _ = std::fs::remove_file(path);
+    }
+}
+
+/// Binds the socket with `mode`, whatever the umask: bound under a
+/// temporary name, given its mode, then linked into place (a link never
+/// replaces anything: of two invokers starting at once, one gets the path
+/// and the other a clear error), so it is never at the path with other
+/// permissions. A socket left by a previous run is replaced; anything else
+/// at the path is left alone. Returns the listener and the socket's
+/// identity, for removing it (and only it) at shutdown.
+#[cfg(unix)]
+fn bind_unix(path: &Path, mode: u32) -> anyhow::Result<(tokio::net::UnixListener, FileId)> {
     use std::os::unix::fs::{FileTypeExt, PermissionsExt};
     match std::fs::symlink_metadata(path) {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
@@ -326,14 +350,23 @@ fn bind_unix(path: &Path, mode: u32) -> anyhow::Result<tokio::net::UnixListener>
     let placed = std::fs::set_permissions(&temporary, std::fs::Permissions::from_mode(mode))
         .with_context(|| format!("cannot set mode {mode:04o} on {}", temporary.display()))
         .and_then(|()| {
-            std::fs::rename(&temporary, path)
-                .with_context(|| format!("cannot listen on unix socket {}", path.display()))
+            std::fs::hard_link(&temporary, path).map_err(|e| {
+                if e.kind() == std::io::ErrorKind::AlreadyExists {
+                    anyhow::anyhow!(
+                        "{} appeared while this invoker was starting (another invoker?); stop it or choose another `listen` path",
+                        path.display()
+                    )
+                } else {
+                    anyhow::Error::new(e)
+                        .context(format!("cannot listen on unix socket {}", path.display()))
+                }
+            })
+        })
+        .and_then(|()| {
+            file_id(path).with_context(|| format!("cannot inspect {}", path.display()))
         });
-    if let Err(e) = placed {
-        let _ = std::fs::remove_file(&temporary);
-        return Err(e);
-    }
-    Ok(listener)
+    let _ = std::fs::remove_file(&temporary);
+    Ok((listener, placed?))
 }
 
 #[cfg(not(unix))]

@@ -102,6 +102,61 @@ async fn sigterm_lets_in_flight_invocations_finish() {
     );
 }
 
+/// An invoker that is draining (SIGTERM, a call still running) gives the
+/// socket path up at once, and a successor started meanwhile keeps its
+/// socket when the old one finally exits.
+#[tokio::test]
+async fn a_draining_invoker_leaves_its_successors_socket_alone() {
+    let slow =
+        LambdaStandIn::start(CannedReply::ok("{\"done\":true}", Duration::from_secs(2))).await;
+    let yaml = config(&[stored_endpoint("main", &slow.url, &[ARN], "")]);
+    let mut old = InvokerProcess::start_unix(BIN, &yaml, &env_refs(&env()), "info").await;
+    let socket = std::path::PathBuf::from(old.addr.strip_prefix("unix:").unwrap());
+    let mut client = old.client().await;
+    let in_flight = tokio::spawn(async move {
+        client
+            .invoke(invoke_request(
+                "main",
+                ARN,
+                b"{}",
+                10_000,
+                InvocationType::RequestResponse,
+            ))
+            .await
+    });
+    while slow.request_count() == 0 {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    old.terminate();
+    let deadline = Instant::now() + Duration::from_secs(1);
+    while socket.exists() {
+        assert!(
+            Instant::now() < deadline,
+            "the draining invoker kept the path"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let new = InvokerProcess::start_at(BIN, &yaml, &env_refs(&env()), "info", &old.addr).await;
+    assert!(in_flight.await.unwrap().is_ok(), "the old call finished");
+    assert!(old.wait_exit(Duration::from_secs(10)).await.success());
+    assert!(
+        socket.exists(),
+        "the old invoker removed its successor's socket"
+    );
+    let reply = new
+        .client()
+        .await
+        .invoke(invoke_request(
+            "main",
+            ARN,
+            b"{}",
+            10_000,
+            InvocationType::RequestResponse,
+        ))
+        .await;
+    assert!(reply.is_ok(), "{reply:?}\n{}", new.logs());
+}
+
 #[tokio::test]
 async fn serves_on_a_unix_socket() {
     let lambda = LambdaStandIn::start(CannedReply::ok("{\"via\":\"unix\"}", Duration::ZERO)).await;
