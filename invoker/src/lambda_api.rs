@@ -396,7 +396,16 @@ impl CredentialsCache {
         if let Some(creds) = self.fresh().or_else(|| self.backing_off()) {
             return Ok(creds);
         }
-        let _loading = self.loading.lock().await;
+        // Another request is refreshing: while the session in hand is
+        // still valid, use it rather than wait for STS or the metadata
+        // endpoint.
+        let _loading = match self.loading.try_lock() {
+            Ok(guard) => guard,
+            Err(_) => match self.valid_for(Duration::ZERO) {
+                Some(creds) => return Ok(creds),
+                None => self.loading.lock().await,
+            },
+        };
         if let Some(creds) = self.fresh().or_else(|| self.backing_off()) {
             return Ok(creds);
         }
