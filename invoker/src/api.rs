@@ -430,7 +430,10 @@ pub fn render(
                         "differs from the gateway of an earlier file; APIs rendered together share one gateway (set it in one file only)",
                     ));
                 }
-                _ => gateway = Some((g, &api.file)),
+                // The first file that sets it: a relative `wasm` is
+                // relative to that file's folder.
+                Some(_) => {}
+                None => gateway = Some((g, &api.file)),
             }
         }
     }

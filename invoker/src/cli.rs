@@ -233,6 +233,12 @@ async fn run(command: Command) -> ExitCode {
             filter,
             live,
         } => {
+            if live && config.is_none() {
+                eprintln!(
+                    "error: --live calls AWS with an invoker config's credentials: give --config too"
+                );
+                return ExitCode::FAILURE;
+            }
             if !api.is_empty() {
                 let code = check_apis(&api, filter.as_deref());
                 if config.is_none() || code != ExitCode::SUCCESS {
