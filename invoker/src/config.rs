@@ -678,6 +678,16 @@ fn validate_url(url: &str) -> Result<(), String> {
             "`{url}`: an endpoint URL is a scheme, host, optional port and optional path prefix, without query, fragment or spaces"
         ));
     }
+    // What an HTTP request line can carry as written (it is signed as
+    // written): anything else is percent-encoded by the operator.
+    if let Some(bad) = rest
+        .chars()
+        .find(|c| !c.is_ascii_graphic() || "\"<>\\^`{|}".contains(*c))
+    {
+        return Err(format!(
+            "`{url}`: `{bad}` cannot stand in a URL as written; percent-encode it (e.g. %20)"
+        ));
+    }
     Ok(())
 }
 
@@ -882,6 +892,7 @@ mod tests {
             "http://127.0.0.1:4566/",
             "https://proxy.example.com/lambda-proxy",
             "https://proxy.example.com/a/b/",
+            "https://proxy.example.com/caf%C3%A9",
         ] {
             assert_eq!(validate_url(good), Ok(()), "{good}");
         }
@@ -893,6 +904,9 @@ mod tests {
             "https://user:pw@proxy.example.com/a",
             "ftp://proxy.example.com",
             "http:///path",
+            "https://proxy.example.com/café",
+            "https://proxy.example.com/a|b",
+            "https://proxy.example.com/{x}",
         ] {
             assert!(validate_url(bad).is_err(), "{bad}");
         }
