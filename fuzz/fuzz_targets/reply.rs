@@ -175,6 +175,10 @@ fuzz_target!(|data: &[u8]| {
                 assert_eq!(response.status, proxied.status);
                 assert_eq!(response.body, proxied.body);
             }
+            // Not JSON at all: the gateway's 502, never a 200 claiming JSON.
+            Ok(None) if serde_json::from_slice::<serde_json::Value>(input.payload).is_err() => {
+                assert_eq!(response.status, 502, "a payload that is not JSON");
+            }
             Ok(None) => {
                 assert_eq!(response.status, 200);
                 assert_eq!(response.body, input.payload);

@@ -495,13 +495,11 @@ pub fn invoke_reply_to_http(ctx: &ReplyContext<'_>, reply: InvokeReply) -> HttpR
             Ok(Some(response)) => response,
             // Not JSON at all (cut, empty, garbage): never a 200 with a
             // JSON content type. API Gateway answers 502 here too.
-            Ok(None) if serde_json::from_slice::<IgnoredAny>(&reply.payload).is_err() => {
-                GatewayError::MalformedProxyResponse {
-                    arn: ctx.arn.to_owned(),
-                    reason: "the response is not JSON".to_owned(),
-                }
-                .to_response(ctx.request_id, ctx.expose_errors)
+            Ok(None) if !is_json(&reply.payload) => GatewayError::MalformedProxyResponse {
+                arn: ctx.arn.to_owned(),
+                reason: "the response is not JSON".to_owned(),
             }
+            .to_response(ctx.request_id, ctx.expose_errors),
             Ok(None) => HttpResponse {
                 status: 200,
                 headers: vec![("content-type".to_owned(), "application/json".to_owned())],
@@ -528,6 +526,12 @@ pub fn invoke_reply_to_http(ctx: &ReplyContext<'_>, reply: InvokeReply) -> HttpR
         }
     }
     response
+}
+
+/// Valid JSON text: UTF-8 (serde_json skips over the inside of strings
+/// without checking it when it ignores a value) and well-formed.
+fn is_json(payload: &[u8]) -> bool {
+    std::str::from_utf8(payload).is_ok_and(|text| serde_json::from_str::<IgnoredAny>(text).is_ok())
 }
 
 /// The fields of a Lambda proxy response lambdagate reads; anything else
@@ -1024,6 +1028,11 @@ mod tests {
                 "{payload:?}"
             );
         }
+        // Well-formed but not UTF-8 inside a string (found by fuzzing).
+        let mut rep = reply("");
+        rep.payload = b"{\"sta\xff\": 1}".to_vec();
+        let r = invoke_reply_to_http(&ctx(InvocationType::RequestResponse), rep);
+        assert_eq!(r.status, 502);
     }
 
     #[test]
