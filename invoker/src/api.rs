@@ -389,7 +389,6 @@ pub struct Rendered {
     pub envoy_bootstrap: String,
     pub ecds: String,
     pub invoker: String,
-    pub gateway: Gateway,
     /// The filter's .wasm, absolute and existing.
     pub filter: PathBuf,
 }
@@ -536,7 +535,6 @@ pub fn render(
         envoy_bootstrap,
         ecds,
         invoker,
-        gateway,
         filter: filter_path,
     })
 }

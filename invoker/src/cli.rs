@@ -368,18 +368,24 @@ async fn run(command: Command) -> ExitCode {
     }
 }
 
+/// Loads and validates API definitions; the first error is printed.
+fn load_definitions(apis: &[PathBuf]) -> Result<Vec<crate::api::ApiDefinition>, ExitCode> {
+    apis.iter()
+        .map(|path| {
+            crate::api::ApiDefinition::load(path).map_err(|e| {
+                eprintln!("error: {e}");
+                ExitCode::FAILURE
+            })
+        })
+        .collect()
+}
+
 /// `check --api`: everything `render` checks, without writing anything.
 fn check_apis(apis: &[PathBuf], filter: Option<&std::path::Path>) -> ExitCode {
-    let mut definitions = Vec::new();
-    for path in apis {
-        match crate::api::ApiDefinition::load(path) {
-            Ok(d) => definitions.push(d),
-            Err(e) => {
-                eprintln!("error: {e}");
-                return ExitCode::FAILURE;
-            }
-        }
-    }
+    let definitions = match load_definitions(apis) {
+        Ok(d) => d,
+        Err(code) => return code,
+    };
     let out = std::env::temp_dir().join("lambdagate-check");
     match crate::api::render(&definitions, &out, filter) {
         Ok(rendered) => {
@@ -402,17 +408,11 @@ async fn render(
     settle_ms: u64,
     filter: Option<&std::path::Path>,
 ) -> ExitCode {
-    use crate::api::{ApiDefinition, ECDS_DIR, ECDS_FILE, write_atomically};
-    let mut definitions = Vec::new();
-    for path in apis {
-        match ApiDefinition::load(path) {
-            Ok(d) => definitions.push(d),
-            Err(e) => {
-                eprintln!("error: {e}");
-                return ExitCode::FAILURE;
-            }
-        }
-    }
+    use crate::api::{ECDS_DIR, ECDS_FILE, write_atomically};
+    let definitions = match load_definitions(apis) {
+        Ok(d) => d,
+        Err(code) => return code,
+    };
     if let Err(e) = std::fs::create_dir_all(out.join(ECDS_DIR)) {
         eprintln!("error: cannot create {}: {e}", out.display());
         return ExitCode::FAILURE;

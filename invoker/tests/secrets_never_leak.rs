@@ -215,11 +215,7 @@ async fn inline_secrets_are_refused_without_echoing_them_by_check_and_serve() {
             .await
             .expect("refused at once")
             .unwrap();
-            let text = format!(
-                "{}{}",
-                String::from_utf8_lossy(&out.stdout),
-                String::from_utf8_lossy(&out.stderr)
-            );
+            let text = output_text(&out);
             let what = format!("{} on config {i}", args[0]);
             assert!(!out.status.success(), "{what}: accepted:\n{text}");
             assert!(
@@ -252,11 +248,7 @@ async fn inline_secrets_in_an_api_definition_are_refused_without_echoing_them() 
         .output()
         .await
         .unwrap();
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let text = output_text(&out);
     assert!(!out.status.success(), "accepted:\n{text}");
     assert!(text.contains(&api.display().to_string()), "{text}");
     assert_refused_without_the_secret("render", "secret_access_key", &text);
@@ -370,11 +362,7 @@ async fn secrets_as_keys_or_in_urls_are_refused_without_echoing_them() {
             .output()
             .await
             .unwrap();
-        let text = format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
+        let text = output_text(&out);
         assert!(!out.status.success(), "case {i}: accepted:\n{text}");
         for secret in [INLINE_SECRET, INLINE_KEY_ID, "bPxRfiCY"] {
             assert!(!text.contains(secret), "case {i}: leaked:\n{text}");

@@ -55,12 +55,12 @@ async fn health_service_reports_serving() {
     assert_eq!((status, body.as_str()), (200, "ok\n"));
 }
 
-#[tokio::test]
-async fn sigterm_lets_in_flight_invocations_finish() {
-    let slow =
-        LambdaStandIn::start(CannedReply::ok("{\"done\":true}", Duration::from_secs(2))).await;
-    let yaml = config(&[stored_endpoint("main", &slow.url, &[ARN], "")]);
-    let mut invoker = InvokerProcess::start(BIN, &yaml, &env_refs(&env()), "info").await;
+/// Starts a call through `invoker` and returns once `slow` has it.
+async fn call_in_flight(
+    invoker: &InvokerProcess,
+    slow: &LambdaStandIn,
+) -> tokio::task::JoinHandle<Result<tonic::Response<lambdagate_proto::InvokeReply>, tonic::Status>>
+{
     let mut client = invoker.client().await;
     let in_flight = tokio::spawn(async move {
         client
@@ -76,6 +76,16 @@ async fn sigterm_lets_in_flight_invocations_finish() {
     while slow.request_count() == 0 {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+    in_flight
+}
+
+#[tokio::test]
+async fn sigterm_lets_in_flight_invocations_finish() {
+    let slow =
+        LambdaStandIn::start(CannedReply::ok("{\"done\":true}", Duration::from_secs(2))).await;
+    let yaml = config(&[stored_endpoint("main", &slow.url, &[ARN], "")]);
+    let mut invoker = InvokerProcess::start(BIN, &yaml, &env_refs(&env()), "info").await;
+    let in_flight = call_in_flight(&invoker, &slow).await;
     let stopped_at = Instant::now();
     invoker.terminate();
     let reply = in_flight
@@ -112,21 +122,7 @@ async fn a_draining_invoker_leaves_its_successors_socket_alone() {
     let yaml = config(&[stored_endpoint("main", &slow.url, &[ARN], "")]);
     let mut old = InvokerProcess::start_unix(BIN, &yaml, &env_refs(&env()), "info").await;
     let socket = std::path::PathBuf::from(old.addr.strip_prefix("unix:").unwrap());
-    let mut client = old.client().await;
-    let in_flight = tokio::spawn(async move {
-        client
-            .invoke(invoke_request(
-                "main",
-                ARN,
-                b"{}",
-                10_000,
-                InvocationType::RequestResponse,
-            ))
-            .await
-    });
-    while slow.request_count() == 0 {
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    let in_flight = call_in_flight(&old, &slow).await;
     old.terminate();
     let deadline = Instant::now() + Duration::from_secs(1);
     while socket.exists() {

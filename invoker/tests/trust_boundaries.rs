@@ -90,10 +90,7 @@ async fn lambdagate(args: &[&str], cwd: &Path) -> (bool, String) {
         .output()
         .await
         .unwrap();
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr),
-    )
+    (out.status.success(), output_text(&out))
 }
 
 struct Served {

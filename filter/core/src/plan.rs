@@ -216,7 +216,7 @@ impl RoutePlan {
             u64::try_from(size).unwrap_or(u64::MAX),
             self.target.invocation_type,
         )
-        .map_err(|e| e.to_response(&self.request_id, self.target.expose_errors))
+        .map_err(|e| self.error_response(&e))
     }
 
     /// Builds the Lambda event from the whole body (empty when the request
@@ -242,16 +242,14 @@ impl RoutePlan {
             protocol: &self.protocol,
             time_ms: self.now_ms,
         };
-        let payload = event::build(target.payload_format, &input).map_err(|_| {
-            GatewayError::EventBuild.to_response(&self.request_id, self.target.expose_errors)
-        })?;
+        let payload = event::build(target.payload_format, &input)
+            .map_err(|_| self.error_response(&GatewayError::EventBuild))?;
         let limit = self.max_body_bytes();
         if payload.len() > limit {
-            return Err(GatewayError::EventTooLarge {
+            return Err(self.error_response(&GatewayError::EventTooLarge {
                 size: payload.len(),
                 limit,
-            }
-            .to_response(&self.request_id, self.target.expose_errors));
+            }));
         }
         Ok(Invoke {
             endpoint: target.endpoint.clone(),

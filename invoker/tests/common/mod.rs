@@ -41,3 +41,12 @@ pub fn failure(status: &tonic::Status) -> (tonic::Code, String, String) {
         text.to_owned(),
     )
 }
+
+/// What a finished `lambdagate` command printed: stdout, then stderr.
+pub fn output_text(out: &std::process::Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
