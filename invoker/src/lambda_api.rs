@@ -9,7 +9,7 @@
 //!
 //! Control-plane calls (`check --live`, `functions`) still use the SDK.
 
-use std::sync::RwLock;
+use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant, SystemTime};
 
 use aws_credential_types::Credentials;
@@ -44,9 +44,9 @@ fn invocation_type_header(invocation_type: InvocationType) -> &'static str {
 /// lazy identity cache does.
 const REFRESH_BEFORE_EXPIRY: Duration = Duration::from_secs(10);
 
-/// After a failed refresh, the session in hand is used this long before
-/// the next attempt, so that an unreachable source costs one attempt per
-/// second, not one per request.
+/// After a failed load, no new attempt for this long: the session in hand
+/// serves, or without one requests fail at once, so that an unreachable
+/// source costs one attempt per second, not one per request.
 const RETRY_REFRESH_AFTER: Duration = Duration::from_secs(1);
 
 /// A response body above this is not a Lambda reply (Lambda caps replies
@@ -348,27 +348,72 @@ pub fn error_code_and_message(error_type: &str, body: &[u8]) -> (Option<String>,
 
 /// The endpoint's credentials, loaded once and again shortly before they
 /// expire. One caller loads while the others wait, so an expiring STS
-/// session costs one AssumeRole, not one per request in flight. When a
-/// refresh fails (STS or the metadata endpoint unreachable) the session in
-/// hand serves until it really expires; only then do requests fail.
+/// session costs one AssumeRole, not one per request in flight. While the
+/// session in hand is still valid, no request waits for a refresh: it runs
+/// in the background, and when it fails (STS or the metadata endpoint
+/// unreachable, which can take seconds of the SDK's retries) the session
+/// serves until it really expires; only then do requests fail.
 struct CredentialsCache {
+    shared: Arc<CacheState>,
+}
+
+struct CacheState {
     provider: SharedCredentialsProvider,
     current: RwLock<Option<Credentials>>,
-    loading: AsyncMutex<()>,
-    /// Set after a failed refresh: no new attempt before then.
-    retry_at: RwLock<Option<Instant>>,
+    /// Held by the one caller (or background task) that is loading.
+    loading: Arc<AsyncMutex<()>>,
+    /// Set after a failed load: no new attempt before the instant, and
+    /// requests with no valid session in hand get this failure at once
+    /// rather than queue for the source, one retry-laden attempt each.
+    failed: RwLock<Option<(Instant, String)>>,
 }
 
 impl CredentialsCache {
     fn new(provider: SharedCredentialsProvider) -> Self {
         CredentialsCache {
-            provider,
-            current: RwLock::new(None),
-            loading: AsyncMutex::new(()),
-            retry_at: RwLock::new(None),
+            shared: Arc::new(CacheState {
+                provider,
+                current: RwLock::new(None),
+                loading: Arc::new(AsyncMutex::new(())),
+                failed: RwLock::new(None),
+            }),
         }
     }
 
+    async fn get(&self) -> Result<Credentials, CredentialsError> {
+        let state = &self.shared;
+        if let Some(creds) = state.valid_for(REFRESH_BEFORE_EXPIRY) {
+            return Ok(creds);
+        }
+        if let Some(creds) = state.valid_for(Duration::ZERO) {
+            // Due for a refresh but still valid: start one unless one is
+            // running or a failed one asked to wait, and answer now.
+            if !state.backing_off() {
+                if let Ok(guard) = state.loading.clone().try_lock_owned() {
+                    let state = self.shared.clone();
+                    tokio::spawn(async move {
+                        let _loading = guard;
+                        if state.valid_for(REFRESH_BEFORE_EXPIRY).is_none() {
+                            let _ = state.load().await;
+                        }
+                    });
+                }
+            }
+            return Ok(creds);
+        }
+        // Nothing valid in hand: wait for the one load.
+        let _loading = state.loading.lock().await;
+        if let Some(creds) = state.valid_for(Duration::ZERO) {
+            return Ok(creds);
+        }
+        if let Some(error) = state.recent_failure() {
+            return Err(CredentialsError::not_loaded(error));
+        }
+        state.load().await
+    }
+}
+
+impl CacheState {
     /// The credentials in hand if they are valid for at least `margin`.
     fn valid_for(&self, margin: Duration) -> Option<Credentials> {
         let current = self.current.read().ok()?;
@@ -379,60 +424,41 @@ impl CredentialsCache {
         }
     }
 
-    fn fresh(&self) -> Option<Credentials> {
-        self.valid_for(REFRESH_BEFORE_EXPIRY)
+    /// A load failed a moment ago.
+    fn backing_off(&self) -> bool {
+        self.recent_failure().is_some()
     }
 
-    /// Still valid, and a refresh failed a moment ago.
-    fn backing_off(&self) -> Option<Credentials> {
-        let retry_at = self.retry_at.read().ok().and_then(|r| *r)?;
-        if Instant::now() >= retry_at {
-            return None;
-        }
-        self.valid_for(Duration::ZERO)
+    /// What the last load said, if it failed a moment ago.
+    fn recent_failure(&self) -> Option<String> {
+        let failed = self.failed.read().ok()?;
+        let (retry_at, error) = failed.as_ref()?;
+        (Instant::now() < *retry_at).then(|| format!("{error} (last attempt under a second ago)"))
     }
 
-    async fn get(&self) -> Result<Credentials, CredentialsError> {
-        if let Some(creds) = self.fresh().or_else(|| self.backing_off()) {
-            return Ok(creds);
-        }
-        // Another request is refreshing: while the session in hand is
-        // still valid, use it rather than wait for STS or the metadata
-        // endpoint.
-        let _loading = match self.loading.try_lock() {
-            Ok(guard) => guard,
-            Err(_) => match self.valid_for(Duration::ZERO) {
-                Some(creds) => return Ok(creds),
-                None => self.loading.lock().await,
-            },
-        };
-        if let Some(creds) = self.fresh().or_else(|| self.backing_off()) {
-            return Ok(creds);
-        }
+    /// Asks the provider; the caller holds `loading`.
+    async fn load(&self) -> Result<Credentials, CredentialsError> {
         match self.provider.provide_credentials().await {
             Ok(creds) => {
                 if let Ok(mut current) = self.current.write() {
                     *current = Some(creds.clone());
                 }
-                if let Ok(mut retry_at) = self.retry_at.write() {
-                    *retry_at = None;
+                if let Ok(mut failed) = self.failed.write() {
+                    *failed = None;
                 }
                 Ok(creds)
             }
             Err(e) => {
-                if let Ok(mut retry_at) = self.retry_at.write() {
-                    *retry_at = Some(Instant::now() + RETRY_REFRESH_AFTER);
+                if let Ok(mut failed) = self.failed.write() {
+                    *failed = Some((Instant::now() + RETRY_REFRESH_AFTER, chain_text(&e)));
                 }
-                match self.valid_for(Duration::ZERO) {
-                    Some(creds) => {
-                        tracing::warn!(
-                            error = %chain_text(&e),
-                            "refreshing credentials failed; the current session serves until it expires"
-                        );
-                        Ok(creds)
-                    }
-                    None => Err(e),
+                if self.valid_for(Duration::ZERO).is_some() {
+                    tracing::warn!(
+                        error = %chain_text(&e),
+                        "refreshing credentials failed; the current session serves until it expires"
+                    );
                 }
+                Err(e)
             }
         }
     }

@@ -207,6 +207,7 @@ struct CredsState {
     lifetime: Duration,
     fetches: Arc<AtomicUsize>,
     served_keys: Arc<Mutex<Vec<String>>>,
+    last_expiration: Arc<Mutex<Option<SystemTime>>>,
     token: String,
 }
 
@@ -218,6 +219,7 @@ pub struct CredentialsStandIn {
     pub url: String,
     pub fetches: Arc<AtomicUsize>,
     pub served_keys: Arc<Mutex<Vec<String>>>,
+    last_expiration: Arc<Mutex<Option<SystemTime>>>,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -231,10 +233,12 @@ impl CredentialsStandIn {
             lifetime,
             fetches: Arc::new(AtomicUsize::new(0)),
             served_keys: Arc::new(Mutex::new(Vec::new())),
+            last_expiration: Arc::new(Mutex::new(None)),
             token: format!("imds-token-{}", crate::free_port()),
         };
         let fetches = state.fetches.clone();
         let served_keys = state.served_keys.clone();
+        let last_expiration = state.last_expiration.clone();
         let app = axum::Router::new()
             .route("/ecs-credentials", get(ecs_credentials))
             .route("/latest/api/token", put(imds_token))
@@ -254,12 +258,24 @@ impl CredentialsStandIn {
             url: format!("http://{addr}"),
             fetches,
             served_keys,
+            last_expiration,
             task,
         }
     }
 
     pub fn fetch_count(&self) -> usize {
         self.fetches.load(Ordering::SeqCst)
+    }
+
+    /// Sessions handed out so far (a fetch counts once its session exists).
+    pub fn served_count(&self) -> usize {
+        self.served_keys.lock().unwrap().len()
+    }
+
+    /// The expiry announced with the last session handed out, as written
+    /// (whole seconds).
+    pub fn last_expiration(&self) -> Option<SystemTime> {
+        *self.last_expiration.lock().unwrap()
     }
 }
 
@@ -292,13 +308,14 @@ async fn new_session(state: &CredsState) -> Result<serde_json::Value, String> {
         .await
         .map_err(|e| format!("{e:?}"))?;
     let c = out.credentials().ok_or("no credentials")?;
+    let expires = SystemTime::now() + state.lifetime;
+    let secs = expires.duration_since(UNIX_EPOCH).unwrap().as_secs();
+    *state.last_expiration.lock().unwrap() = Some(UNIX_EPOCH + Duration::from_secs(secs));
     state
         .served_keys
         .lock()
         .unwrap()
         .push(c.access_key_id().to_owned());
-    let expires = SystemTime::now() + state.lifetime;
-    let secs = expires.duration_since(UNIX_EPOCH).unwrap().as_secs();
     let expiration = aws_smithy_types::DateTime::from_secs(secs as i64)
         .fmt(aws_smithy_types::date_time::Format::DateTime)
         .unwrap();
