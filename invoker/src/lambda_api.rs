@@ -388,16 +388,16 @@ impl CredentialsCache {
         if let Some(creds) = state.valid_for(Duration::ZERO) {
             // Due for a refresh but still valid: start one unless one is
             // running or a failed one asked to wait, and answer now.
-            if !state.backing_off() {
-                if let Ok(guard) = state.loading.clone().try_lock_owned() {
-                    let state = self.shared.clone();
-                    tokio::spawn(async move {
-                        let _loading = guard;
-                        if state.valid_for(REFRESH_BEFORE_EXPIRY).is_none() {
-                            let _ = state.load().await;
-                        }
-                    });
-                }
+            if !state.backing_off()
+                && let Ok(guard) = state.loading.clone().try_lock_owned()
+            {
+                let state = self.shared.clone();
+                tokio::spawn(async move {
+                    let _loading = guard;
+                    if state.valid_for(REFRESH_BEFORE_EXPIRY).is_none() {
+                        let _ = state.load().await;
+                    }
+                });
             }
             return Ok(creds);
         }
