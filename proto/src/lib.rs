@@ -117,6 +117,7 @@ mod tests {
             timeout_ms: 1500,
             invocation_type: InvocationType::Event as i32,
             request_id: "r-1".into(),
+            trace_id: "Root=1-5759e988-bd862e3fe1be46a994272793;Sampled=1".into(),
         };
         let bytes = request.encode_to_vec();
         assert_eq!(InvokeRequest::decode(bytes.as_slice()), Ok(request));

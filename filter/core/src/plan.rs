@@ -92,6 +92,7 @@ impl Invoke {
             timeout_ms: self.timeout_ms,
             invocation_type: self.invocation_type.to_proto() as i32,
             request_id: self.request_id,
+            trace_id: String::new(),
         }
     }
 

@@ -265,6 +265,7 @@ pub fn invoke_request(
         timeout_ms,
         invocation_type: invocation_type as i32,
         request_id: format!("test-{}", free_port()),
+        trace_id: String::new(),
     }
 }
 
