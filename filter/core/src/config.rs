@@ -20,6 +20,7 @@
 //! every error names the place (`apis[0] (users).resources[2] (POST /user/{id}).arn`)
 //! and what is allowed there.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -61,6 +62,23 @@ pub struct ApiConfig {
     /// messages. For demos and development; off by default.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub expose_errors: bool,
+    /// The stage name events carry (`requestContext.stage`); none means
+    /// `$default`, as an HTTP API's default stage.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stage: Option<String>,
+    /// The stage's variables (`stageVariables` in both payload formats).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub stage_variables: BTreeMap<String, String>,
+    /// Payload format v1 only, as a REST API's `binaryMediaTypes`: a request
+    /// body whose content-type matches goes base64, any other as text; a
+    /// reply's `isBase64Encoded` body is decoded only when the client's
+    /// first `Accept` type matches. `*/*` and `type/*` are allowed.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub binary_media_types: Vec<String>,
+    /// The gateway's public host name (`requestContext.domainName`); never
+    /// taken from the client's Host header.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub domain_name: Option<String>,
     pub resources: Vec<ResourceConfig>,
 }
 
@@ -197,6 +215,115 @@ pub struct RouteTarget {
     pub(crate) invocation_type: InvocationType,
     pub(crate) function_error_status: u16,
     pub(crate) expose_errors: bool,
+    /// API Gateway's `resourceId`: stable, derived from the API and resource.
+    pub(crate) resource_id: String,
+    pub(crate) api: Arc<ApiFacts>,
+}
+
+/// What every resource of one API shares in its events and replies.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ApiFacts {
+    /// API Gateway's `apiId`: 10 characters derived from the API's name, so
+    /// it stays the same across deploys and versions.
+    pub api_id: String,
+    /// `$default` unless the API names one.
+    pub stage: String,
+    pub stage_named: bool,
+    pub stage_variables: Vec<(String, String)>,
+    pub binary_media_types: Vec<MediaRange>,
+    pub domain_name: Option<String>,
+}
+
+/// A `binary_media_types` entry: `type/subtype`, `type/*` or `*/*`
+/// (lower-cased).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MediaRange {
+    kind: String,
+    subtype: String,
+}
+
+impl MediaRange {
+    fn parse(text: &str) -> Option<MediaRange> {
+        let (kind, subtype) = text.trim().split_once('/')?;
+        let token = |s: &str| {
+            !s.is_empty()
+                && s.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"!#$&-^_.+".contains(&b))
+        };
+        let ok = match (kind, subtype) {
+            ("*", "*") => true,
+            (k, "*") => token(k),
+            (k, s) => token(k) && token(s),
+        };
+        ok.then(|| MediaRange {
+            kind: kind.to_ascii_lowercase(),
+            subtype: subtype.to_ascii_lowercase(),
+        })
+    }
+
+    /// Whether a media type (a content-type or Accept entry, parameters
+    /// allowed) falls in this range.
+    pub fn matches(&self, media_type: &str) -> bool {
+        let essence = media_type.split(';').next().unwrap_or_default().trim();
+        let Some((kind, subtype)) = essence.split_once('/') else {
+            return false;
+        };
+        (self.kind == "*" || self.kind.eq_ignore_ascii_case(kind))
+            && (self.subtype == "*" || self.subtype.eq_ignore_ascii_case(subtype))
+    }
+}
+
+/// FNV-1a, 64 bits: a stable short hash for ids (not for security).
+fn fnv1a(parts: &[&str]) -> u64 {
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for part in parts {
+        for byte in part.bytes().chain([0]) {
+            hash ^= u64::from(byte);
+            hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
+        }
+    }
+    hash
+}
+
+/// `len` characters of `[0-9a-z]` from a hash, as API Gateway's ids look.
+fn base36_id(mut hash: u64, len: usize) -> String {
+    const DIGITS: &[u8; 36] = b"0123456789abcdefghijklmnopqrstuvwxyz";
+    let mut id = String::with_capacity(len);
+    for _ in 0..len {
+        let digit = usize::try_from(hash % 36).unwrap_or(0);
+        id.push(char::from(DIGITS.get(digit).copied().unwrap_or(b'0')));
+        hash /= 36;
+    }
+    id
+}
+
+/// Stage variable values as API Gateway allows them.
+fn is_stage_variable_value(value: &str) -> bool {
+    !value.is_empty()
+        && value.len() <= 2048
+        && value
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-._~:/?#&=,".contains(&b))
+}
+
+/// A host name: DNS labels (letters, digits, `-`), dots between, the last
+/// not all digits (that would be an IPv4 address).
+fn is_host_name(host: &str) -> bool {
+    !host.is_empty()
+        && host.len() <= 253
+        && !host
+            .rsplit('.')
+            .next()
+            .is_some_and(|tld| tld.bytes().all(|b| b.is_ascii_digit()))
+        && host.split('.').all(|label| {
+            !label.is_empty()
+                && label.len() <= 63
+                && !label.starts_with('-')
+                && !label.ends_with('-')
+                && label
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+        })
 }
 
 impl RouteTarget {
@@ -233,6 +360,12 @@ impl RouteTarget {
     }
     pub fn function_error_status(&self) -> u16 {
         self.function_error_status
+    }
+    pub fn resource_id(&self) -> &str {
+        &self.resource_id
+    }
+    pub fn api(&self) -> &ApiFacts {
+        &self.api
     }
     /// `POST /user/{id}` (what payload v2 calls the route key).
     pub fn route_key(&self) -> String {
@@ -341,6 +474,7 @@ impl Config {
                     ),
                 ));
             }
+            let facts = Arc::new(api_facts(api, &at)?);
             if api.resources.is_empty() {
                 return Err(ConfigError::new(
                     format!("{at}.resources"),
@@ -406,16 +540,94 @@ impl Config {
                     invocation_type: res.invocation_type,
                     function_error_status,
                     expose_errors: api.expose_errors,
+                    resource_id: base36_id(
+                        fnv1a(&[&api.name, verb.as_str(), &res.uri_template]),
+                        6,
+                    ),
+                    api: Arc::clone(&facts),
                 };
                 resources.push((verb, template, Arc::new(target)));
             }
-            routes.push(ApiRoutes::new(api.context.clone(), resources));
+            let api_routes = ApiRoutes::new(api.context.clone(), resources);
+            routes.push(if api.payload_format == PayloadFormat::V1 {
+                api_routes.resource_first()
+            } else {
+                api_routes
+            });
         }
         Ok(CompiledConfig {
             table: RouteTable::new(routes),
             config: self,
         })
     }
+}
+
+/// Checks an API's stage, stage variables, binary media types and domain.
+fn api_facts(api: &ApiConfig, at: &str) -> Result<ApiFacts, ConfigError> {
+    if let Some(stage) = &api.stage
+        && (stage.len() > 128 || !is_name(stage, b""))
+    {
+        return Err(ConfigError::new(
+            format!("{at}.stage"),
+            format!(
+                "`{stage}` is not a valid stage name: use 1 to 128 letters, digits, `-` or `_` (leave it out for `$default`)"
+            ),
+        ));
+    }
+    for (name, value) in &api.stage_variables {
+        if name.len() > 64 || !is_name(name, b"") || name.contains('-') {
+            return Err(ConfigError::new(
+                format!("{at}.stage_variables"),
+                format!(
+                    "`{name}` is not a valid stage variable name: use 1 to 64 letters, digits or `_`"
+                ),
+            ));
+        }
+        if !is_stage_variable_value(value) {
+            return Err(ConfigError::new(
+                format!("{at}.stage_variables.{name}"),
+                "a stage variable value is 1 to 2048 of: letters, digits and -._~:/?#&=,",
+            ));
+        }
+    }
+    let mut binary_media_types = Vec::with_capacity(api.binary_media_types.len());
+    for (i, text) in api.binary_media_types.iter().enumerate() {
+        if api.payload_format != PayloadFormat::V1 {
+            return Err(ConfigError::new(
+                format!("{at}.binary_media_types"),
+                "binary_media_types applies to payload_format v1 (REST) only; an HTTP API (v2) decides by content type itself",
+            ));
+        }
+        let range = MediaRange::parse(text).ok_or_else(|| {
+            ConfigError::new(
+                format!("{at}.binary_media_types[{i}]"),
+                format!("`{text}` is not a media type: use `type/subtype`, `type/*` or `*/*`, e.g. `image/png`"),
+            )
+        })?;
+        binary_media_types.push(range);
+    }
+    if let Some(domain) = &api.domain_name
+        && !is_host_name(domain)
+    {
+        return Err(ConfigError::new(
+            format!("{at}.domain_name"),
+            format!(
+                "`{domain}` is not a host name: use DNS labels of letters, digits and `-`, e.g. `api.example.com`"
+            ),
+        ));
+    }
+    Ok(ApiFacts {
+        api_id: base36_id(fnv1a(&[&api.name]), 10),
+        stage: api.stage.clone().unwrap_or_else(|| "$default".to_owned()),
+        stage_named: api.stage.is_some(),
+        stage_variables: api
+            .stage_variables
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect(),
+        binary_media_types,
+        domain_name: api.domain_name.clone(),
+    })
 }
 
 fn check_cluster(name: &str) -> Result<(), ConfigError> {

@@ -25,8 +25,8 @@ use serde::ser::{SerializeMap, SerializeSeq};
 use serde::{Serialize, Serializer};
 use serde_json::value::RawValue;
 
-use crate::config::{InvocationType, PayloadFormat};
-use crate::url::{host_without_port, parse_query};
+use crate::config::{ApiFacts, InvocationType, PayloadFormat};
+use crate::url::parse_query;
 
 /// Largest synchronous (`RequestResponse`) Lambda payload: 6 MB.
 pub const MAX_SYNC_BYTES: usize = lambdagate_proto::MAX_SYNC_PAYLOAD_BYTES;
@@ -60,8 +60,13 @@ pub struct EventInput<'a> {
     pub route_verb: &'a str,
     /// The URI template without the context, e.g. `/user/{id}`.
     pub template: &'a str,
-    pub api_name: &'a str,
-    pub api_version: &'a str,
+    /// The API's id, stage, stage variables, binary media types, domain.
+    pub api: &'a ApiFacts,
+    /// API Gateway's `resourceId` for the matched resource.
+    pub resource_id: &'a str,
+    /// The X-Ray trace header chosen for the request (`Root=...`); it
+    /// replaces any `x-amzn-trace-id` the client sent. Empty: none.
+    pub trace_id: &'a str,
     /// The AWS account of the function (from its ARN).
     pub account_id: &'a str,
     pub request_id: &'a str,
@@ -105,6 +110,35 @@ enum Body<'a> {
 }
 
 impl<'a> Body<'a> {
+    /// A REST API's rule: base64 when the content-type is one of the API's
+    /// binary media types, text otherwise (bytes that are not UTF-8 are
+    /// replaced, as a REST API passes a binary body it was not told about).
+    fn rest(
+        body: &'a [u8],
+        content_type: Option<&str>,
+        api: &ApiFacts,
+        scratch: &'a mut Scratch,
+    ) -> Body<'a> {
+        if body.is_empty() {
+            return Body::Empty;
+        }
+        let binary = content_type
+            .is_some_and(|ct| api.binary_media_types.iter().any(|range| range.matches(ct)));
+        if binary {
+            scratch.base64 = STANDARD.encode(body);
+            return Body::Base64(&scratch.base64);
+        }
+        match String::from_utf8_lossy(body) {
+            Cow::Borrowed(text) => Body::Text(text),
+            Cow::Owned(text) => {
+                scratch.base64 = text;
+                Body::Text(&scratch.base64)
+            }
+        }
+    }
+
+    /// An HTTP API's rule (and WSO2's): text content types that are UTF-8
+    /// go as text, anything else base64.
     fn new(body: &'a [u8], content_type: Option<&str>, scratch: &'a mut Scratch) -> Body<'a> {
         if body.is_empty() {
             return Body::Empty;
@@ -156,6 +190,9 @@ pub fn is_text(content_type: Option<&str>) -> bool {
         )
 }
 
+/// The X-Ray trace header, as API Gateway passes it to functions.
+pub const TRACE_HEADER: &str = "x-amzn-trace-id";
+
 /// A name/value pair, borrowed from the request when nothing was decoded.
 type Pair<'a> = (Cow<'a, str>, Cow<'a, str>);
 
@@ -200,13 +237,18 @@ impl<'a> Grouped<'a> {
             if name == "host" {
                 has_host = true;
             }
-            if skip_cookie && name == "cookie" {
+            if (skip_cookie && name == "cookie")
+                || (name == TRACE_HEADER && !input.trace_id.is_empty())
+            {
                 continue;
             }
             items.push((name, Cow::Borrowed(value.as_str())));
         }
         if let (false, Some(authority)) = (has_host, authority) {
             items.push((Cow::Borrowed("host"), Cow::Borrowed(authority)));
+        }
+        if !input.trace_id.is_empty() {
+            items.push((Cow::Borrowed(TRACE_HEADER), Cow::Borrowed(input.trace_id)));
         }
         Grouped::new(items)
     }
@@ -328,11 +370,6 @@ fn last_header<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a st
         .map(|(_, v)| v.as_str())
 }
 
-/// `:authority`, else the `host` header.
-fn authority(headers: &[(String, String)]) -> Option<&str> {
-    last_header(headers, ":authority").or_else(|| last_header(headers, "host"))
-}
-
 // ---------------------------------------------------------------- v1
 
 #[derive(Serialize)]
@@ -346,7 +383,7 @@ struct V1Event<'a, 'g> {
     query_string_parameters: Option<LastValue<'g, 'a>>,
     multi_value_query_string_parameters: Option<AllValues<'g, 'a>>,
     path_parameters: Option<Params<'a>>,
-    stage_variables: Option<()>,
+    stage_variables: Option<Params<'a>>,
     request_context: V1Context<'a>,
     body: Option<&'a str>,
     is_base64_encoded: bool,
@@ -360,6 +397,7 @@ struct V1Context<'a> {
     resource_id: &'a str,
     stage: &'a str,
     request_id: &'a str,
+    extended_request_id: &'a str,
     request_time: String,
     request_time_epoch: u64,
     path: &'a str,
@@ -394,11 +432,17 @@ fn v1<'a>(input: &EventInput<'a>, scratch: &'a mut Scratch) -> V1Owned<'a> {
     V1Owned {
         headers: Grouped::headers(input, false),
         query: Grouped::query(input.query),
-        body: Body::new(
+        body: Body::rest(
             input.body,
             last_header(input.headers, "content-type"),
+            input.api,
             scratch,
         ),
+        context_path: if input.api.stage_named {
+            Cow::Owned(format!("/{}{}", input.api.stage, input.path))
+        } else {
+            Cow::Borrowed(input.path)
+        },
         input: *input,
     }
 }
@@ -407,13 +451,16 @@ struct V1Owned<'a> {
     headers: Grouped<'a>,
     query: Grouped<'a>,
     body: Body<'a>,
+    /// `requestContext.path`: the stage in front, as a REST API's.
+    context_path: Cow<'a, str>,
     input: EventInput<'a>,
 }
 
 impl Serialize for V1Owned<'_> {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         let input = &self.input;
-        let host = authority(input.headers).map(host_without_port);
+        let api = input.api;
+        let domain = api.domain_name.as_deref();
         let event = V1Event {
             resource: input.template,
             path: input.path,
@@ -423,24 +470,23 @@ impl Serialize for V1Owned<'_> {
             query_string_parameters: (!self.query.is_empty()).then(|| self.query.last()),
             multi_value_query_string_parameters: (!self.query.is_empty()).then(|| self.query.all()),
             path_parameters: (!input.path_params.is_empty()).then_some(Params(input.path_params)),
-            stage_variables: None,
+            stage_variables: (!api.stage_variables.is_empty())
+                .then_some(Params(&api.stage_variables)),
             request_context: V1Context {
                 account_id: input.account_id,
-                api_id: input.api_name,
-                resource_id: "",
-                // lambdagate has no stages. `$default` (not the API
-                // version) keeps lambda_http, Powertools and friends from
-                // putting a stage in front of the path the function routes on.
-                stage: "$default",
+                api_id: &api.api_id,
+                resource_id: input.resource_id,
+                stage: &api.stage,
                 request_id: input.request_id,
+                extended_request_id: input.request_id,
                 request_time: clf_time(input.time_ms),
                 request_time_epoch: input.time_ms,
-                path: input.path,
+                path: &self.context_path,
                 resource_path: input.template,
                 http_method: input.method,
                 protocol: input.protocol,
-                domain_name: host,
-                domain_prefix: host.map(domain_prefix),
+                domain_name: domain,
+                domain_prefix: domain.map(domain_prefix),
                 identity: Identity {
                     cognito_identity_pool_id: None,
                     account_id: None,
@@ -479,6 +525,8 @@ struct V2Event<'a, 'g> {
     query_string_parameters: Option<Joined<'g, 'a>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     path_parameters: Option<Params<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    stage_variables: Option<Params<'a>>,
     request_context: V2Context<'a>,
     #[serde(skip_serializing_if = "Option::is_none")]
     body: Option<&'a str>,
@@ -495,7 +543,7 @@ struct V2Context<'a> {
     http: V2Http<'a>,
     request_id: &'a str,
     route_key: &'a str,
-    stage: &'static str,
+    stage: &'a str,
     time: String,
     time_epoch: u64,
 }
@@ -545,7 +593,8 @@ fn v2<'a>(input: &EventInput<'a>, scratch: &'a mut Scratch) -> V2Owned<'a> {
 impl Serialize for V2Owned<'_> {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         let input = &self.input;
-        let host = authority(input.headers).map(host_without_port);
+        let api = input.api;
+        let domain = api.domain_name.as_deref();
         let event = V2Event {
             version: "2.0",
             route_key: &self.route_key,
@@ -555,11 +604,13 @@ impl Serialize for V2Owned<'_> {
             headers: self.headers.joined(),
             query_string_parameters: (!self.query.is_empty()).then(|| self.query.joined()),
             path_parameters: (!input.path_params.is_empty()).then_some(Params(input.path_params)),
+            stage_variables: (!api.stage_variables.is_empty())
+                .then_some(Params(&api.stage_variables)),
             request_context: V2Context {
                 account_id: input.account_id,
-                api_id: input.api_name,
-                domain_name: host,
-                domain_prefix: host.map(domain_prefix),
+                api_id: &api.api_id,
+                domain_name: domain,
+                domain_prefix: domain.map(domain_prefix),
                 http: V2Http {
                     method: input.method,
                     path: input.path,
@@ -569,7 +620,7 @@ impl Serialize for V2Owned<'_> {
                 },
                 request_id: input.request_id,
                 route_key: &self.route_key,
-                stage: "$default",
+                stage: &api.stage,
                 time: clf_time(input.time_ms),
                 time_epoch: input.time_ms,
             },
@@ -720,8 +771,16 @@ mod tests {
             body,
             route_verb: "POST",
             template: "/user/{id}",
-            api_name: "users",
-            api_version: "v1",
+            api: Box::leak(Box::new(ApiFacts {
+                api_id: "k2v9x0abcd".to_owned(),
+                stage: "$default".to_owned(),
+                stage_named: false,
+                stage_variables: Vec::new(),
+                binary_media_types: Vec::new(),
+                domain_name: None,
+            })),
+            resource_id: "r3s0ur",
+            trace_id: "",
             account_id: "123456789012",
             request_id: "req-1",
             source_ip: "10.0.0.1",
@@ -798,8 +857,8 @@ mod tests {
             e["multiValueQueryStringParameters"],
             json!({"a": ["1", "2"], "b": ["x y"]})
         );
-        assert_eq!(e["requestContext"]["domainName"], "api.example.com");
-        assert_eq!(e["requestContext"]["domainPrefix"], "api");
+        // The domain is the gateway's, never the client's Host.
+        assert_eq!(e["requestContext"]["domainName"], Value::Null);
         assert_eq!(e["requestContext"]["identity"]["userAgent"], "curl/8");
         assert_eq!(e["body"], Value::Null);
         assert_eq!(e["isBase64Encoded"], false);
@@ -824,29 +883,118 @@ mod tests {
         assert_eq!(e["queryStringParameters"], Value::Null);
     }
 
+    fn facts(binary: &[&str], stage: Option<&str>, domain: Option<&str>) -> &'static ApiFacts {
+        let config: crate::Config = serde_json::from_value(json!({
+            "apis": [{"name": "users", "version": "v1", "context": "/users", "endpoint": "e",
+                      "binary_media_types": binary, "stage": stage, "domain_name": domain,
+                      "stage_variables": if stage.is_some() { json!({"color": "blue"}) } else { json!({}) },
+                      "resources": [{"verb": "GET", "uri_template": "/",
+                                     "arn": "arn:aws:lambda:us-east-1:123456789012:function:f"}]}]
+        }))
+        .unwrap();
+        let compiled = config.compile().unwrap();
+        let target = match compiled.table.find("GET", "/users") {
+            crate::route::RouteMatch::Found { target, .. } => target.clone(),
+            other => panic!("{other:?}"),
+        };
+        Box::leak(Box::new(target.api().clone()))
+    }
+
     #[test]
     fn binary_and_text_bodies() {
+        // REST (v1): base64 only for the API's binary media types; anything
+        // else is text, as a REST API passes it.
         let png = h(&[("content-type", "image/png")]);
         let e = event(PayloadFormat::V1, &input(&png, &[], b"\x89PNG", None));
+        assert_eq!(e["body"], "\u{fffd}PNG");
+        assert_eq!(e["isBase64Encoded"], false);
+        let binary = EventInput {
+            api: facts(&["image/*"], None, None),
+            ..input(&png, &[], b"\x89PNG", None)
+        };
+        let e = event(PayloadFormat::V1, &binary);
         assert_eq!(e["body"], "iVBORw==");
         assert_eq!(e["isBase64Encoded"], true);
+        let json_ct = h(&[("content-type", "application/json; charset=utf-8")]);
+        let e = event(
+            PayloadFormat::V1,
+            &EventInput {
+                api: facts(&["*/*"], None, None),
+                ..input(&json_ct, &[], b"{}", None)
+            },
+        );
+        assert_eq!(
+            (&e["body"], &e["isBase64Encoded"]),
+            (&json!("e30="), &json!(true))
+        );
 
+        // HTTP API (v2): text content types that are UTF-8 go as text.
         let json_ct = h(&[("content-type", "application/json")]);
         let e = event(PayloadFormat::V2, &input(&json_ct, &[], b"{\"a\":1}", None));
         assert_eq!(e["body"], "{\"a\":1}");
         assert_eq!(e["isBase64Encoded"], false);
+        let e = event(PayloadFormat::V2, &input(&png, &[], b"\x89PNG", None));
+        assert_eq!(e["body"], "iVBORw==");
+        assert_eq!(e["isBase64Encoded"], true);
 
         // Declared text but not UTF-8: base64.
-        let e = event(PayloadFormat::V1, &input(&json_ct, &[], b"\xff\xfe", None));
+        let e = event(PayloadFormat::V2, &input(&json_ct, &[], b"\xff\xfe", None));
         assert_eq!(e["body"], "//4=");
         assert_eq!(e["isBase64Encoded"], true);
 
         // No content-type and UTF-8: text.
-        let e = event(
-            PayloadFormat::V1,
-            &input(&[], &[], "héllo".as_bytes(), None),
+        for format in [PayloadFormat::V1, PayloadFormat::V2] {
+            let e = event(format, &input(&[], &[], "héllo".as_bytes(), None));
+            assert_eq!(e["body"], "héllo");
+        }
+    }
+
+    #[test]
+    fn stage_ids_domain_and_trace_come_from_the_gateway() {
+        let headers = h(&[
+            (":authority", "evil.example:1"),
+            (
+                "x-amzn-trace-id",
+                "Root=1-00000000-000000000000000000000000",
+            ),
+        ]);
+        let input = EventInput {
+            api: facts(&[], Some("prod"), Some("api.example.com")),
+            trace_id: "Root=1-5759e988-bd862e3fe1be46a994272793",
+            ..input(&headers, &[], b"", None)
+        };
+        let v1 = event(PayloadFormat::V1, &input);
+        let v2 = event(PayloadFormat::V2, &input);
+        for e in [&v1, &v2] {
+            assert_eq!(e["stageVariables"], json!({"color": "blue"}));
+            assert_eq!(e["requestContext"]["stage"], "prod");
+            assert_eq!(e["requestContext"]["domainName"], "api.example.com");
+            assert_eq!(e["requestContext"]["domainPrefix"], "api");
+            let api_id = e["requestContext"]["apiId"].as_str().unwrap();
+            assert_eq!(api_id.len(), 10);
+            assert!(
+                api_id
+                    .bytes()
+                    .all(|b| b.is_ascii_digit() || b.is_ascii_lowercase())
+            );
+            assert_eq!(
+                e["headers"]["x-amzn-trace-id"],
+                "Root=1-5759e988-bd862e3fe1be46a994272793"
+            );
+        }
+        assert_eq!(v1["requestContext"]["apiId"], v2["requestContext"]["apiId"]);
+        // REST's context path carries the stage; the event's path does not.
+        assert_eq!(v1["requestContext"]["path"], "/prod/users/user/7");
+        assert_eq!(v1["path"], "/users/user/7");
+        assert_eq!(v1["requestContext"]["resourceId"], "r3s0ur");
+        assert_eq!(v1["requestContext"]["extendedRequestId"], "req-1");
+        assert_eq!(
+            v1["multiValueHeaders"]["x-amzn-trace-id"]
+                .as_array()
+                .unwrap()
+                .len(),
+            1
         );
-        assert_eq!(e["body"], "héllo");
     }
 
     #[test]

@@ -18,6 +18,7 @@ pub mod plan;
 pub mod response;
 pub mod route;
 pub mod timeout;
+pub mod trace;
 pub mod url;
 
 pub use arn::{ArnError, LambdaArn};

@@ -20,12 +20,13 @@ use std::time::Duration;
 use lambdagate_proto::InvokeRequest;
 use prost::Message as _;
 
-use crate::config::{CompiledConfig, InvocationType, RouteTarget};
-use crate::event::{self, EventInput, max_body_bytes};
+use crate::config::{CompiledConfig, InvocationType, PayloadFormat, RouteTarget};
+use crate::event::{self, EventInput, TRACE_HEADER, max_body_bytes};
 use crate::response::{
     GatewayError, GrpcStatus, HttpResponse, ReplyContext, grpc_deadline, reply_to_http,
 };
 use crate::route::RouteMatch;
+use crate::trace::trace_header;
 use crate::url::{ip_without_port, split_path};
 
 /// Facts about the request that are not in its headers (from Envoy's
@@ -63,6 +64,8 @@ pub struct RoutePlan {
     headers: Vec<(String, String)>,
     params: Vec<(String, String)>,
     request_id: String,
+    /// The X-Ray trace header sent to Lambda and back to the client.
+    trace_id: String,
     source_ip: String,
     protocol: String,
     now_ms: u64,
@@ -81,6 +84,7 @@ pub struct Invoke {
     /// invoker's own deadline (a typed TIMEOUT error) fires first.
     pub grpc_timeout: Duration,
     pub request_id: String,
+    pub trace_id: String,
 }
 
 impl Invoke {
@@ -92,7 +96,7 @@ impl Invoke {
             timeout_ms: self.timeout_ms,
             invocation_type: self.invocation_type.to_proto() as i32,
             request_id: self.request_id,
-            trace_id: String::new(),
+            trace_id: self.trace_id,
         }
     }
 
@@ -156,6 +160,7 @@ impl CompiledConfig {
                 }
                 let (method, path, query) =
                     (method.to_owned(), path.to_owned(), query.map(str::to_owned));
+                let trace_id = trace_header(&headers, &request_id, info.now_ms);
                 Decision::NeedBody(Box::new(RoutePlan {
                     target: Arc::clone(target),
                     method,
@@ -163,6 +168,7 @@ impl CompiledConfig {
                     query,
                     params,
                     request_id,
+                    trace_id,
                     source_ip: ip_without_port(&info.source_ip).to_owned(),
                     protocol: if info.protocol.is_empty() {
                         "HTTP/1.1".to_owned()
@@ -197,6 +203,10 @@ impl RoutePlan {
 
     pub fn request_id(&self) -> &str {
         &self.request_id
+    }
+    /// The X-Ray trace header of this request (for the access log).
+    pub fn trace_id(&self) -> &str {
+        &self.trace_id
     }
 
     /// An error of this request as the client's response (generic unless
@@ -235,8 +245,9 @@ impl RoutePlan {
             body,
             route_verb: target.verb.as_str(),
             template: &target.template,
-            api_name: &target.api_name,
-            api_version: &target.api_version,
+            api: &target.api,
+            resource_id: &target.resource_id,
+            trace_id: &self.trace_id,
             account_id: target.arn.account(),
             request_id: &self.request_id,
             source_ip: &self.source_ip,
@@ -260,6 +271,7 @@ impl RoutePlan {
             invocation_type: target.invocation_type,
             grpc_timeout: grpc_deadline(target.timeout),
             request_id: self.request_id.clone(),
+            trace_id: self.trace_id.clone(),
         })
     }
 
@@ -273,8 +285,35 @@ impl RoutePlan {
             timeout: self.target.timeout,
             request_id: &self.request_id,
             expose_errors: self.target.expose_errors,
+            payload_format: self.target.payload_format,
+            decode_base64: self.decodes_base64_replies(),
         };
-        reply_to_http(&ctx, result)
+        let mut response = reply_to_http(&ctx, result);
+        if !self.trace_id.is_empty() {
+            response.headers.retain(|(n, _)| n != TRACE_HEADER);
+            response
+                .headers
+                .push((TRACE_HEADER.to_owned(), self.trace_id.clone()));
+        }
+        response
+    }
+
+    /// Whether a reply's `isBase64Encoded` body is decoded for the client.
+    /// A REST API (v1) decodes only when the client's first `Accept` type
+    /// is one of its binary media types; otherwise the client gets the
+    /// base64 text. An HTTP API (v2) always decodes.
+    fn decodes_base64_replies(&self) -> bool {
+        if self.target.payload_format != PayloadFormat::V1 {
+            return true;
+        }
+        let Some(first) = header(&self.headers, "accept").and_then(|a| a.split(',').next()) else {
+            return false;
+        };
+        self.target
+            .api
+            .binary_media_types
+            .iter()
+            .any(|range| range.matches(first))
     }
 }
 

@@ -24,7 +24,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use serde_json::value::RawValue;
 
-use crate::config::InvocationType;
+use crate::config::{InvocationType, PayloadFormat};
 use crate::route::Verb;
 use crate::timeout::Timeout;
 
@@ -455,6 +455,12 @@ pub struct ReplyContext<'a> {
     pub request_id: &'a str,
     /// The API's `expose_errors`: error detail in the body.
     pub expose_errors: bool,
+    /// v1 (REST) replies need a `statusCode` and may not set `cookies`; v2
+    /// (HTTP API) infers 200 and ignores `multiValueHeaders`.
+    pub payload_format: PayloadFormat,
+    /// Decode an `isBase64Encoded` body (else it reaches the client as the
+    /// base64 text, as a REST API does when `Accept` is not binary).
+    pub decode_base64: bool,
 }
 
 /// Maps the outcome of the gRPC call to the HTTP response.
@@ -491,13 +497,23 @@ pub fn invoke_reply_to_http(ctx: &ReplyContext<'_>, reply: InvokeReply) -> HttpR
             detail: None,
         }
     } else {
-        match proxy_response(&reply.payload) {
+        let rest = ctx.payload_format == PayloadFormat::V1;
+        match proxy_response(&reply.payload, ctx.payload_format, ctx.decode_base64) {
             Ok(Some(response)) => response,
             // Not JSON at all (cut, empty, garbage): never a 200 with a
             // JSON content type. API Gateway answers 502 here too.
             Ok(None) if !is_json(&reply.payload) => GatewayError::MalformedProxyResponse {
                 arn: ctx.arn.to_owned(),
                 reason: "the response is not JSON".to_owned(),
+            }
+            .to_response(ctx.request_id, ctx.expose_errors),
+            // A REST API answers 502 to a reply without `statusCode`; the
+            // 200 inference is an HTTP API's (payload 2.0) alone.
+            Ok(None) if rest => GatewayError::MalformedProxyResponse {
+                arn: ctx.arn.to_owned(),
+                reason:
+                    "a REST (payload v1) proxy response must be a JSON object with a statusCode"
+                        .to_owned(),
             }
             .to_response(ctx.request_id, ctx.expose_errors),
             Ok(None) => HttpResponse {
@@ -615,8 +631,15 @@ const LENIENT_BASE64: GeneralPurpose = GeneralPurpose::new(
 
 /// Reads a Lambda proxy response: `Ok(None)` when the payload is not one
 /// (not a JSON object, or no `statusCode`), `Err(reason)` when it is one
-/// but cannot be used.
-pub fn proxy_response(payload: &[u8]) -> Result<Option<HttpResponse>, String> {
+/// but cannot be used. Each format reads its own fields, as API Gateway
+/// does: `multiValueHeaders` is REST's (v1), `cookies` the HTTP API's (v2);
+/// the other format's field is ignored. `decode_base64`: see
+/// [`ReplyContext::decode_base64`].
+pub fn proxy_response(
+    payload: &[u8],
+    format: PayloadFormat,
+    decode_base64: bool,
+) -> Result<Option<HttpResponse>, String> {
     let first = payload.iter().find(|b| !b.is_ascii_whitespace());
     if first != Some(&b'{') {
         return Ok(None);
@@ -629,8 +652,9 @@ pub fn proxy_response(payload: &[u8]) -> Result<Option<HttpResponse>, String> {
     };
     let status = status_of(status_code)?;
 
+    let rest = format == PayloadFormat::V1;
     let mut headers: Vec<(String, String)> = Vec::new();
-    match &reply.multi_value_headers {
+    match reply.multi_value_headers.as_ref().filter(|_| rest) {
         None => {}
         Some(Value::Object(map)) => {
             for (name, values) in map {
@@ -682,7 +706,7 @@ pub fn proxy_response(payload: &[u8]) -> Result<Option<HttpResponse>, String> {
             ));
         }
     }
-    match &reply.cookies {
+    match reply.cookies.as_ref().filter(|_| !rest) {
         None => {}
         Some(Value::Array(cookies)) => {
             for cookie in cookies {
@@ -722,7 +746,7 @@ pub fn proxy_response(payload: &[u8]) -> Result<Option<HttpResponse>, String> {
         Some(BodyField::Other(kind)) => {
             return Err(format!("body must be a string, got {kind}"));
         }
-        Some(BodyField::Text(text)) if base64 => {
+        Some(BodyField::Text(text)) if base64 && decode_base64 => {
             let compact: Cow<'_, str> = if text.bytes().any(|b| b.is_ascii_whitespace()) {
                 Cow::Owned(text.chars().filter(|c| !c.is_ascii_whitespace()).collect())
             } else {
@@ -830,6 +854,8 @@ mod tests {
             // The detailed messages below; `errors_are_generic_unless_exposed`
             // covers the default.
             expose_errors: true,
+            payload_format: PayloadFormat::V2,
+            decode_base64: true,
         }
     }
 
@@ -848,6 +874,96 @@ mod tests {
         invoke_reply_to_http(&ctx(InvocationType::RequestResponse), reply(payload))
     }
 
+    /// As a REST API (payload v1) answers; `decode_base64` as when the
+    /// client's Accept is one of the API's binary media types.
+    fn rest(payload: &str, decode_base64: bool) -> HttpResponse {
+        let ctx = ReplyContext {
+            payload_format: PayloadFormat::V1,
+            decode_base64,
+            ..ctx(InvocationType::RequestResponse)
+        };
+        invoke_reply_to_http(&ctx, reply(payload))
+    }
+
+    fn sorted_headers(r: &HttpResponse) -> Vec<(String, String)> {
+        let mut headers: Vec<(String, String)> = r
+            .headers
+            .iter()
+            .filter(|(n, _)| !n.starts_with("x-amz"))
+            .cloned()
+            .collect();
+        headers.sort();
+        headers
+    }
+
+    fn pairs(list: &[(&str, &str)]) -> Vec<(String, String)> {
+        list.iter()
+            .map(|(a, b)| ((*a).to_owned(), (*b).to_owned()))
+            .collect()
+    }
+
+    #[test]
+    fn each_format_reads_its_own_fields() {
+        let payload = r#"{"statusCode": 201, "headers": {"Content-Type": "text/plain", "X-Both": "a"},
+            "multiValueHeaders": {"X-Both": ["a", "b"]}, "cookies": ["s=1"], "body": "x"}"#;
+        // REST: headers and multiValueHeaders merge; `cookies` is unknown.
+        assert_eq!(
+            sorted_headers(&rest(payload, false)),
+            pairs(&[
+                ("content-type", "text/plain"),
+                ("x-both", "a"),
+                ("x-both", "b")
+            ])
+        );
+        // HTTP API: `cookies` become Set-Cookie; multiValueHeaders is unknown.
+        assert_eq!(
+            sorted_headers(&sync(payload)),
+            pairs(&[
+                ("content-type", "text/plain"),
+                ("set-cookie", "s=1"),
+                ("x-both", "a")
+            ])
+        );
+    }
+
+    #[test]
+    fn a_rest_reply_without_status_code_is_502_an_http_api_one_200() {
+        for payload in [r#"{"body": "hi"}"#, r#""just a string""#, "[1, 2]", "42"] {
+            let r = rest(payload, true);
+            assert_eq!(r.status, 502, "{payload}");
+            assert_eq!(r.outcome, "malformed_proxy_response");
+            assert!(
+                body_json(&r)["message"]
+                    .as_str()
+                    .unwrap()
+                    .contains("must be a JSON object with a statusCode"),
+                "{payload}"
+            );
+            let r = sync(payload);
+            assert_eq!(r.status, 200, "{payload}");
+            assert_eq!(r.body, payload.as_bytes());
+        }
+    }
+
+    #[test]
+    fn a_rest_api_decodes_base64_only_for_a_binary_accept() {
+        let payload = r#"{"statusCode": 200, "headers": {"content-type": "image/png"},
+            "body": "iVBORw==", "isBase64Encoded": true}"#;
+        assert_eq!(rest(payload, true).body, b"\x89PNG");
+        let r = rest(payload, false);
+        assert_eq!(r.status, 200);
+        assert_eq!(r.body, b"iVBORw==");
+        // Not decoded, so not checked either: a REST API passes it as text.
+        assert_eq!(
+            rest(
+                r#"{"statusCode": 200, "body": "!!", "isBase64Encoded": true}"#,
+                false
+            )
+            .body,
+            b"!!"
+        );
+    }
+
     fn body_json(r: &HttpResponse) -> Value {
         serde_json::from_slice(&r.body).unwrap()
     }
@@ -856,7 +972,6 @@ mod tests {
     fn proxy_response_with_everything() {
         let r = sync(
             r#"{"statusCode": 201, "headers": {"Content-Type": "text/plain", "X-One": "1", "X-Both": "a"},
-                "multiValueHeaders": {"X-Both": ["a", "b"], "X-Many": ["1", "2"]},
                 "cookies": ["s=1; Path=/", "t=2"], "body": "héllo\n", "isBase64Encoded": false}"#,
         );
         assert_eq!(r.status, 201);
@@ -872,12 +987,25 @@ mod tests {
                 ("x-amz-executed-version", "$LATEST"),
                 ("x-amzn-requestid", "lambda-1"),
                 ("x-both", "a"),
+                ("x-one", "1"),
+            ]
+            .map(|(a, b)| (a.to_owned(), b.to_owned()))
+        );
+        let r = rest(
+            r#"{"statusCode": 201, "headers": {"X-One": "1", "X-Both": "a"},
+                "multiValueHeaders": {"X-Both": ["a", "b"], "X-Many": ["1", "2"]}}"#,
+            true,
+        );
+        assert_eq!(
+            sorted_headers(&r),
+            pairs(&[
+                ("content-type", "application/json"),
+                ("x-both", "a"),
                 ("x-both", "b"),
                 ("x-many", "1"),
                 ("x-many", "2"),
                 ("x-one", "1"),
-            ]
-            .map(|(a, b)| (a.to_owned(), b.to_owned()))
+            ])
         );
     }
 
@@ -974,7 +1102,12 @@ mod tests {
                 "not valid base64",
             ),
         ] {
-            let r = sync(payload);
+            // multiValueHeaders is a REST (v1) field, read only there.
+            let r = if payload.contains("multiValueHeaders") {
+                rest(payload, true)
+            } else {
+                sync(payload)
+            };
             assert_eq!(r.status, 502, "{payload}");
             let body = body_json(&r);
             let message = body["message"].as_str().unwrap();

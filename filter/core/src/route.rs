@@ -368,6 +368,7 @@ struct Route<T> {
 pub struct ApiRoutes<T> {
     context: String,
     routes: Vec<Route<T>>,
+    resource_first: bool,
 }
 
 impl<T> ApiRoutes<T> {
@@ -388,26 +389,47 @@ impl<T> ApiRoutes<T> {
                 .cmp_specificity(&b.template)
                 .then_with(|| (a.verb == Verb::Any).cmp(&(b.verb == Verb::Any)))
         });
-        ApiRoutes { context, routes }
+        ApiRoutes {
+            context,
+            routes,
+            resource_first: false,
+        }
+    }
+
+    /// Route as a REST API does: the most specific resource that matches
+    /// the path decides, then its methods (405 when it lacks the method);
+    /// a less specific resource never takes the request over. Without
+    /// this, as an HTTP API: the most specific route whose method matches.
+    pub fn resource_first(mut self) -> Self {
+        self.resource_first = true;
+        self
     }
 
     pub fn context(&self) -> &str {
         &self.context
     }
 
-    fn covers(&self, path: &str) -> bool {
-        if self.context == "/" {
-            return path.starts_with('/');
+    /// The part of `path` after the context when the context covers it:
+    /// segment by segment, each path segment percent-decoded as resources
+    /// are matched (`/%75sers` is `/users`).
+    fn rest<'p>(&self, path: &'p str) -> Option<&'p str> {
+        if !path.starts_with('/') {
+            return None;
         }
-        path.strip_prefix(self.context.as_str())
-            .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
-    }
-
-    fn rest<'p>(&self, path: &'p str) -> &'p str {
         if self.context == "/" {
-            return path;
+            return Some(path);
         }
-        path.strip_prefix(self.context.as_str()).unwrap_or_default()
+        let mut rest = path;
+        for segment in self.context.split('/').skip(1) {
+            let after = rest.strip_prefix('/')?;
+            let end = after.find('/').unwrap_or(after.len());
+            let (raw, tail) = after.split_at(end);
+            if decode_path(raw) != segment {
+                return None;
+            }
+            rest = tail;
+        }
+        Some(rest)
     }
 }
 
@@ -441,15 +463,27 @@ impl<T> RouteTable<T> {
 
     /// Routes `method` and `path` (without the query string).
     pub fn find(&self, method: &str, path: &str) -> RouteMatch<'_, T> {
-        let Some(api) = self.apis.iter().find(|api| api.covers(path)) else {
+        let Some((api, rest)) = self
+            .apis
+            .iter()
+            .find_map(|api| Some((api, api.rest(path)?)))
+        else {
             return RouteMatch::Outside;
         };
-        let rest = api.rest(path);
         let segs = split_segments(rest);
         let mut allow: Vec<Verb> = Vec::new();
+        // REST: the first (most specific) matching template is the resource.
+        let mut resource: Option<&Template> = None;
         for route in &api.routes {
             if !route.template.matches(&segs, rest) {
                 continue;
+            }
+            if api.resource_first {
+                match resource {
+                    None => resource = Some(&route.template),
+                    Some(first) if !first.same_shape(&route.template) => break,
+                    Some(_) => {}
+                }
             }
             if route.verb.matches(method) {
                 return RouteMatch::Found {

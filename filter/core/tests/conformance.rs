@@ -20,6 +20,17 @@ use lambda_http::{Body, RequestExt};
 
 use common::{ACCOUNT, SEED_BODY};
 
+/// An API Gateway id: `len` characters of `[0-9a-z]`.
+fn assert_id(id: Option<&str>, len: usize) {
+    let id = id.unwrap();
+    assert_eq!(id.len(), len, "{id}");
+    assert!(
+        id.bytes()
+            .all(|b| b.is_ascii_digit() || b.is_ascii_lowercase()),
+        "{id}"
+    );
+}
+
 fn seed_event(context: &str) -> String {
     let config = common::config();
     String::from_utf8(common::event(
@@ -64,8 +75,8 @@ fn v1_event_reads_as_api_gateway_proxy_request() {
 
     let c = &e.request_context;
     assert_eq!(c.account_id.as_deref(), Some(ACCOUNT));
-    assert_eq!(c.apiid.as_deref(), Some("users"));
-    assert_eq!(c.resource_id.as_deref(), Some(""));
+    assert_id(c.apiid.as_deref(), 10);
+    assert_id(c.resource_id.as_deref(), 6);
     assert_eq!(c.stage.as_deref(), Some("$default"));
     assert_eq!(
         c.request_id.as_deref(),
@@ -80,7 +91,7 @@ fn v1_event_reads_as_api_gateway_proxy_request() {
     assert_eq!(c.resource_path.as_deref(), Some("/user/{id}"));
     assert_eq!(c.http_method, Method::POST);
     assert_eq!(c.protocol.as_deref(), Some("HTTP/1.1"));
-    assert_eq!(c.domain_name.as_deref(), Some("localhost"));
+    assert_eq!(c.domain_name.as_deref(), Some("api.example.com"));
     assert_eq!(c.identity.source_ip.as_deref(), Some("192.0.2.10"));
     assert_eq!(c.identity.user_agent.as_deref(), Some("curl/8.5.0"));
 }
@@ -142,11 +153,11 @@ fn v2_event_reads_as_http_api_request() {
 
     let c = &e.request_context;
     assert_eq!(c.account_id.as_deref(), Some(ACCOUNT));
-    assert_eq!(c.apiid.as_deref(), Some("users2"));
+    assert_id(c.apiid.as_deref(), 10);
     assert_eq!(c.route_key.as_deref(), Some("POST /user/{id}"));
     assert_eq!(c.stage.as_deref(), Some("$default"));
-    assert_eq!(c.domain_name.as_deref(), Some("localhost"));
-    assert_eq!(c.domain_prefix.as_deref(), Some("localhost"));
+    assert_eq!(c.domain_name.as_deref(), Some("api.example.com"));
+    assert_eq!(c.domain_prefix.as_deref(), Some("api"));
     assert_eq!(c.time.as_deref(), Some("24/Nov/2026:21:50:40 +0000"));
     assert_eq!(c.time_epoch, 1_795_557_040_123);
     assert_eq!(c.http.method, Method::POST);

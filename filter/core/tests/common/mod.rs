@@ -10,15 +10,16 @@ pub const ARN: &str = "arn:aws:lambda:us-east-1:123456789012:function:create-use
 /// The same resources under four contexts, one per payload format.
 pub fn config() -> CompiledConfig {
     let mut apis = Vec::new();
-    for (name, format) in [
-        ("users", "v1"),
-        ("users2", "v2"),
-        ("userswso2", "wso2"),
-        ("raw", "passthrough"),
+    for (name, format, extra) in [
+        // A REST API that treats images as binary, as the tests send them.
+        ("users", "v1", r#""binary_media_types": ["image/png"],"#),
+        ("users2", "v2", ""),
+        ("userswso2", "wso2", ""),
+        ("raw", "passthrough", ""),
     ] {
         apis.push(format!(
             r#"{{"name": "{name}", "version": "v1", "context": "/{name}", "endpoint": "main",
-                "payload_format": "{format}",
+                "payload_format": "{format}", "domain_name": "api.example.com", {extra}
                 "resources": [
                   {{"verb": "POST", "uri_template": "/user/{{id}}", "arn": "{ARN}"}},
                   {{"verb": "ANY", "uri_template": "/files/{{path+}}",
