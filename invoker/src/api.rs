@@ -168,6 +168,17 @@ pub fn resolve_filter(
 }
 
 impl Gateway {
+    /// The host name of `public_url` for events' `requestContext.domainName`;
+    /// none for an IP address or without a public URL.
+    pub fn domain_name(&self) -> Option<String> {
+        let url = self.public_url.as_deref()?;
+        let authority = url.split_once("://")?.1.split(['/', '?', '#']).next()?;
+        let host = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+        let host = host.split(':').next()?.to_ascii_lowercase();
+        let numeric = host.rsplit('.').next()?.bytes().all(|b| b.is_ascii_digit());
+        (!host.is_empty() && !host.starts_with('[') && !numeric).then_some(host)
+    }
+
     pub fn public_url(&self) -> String {
         self.public_url
             .clone()
@@ -188,6 +199,15 @@ struct ApiFile {
     /// Clients see whole errors (function errors, AWS's reasons); off by default.
     #[serde(default)]
     expose_errors: bool,
+    /// The stage events name (`$default` when left out) and its variables.
+    #[serde(default)]
+    stage: Option<String>,
+    #[serde(default)]
+    stage_variables: std::collections::BTreeMap<String, String>,
+    /// Payload v1 only: content types passed to functions as base64 (REST's
+    /// `binaryMediaTypes`).
+    #[serde(default)]
+    binary_media_types: Vec<String>,
     /// An invoker endpoint (see examples/invoker.yaml) plus its `name`;
     /// its `allow` list is rendered from the resources.
     endpoint: serde_yaml::Mapping,
@@ -279,6 +299,10 @@ impl ApiDefinition {
             endpoint: endpoint_name.clone(),
             payload_format: raw.payload_format,
             expose_errors: raw.expose_errors,
+            stage: raw.stage,
+            stage_variables: raw.stage_variables,
+            binary_media_types: raw.binary_media_types,
+            domain_name: raw.gateway.as_ref().and_then(Gateway::domain_name),
             resources: raw.resources,
         };
         let definition = ApiDefinition {
@@ -586,7 +610,7 @@ resources:
 
 /// The access log line of every rendered gateway: request id, Lambda's
 /// request id and lambdagate's outcome (ok, function_error, timeout, ...).
-pub const ACCESS_LOG_FORMAT: &str = "[%START_TIME%] \"%REQ(:METHOD)% %REQ(X-ENVOY-ORIGINAL-PATH?:PATH)% %PROTOCOL%\" %RESPONSE_CODE% %BYTES_RECEIVED% %BYTES_SENT% %DURATION%ms request_id=%REQ(X-REQUEST-ID)% lambda_request_id=%RESP(X-AMZN-REQUESTID)% outcome=%FILTER_STATE(wasm.lambdagate_outcome:PLAIN)%\n";
+pub const ACCESS_LOG_FORMAT: &str = "[%START_TIME%] \"%REQ(:METHOD)% %REQ(X-ENVOY-ORIGINAL-PATH?:PATH)% %PROTOCOL%\" %RESPONSE_CODE% %BYTES_RECEIVED% %BYTES_SENT% %DURATION%ms request_id=%REQ(X-REQUEST-ID)% lambda_request_id=%RESP(X-AMZN-REQUESTID)% trace_id=%RESP(X-AMZN-TRACE-ID)% outcome=%FILTER_STATE(wasm.lambdagate_outcome:PLAIN)%\n";
 
 fn envoy_yaml(gateway: &Gateway, out_dir: &Path, timeout_seconds: u32) -> Result<String, String> {
     let listen = socket_address(&gateway.listen, "gateway.listen")?;
@@ -620,6 +644,9 @@ static_resources:
           use_remote_address: true
           xff_num_trusted_hops: {trusted_hops}
           always_set_request_id_in_response: true
+          # X-Forwarded-Port beside Envoy's X-Forwarded-For and -Proto, as API
+          # Gateway gives functions all three.
+          append_x_forwarded_port: true
           # Above the largest route timeout ({timeout_seconds}s with margin):
           # Envoy's defaults would end a request waiting for a slow function.
           stream_idle_timeout: {timeout_seconds}s

@@ -242,12 +242,19 @@ impl Invoker {
                         timeout,
                         invocation_type,
                         &request.request_id,
+                        &request.trace_id,
                     )
                     .await;
             }
         };
         aws.invoke_client()
-            .invoke(arn, invocation_type, request.payload, timeout)
+            .invoke(
+                arn,
+                invocation_type,
+                request.payload,
+                &request.trace_id,
+                timeout,
+            )
             .await
     }
 }

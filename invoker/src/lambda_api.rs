@@ -97,9 +97,11 @@ impl LambdaInvokeClient {
         arn: &LambdaArn,
         invocation_type: InvocationType,
         payload: Vec<u8>,
+        trace_id: &str,
         timeout: Duration,
     ) -> Result<InvokeReply, Failure> {
-        match tokio::time::timeout(timeout, self.exchange(arn, invocation_type, payload)).await {
+        let exchange = self.exchange(arn, invocation_type, payload, trace_id);
+        match tokio::time::timeout(timeout, exchange).await {
             Ok(result) => result,
             Err(_) => Err(timeout_failure(&self.what(arn), Some(timeout))),
         }
@@ -115,6 +117,7 @@ impl LambdaInvokeClient {
         arn: &LambdaArn,
         invocation_type: InvocationType,
         payload: Vec<u8>,
+        trace_id: &str,
     ) -> Result<InvokeReply, Failure> {
         let credentials = self
             .credentials
@@ -126,6 +129,7 @@ impl LambdaInvokeClient {
                 arn,
                 invocation_type,
                 payload,
+                trace_id,
                 &credentials,
                 SystemTime::now(),
             )
@@ -175,6 +179,7 @@ impl LambdaInvokeClient {
         arn: &LambdaArn,
         invocation_type: InvocationType,
         payload: Vec<u8>,
+        trace_id: &str,
         credentials: &Credentials,
         now: SystemTime,
     ) -> Result<HttpRequest, String> {
@@ -231,6 +236,13 @@ impl LambdaInvokeClient {
         let mut builder = http::Request::builder().method("POST").uri(uri);
         for (name, value) in headers.iter().filter(|(n, _)| *n != "host") {
             builder = builder.header(*name, *value);
+        }
+        // Unsigned, as the SDK leaves it: Lambda passes it to the function
+        // (`_X_AMZN_TRACE_ID`) and X-Ray joins the gateway's trace.
+        if let Ok(trace) = http::HeaderValue::from_str(trace_id)
+            && !trace_id.is_empty()
+        {
+            builder = builder.header("x-amzn-trace-id", trace);
         }
         let request = builder
             .header("authorization", authorization)
@@ -535,6 +547,7 @@ mod tests {
                 SharedCredentialsProvider::new(creds.clone()),
                 Duration::from_secs(1),
             );
+            const TRACE: &str = "Root=1-5759e988-bd862e3fe1be46a994272793;Sampled=1";
             for (arn, query) in [
                 ("arn:aws:lambda:us-east-1:123456789012:function:hello", ""),
                 (
@@ -548,10 +561,14 @@ mod tests {
                         &arn,
                         InvocationType::RequestResponse,
                         b"{\"a\":1}".to_vec(),
+                        TRACE,
                         &creds,
                         time,
                     )
                     .unwrap();
+                // The trace header travels, unsigned (the reference below
+                // signs without it).
+                assert_eq!(request.headers().get("x-amzn-trace-id").unwrap(), TRACE);
                 let expected_uri = format!(
                     "http://127.0.0.1:4566{sent_prefix}/2015-03-31/functions/{}/invocations{query}",
                     arn.unqualified().replace(':', "%3A")

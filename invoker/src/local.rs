@@ -68,6 +68,7 @@ impl LocalBackend {
         timeout: Duration,
         invocation_type: InvocationType,
         request_id: &str,
+        trace_id: &str,
     ) -> Result<InvokeReply, Failure> {
         let Some(function) = self
             .functions
@@ -90,9 +91,9 @@ impl LocalBackend {
             }),
             InvocationType::Event => {
                 // Like Lambda: accepted now, run in the background.
-                let request_id = request_id.to_owned();
+                let (request_id, trace_id) = (request_id.to_owned(), trace_id.to_owned());
                 tokio::spawn(async move {
-                    if let Err(f) = function.run(payload, timeout, &request_id).await {
+                    if let Err(f) = function.run(payload, timeout, &request_id, &trace_id).await {
                         tracing::warn!(function = %function.spec.name, request_id = %request_id, error = %f, "asynchronous invocation failed");
                     }
                 });
@@ -102,7 +103,9 @@ impl LocalBackend {
                     ..Default::default()
                 })
             }
-            InvocationType::RequestResponse => function.run(payload, timeout, request_id).await,
+            InvocationType::RequestResponse => {
+                function.run(payload, timeout, request_id, trace_id).await
+            }
         }
     }
 }
@@ -166,6 +169,8 @@ enum Outcome {
 
 struct Invocation {
     request_id: String,
+    /// The gateway's X-Ray trace header; empty: the runtime makes one.
+    trace_id: String,
     payload: Vec<u8>,
     deadline_ms: u64,
     reply: oneshot::Sender<Outcome>,
@@ -318,6 +323,7 @@ impl LocalFunction {
         payload: Vec<u8>,
         route_timeout: Duration,
         request_id: &str,
+        trace_id: &str,
     ) -> Result<InvokeReply, Failure> {
         let timeout = route_timeout.min(Duration::from_secs(u64::from(self.spec.timeout_seconds)));
         let mut lease = self.acquire().await?;
@@ -335,6 +341,7 @@ impl LocalFunction {
         let (tx, rx) = oneshot::channel();
         let invocation = Invocation {
             request_id: request_id.clone(),
+            trace_id: trace_id.to_owned(),
             payload,
             deadline_ms: now_ms() + u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX),
             reply: tx,
@@ -600,12 +607,12 @@ async fn next(State(state): State<RuntimeState>) -> Response {
                 Some(inv) => {
                     slot.last_request = inv.request_id.clone();
                     slot.in_flight = Some((inv.request_id.clone(), inv.reply));
-                    Some((inv.request_id, inv.payload, inv.deadline_ms))
+                    Some((inv.request_id, inv.trace_id, inv.payload, inv.deadline_ms))
                 }
                 None => None,
             }
         };
-        if let Some((request_id, payload, deadline_ms)) = invocation {
+        if let Some((request_id, trace_id, payload, deadline_ms)) = invocation {
             let mut response = Response::new(axum::body::Body::from(payload));
             let headers = response.headers_mut();
             let mut set = |name: &'static str, value: &str| {
@@ -618,15 +625,19 @@ async fn next(State(state): State<RuntimeState>) -> Response {
             set("lambda-runtime-aws-request-id", &request_id);
             set("lambda-runtime-deadline-ms", &deadline_ms.to_string());
             set("lambda-runtime-invoked-function-arn", &state.function_arn);
-            set(
-                "lambda-runtime-trace-id",
-                &format!(
+            // The gateway's trace, as Lambda passes the caller's
+            // X-Amzn-Trace-Id (the runtime client sets _X_AMZN_TRACE_ID).
+            let trace_id = if trace_id.is_empty() {
+                format!(
                     "Root=1-{:08x}-{:024x};Parent={:016x};Sampled=0",
                     now_ms() / 1000,
                     process.id,
                     process.id
-                ),
-            );
+                )
+            } else {
+                trace_id
+            };
+            set("lambda-runtime-trace-id", &trace_id);
             return response;
         }
         drop(process);

@@ -138,13 +138,15 @@ async fn rendered_configs_serve_and_a_redeploy_under_load_fails_no_request() {
     let r = envoy.send("GET", "/users/user/7", &[], b"").await;
     assert_eq!(r.status, 200, "{}\n{}", r.text(), envoy.logs());
     assert_eq!(r.json()["pathParameters"]["id"], "7");
-    // The access log names the Lambda request id and the outcome.
+    // The access log names the Lambda request id, the trace id the client
+    // got and the outcome.
     let lambda_rid = r.header("x-amzn-requestid").unwrap().to_owned();
+    let trace_id = r.header("x-amzn-trace-id").unwrap().to_owned();
+    assert!(trace_id.starts_with("Root=1-"), "{trace_id}");
     let deadline = Instant::now() + Duration::from_secs(10);
-    while !envoy
-        .logs()
-        .contains(&format!("lambda_request_id={lambda_rid} outcome=ok"))
-    {
+    while !envoy.logs().contains(&format!(
+        "lambda_request_id={lambda_rid} trace_id={trace_id} outcome=ok"
+    )) {
         assert!(
             Instant::now() < deadline,
             "access log line missing:\n{}",

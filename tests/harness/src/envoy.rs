@@ -67,6 +67,9 @@ static_resources:
           use_remote_address: true
           xff_num_trusted_hops: 0
           always_set_request_id_in_response: true
+          # X-Forwarded-Port beside Envoy's X-Forwarded-For and -Proto, as API
+          # Gateway gives functions all three.
+          append_x_forwarded_port: true
           route_config:
             virtual_hosts:
             - name: gateway
