@@ -9,11 +9,14 @@
 //! Envoy cannot send as a local reply); header names are valid lower-case
 //! HTTP names and values valid HTTP values; a usable proxy response is
 //! passed through (status and body from the function), function errors get
-//! the route's `function_error_status`, `Event` invocations get 202.
+//! the route's `function_error_status`, `Event` invocations get 202. Each
+//! route exists in a REST API (v1, `binary_media_types: ["*/*"]`, asked with
+//! or without `Accept`) and an HTTP API (v2, under `/v2`): a payload
+//! without `statusCode` is 502 in the first and 200 in the second.
 #![no_main]
 
 use lambdagate_core::response::{GrpcStatus, HttpResponse, proxy_response};
-use lambdagate_core::{CompiledConfig, Decision, RequestInfo, RoutePlan};
+use lambdagate_core::{CompiledConfig, Decision, PayloadFormat, RequestInfo, RoutePlan};
 use lambdagate_proto::InvokeReply;
 use libfuzzer_sys::fuzz_target;
 use prost::Message as _;
@@ -38,19 +41,26 @@ fn config() -> &'static CompiledConfig {
                 None => format!(r#"{{"verb": "ANY", "uri_template": "{path}", "arn": "{arn}", "invocation_type": "Event"}}"#),
             })
             .collect();
+        let resources = resources.join(",");
         let json = format!(
-            r#"{{"apis": [{{"name": "a", "version": "v1", "context": "/", "endpoint": "main", "resources": [{}]}}]}}"#,
-            resources.join(",")
+            r#"{{"apis": [
+                {{"name": "a", "version": "v1", "context": "/", "endpoint": "main",
+                  "binary_media_types": ["*/*"], "resources": [{resources}]}},
+                {{"name": "b", "version": "v1", "context": "/v2", "endpoint": "main",
+                  "payload_format": "v2", "resources": [{resources}]}}]}}"#
         );
         lambdagate_core::parse(json.as_bytes()).expect("the fuzz config parses")
     })
 }
 
-fn plan(route: &str, request_id: &str) -> Box<RoutePlan> {
-    let headers = vec![
+fn plan(route: &str, request_id: &str, accept: bool) -> Box<RoutePlan> {
+    let mut headers = vec![
         (":method".to_owned(), "POST".to_owned()),
         (":path".to_owned(), route.to_owned()),
     ];
+    if accept {
+        headers.push(("accept".to_owned(), "*/*".to_owned()));
+    }
     let info = RequestInfo {
         request_id: request_id.to_owned(),
         ..RequestInfo::default()
@@ -139,12 +149,24 @@ fn assert_sane(response: &HttpResponse, what: &str) {
 
 fuzz_target!(|data: &[u8]| {
     let input = Input::new(data);
-    let (route, function_error_status) = ROUTES[usize::from(input.route) % ROUTES.len()];
-    let plan = plan(route, input.request_id);
+    let (route, function_error_status) = ROUTES[usize::from(input.route & 0x3f) % ROUTES.len()];
+    let format = if input.route & 0x80 == 0 {
+        PayloadFormat::V1
+    } else {
+        PayloadFormat::V2
+    };
+    // A REST API decodes base64 for a binary Accept; an HTTP API always.
+    let accept = input.route & 0x40 != 0;
+    let decode_base64 = format == PayloadFormat::V2 || accept;
+    let path = match format {
+        PayloadFormat::V1 => route.to_owned(),
+        _ => format!("/v2{route}"),
+    };
+    let plan = plan(&path, input.request_id, accept);
     let function_error =
         FUNCTION_ERRORS[usize::from(input.function_error) % FUNCTION_ERRORS.len()].to_owned();
 
-    let direct = proxy_response(input.payload);
+    let direct = proxy_response(input.payload, format, decode_base64);
     if let Ok(Some(response)) = &direct {
         assert_sane(response, "proxy_response");
     }
@@ -184,6 +206,9 @@ fuzz_target!(|data: &[u8]| {
                 }) =>
             {
                 assert_eq!(response.status, 502, "a payload that is not JSON");
+            }
+            Ok(None) if format == PayloadFormat::V1 => {
+                assert_eq!(response.status, 502, "a REST reply without statusCode");
             }
             Ok(None) => {
                 assert_eq!(response.status, 200);

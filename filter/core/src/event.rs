@@ -438,11 +438,7 @@ fn v1<'a>(input: &EventInput<'a>, scratch: &'a mut Scratch) -> V1Owned<'a> {
             input.api,
             scratch,
         ),
-        context_path: if input.api.stage_named {
-            Cow::Owned(format!("/{}{}", input.api.stage, input.path))
-        } else {
-            Cow::Borrowed(input.path)
-        },
+        context_path: staged_path(input),
         input: *input,
     }
 }
@@ -559,6 +555,9 @@ struct V2Http<'a> {
 }
 
 struct V2Owned<'a> {
+    /// `rawPath` and `http.path`: an HTTP API's named stage is the first
+    /// segment of the path it passes (Powertools strips it again).
+    staged_path: Cow<'a, str>,
     headers: Grouped<'a>,
     query: Grouped<'a>,
     cookies: Vec<&'a str>,
@@ -577,6 +576,7 @@ fn v2<'a>(input: &EventInput<'a>, scratch: &'a mut Scratch) -> V2Owned<'a> {
         .filter(|c| !c.is_empty())
         .collect();
     V2Owned {
+        staged_path: staged_path(input),
         headers: Grouped::headers(input, true),
         query: Grouped::query(input.query),
         cookies,
@@ -598,7 +598,7 @@ impl Serialize for V2Owned<'_> {
         let event = V2Event {
             version: "2.0",
             route_key: &self.route_key,
-            raw_path: input.path,
+            raw_path: &self.staged_path,
             raw_query_string: input.query.unwrap_or_default(),
             cookies: (!self.cookies.is_empty()).then(|| self.cookies.clone()),
             headers: self.headers.joined(),
@@ -613,7 +613,7 @@ impl Serialize for V2Owned<'_> {
                 domain_prefix: domain.map(domain_prefix),
                 http: V2Http {
                     method: input.method,
-                    path: input.path,
+                    path: &self.staged_path,
                     protocol: input.protocol,
                     source_ip: input.source_ip,
                     user_agent: last_header(input.headers, "user-agent"),
@@ -695,6 +695,16 @@ impl Serialize for Wso2Owned<'_> {
             body: &self.body,
         }
         .serialize(serializer)
+    }
+}
+
+/// The path with a named stage in front, as API Gateway's invoke URL has
+/// it (`/prod/users/7`); the path itself for `$default`.
+fn staged_path<'a>(input: &EventInput<'a>) -> Cow<'a, str> {
+    if input.api.stage_named {
+        Cow::Owned(format!("/{}{}", input.api.stage, input.path))
+    } else {
+        Cow::Borrowed(input.path)
     }
 }
 
@@ -983,9 +993,12 @@ mod tests {
             );
         }
         assert_eq!(v1["requestContext"]["apiId"], v2["requestContext"]["apiId"]);
-        // REST's context path carries the stage; the event's path does not.
+        // REST's context path carries the stage, the event's path does not;
+        // an HTTP API's rawPath and http.path carry it.
         assert_eq!(v1["requestContext"]["path"], "/prod/users/user/7");
         assert_eq!(v1["path"], "/users/user/7");
+        assert_eq!(v2["rawPath"], "/prod/users/user/7");
+        assert_eq!(v2["requestContext"]["http"]["path"], "/prod/users/user/7");
         assert_eq!(v1["requestContext"]["resourceId"], "r3s0ur");
         assert_eq!(v1["requestContext"]["extendedRequestId"], "req-1");
         assert_eq!(
