@@ -67,10 +67,22 @@ pub fn filter_wasm() -> PathBuf {
 /// The Rust sample function (examples/functions/hello-rust), built by
 /// `cargo build --workspace` (scripts/test does).
 pub fn hello_rust() -> PathBuf {
-    let path = repo_root().join("target/debug/hello-rust");
+    workspace_binary("hello-rust")
+}
+
+/// The test function on `lambda_http` that answers with what its request
+/// accessors observed (tests/functions/http-observer-rust), built by
+/// `cargo build --workspace` (scripts/test does).
+pub fn http_observer_rust() -> PathBuf {
+    workspace_binary("http-observer-rust")
+}
+
+/// A binary of a workspace member, from the debug build.
+fn workspace_binary(package: &str) -> PathBuf {
+    let path = repo_root().join("target/debug").join(package);
     assert!(
         path.exists(),
-        "{} is missing: build it with `cargo build -p hello-rust` (scripts/test does)",
+        "{} is missing: build it with `cargo build -p {package}` (scripts/test does)",
         path.display()
     );
     path
