@@ -151,7 +151,7 @@ async fn each_format_routes_builds_and_answers_as_its_api_gateway_flavour() {
     assert_eq!(headers["x-forwarded-port"], port);
     let xff = headers["x-forwarded-for"].as_str().unwrap();
     assert!(
-        xff.starts_with("6.6.6.6, ") && !xff.ends_with("6.6.6.6"),
+        xff.starts_with("6.6.6.6,") && !xff.ends_with("6.6.6.6"),
         "Envoy appends the peer it saw: {xff}"
     );
     assert_eq!(e["requestContext"]["identity"]["sourceIp"], "127.0.0.1");

@@ -26,6 +26,8 @@ fn definition(moto: &Moto, p: &RenderedPorts, extra_resources: &str) -> String {
         r#"name: users
 version: v1
 context: /users
+# moto's echo is no proxy response: an HTTP API returns it as is.
+payload_format: v2
 endpoint:
   name: orders
   access_method: stored
@@ -194,7 +196,7 @@ async fn rendered_configs_serve_and_a_redeploy_under_load_fails_no_request() {
     loop {
         let r = envoy.send("GET", "/users/thing/5", &[], b"").await;
         if r.status == 200 {
-            assert_eq!(r.json()["resource"], "/thing/{id}");
+            assert_eq!(r.json()["routeKey"], "GET /thing/{id}");
             break;
         }
         assert_eq!(r.status, 404, "{}\ninvoker:\n{}", r.text(), invoker.logs());

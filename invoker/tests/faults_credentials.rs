@@ -70,8 +70,9 @@ async fn stack() -> Stack {
     let invoker = InvokerProcess::start(BIN, &yaml, &env, "info").await;
     let filter = json!({
         "invoker_cluster": "lambdagate_invoker",
+        // moto's echo is no proxy response: an HTTP API returns it as is.
         "apis": [{"name": "svc", "version": "v1", "context": "/svc", "endpoint": "instance",
-                  "resources": [{"verb": "GET", "uri_template": "/items/{id}", "arn": echo,
+                  "payload_format": "v2", "resources": [{"verb": "GET", "uri_template": "/items/{id}", "arn": echo,
                                  "timeout_seconds": 5}]}]
     })
     .to_string();
