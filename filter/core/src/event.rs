@@ -415,6 +415,8 @@ struct V1Context<'a> {
 struct Identity<'a> {
     cognito_identity_pool_id: Option<()>,
     account_id: Option<()>,
+    api_key: Option<()>,
+    api_key_id: Option<()>,
     cognito_identity_id: Option<()>,
     caller: Option<()>,
     source_ip: &'a str,
@@ -486,6 +488,8 @@ impl Serialize for V1Owned<'_> {
                 identity: Identity {
                     cognito_identity_pool_id: None,
                     account_id: None,
+                    api_key: None,
+                    api_key_id: None,
                     cognito_identity_id: None,
                     caller: None,
                     source_ip: input.source_ip,

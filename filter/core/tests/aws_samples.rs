@@ -123,21 +123,10 @@ const DELIBERATE: &[Known] = &[
 /// Where lambdagate falls short of the samples; each says the fix.
 const GAPS: &[Known] = &[
     known(
-        V1,
-        "/requestContext/identity/apiKey",
-        "AWS's REST identity block has apiKey: the AWS docs example these samples grew from (roq9wj, deef4878-...) shows null. \
-         Fix: emit `apiKey: null` in event.rs Identity",
-    ),
-    known(
-        V1,
-        "/requestContext/identity/apiKeyId",
-        "as apiKey. Fix: emit `apiKeyId: null` in event.rs Identity",
-    ),
-    known(
         V2,
         "/routeKey",
         "the samples use the `$default` route; lambdagate has no catch-all route, its routeKey is always `VERB /template` \
-         (here the nearest: ANY / or ANY /{proxy+}). Fix: a `$default` resource, or a row in README's differences table",
+         (here the nearest: ANY / or ANY /{proxy+}); README, Differences from API Gateway",
     ),
     known(V2, "/requestContext/routeKey", "as /routeKey"),
 ];
