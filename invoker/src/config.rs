@@ -42,6 +42,10 @@ struct FileConfig {
     allow_non_loopback: bool,
     #[serde(default)]
     admin_listen: Option<String>,
+    /// The developer portal's files (`lambdagate render` writes them): the
+    /// admin server serves them at `/portal/`.
+    #[serde(default)]
+    portal_dir: Option<PathBuf>,
     /// Permissions of the unix socket (`listen: unix:...`), octal.
     #[serde(default)]
     socket_mode: Option<serde_yaml::Value>,
@@ -183,6 +187,11 @@ pub struct Config {
     pub listen: ListenAddr,
     pub allow_non_loopback: bool,
     pub admin_listen: Option<SocketAddr>,
+    /// The developer portal's folder, served by the admin server at
+    /// `/portal/` (files are read per request, so a re-render shows at
+    /// once). Relative to the config file's folder when read by
+    /// [`Config::load`].
+    pub portal_dir: Option<PathBuf>,
     /// Permissions given to the unix socket, whatever the umask.
     pub socket_mode: u32,
     pub default_endpoint: Option<String>,
@@ -243,7 +252,25 @@ impl Config {
             field: "(file)".into(),
             message: format!("cannot read the config file: {e}"),
         })?;
-        Config::parse(&text, &path.display().to_string())
+        let mut config = Config::parse(&text, &path.display().to_string())?;
+        if let Some(dir) = &config.portal_dir {
+            let dir = match path.parent() {
+                Some(base) if dir.is_relative() => base.join(dir),
+                _ => dir.clone(),
+            };
+            if !dir.is_dir() {
+                return Err(ConfigError {
+                    file: path.display().to_string(),
+                    field: "portal_dir".into(),
+                    message: format!(
+                        "{} is not a directory: give the folder `lambdagate render` wrote the portal into (its `portal/`), or remove `portal_dir`",
+                        dir.display()
+                    ),
+                });
+            }
+            config.portal_dir = Some(dir);
+        }
+        Ok(config)
     }
 
     /// Parses and validates config text; `file` names it in errors.
@@ -316,6 +343,20 @@ impl FileConfig {
                 Err(m) => return Err(err("admin_listen", m)),
             },
         };
+        if let Some(dir) = &self.portal_dir {
+            if admin_listen.is_none() {
+                return Err(err(
+                    "portal_dir",
+                    "the portal is served by the admin server: set `admin_listen` too (e.g. 127.0.0.1:9902)".into(),
+                ));
+            }
+            if dir.as_os_str().is_empty() {
+                return Err(err(
+                    "portal_dir",
+                    "empty: give the folder `lambdagate render` wrote the portal into".into(),
+                ));
+            }
+        }
         let socket_mode = match &self.socket_mode {
             None => DEFAULT_SOCKET_MODE,
             Some(value) => parse_socket_mode(value).map_err(|m| err("socket_mode", m))?,
@@ -348,6 +389,7 @@ impl FileConfig {
             listen,
             allow_non_loopback: self.allow_non_loopback,
             admin_listen,
+            portal_dir: self.portal_dir,
             socket_mode,
             default_endpoint: self.default_endpoint,
             endpoints,

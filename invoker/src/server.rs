@@ -18,6 +18,7 @@ use tonic::{Request, Response, Status};
 use crate::config::{Config, ListenAddr};
 use crate::invoke::Invoker;
 use crate::metrics::Metrics;
+use crate::portal_http::SharedPortal;
 
 /// The invoker in use. A config reload replaces it as a whole; calls in
 /// flight keep the one they started with.
@@ -119,9 +120,11 @@ pub async fn serve_until(
     .max_decoding_message_size(MAX_GRPC_MESSAGE_BYTES)
     .max_encoding_message_size(MAX_GRPC_MESSAGE_BYTES);
 
+    let portal: SharedPortal = Arc::new(RwLock::new(config.portal_dir.clone()));
     tokio::spawn(watch_config(
         path.to_owned(),
         invoker.clone(),
+        portal.clone(),
         metrics.clone(),
         stop_rx.clone(),
     ));
@@ -141,10 +144,11 @@ pub async fn serve_until(
             let listener = tokio::net::TcpListener::bind(addr)
                 .await
                 .with_context(|| format!("cannot listen on admin address {addr}"))?;
-            tracing::info!(address = %addr, "admin listening (/metrics, /healthz)");
+            tracing::info!(address = %addr, portal = ?config.portal_dir, "admin listening (/metrics, /healthz, /portal/)");
             Some(tokio::spawn(run_admin(
                 listener,
                 metrics.clone(),
+                portal.clone(),
                 stop_rx.clone(),
             )))
         }
@@ -190,6 +194,7 @@ pub async fn serve_until(
 async fn watch_config(
     path: PathBuf,
     shared: SharedInvoker,
+    portal: SharedPortal,
     metrics: Metrics,
     mut stop: watch::Receiver<bool>,
 ) {
@@ -218,11 +223,11 @@ async fn watch_config(
             continue;
         }
         last = now;
-        reload(&path, &shared, &metrics).await;
+        reload(&path, &shared, &portal, &metrics).await;
     }
 }
 
-async fn reload(path: &Path, shared: &SharedInvoker, metrics: &Metrics) {
+async fn reload(path: &Path, shared: &SharedInvoker, portal: &SharedPortal, metrics: &Metrics) {
     let file = path.display().to_string();
     let result = match Config::load(path) {
         Ok(config) => {
@@ -231,18 +236,20 @@ async fn reload(path: &Path, shared: &SharedInvoker, metrics: &Metrics) {
                 .iter()
                 .map(|s| s.to_string())
                 .collect();
+            let portal_dir = config.portal_dir.clone();
             Invoker::new(config, metrics.clone(), &file)
                 .await
-                .map(|invoker| (invoker, names))
+                .map(|invoker| (invoker, names, portal_dir))
         }
         Err(e) => Err(e),
     };
     match result {
-        Ok((invoker, names)) => {
+        Ok((invoker, names, portal_dir)) => {
             match shared.write() {
                 Ok(mut guard) => *guard = Arc::new(invoker),
                 Err(poisoned) => *poisoned.into_inner() = Arc::new(invoker),
             }
+            crate::portal_http::replace(portal, portal_dir);
             metrics.config_reload("ok");
             tracing::info!(endpoints = ?names, "config reloaded (listen addresses need a restart)");
         }
@@ -382,6 +389,7 @@ async fn serve_unix(
 async fn run_admin(
     listener: tokio::net::TcpListener,
     metrics: Metrics,
+    portal: SharedPortal,
     mut stop: watch::Receiver<bool>,
 ) {
     use axum::routing::get;
@@ -401,7 +409,8 @@ async fn run_admin(
                 }
             }),
         )
-        .route("/healthz", get(|| async { "ok\n" }));
+        .route("/healthz", get(|| async { "ok\n" }))
+        .merge(crate::portal_http::routes(portal));
     let result = axum::serve(listener, app)
         .with_graceful_shutdown(async move {
             let _ = stop.wait_for(|s| *s).await;
