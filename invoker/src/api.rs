@@ -51,7 +51,51 @@ pub struct Gateway {
     /// 300, Envoy's own.
     #[serde(default = "default_idle_timeout_seconds")]
     pub idle_timeout_seconds: u32,
+    /// The developer portal on the gateway listener.
+    #[serde(default)]
+    pub portal: PortalSettings,
 }
+
+/// `gateway.portal`: the developer portal (a list of the published and
+/// deprecated APIs, their OpenAPI documents and a "try it" console),
+/// served by the invoker's admin server through Envoy.
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct PortalSettings {
+    /// On by default; `false` renders no portal and no route to it.
+    #[serde(default = "default_portal_enabled")]
+    pub enabled: bool,
+    /// Where clients reach it on the gateway listener, `/portal/` by
+    /// default: starts and ends with `/`.
+    #[serde(default = "default_portal_path")]
+    pub path: String,
+    /// The swagger-ui-dist folder the console is copied from; a relative
+    /// path is relative to the API definition's folder. Default: the one
+    /// `scripts/setup` fetched ([`default_console_path`]).
+    #[serde(default)]
+    pub console: Option<PathBuf>,
+}
+
+fn default_portal_enabled() -> bool {
+    true
+}
+fn default_portal_path() -> String {
+    "/portal/".into()
+}
+
+impl Default for PortalSettings {
+    fn default() -> Self {
+        PortalSettings {
+            enabled: true,
+            path: default_portal_path(),
+            console: None,
+        }
+    }
+}
+
+/// The invoker's admin address when the portal is on and
+/// `gateway.invoker_admin` is not set (the README's example address).
+pub const DEFAULT_INVOKER_ADMIN: &str = "127.0.0.1:9902";
 
 fn default_listen() -> String {
     "127.0.0.1:8080".into()
@@ -85,6 +129,7 @@ impl Default for Gateway {
             public_url: None,
             trusted_hops: 0,
             idle_timeout_seconds: DEFAULT_IDLE_TIMEOUT_SECONDS,
+            portal: PortalSettings::default(),
         }
     }
 }
@@ -415,12 +460,17 @@ pub struct Rendered {
     pub invoker: String,
     /// The filter's .wasm, absolute and existing.
     pub filter: PathBuf,
+    /// The developer portal's files (none when `gateway.portal.enabled`
+    /// is false), to write into `DIR/portal/` before the invoker config.
+    pub portal: Option<Vec<crate::portal::PortalFile>>,
 }
 
 /// Path of the ECDS file inside the output directory.
 pub const ECDS_DIR: &str = "ecds";
 pub const ECDS_FILE: &str = "lambdagate.yaml";
 pub const FILTER_NAME: &str = "lambdagate";
+/// Envoy's cluster for the invoker's admin server (the portal).
+pub const PORTAL_CLUSTER: &str = "lambdagate_portal";
 
 /// Renders the APIs into the Envoy bootstrap, the ECDS filter config and
 /// the invoker config. `out_dir` must be absolute (Envoy watches it).
@@ -480,6 +530,25 @@ pub fn render(
         ));
     }
     let filter_path = resolve_filter(filter, &gateway, gateway_file)?;
+    let mut gateway = gateway;
+    let portal = if gateway.portal.enabled {
+        crate::portal::validate_path(&gateway.portal.path, apis, gateway_file)?;
+        let console = crate::portal::resolve_console(&gateway.portal, gateway_file)?;
+        // The portal is served by the invoker's admin server.
+        let admin = gateway
+            .invoker_admin
+            .get_or_insert_with(|| DEFAULT_INVOKER_ADMIN.to_owned());
+        if admin.starts_with("unix:") {
+            return Err(error(
+                gateway_file,
+                "gateway.invoker_admin",
+                "must be an IP address and port such as 127.0.0.1:9902: Envoy reaches the portal there",
+            ));
+        }
+        Some(crate::portal::render_files(apis, &gateway, &console)?)
+    } else {
+        None
+    };
     // Envoy must not end a request that waits for the slowest function.
     let longest_route = apis
         .iter()
@@ -533,6 +602,13 @@ pub fn render(
     if let Some(admin) = &gateway.invoker_admin {
         invoker.push_str(&format!("admin_listen: {}\n", yaml_string(admin)));
     }
+    if portal.is_some() {
+        let dir = out_dir.join(crate::portal::DIR);
+        invoker.push_str(&format!(
+            "portal_dir: {}\n",
+            yaml_string(&dir.display().to_string())
+        ));
+    }
     let mut mapping = serde_yaml::Mapping::new();
     for (name, (mut endpoint, mut arns, _)) in endpoints {
         arns.sort();
@@ -560,6 +636,7 @@ pub fn render(
         ecds,
         invoker,
         filter: filter_path,
+        portal,
     })
 }
 
@@ -618,6 +695,48 @@ fn envoy_yaml(gateway: &Gateway, out_dir: &Path, timeout_seconds: u32) -> Result
     let invoker = socket_address(&gateway.invoker, "gateway.invoker")?;
     let ecds_dir = out_dir.join(ECDS_DIR);
     let ecds_file = ecds_dir.join(ECDS_FILE);
+    let (portal_routes, portal_cluster) = match (&gateway.portal, &gateway.invoker_admin) {
+        (portal, Some(admin)) if portal.enabled => {
+            let admin = socket_address(admin, "gateway.invoker_admin")?;
+            let path = &portal.path;
+            let bare = path.trim_end_matches('/');
+            // The lambdagate filter is off on these routes, so an API at
+            // `/` cannot take the portal's requests.
+            let filter_off = format!(
+                "typed_per_filter_config: {{{FILTER_NAME}: {{\"@type\": type.googleapis.com/envoy.config.route.v3.FilterConfig, disabled: true}}}}"
+            );
+            (
+                format!(
+                    r#"              # The developer portal: files served by the invoker's admin
+              # server (read per request, so a re-render shows at once).
+              - match: {{path: {bare}}}
+                redirect: {{path_redirect: {path}}}
+                {filter_off}
+              - match: {{prefix: {path}}}
+                route: {{cluster: {PORTAL_CLUSTER}, prefix_rewrite: {admin_prefix}}}
+                {filter_off}
+"#,
+                    bare = yaml_string(bare),
+                    path = yaml_string(path),
+                    admin_prefix = yaml_string(crate::portal_http::PREFIX),
+                ),
+                format!(
+                    r#"  # The invoker's admin server (HTTP/1.1), which serves the portal.
+  - name: {PORTAL_CLUSTER}
+    type: STATIC
+    connect_timeout: 1s
+    load_assignment:
+      cluster_name: {PORTAL_CLUSTER}
+      endpoints:
+      - lb_endpoints:
+        - endpoint:
+            address: {admin}
+"#
+                ),
+            )
+        }
+        _ => (String::new(), String::new()),
+    };
     Ok(format!(
         r#"# Rendered by `lambdagate render`. Start Envoy with
 #   envoy -c {bootstrap} --concurrency 1
@@ -663,7 +782,7 @@ static_resources:
             - name: gateway
               domains: ["*"]
               routes:
-              # Requests outside every API's base path end here.
+{portal_routes}              # Requests outside every API's base path end here.
               - match: {{prefix: "/"}}
                 direct_response:
                   status: 404
@@ -697,7 +816,7 @@ static_resources:
       - lb_endpoints:
         - endpoint:
             address: {invoker}
-"#,
+{portal_cluster}"#,
         bootstrap = out_dir.join("envoy.yaml").display(),
         ecds = ecds_file.display(),
         log = yaml_string(ACCESS_LOG_FORMAT),
@@ -712,7 +831,12 @@ static_resources:
 /// the old one: Envoy and the invoker notice renames, and never see half a
 /// file. Returns whether the content changed.
 pub fn write_atomically(path: &Path, text: &str) -> std::io::Result<bool> {
-    if std::fs::read_to_string(path).is_ok_and(|old| old == text) {
+    write_bytes_atomically(path, text.as_bytes())
+}
+
+/// [`write_atomically`] for any content.
+pub fn write_bytes_atomically(path: &Path, content: &[u8]) -> std::io::Result<bool> {
+    if std::fs::read(path).is_ok_and(|old| old == content) {
         return Ok(false);
     }
     let dir = path.parent().unwrap_or_else(|| Path::new("."));
@@ -724,7 +848,7 @@ pub fn write_atomically(path: &Path, text: &str) -> std::io::Result<bool> {
     // Outside the watched ECDS folder's file name, so a half-written temp
     // file is never taken for the config.
     let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
-    std::fs::write(&tmp, text)?;
+    std::fs::write(&tmp, content)?;
     std::fs::rename(&tmp, path)?;
     Ok(true)
 }

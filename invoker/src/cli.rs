@@ -103,6 +103,10 @@ enum Command {
         /// The invoker's gRPC port.
         #[arg(long, default_value_t = 50051)]
         invoker_port: u16,
+        /// The invoker's admin port (/metrics and the developer portal,
+        /// which Envoy serves at /portal/).
+        #[arg(long, default_value_t = 9902)]
+        invoker_admin_port: u16,
         /// Envoy binary (default: .venv/bin/envoy, then PATH).
         #[arg(long)]
         envoy: Option<PathBuf>,
@@ -277,6 +281,7 @@ async fn run(command: Command) -> ExitCode {
             port,
             admin_port,
             invoker_port,
+            invoker_admin_port,
             envoy,
             wasm,
         } => {
@@ -285,6 +290,7 @@ async fn run(command: Command) -> ExitCode {
                 port,
                 admin_port,
                 invoker_port,
+                invoker_admin_port,
                 envoy,
                 wasm,
             };
@@ -434,6 +440,22 @@ async fn render(
     eprintln!("filter: {}", rendered.filter.display());
     let ecds_path = out.join(ECDS_DIR).join(ECDS_FILE);
     let redeploy = ecds_path.exists();
+    // The portal first: the invoker config names its folder, and the
+    // invoker refuses a config whose portal folder is missing.
+    if let Some(files) = &rendered.portal {
+        let dir = out.join(crate::portal::DIR);
+        match crate::portal::write(&dir, files) {
+            Ok(changed) => eprintln!(
+                "{} developer portal: {}",
+                if changed > 0 { "wrote" } else { "unchanged" },
+                dir.display()
+            ),
+            Err(e) => {
+                eprintln!("error: cannot write the portal into {}: {e}", dir.display());
+                return ExitCode::FAILURE;
+            }
+        }
+    }
     // Order matters on a redeploy: the invoker must allow new ARNs before
     // Envoy routes to them.
     let steps: [(&str, std::path::PathBuf, &str); 3] = [

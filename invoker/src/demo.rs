@@ -25,6 +25,7 @@ pub struct DemoOptions {
     pub port: u16,
     pub admin_port: u16,
     pub invoker_port: u16,
+    pub invoker_admin_port: u16,
     pub envoy: Option<PathBuf>,
     /// Default: [`crate::api::default_filter_path`].
     pub wasm: Option<PathBuf>,
@@ -64,6 +65,7 @@ pub async fn run(options: DemoOptions) -> anyhow::Result<()> {
     port_free(options.port, "--port")?;
     port_free(options.admin_port, "--admin-port")?;
     port_free(options.invoker_port, "--invoker-port")?;
+    port_free(options.invoker_admin_port, "--invoker-admin-port")?;
     let envoy_bin = find_envoy(options.envoy.as_deref())?;
     let wasm = match &options.wasm {
         Some(path) => path.clone(),
@@ -79,12 +81,19 @@ pub async fn run(options: DemoOptions) -> anyhow::Result<()> {
     }
     let wasm = wasm.canonicalize()?;
     let mut definition = ApiDefinition::load(&options.api).map_err(anyhow::Error::new)?;
+    // The portal settings are the definition's own; the addresses are the demo's.
+    let portal = definition
+        .gateway
+        .as_ref()
+        .map(|g| g.portal.clone())
+        .unwrap_or_default();
     definition.gateway = Some(Gateway {
         listen: format!("127.0.0.1:{}", options.port),
         admin: format!("127.0.0.1:{}", options.admin_port),
         invoker: format!("127.0.0.1:{}", options.invoker_port),
-        invoker_admin: None,
+        invoker_admin: Some(format!("127.0.0.1:{}", options.invoker_admin_port)),
         wasm: Some(wasm),
+        portal,
         ..Gateway::default()
     });
 
@@ -96,6 +105,10 @@ pub async fn run(options: DemoOptions) -> anyhow::Result<()> {
     let rendered =
         render(std::slice::from_ref(&definition), &out, None).map_err(anyhow::Error::new)?;
     let invoker_path = out.join("invoker.yaml");
+    if let Some(files) = &rendered.portal {
+        crate::portal::write(&out.join(crate::portal::DIR), files)
+            .context("cannot write the developer portal")?;
+    }
     write_atomically(&invoker_path, &rendered.invoker)?;
     write_atomically(&out.join(ECDS_DIR).join(ECDS_FILE), &rendered.ecds)?;
     write_atomically(&out.join("envoy.yaml"), &rendered.envoy_bootstrap)?;
@@ -178,6 +191,14 @@ pub async fn run(options: DemoOptions) -> anyhow::Result<()> {
         envoy.id().unwrap_or(0),
         options.admin_port
     );
+    if let Some(gateway) = &definition.gateway
+        && gateway.portal.enabled
+    {
+        println!(
+            "Developer portal (try the API in a browser): {base}{}",
+            gateway.portal.path
+        );
+    }
     println!("Try:");
     for line in curl_lines(&definition, &base) {
         println!("  {line}");

@@ -14,6 +14,8 @@ pub mod lambda_api;
 pub mod local;
 pub mod metrics;
 pub mod openapi;
+pub mod portal;
+pub mod portal_http;
 pub mod secret;
 pub mod server;
 pub mod sigv4;

@@ -2,6 +2,7 @@
 //! "publish"), for a developer portal such as Swagger UI or Redoc to show
 //! and "try it" against the gateway.
 
+use lambdagate_core::config::Lifecycle;
 use serde_json::{Map, Value, json};
 
 use crate::api::{ApiDefinition, Gateway};
@@ -38,16 +39,25 @@ pub fn document(api: &ApiDefinition, gateway: &Gateway) -> Value {
             let parameters: Vec<Value> = params
                 .iter()
                 .map(|(name, greedy)| {
+                    // A `{param}` is one non-empty segment; `{param+}` the
+                    // rest of the path.
+                    let (schema, description) = if *greedy {
+                        (
+                            json!({"type": "string", "minLength": 1}),
+                            "The rest of the path (may contain `/`).",
+                        )
+                    } else {
+                        (
+                            json!({"type": "string", "minLength": 1, "pattern": "^[^/]+$"}),
+                            "One path segment, URL-decoded before it reaches the function.",
+                        )
+                    };
                     json!({
                         "name": name,
                         "in": "path",
                         "required": true,
-                        "schema": {"type": "string"},
-                        "description": if *greedy {
-                            "The rest of the path (may contain `/`)."
-                        } else {
-                            "Path parameter, URL-decoded before it reaches the function."
-                        },
+                        "schema": schema,
+                        "description": description,
                     })
                 })
                 .collect();
@@ -63,8 +73,13 @@ pub fn document(api: &ApiDefinition, gateway: &Gateway) -> Value {
                     resource.timeout_seconds
                 ),
                 "parameters": parameters,
-                "responses": responses(resource.invocation_type),
+                "responses": responses(resource.invocation_type, a.lifecycle),
             });
+            if a.lifecycle == Lifecycle::Deprecated
+                && let Some(obj) = op.as_object_mut()
+            {
+                obj.insert("deprecated".into(), Value::Bool(true));
+            }
             if matches!(v, "post" | "put" | "patch" | "delete" | "options")
                 && let Some(obj) = op.as_object_mut()
             {
@@ -82,12 +97,38 @@ pub fn document(api: &ApiDefinition, gateway: &Gateway) -> Value {
             }
         }
     }
+    let mut description = String::new();
+    if let Some(text) = &api.description {
+        description.push_str(text.trim_end());
+        description.push_str("\n\n");
+    }
+    description.push_str(&format!(
+        "Served by lambdagate: each operation invokes an AWS Lambda function. Base path `{}`.",
+        a.context
+    ));
+    match a.lifecycle {
+        Lifecycle::Deprecated => {
+            description.push_str("\n\n**Deprecated**");
+            if let Some(day) = &a.deprecated_on {
+                description.push_str(&format!(" since {day}"));
+            }
+            if let Some(day) = &a.sunset {
+                description.push_str(&format!("; it stops answering on {day}"));
+            }
+            description.push_str(". Responses carry the `Deprecation` (and `Sunset`) headers.");
+        }
+        Lifecycle::Retired => {
+            description.push_str("\n\n**Retired**: every operation answers 410.");
+        }
+        Lifecycle::Created | Lifecycle::Published => {}
+    }
     json!({
         "openapi": "3.0.3",
         "info": {
             "title": a.name,
             "version": a.version,
-            "description": format!("Served by lambdagate: each operation invokes an AWS Lambda function. Base path `{}`.", a.context),
+            "description": description,
+            "x-lifecycle": crate::portal::state_name(a.lifecycle),
         },
         "servers": [{"url": format!("{}{}", gateway.public_url(), if a.context == "/" { "" } else { a.context.as_str() })}],
         "paths": paths,
@@ -125,7 +166,7 @@ fn error_response(description: &str) -> Value {
     })
 }
 
-fn responses(invocation_type: lambdagate_core::InvocationType) -> Value {
+fn responses(invocation_type: lambdagate_core::InvocationType, lifecycle: Lifecycle) -> Value {
     let mut r = Map::new();
     match invocation_type {
         lambdagate_core::InvocationType::RequestResponse => {
@@ -151,6 +192,12 @@ fn responses(invocation_type: lambdagate_core::InvocationType) -> Value {
         ("504", "The function did not answer within the timeout."),
     ] {
         r.insert(code.into(), error_response(text));
+    }
+    if lifecycle == Lifecycle::Retired {
+        r.insert(
+            "410".into(),
+            error_response("The API is retired: it no longer answers."),
+        );
     }
     Value::Object(r)
 }
