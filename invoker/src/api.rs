@@ -253,6 +253,17 @@ struct ApiFile {
     /// `binaryMediaTypes`).
     #[serde(default)]
     binary_media_types: Vec<String>,
+    /// created, published (default), deprecated or retired.
+    #[serde(default)]
+    lifecycle: lambdagate_core::Lifecycle,
+    /// A deprecated API's dates (YYYY-MM-DD): `Deprecation` and `Sunset` headers.
+    #[serde(default)]
+    deprecated_on: Option<String>,
+    #[serde(default)]
+    sunset: Option<String>,
+    /// A sentence or two for the developer portal.
+    #[serde(default)]
+    description: Option<String>,
     /// An invoker endpoint (see examples/invoker.yaml) plus its `name`;
     /// its `allow` list is rendered from the resources.
     endpoint: serde_yaml::Mapping,
@@ -266,6 +277,8 @@ struct ApiFile {
 pub struct ApiDefinition {
     pub file: String,
     pub api: ApiConfig,
+    /// For the developer portal.
+    pub description: Option<String>,
     pub endpoint_name: String,
     /// The endpoint as written, without `name` and `allow`.
     pub endpoint: serde_yaml::Mapping,
@@ -348,11 +361,15 @@ impl ApiDefinition {
             stage_variables: raw.stage_variables,
             binary_media_types: raw.binary_media_types,
             domain_name: raw.gateway.as_ref().and_then(Gateway::domain_name),
+            lifecycle: raw.lifecycle,
+            deprecated_on: raw.deprecated_on,
+            sunset: raw.sunset,
             resources: raw.resources,
         };
         let definition = ApiDefinition {
             file: file.to_owned(),
             api,
+            description: raw.description,
             endpoint_name,
             endpoint,
             gateway: raw.gateway,

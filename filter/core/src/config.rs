@@ -79,7 +79,48 @@ pub struct ApiConfig {
     /// taken from the client's Host header.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub domain_name: Option<String>,
+    /// Where the API is in its life: `retired` APIs answer 410, responses of
+    /// `deprecated` ones carry `Deprecation` (and `Sunset`) headers.
+    #[serde(default, skip_serializing_if = "Lifecycle::is_published")]
+    pub lifecycle: Lifecycle,
+    /// A deprecated API's deprecation date, `YYYY-MM-DD` (the `Deprecation`
+    /// header's date; without it the header says `true`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deprecated_on: Option<String>,
+    /// A deprecated API's planned end, `YYYY-MM-DD` (the `Sunset` header).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sunset: Option<String>,
     pub resources: Vec<ResourceConfig>,
+}
+
+/// An API's lifecycle state.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Lifecycle {
+    /// Deployed and served, not listed in the portal.
+    Created,
+    /// Served and listed.
+    #[default]
+    Published,
+    /// Served, listed as deprecated; responses say so in headers.
+    Deprecated,
+    /// No longer served: its resources answer 410.
+    Retired,
+}
+
+impl Lifecycle {
+    pub fn is_published(&self) -> bool {
+        *self == Lifecycle::Published
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Lifecycle::Created => "created",
+            Lifecycle::Published => "published",
+            Lifecycle::Deprecated => "deprecated",
+            Lifecycle::Retired => "retired",
+        }
+    }
 }
 
 /// One resource: verb + URI template → Lambda function.
@@ -232,6 +273,9 @@ pub struct ApiFacts {
     pub stage_variables: Vec<(String, String)>,
     pub binary_media_types: Vec<MediaRange>,
     pub domain_name: Option<String>,
+    pub lifecycle: Lifecycle,
+    /// `Deprecation` and `Sunset` for every response of a deprecated API.
+    pub lifecycle_headers: Vec<(String, String)>,
 }
 
 /// A `binary_media_types` entry: `type/subtype`, `type/*` or `*/*`
@@ -616,7 +660,10 @@ fn api_facts(api: &ApiConfig, at: &str) -> Result<ApiFacts, ConfigError> {
             ),
         ));
     }
+    let lifecycle_headers = lifecycle_headers(api, at)?;
     Ok(ApiFacts {
+        lifecycle: api.lifecycle,
+        lifecycle_headers,
         api_id: base36_id(fnv1a(&[&api.name]), 10),
         stage: api.stage.clone().unwrap_or_else(|| "$default".to_owned()),
         stage_named: api.stage.is_some(),
@@ -628,6 +675,121 @@ fn api_facts(api: &ApiConfig, at: &str) -> Result<ApiFacts, ConfigError> {
         binary_media_types,
         domain_name: api.domain_name.clone(),
     })
+}
+
+/// The headers of a deprecated API (RFC 9745 `Deprecation`, RFC 8594
+/// `Sunset`); dates are checked whatever the state, and only a deprecated
+/// API may have them.
+fn lifecycle_headers(api: &ApiConfig, at: &str) -> Result<Vec<(String, String)>, ConfigError> {
+    let mut headers = Vec::new();
+    let deprecated = api.lifecycle == Lifecycle::Deprecated;
+    let deprecation = match &api.deprecated_on {
+        None => None,
+        Some(date) => Some(date_days(date).ok_or_else(|| {
+            ConfigError::new(
+                format!("{at}.deprecated_on"),
+                format!("`{date}` is not a date: use YYYY-MM-DD, e.g. 2026-11-30"),
+            )
+        })?),
+    };
+    let sunset = match &api.sunset {
+        None => None,
+        Some(date) => Some(date_days(date).ok_or_else(|| {
+            ConfigError::new(
+                format!("{at}.sunset"),
+                format!("`{date}` is not a date: use YYYY-MM-DD, e.g. 2027-06-30"),
+            )
+        })?),
+    };
+    if !deprecated && (deprecation.is_some() || sunset.is_some()) {
+        let field = if deprecation.is_some() {
+            "deprecated_on"
+        } else {
+            "sunset"
+        };
+        return Err(ConfigError::new(
+            format!("{at}.{field}"),
+            format!(
+                "only a deprecated API has a {field} date; this one is `{}` (set lifecycle: deprecated, or remove the date)",
+                api.lifecycle.as_str()
+            ),
+        ));
+    }
+    if let (Some(from), Some(until)) = (deprecation, sunset)
+        && until < from
+    {
+        return Err(ConfigError::new(
+            format!("{at}.sunset"),
+            "the sunset date is before the deprecation date",
+        ));
+    }
+    if deprecated {
+        headers.push((
+            "deprecation".to_owned(),
+            deprecation.map_or_else(|| "true".to_owned(), |days| format!("@{}", days * 86_400)),
+        ));
+        if let Some(days) = sunset {
+            headers.push(("sunset".to_owned(), http_date(days)));
+        }
+    }
+    Ok(headers)
+}
+
+/// Days since 1970-01-01 of a `YYYY-MM-DD` date (years 1970 to 9999).
+fn date_days(text: &str) -> Option<i64> {
+    let bytes = text.as_bytes();
+    if bytes.len() != 10 || bytes.get(4) != Some(&b'-') || bytes.get(7) != Some(&b'-') {
+        return None;
+    }
+    let number = |range: std::ops::Range<usize>| -> Option<i64> {
+        let part = text.get(range)?;
+        part.bytes()
+            .all(|b| b.is_ascii_digit())
+            .then(|| part.parse().ok())?
+    };
+    let (year, month, day) = (number(0..4)?, number(5..7)?, number(8..10)?);
+    let leap = (year % 4 == 0 && year % 100 != 0) || year % 400 == 0;
+    let month_days = [
+        31,
+        if leap { 29 } else { 28 },
+        31,
+        30,
+        31,
+        30,
+        31,
+        31,
+        30,
+        31,
+        30,
+        31,
+    ];
+    let max_day = *month_days.get(usize::try_from(month.checked_sub(1)?).ok()?)?;
+    if year < 1970 || !(1..=max_day).contains(&day) {
+        return None;
+    }
+    // The inverse of the era-based conversion in `event::civil_from_days`.
+    let y = if month <= 2 { year - 1 } else { year };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (month + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + day - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    Some(era * 146_097 + doe - 719_468)
+}
+
+/// `Wed, 30 Jun 2027 00:00:00 GMT` for a day since 1970-01-01.
+fn http_date(days: i64) -> String {
+    const WEEKDAYS: [&str; 7] = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"];
+    let weekday = WEEKDAYS
+        .get(usize::try_from(days.rem_euclid(7)).unwrap_or(0))
+        .copied()
+        .unwrap_or("Thu");
+    let clf = crate::event::clf_time(u64::try_from(days * 86_400_000).unwrap_or(0));
+    // clf: `30/Jun/2027:00:00:00 +0000`
+    let (day, rest) = clf.split_once('/').unwrap_or(("01", "Jan/1970"));
+    let (month, rest) = rest.split_once('/').unwrap_or(("Jan", "1970"));
+    let year = rest.get(..4).unwrap_or("1970");
+    format!("{weekday}, {day} {month} {year} 00:00:00 GMT")
 }
 
 fn check_cluster(name: &str) -> Result<(), ConfigError> {
@@ -730,6 +892,87 @@ mod tests {
         ]
       }]
     }"#;
+
+    #[test]
+    fn lifecycle_dates_become_headers_and_bad_ones_are_refused() {
+        assert_eq!(date_days("1970-01-01"), Some(0));
+        assert_eq!(date_days("2000-03-01"), Some(11_017));
+        assert_eq!(
+            http_date(date_days("2027-06-30").unwrap()),
+            "Wed, 30 Jun 2027 00:00:00 GMT"
+        );
+        assert_eq!(
+            http_date(date_days("2024-02-29").unwrap()),
+            "Thu, 29 Feb 2024 00:00:00 GMT"
+        );
+        for bad in [
+            "2027-02-29",
+            "2027-13-01",
+            "2027-1-01",
+            "27-01-01",
+            "1969-12-31",
+            "2027-06-3x",
+            "",
+        ] {
+            assert_eq!(date_days(bad), None, "{bad}");
+        }
+        let api = |extra: &str| {
+            let json = format!(
+                r#"{{"apis": [{{"name": "a", "version": "v1", "context": "/a", "endpoint": "e", {extra}
+                   "resources": [{{"verb": "GET", "uri_template": "/",
+                                  "arn": "arn:aws:lambda:us-east-1:123456789012:function:f"}}]}}]}}"#
+            );
+            crate::parse(json.as_bytes()).map(|c| match c.table.find("GET", "/a") {
+                crate::route::RouteMatch::Found { target, .. } => {
+                    target.api.lifecycle_headers.clone()
+                }
+                other => panic!("{other:?}"),
+            })
+        };
+        assert_eq!(api(""), Ok(Vec::new()));
+        assert_eq!(
+            api(r#""lifecycle": "deprecated","#),
+            Ok(vec![("deprecation".to_owned(), "true".to_owned())])
+        );
+        assert_eq!(
+            api(
+                r#""lifecycle": "deprecated", "deprecated_on": "2026-12-01", "sunset": "2027-06-30","#
+            ),
+            Ok(vec![
+                ("deprecation".to_owned(), "@1796083200".to_owned()),
+                (
+                    "sunset".to_owned(),
+                    "Wed, 30 Jun 2027 00:00:00 GMT".to_owned()
+                ),
+            ])
+        );
+        for (extra, at, says) in [
+            (
+                r#""lifecycle": "gone","#,
+                "apis[0].lifecycle",
+                "unknown variant `gone`",
+            ),
+            (
+                r#""lifecycle": "published", "sunset": "2027-06-30","#,
+                "apis[0] (a).sunset",
+                "only a deprecated API",
+            ),
+            (
+                r#""lifecycle": "deprecated", "sunset": "30/06/2027","#,
+                "apis[0] (a).sunset",
+                "use YYYY-MM-DD",
+            ),
+            (
+                r#""lifecycle": "deprecated", "deprecated_on": "2027-07-01", "sunset": "2027-06-30","#,
+                "apis[0] (a).sunset",
+                "before the deprecation date",
+            ),
+        ] {
+            let err = api(extra).unwrap_err();
+            assert_eq!(err.at(), at, "{extra}");
+            assert!(err.message().contains(says), "{extra}: {err}");
+        }
+    }
 
     #[test]
     fn parses_with_defaults() {

@@ -792,6 +792,8 @@ mod tests {
                 stage_variables: Vec::new(),
                 binary_media_types: Vec::new(),
                 domain_name: None,
+                lifecycle: crate::config::Lifecycle::Published,
+                lifecycle_headers: Vec::new(),
             })),
             resource_id: "r3s0ur",
             trace_id: "",

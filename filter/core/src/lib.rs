@@ -23,7 +23,8 @@ pub mod url;
 
 pub use arn::{ArnError, LambdaArn};
 pub use config::{
-    CompiledConfig, Config, ConfigError, InvocationType, PayloadFormat, RouteTarget, parse,
+    CompiledConfig, Config, ConfigError, InvocationType, Lifecycle, PayloadFormat, RouteTarget,
+    parse,
 };
 pub use plan::{Decision, Invoke, RequestInfo, RoutePlan};
 pub use response::{GatewayError, GrpcStatus, HttpResponse};

@@ -20,7 +20,7 @@ use std::time::Duration;
 use lambdagate_proto::InvokeRequest;
 use prost::Message as _;
 
-use crate::config::{CompiledConfig, InvocationType, PayloadFormat, RouteTarget};
+use crate::config::{CompiledConfig, InvocationType, Lifecycle, PayloadFormat, RouteTarget};
 use crate::event::{self, EventInput, TRACE_HEADER, max_body_bytes};
 use crate::response::{
     GatewayError, GrpcStatus, HttpResponse, ReplyContext, grpc_deadline, reply_to_http,
@@ -150,13 +150,25 @@ impl CompiledConfig {
                 }
                 .to_response(&request_id, false),
             ),
+            RouteMatch::Found { target, .. } if target.api.lifecycle == Lifecycle::Retired => {
+                Decision::Respond(
+                    GatewayError::Retired {
+                        api: target.api_name.clone(),
+                    }
+                    .to_response(&request_id, false),
+                )
+            }
             RouteMatch::Found { target, params } => {
                 let declared = header(&headers, "content-length")
                     .and_then(|len| len.trim().parse::<u64>().ok());
                 if let Some(size) = declared
                     && let Err(e) = check_body_size(size, target.invocation_type)
                 {
-                    return Decision::Respond(e.to_response(&request_id, false));
+                    let mut response = e.to_response(&request_id, false);
+                    response
+                        .headers
+                        .extend(target.api.lifecycle_headers.iter().cloned());
+                    return Decision::Respond(response);
                 }
                 let (method, path, query) =
                     (method.to_owned(), path.to_owned(), query.map(str::to_owned));
@@ -212,7 +224,11 @@ impl RoutePlan {
     /// An error of this request as the client's response (generic unless
     /// the API exposes errors).
     pub fn error_response(&self, error: &GatewayError) -> HttpResponse {
-        error.to_response(&self.request_id, self.target.expose_errors)
+        let mut response = error.to_response(&self.request_id, self.target.expose_errors);
+        response
+            .headers
+            .extend(self.target.api.lifecycle_headers.iter().cloned());
+        response
     }
 
     /// Stop buffering past this many body bytes.
@@ -289,6 +305,11 @@ impl RoutePlan {
             decode_base64: self.decodes_base64_replies(),
         };
         let mut response = reply_to_http(&ctx, result);
+        // A deprecated API says so on every response, the function's too.
+        for (name, value) in &self.target.api.lifecycle_headers {
+            response.headers.retain(|(n, _)| n != name);
+            response.headers.push((name.clone(), value.clone()));
+        }
         if !self.trace_id.is_empty() {
             response.headers.retain(|(n, _)| n != TRACE_HEADER);
             response
@@ -377,6 +398,61 @@ mod tests {
             Decision::Respond(r) => r,
             other => panic!("{other:?}"),
         }
+    }
+
+    #[test]
+    fn retired_apis_answer_410_and_deprecated_ones_say_so() {
+        let arn = "arn:aws:lambda:us-east-1:123456789012:function:f";
+        let config = crate::config::parse(
+            format!(
+                r#"{{"apis": [
+                  {{"name": "old", "version": "v1", "context": "/old", "endpoint": "e", "lifecycle": "retired",
+                    "resources": [{{"verb": "GET", "uri_template": "/x", "arn": "{arn}"}}]}},
+                  {{"name": "dep", "version": "v1", "context": "/dep", "endpoint": "e", "lifecycle": "deprecated",
+                    "sunset": "2027-06-30",
+                    "resources": [{{"verb": "GET", "uri_template": "/x", "arn": "{arn}"}}]}}]}}"#
+            )
+            .as_bytes(),
+        )
+        .unwrap();
+        let Decision::Respond(r) = config.on_request_headers(request("GET", "/old/x", &[]), info())
+        else {
+            panic!("a retired API is not invoked");
+        };
+        assert_eq!((r.status, r.outcome), (410, "retired"));
+        let body: Value = serde_json::from_slice(&r.body).unwrap();
+        assert_eq!(body["requestId"], "rid-7");
+        assert!(
+            body["message"].as_str().unwrap().contains("retired"),
+            "{body}"
+        );
+
+        let Decision::NeedBody(plan) =
+            config.on_request_headers(request("GET", "/dep/x", &[]), info())
+        else {
+            panic!("a deprecated API is served");
+        };
+        let reply = InvokeReply {
+            status_code: 200,
+            payload:
+                br#"{"statusCode": 200, "headers": {"deprecation": "no", "x": "1"}, "body": "hi"}"#
+                    .to_vec(),
+            ..InvokeReply::default()
+        };
+        let r = plan.on_reply(Ok(&prost::Message::encode_to_vec(&reply)));
+        assert_eq!(r.status, 200);
+        let header = |r: &HttpResponse, name: &str| -> Vec<String> {
+            r.headers
+                .iter()
+                .filter(|(n, _)| n == name)
+                .map(|(_, v)| v.clone())
+                .collect()
+        };
+        // The gateway's, never the function's.
+        assert_eq!(header(&r, "deprecation"), ["true"]);
+        assert_eq!(header(&r, "sunset"), ["Wed, 30 Jun 2027 00:00:00 GMT"]);
+        let r = plan.error_response(&GatewayError::InvokerUnreachable);
+        assert_eq!(header(&r, "deprecation"), ["true"]);
     }
 
     #[test]

@@ -70,6 +70,8 @@ pub const GRPC_UNAVAILABLE: u32 = 14;
 pub enum GatewayError {
     /// An API covers the path, no resource matches it.
     NoRoute { method: String, path: String },
+    /// The API is retired: its resources are no longer served.
+    Retired { api: String },
     /// A resource matches the path, not the method.
     MethodNotAllowed {
         method: String,
@@ -125,6 +127,7 @@ impl GatewayError {
     pub fn status(&self) -> u16 {
         match self {
             GatewayError::NoRoute { .. } => 404,
+            GatewayError::Retired { .. } => 410,
             GatewayError::MethodNotAllowed { .. } => 405,
             GatewayError::BodyTooLarge { .. } | GatewayError::EventTooLarge { .. } => 413,
             GatewayError::EventBuild | GatewayError::HostRead { .. } => 500,
@@ -192,6 +195,7 @@ impl GatewayError {
     pub fn outcome(&self) -> &'static str {
         match self {
             GatewayError::NoRoute { .. } => "no_route",
+            GatewayError::Retired { .. } => "retired",
             GatewayError::MethodNotAllowed { .. } => "method_not_allowed",
             GatewayError::BodyTooLarge { .. } | GatewayError::EventTooLarge { .. } => {
                 "body_too_large"
@@ -218,6 +222,7 @@ impl GatewayError {
     pub fn public_message(&self) -> Option<&'static str> {
         match self {
             GatewayError::NoRoute { .. }
+            | GatewayError::Retired { .. }
             | GatewayError::MethodNotAllowed { .. }
             | GatewayError::BodyTooLarge { .. }
             | GatewayError::EventTooLarge { .. } => None,
@@ -288,6 +293,12 @@ impl fmt::Display for GatewayError {
         match self {
             GatewayError::NoRoute { method, path } => {
                 write!(f, "no resource matches {method} {path}")
+            }
+            GatewayError::Retired { api } => {
+                write!(
+                    f,
+                    "the API `{api}` is retired: its resources are no longer served"
+                )
             }
             GatewayError::MethodNotAllowed {
                 method,

@@ -283,7 +283,15 @@ fn get_without_body_dispatches_at_header_time() {
     let context = &event["requestContext"];
     assert_eq!(context["requestId"], "rid-get");
     assert_eq!(context["accountId"], "123456789012");
-    assert_eq!(context["apiId"], "users");
+    // Derived from the API's name: stable, API Gateway's shape.
+    let api_id = context["apiId"].as_str().unwrap();
+    assert!(
+        api_id.len() == 10
+            && api_id
+                .bytes()
+                .all(|b| b.is_ascii_digit() || b.is_ascii_lowercase()),
+        "{api_id}"
+    );
     assert_eq!(context["resourcePath"], "/user/{id}");
     assert_eq!(context["httpMethod"], "GET");
     assert_eq!(context["identity"]["sourceIp"], "192.0.2.10");
@@ -292,7 +300,7 @@ fn get_without_body_dispatches_at_header_time() {
     assert_eq!(context["requestTime"], "24/Nov/2026:21:50:40 +0000");
 
     // The reply completes the stream.
-    host.grpc_receive(token(&call), &encode(&reply(r#"{"id":"jörg"}"#)))
+    host.grpc_receive(token(&call), &encode(&reply(proxied(r#"{"id":"jörg"}"#))))
         .unwrap();
     let response = only_response(&host, stream);
     assert_eq!(response.status, 200);
@@ -485,6 +493,7 @@ fn v2_and_wso2_events() {
 
 #[test]
 fn binary_bodies_are_base64() {
+    // An HTTP API's rule: anything that is not UTF-8 text is base64.
     let mut host = filter();
     let binary: Vec<u8> = (0..=255u8).chain([0xff, 0xfe, 0x00]).collect();
     for content_type in [Some("application/octet-stream"), Some("image/png"), None] {
@@ -494,7 +503,7 @@ fn binary_bodies_are_base64() {
         }
         let (stream, _) = send(
             &mut host,
-            headers("POST", "/users/user/7", &extra),
+            headers("POST", "/users2/user/7", &extra),
             &[&binary[..100], &binary[100..]],
         );
         let event = event_of(&request_of(&only_call(&host, stream)));
@@ -512,7 +521,7 @@ fn binary_bodies_are_base64() {
     ] {
         let (stream, _) = send(
             &mut host,
-            headers("POST", "/users/user/7", &[("content-type", content_type)]),
+            headers("POST", "/users2/user/7", &[("content-type", content_type)]),
             &[body],
         );
         let event = event_of(&request_of(&only_call(&host, stream)));
@@ -521,6 +530,24 @@ fn binary_bodies_are_base64() {
             STANDARD.decode(event["body"].as_str().unwrap()).unwrap(),
             body
         );
+    }
+    // A REST API's: base64 only for its binary media types; other bodies
+    // are text, bytes that are not UTF-8 replaced.
+    for (content_type, base64) in [
+        ("image/png", true),
+        ("text/plain", false),
+        ("application/pdf", false),
+    ] {
+        let (stream, _) = send(
+            &mut host,
+            headers("POST", "/users/user/7", &[("content-type", content_type)]),
+            &[b"caf\xe9"],
+        );
+        let event = event_of(&request_of(&only_call(&host, stream)));
+        assert_eq!(event["isBase64Encoded"], base64, "{content_type}");
+        if !base64 {
+            assert_eq!(event["body"], "caf\u{fffd}", "{content_type}");
+        }
     }
 }
 
@@ -697,7 +724,13 @@ fn invoke(
 #[test]
 fn a_proxy_response_becomes_exactly_that_response() {
     let mut host = filter();
-    let (stream, token) = invoke(&mut host, "/users/user/7");
+    // REST decodes a base64 body for a client that accepts a binary type.
+    let (stream, _) = send(
+        &mut host,
+        headers("POST", "/users/user/7", &[("accept", "image/png")]),
+        &[b"{}"],
+    );
+    let token = token(&only_call(&host, stream));
     let payload = json!({
         "statusCode": 201,
         "headers": {"Content-Type": "image/png", "X-One": "1", "X-Both": "a"},
@@ -711,12 +744,16 @@ fn a_proxy_response_becomes_exactly_that_response() {
     let response = only_response(&host, stream);
     assert_eq!(response.status, 201);
     assert_eq!(response.body, b"\x89PNG\r\n\x1a\n\x00");
-    let mut headers = response.headers.clone();
+    let mut headers: Vec<(String, String)> = response
+        .headers
+        .iter()
+        .filter(|(name, _)| name != "x-amzn-trace-id")
+        .cloned()
+        .collect();
     headers.sort();
+    // `cookies` is an HTTP API field: a REST API ignores it.
     let expected: Vec<(String, String)> = [
         ("content-type", "image/png"),
-        ("set-cookie", "s=1; Path=/"),
-        ("set-cookie", "t=2"),
         ("x-amz-executed-version", "$LATEST"),
         ("x-amzn-requestid", "lambda-req-1"),
         ("x-both", "a"),
@@ -749,7 +786,8 @@ fn any_other_payload_is_200_json_verbatim() {
         "null",
         r#"{"body": "no statusCode"}"#,
     ] {
-        let (stream, token) = invoke(&mut host, "/users/user/7");
+        // An HTTP API's rule; a REST API answers 502 (below).
+        let (stream, token) = invoke(&mut host, "/users2/user/7");
         host.grpc_receive(token, &encode(&reply(payload))).unwrap();
         let response = only_response(&host, stream);
         assert_eq!(response.status, 200, "{payload}");
@@ -757,6 +795,12 @@ fn any_other_payload_is_200_json_verbatim() {
         assert_eq!(response.header("content-type"), Some("application/json"));
         assert_eq!(response.header("x-amzn-requestid"), Some("lambda-req-1"));
         assert_eq!(response.header("x-amz-executed-version"), Some("$LATEST"));
+    }
+    // A REST API (v1) needs a statusCode: API Gateway answers 502.
+    for payload in [r#"{"id": 7}"#, "[1, 2]", r#"{"body": "no statusCode"}"#] {
+        let (stream, token) = invoke(&mut host, "/users/user/7");
+        host.grpc_receive(token, &encode(&reply(payload))).unwrap();
+        error_body(&only_response(&host, stream), 502, "rid-1");
     }
     // Not JSON at all: the gateway's 502, not a 200 claiming JSON.
     for payload in ["", "not json at all"] {
@@ -1021,7 +1065,13 @@ fn malformed_proxy_responses_are_502() {
             "body is not valid base64",
         ),
     ] {
-        let (stream, token) = invoke(&mut host, "/users/user/7");
+        // With a binary Accept, so that REST decodes (and checks) base64.
+        let (stream, _) = send(
+            &mut host,
+            headers("POST", "/users/user/7", &[("accept", "image/png")]),
+            &[b"{}"],
+        );
+        let token = token(&only_call(&host, stream));
         host.grpc_receive(token, &encode(&reply(payload))).unwrap();
         let body = error_body(&only_response(&host, stream), 502, "rid-1");
         let message = body["message"].as_str().unwrap();
@@ -1264,7 +1314,7 @@ fn unknown_tokens_are_ignored() {
     }
     no_response(&host, stream);
     // The real reply still lands.
-    host.grpc_receive(token, &encode(&reply(r#"{"ok":true}"#)))
+    host.grpc_receive(token, &encode(&reply(proxied(r#"{"ok":true}"#))))
         .unwrap();
     assert_eq!(only_response(&host, stream).body, br#"{"ok":true}"#);
 }
@@ -1273,9 +1323,9 @@ fn unknown_tokens_are_ignored() {
 fn a_second_reply_for_an_answered_stream_is_ignored() {
     let mut host = filter();
     let (stream, token) = invoke(&mut host, "/users/user/7");
-    host.grpc_receive(token, &encode(&reply(r#"{"n":1}"#)))
+    host.grpc_receive(token, &encode(&reply(proxied(r#"{"n":1}"#))))
         .unwrap();
-    host.grpc_receive(token, &encode(&reply(r#"{"n":2}"#)))
+    host.grpc_receive(token, &encode(&reply(proxied(r#"{"n":2}"#))))
         .unwrap();
     host.grpc_close(token, 14, "").unwrap();
     let response = only_response(&host, stream);
@@ -1326,7 +1376,7 @@ fn a_client_that_went_away_leaves_no_trace() {
         let (stream, again) = send(&mut host, headers("GET", "/users/user/9", &[]), &[]);
         assert_eq!(token_of_only_call(&host, stream), reused);
         assert_eq!(again, [Action::Pause]);
-        host.grpc_receive(reused, &encode(&reply(r#"{"again":true}"#)))
+        host.grpc_receive(reused, &encode(&reply(proxied(r#"{"again":true}"#))))
             .unwrap();
         assert_eq!(only_response(&host, stream).body, br#"{"again":true}"#);
         host.end_stream(stream).unwrap();
@@ -1372,7 +1422,7 @@ fn interleaved_streams_get_their_own_replies() {
     pending.rotate_left(7);
     for (i, _, token) in &pending {
         if i % 2 == 0 {
-            host.grpc_receive(*token, &encode(&reply(format!(r#"{{"i":{i}}}"#))))
+            host.grpc_receive(*token, &encode(&reply(proxied(&format!(r#"{{"i":{i}}}"#)))))
                 .unwrap();
         } else {
             host.grpc_close(*token, 14, "").unwrap();
