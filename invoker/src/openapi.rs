@@ -128,7 +128,7 @@ pub fn document(api: &ApiDefinition, gateway: &Gateway) -> Value {
             "title": a.name,
             "version": a.version,
             "description": description,
-            "x-lifecycle": crate::portal::state_name(a.lifecycle),
+            "x-lifecycle": a.lifecycle.as_str(),
         },
         "servers": [{"url": format!("{}{}", gateway.public_url(), if a.context == "/" { "" } else { a.context.as_str() })}],
         "paths": paths,

@@ -154,21 +154,12 @@ pub fn validate_path(
     Ok(())
 }
 
-/// Whether an API is listed, and as what.
+/// Whether the portal lists an API: published and deprecated ones.
 pub fn listed(api: &ApiDefinition) -> bool {
     matches!(
         api.api.lifecycle,
         Lifecycle::Published | Lifecycle::Deprecated
     )
-}
-
-pub fn state_name(lifecycle: Lifecycle) -> &'static str {
-    match lifecycle {
-        Lifecycle::Created => "created",
-        Lifecycle::Published => "published",
-        Lifecycle::Deprecated => "deprecated",
-        Lifecycle::Retired => "retired",
-    }
 }
 
 /// The file names of one API's pages (API names are letters, digits,
@@ -326,7 +317,7 @@ fn index_html(apis: &[&ApiDefinition]) -> String {
     }
     for api in apis {
         let a = &api.api;
-        let state = state_name(a.lifecycle);
+        let state = a.lifecycle.as_str();
         let mut rows = String::new();
         for r in &a.resources {
             let path = if a.context == "/" {
@@ -409,7 +400,7 @@ fn console_html(api: &ApiDefinition) -> String {
 "#,
         name = escape(&a.name),
         version = escape(&a.version),
-        state = state_name(a.lifecycle),
+        state = a.lifecycle.as_str(),
         note = lifecycle_note(api),
         openapi = escape(&openapi_file(api)),
     )
