@@ -40,7 +40,8 @@ fn children_of(pid: u32) -> Vec<u32> {
 async fn the_demo_serves_its_curl_lines_and_stops_cleanly_on_ctrl_c() {
     filter_wasm();
     hello_rust();
-    let (port, admin, invoker) = (free_port(), free_port(), free_port());
+    let (port, admin, invoker, invoker_admin) =
+        (free_port(), free_port(), free_port(), free_port());
     let mut demo = tokio::process::Command::new(BIN)
         .args([
             "demo",
@@ -50,6 +51,7 @@ async fn the_demo_serves_its_curl_lines_and_stops_cleanly_on_ctrl_c() {
             &admin.to_string(),
         ])
         .args(["--invoker-port", &invoker.to_string()])
+        .args(["--invoker-admin-port", &invoker_admin.to_string()])
         .current_dir(repo_root())
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
@@ -108,6 +110,23 @@ async fn the_demo_serves_its_curl_lines_and_stops_cleanly_on_ctrl_c() {
             );
         }
     }
+
+    // The developer portal it prints lists the demo API, through Envoy.
+    let portal = text
+        .lines()
+        .find_map(|l| l.split_once("Developer portal (try the API in a browser): "))
+        .map(|(_, url)| url.trim().to_owned())
+        .unwrap_or_else(|| panic!("no portal URL printed:\n{text}"));
+    assert_eq!(portal, format!("http://127.0.0.1:{port}/portal/"));
+    let out = tokio::process::Command::new("curl")
+        .args(["-s", "-w", " HTTP=%{http_code}", &portal])
+        .output()
+        .await
+        .unwrap();
+    let page = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(page.ends_with(" HTTP=200"), "{page}");
+    assert!(page.contains("data-api=\"demo\""), "{page}");
+    assert!(page.contains("Two sample Lambda functions"), "{page}");
 
     let pid = demo.id().unwrap();
     let children = children_of(pid);

@@ -275,6 +275,20 @@ async fn the_portal_is_served_safely_and_follows_a_rerender_without_a_restart() 
         r.json()["paths"]["/hello/{name}"]["get"]["deprecated"],
         true
     );
+    // Both documents pass the OpenAPI validator the `openapi` command's
+    // test uses (relative server, deprecated operations, patterns).
+    for api in ["demo", "legacy"] {
+        let r = envoy
+            .send("GET", &format!("/portal/api-{api}.openapi.json"), &[], b"")
+            .await;
+        let file = s.dir.path().join(format!("{api}.json"));
+        std::fs::write(&file, &r.body).unwrap();
+        let out = std::process::Command::new(venv().join("bin/openapi-spec-validator"))
+            .arg(&file)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{api}: {}", common::output_text(&out));
+    }
     for hidden in ["draft", "old"] {
         let r = envoy
             .send("GET", &format!("/portal/api-{hidden}.html"), &[], b"")
@@ -375,4 +389,113 @@ async fn the_rendered_gateway_with_its_portal_route_validates_in_envoy() {
         .output()
         .unwrap();
     assert!(output.status.success(), "{}", common::output_text(&output));
+}
+
+#[tokio::test]
+async fn render_refuses_bad_portal_settings_naming_the_field() {
+    let dir = tempfile::tempdir().unwrap();
+    let ports = RenderedPorts::free();
+    let apis = write_definitions(dir.path(), &ports, "deprecated");
+    let demo = std::fs::read_to_string(&apis[0]).unwrap();
+    let cases = [
+        (
+            "  portal: {path: portal}\n",
+            "demo.yaml: gateway.portal.path: `portal` is not a portal path: it starts and ends with `/`",
+        ),
+        (
+            "  portal: {path: /legacy/}\n",
+            "demo.yaml: gateway.portal.path: `/legacy/` contains the base path `/legacy` of API legacy",
+        ),
+        (
+            "  portal: {console: no-such-folder}\n",
+            "demo.yaml: gateway.portal.console: ",
+        ),
+        (
+            "  portal: {enabled: yes-please}\n",
+            "demo.yaml: gateway.portal.enabled: ",
+        ),
+    ];
+    for (gateway_extra, expected) in cases {
+        std::fs::write(&apis[0], format!("{demo}{gateway_extra}")).unwrap();
+        let mut args = vec!["render".to_owned(), "--out".to_owned()];
+        args.push(dir.path().join("out").display().to_string());
+        args.extend(apis.iter().map(|p| p.display().to_string()));
+        let output = std::process::Command::new(BIN)
+            .args(&args)
+            .output()
+            .unwrap();
+        let text = common::output_text(&output).replace(&format!("{}/", dir.path().display()), "");
+        assert!(
+            !output.status.success(),
+            "{gateway_extra}: accepted\n{text}"
+        );
+        assert!(
+            text.contains(expected),
+            "{gateway_extra}: expected {expected:?} in:\n{text}"
+        );
+    }
+    // The console folder named in the message, and what would fix it.
+    std::fs::write(
+        &apis[0],
+        format!("{demo}  portal: {{console: no-such-folder}}\n"),
+    )
+    .unwrap();
+    let output = std::process::Command::new(BIN)
+        .args(["check", "--api"])
+        .arg(&apis[0])
+        .output()
+        .unwrap();
+    let text = common::output_text(&output);
+    assert!(
+        text.contains("no-such-folder is not a swagger-ui-dist folder")
+            && text.contains("run scripts/setup")
+            && text.contains("gateway.portal.enabled: false"),
+        "{text}"
+    );
+
+    // Switched off: no portal files, no route, no portal_dir.
+    std::fs::write(&apis[0], format!("{demo}  portal: {{enabled: false}}\n")).unwrap();
+    let out = dir.path().join("off");
+    render(&apis, &out).await;
+    assert!(!out.join("portal").exists());
+    let bootstrap = std::fs::read_to_string(out.join("envoy.yaml")).unwrap();
+    assert!(!bootstrap.contains("lambdagate_portal"), "{bootstrap}");
+    let invoker = std::fs::read_to_string(out.join("invoker.yaml")).unwrap();
+    assert!(!invoker.contains("portal_dir"), "{invoker}");
+}
+
+#[tokio::test]
+async fn the_invoker_refuses_a_portal_folder_that_is_not_there() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("invoker.yaml");
+    let endpoint = "endpoints:\n  local:\n    access_method: local\n    region: us-east-1\n    functions:\n      - name: f\n        command: [/bin/true]\n";
+    let cases = [
+        (
+            format!("admin_listen: 127.0.0.1:9902\nportal_dir: missing\n{endpoint}"),
+            format!(
+                "invoker.yaml: portal_dir: {}/missing is not a directory: give the folder `lambdagate render` wrote the portal into",
+                dir.path().display()
+            ),
+        ),
+        (
+            format!("portal_dir: {}\n{endpoint}", dir.path().display()),
+            "invoker.yaml: portal_dir: the portal is served by the admin server: set `admin_listen` too".to_owned(),
+        ),
+    ];
+    for (text, expected) in cases {
+        std::fs::write(&config, &text).unwrap();
+        for command in [&["check", "--config"][..], &["serve", "--config"][..]] {
+            let output = std::process::Command::new(BIN)
+                .args(command)
+                .arg(&config)
+                .output()
+                .unwrap();
+            let said = common::output_text(&output);
+            assert!(!output.status.success(), "{command:?} accepted:\n{text}");
+            assert!(
+                said.contains(&expected),
+                "{command:?}: expected {expected:?} in:\n{said}"
+            );
+        }
+    }
 }
