@@ -63,7 +63,10 @@ pub fn document(api: &ApiDefinition, gateway: &Gateway) -> Value {
                 .collect();
             let mut op = json!({
                 "operationId": operation_id(v, &resource.uri_template),
-                "summary": format!("{} {}", v.to_ascii_uppercase(), resource.uri_template),
+                "summary": match resource.invocation_type {
+                    lambdagate_core::InvocationType::RequestResponse => "Invokes a Lambda function",
+                    lambdagate_core::InvocationType::Event => "Invokes a Lambda function asynchronously",
+                },
                 "description": format!(
                     "Invokes a Lambda function ({}; timeout {} s).",
                     match resource.invocation_type {
