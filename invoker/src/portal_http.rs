@@ -88,7 +88,7 @@ async fn serve(dir: Option<&Path>, path: &str) -> Response {
     if !file.starts_with(&root) {
         return not_found("not found");
     }
-    if file.is_dir() {
+    if tokio::fs::metadata(&file).await.is_ok_and(|m| m.is_dir()) {
         // `/portal/apis` → `apis/`, so relative links resolve inside it.
         let last = relative
             .file_name()
