@@ -241,8 +241,10 @@ impl Invoker {
                         request.payload,
                         timeout,
                         invocation_type,
-                        &request.request_id,
-                        &request.trace_id,
+                        crate::local::CallIds {
+                            request_id: &request.request_id,
+                            trace_id: &request.trace_id,
+                        },
                     )
                     .await;
             }

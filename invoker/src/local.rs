@@ -32,6 +32,14 @@ use tokio::sync::{Notify, oneshot};
 use crate::config::LocalFunctionSpec;
 use crate::error::Failure;
 
+/// The gateway's ids of one call: its request id (empty: the runtime makes
+/// one) and X-Ray trace header (empty: the runtime makes one).
+#[derive(Clone, Copy, Debug)]
+pub struct CallIds<'a> {
+    pub request_id: &'a str,
+    pub trace_id: &'a str,
+}
+
 /// The functions of one `local` endpoint, by ARN (unqualified) and name.
 pub struct LocalBackend {
     endpoint: String,
@@ -67,9 +75,12 @@ impl LocalBackend {
         payload: Vec<u8>,
         timeout: Duration,
         invocation_type: InvocationType,
-        request_id: &str,
-        trace_id: &str,
+        ids: CallIds<'_>,
     ) -> Result<InvokeReply, Failure> {
+        let CallIds {
+            request_id,
+            trace_id,
+        } = ids;
         let Some(function) = self
             .functions
             .get(unqualified_arn)

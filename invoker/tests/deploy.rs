@@ -382,3 +382,127 @@ async fn openapi_document_validates_and_matches_the_routes() {
             .is_some()
     );
 }
+
+/// An API moves through its lifecycle by re-render, under load: while
+/// deprecated every answer carries `Deprecation` and `Sunset`; once
+/// retired its resources answer 410; published again, the headers go.
+/// Envoy is not restarted and no request gets anything else.
+#[tokio::test]
+async fn lifecycle_changes_are_hot_deploys_that_fail_no_request() {
+    let moto = Moto::start(MotoOptions::default()).await;
+    let p = RenderedPorts::free();
+    let dir = tempfile::tempdir().unwrap();
+    let api = dir.path().join("api.yaml");
+    let out = dir.path().join("deploy");
+    let in_state = |state: &str| {
+        definition(&moto, &p, "").replace(
+            "payload_format: v2\n",
+            &format!("payload_format: v2\n{state}"),
+        )
+    };
+    std::fs::write(
+        &api,
+        in_state("lifecycle: deprecated\nsunset: 2027-06-30\n"),
+    )
+    .unwrap();
+    render(&api, &out).await;
+    let key = moto.fixture.user("invoker");
+    let env = [
+        ("ORDERS_KEY_ID", key.access_key_id.as_str()),
+        ("ORDERS_SECRET", key.secret_access_key.as_str()),
+    ];
+    let (_invoker, envoy) = start_rendered(BIN, &out, &env, &p).await;
+    let envoy_pid = envoy.pid();
+
+    let r = envoy.send("GET", "/users/user/7", &[], b"").await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.header("deprecation"), Some("true"));
+    assert_eq!(r.header("sunset"), Some("Wed, 30 Jun 2027 00:00:00 GMT"));
+
+    // Load while the API is retired: each answer is the deprecated API's
+    // 200 (with its headers) or the retired API's 410, nothing else.
+    let stop = Arc::new(AtomicBool::new(false));
+    let (served, gone) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+    let failed = Arc::new(Mutex::new(Vec::<String>::new()));
+    let mut workers = Vec::new();
+    for _ in 0..4 {
+        let (stop, served, gone, failed, addr) = (
+            stop.clone(),
+            served.clone(),
+            gone.clone(),
+            failed.clone(),
+            envoy.addr.clone(),
+        );
+        workers.push(tokio::spawn(async move {
+            while !stop.load(Ordering::SeqCst) {
+                match lambdagate_harness::http::send(&addr, "GET", "/users/user/1", &[], b"").await
+                {
+                    Ok(r) if r.status == 200 && r.header("deprecation") == Some("true") => {
+                        served.fetch_add(1, Ordering::SeqCst);
+                    }
+                    Ok(r) if r.status == 410 && r.json()["requestId"] == r.request_id() => {
+                        gone.fetch_add(1, Ordering::SeqCst);
+                    }
+                    Ok(r) => failed.lock().unwrap().push(format!(
+                        "{} {:?} {}",
+                        r.status,
+                        r.headers,
+                        r.text()
+                    )),
+                    Err(e) => failed.lock().unwrap().push(e.to_string()),
+                }
+            }
+        }));
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    std::fs::write(&api, in_state("lifecycle: retired\n")).unwrap();
+    render(&api, &out).await;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while gone.load(Ordering::SeqCst) < 20 {
+        assert!(
+            Instant::now() < deadline,
+            "never retired: {:?}",
+            failed.lock().unwrap()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    stop.store(true, Ordering::SeqCst);
+    for w in workers {
+        w.await.unwrap();
+    }
+    let failed = failed.lock().unwrap().clone();
+    assert!(
+        failed.is_empty(),
+        "{} requests got something else: {:?}",
+        failed.len(),
+        &failed[..failed.len().min(5)]
+    );
+    assert!(
+        served.load(Ordering::SeqCst) >= 10,
+        "no load before the change"
+    );
+    let r = envoy.send("GET", "/users/user/7", &[], b"").await;
+    assert_eq!(r.status, 410);
+    assert!(
+        r.json()["message"].as_str().unwrap().contains("retired"),
+        "{}",
+        r.text()
+    );
+
+    // Published again: served, without the deprecation headers.
+    std::fs::write(&api, in_state("lifecycle: published\n")).unwrap();
+    render(&api, &out).await;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let r = envoy.send("GET", "/users/user/7", &[], b"").await;
+        if r.status == 200 {
+            assert_eq!(r.header("deprecation"), None);
+            assert_eq!(r.header("sunset"), None);
+            break;
+        }
+        assert_eq!(r.status, 410, "{}", r.text());
+        assert!(Instant::now() < deadline, "never published again");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(envoy.pid(), envoy_pid, "Envoy was not restarted");
+}
