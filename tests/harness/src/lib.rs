@@ -88,12 +88,33 @@ fn workspace_binary(package: &str) -> PathBuf {
     path
 }
 
-/// A port that was free a moment ago on 127.0.0.1.
+/// A port on 127.0.0.1 that was free a moment ago, below the ephemeral range.
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("free port")
+    // Ports from the kernel's own pick (`:0`) are ephemeral ones: between
+    // handing one out and the process binding it, any outgoing connection
+    // (the load the tests make) may take it as its source port, and a
+    // stack fails to start. Below the ephemeral range (32768 up) only
+    // listeners take ports, and each is handed out once per process.
+    // Processes start at different offsets, so a lingering process of the
+    // previous test binary is unlikely to hold the same ones.
+    use std::sync::atomic::{AtomicU32, Ordering};
+    const FIRST: u32 = 20_000;
+    const COUNT: u32 = 12_000;
+    static NEXT: AtomicU32 = AtomicU32::new(u32::MAX);
+    let _ = NEXT.compare_exchange(
+        u32::MAX,
+        std::process::id().wrapping_mul(7_919) % COUNT,
+        Ordering::SeqCst,
+        Ordering::SeqCst,
+    );
+    for _ in 0..COUNT {
+        let offset = NEXT.fetch_add(1, Ordering::SeqCst) % COUNT;
+        let port = u16::try_from(FIRST + offset).expect("port in range");
+        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+    panic!("no free port from {FIRST} to {}", FIRST + COUNT)
 }
 
 /// Ports of a stack that `lambdagate render` wrote (the API definition's
