@@ -102,12 +102,24 @@ fn check_template(text: &str) -> Result<Template, TemplateError> {
     parsed
 }
 
-fn covers(context: &str, path: &str) -> bool {
+/// The rest of `path` after `context` when the context covers it: its
+/// segments equal the path's first segments, each percent-decoded (as the
+/// resources are matched, so `/%75sers` is `/users`).
+fn context_rest<'p>(context: &str, path: &'p str) -> Option<&'p str> {
+    let after_slash = path.strip_prefix('/')?;
     if context == "/" {
-        return path.starts_with('/');
+        return Some(path);
     }
-    path.strip_prefix(context)
-        .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
+    let segments: Vec<&str> = after_slash.split('/').collect();
+    let mut end = 0;
+    for (i, wanted) in context.split('/').skip(1).enumerate() {
+        let segment = segments.get(i)?;
+        if decode_path(segment) != wanted {
+            return None;
+        }
+        end += 1 + segment.len();
+    }
+    Some(&path[end..])
 }
 
 /// The template with its parameters put back, compared with the path's
@@ -205,18 +217,14 @@ fuzz_target!(|input: Input| {
 
         // 1. The API: the longest context that covers the path.
         let api = (0..contexts.len())
-            .filter(|&a| covers(&contexts[a], &path))
+            .filter(|&a| context_rest(&contexts[a], &path).is_some())
             .max_by_key(|&a| contexts[a].len());
         let Some(api) = api else {
             assert_eq!(outcome, RouteMatch::Outside, "{method} {path}");
             continue;
         };
         let context = &contexts[api];
-        let rest = if context == "/" {
-            &path[..]
-        } else {
-            &path[context.len()..]
-        };
+        let rest = context_rest(context, &path).unwrap_or_default();
 
         // 2. Which of its resources match the path, and with the method.
         let resources: Vec<&Declared> = declared.iter().filter(|d| d.api == api).collect();
