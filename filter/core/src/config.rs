@@ -278,6 +278,17 @@ pub struct ApiFacts {
     pub lifecycle_headers: Vec<(String, String)>,
 }
 
+impl ApiFacts {
+    /// A deprecated API says so on every response, the function's too:
+    /// its `Deprecation` and `Sunset` replace any of those names.
+    pub fn add_lifecycle_headers(&self, headers: &mut Vec<(String, String)>) {
+        for (name, value) in &self.lifecycle_headers {
+            headers.retain(|(n, _)| n != name);
+            headers.push((name.clone(), value.clone()));
+        }
+    }
+}
+
 /// A `binary_media_types` entry: `type/subtype`, `type/*` or `*/*`
 /// (lower-cased).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -784,12 +795,12 @@ fn http_date(days: i64) -> String {
         .get(usize::try_from(days.rem_euclid(7)).unwrap_or(0))
         .copied()
         .unwrap_or("Thu");
-    let clf = crate::event::clf_time(u64::try_from(days * 86_400_000).unwrap_or(0));
-    // clf: `30/Jun/2027:00:00:00 +0000`
-    let (day, rest) = clf.split_once('/').unwrap_or(("01", "Jan/1970"));
-    let (month, rest) = rest.split_once('/').unwrap_or(("Jan", "1970"));
-    let year = rest.get(..4).unwrap_or("1970");
-    format!("{weekday}, {day} {month} {year} 00:00:00 GMT")
+    let (year, month, day) = crate::event::civil_from_days(days);
+    let month = crate::event::MONTHS
+        .get(usize::try_from(month - 1).unwrap_or(0))
+        .copied()
+        .unwrap_or("Jan");
+    format!("{weekday}, {day:02} {month} {year} 00:00:00 GMT")
 }
 
 fn check_cluster(name: &str) -> Result<(), ConfigError> {

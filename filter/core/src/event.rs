@@ -362,7 +362,8 @@ impl Serialize for Params<'_> {
     }
 }
 
-fn last_header<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a str> {
+/// The last value of a header (names compared ignoring case).
+pub(crate) fn last_header<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a str> {
     headers
         .iter()
         .rev()
@@ -721,7 +722,7 @@ fn domain_prefix(host: &str) -> &str {
     host.split('.').next().unwrap_or(host)
 }
 
-const MONTHS: [&str; 12] = [
+pub(crate) const MONTHS: [&str; 12] = [
     "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
 ];
 
@@ -745,7 +746,7 @@ pub fn clf_time(ms: u64) -> String {
 
 /// Days since 1970-01-01 → (year, month 1..=12, day 1..=31), proleptic
 /// Gregorian (the well-known era-based conversion).
-fn civil_from_days(days: i64) -> (i64, i64, i64) {
+pub(crate) fn civil_from_days(days: i64) -> (i64, i64, i64) {
     let z = days + 719_468;
     let era = z.div_euclid(146_097);
     let doe = z.rem_euclid(146_097);

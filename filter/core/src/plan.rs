@@ -165,9 +165,7 @@ impl CompiledConfig {
                     && let Err(e) = check_body_size(size, target.invocation_type)
                 {
                     let mut response = e.to_response(&request_id, false);
-                    response
-                        .headers
-                        .extend(target.api.lifecycle_headers.iter().cloned());
+                    target.api.add_lifecycle_headers(&mut response.headers);
                     return Decision::Respond(response);
                 }
                 let (method, path, query) =
@@ -225,9 +223,7 @@ impl RoutePlan {
     /// the API exposes errors).
     pub fn error_response(&self, error: &GatewayError) -> HttpResponse {
         let mut response = error.to_response(&self.request_id, self.target.expose_errors);
-        response
-            .headers
-            .extend(self.target.api.lifecycle_headers.iter().cloned());
+        self.target.api.add_lifecycle_headers(&mut response.headers);
         response
     }
 
@@ -305,11 +301,7 @@ impl RoutePlan {
             decode_base64: self.decodes_base64_replies(),
         };
         let mut response = reply_to_http(&ctx, result);
-        // A deprecated API says so on every response, the function's too.
-        for (name, value) in &self.target.api.lifecycle_headers {
-            response.headers.retain(|(n, _)| n != name);
-            response.headers.push((name.clone(), value.clone()));
-        }
+        self.target.api.add_lifecycle_headers(&mut response.headers);
         if !self.trace_id.is_empty() {
             response.headers.retain(|(n, _)| n != TRACE_HEADER);
             response

@@ -7,27 +7,21 @@
 //! Only `Root`, `Parent` and `Sampled` are kept, each checked, so a client
 //! cannot smuggle other text into the header Lambda and the logs receive.
 
+use crate::event::last_header;
+
 /// The trace header for a request.
 pub fn trace_header(headers: &[(String, String)], request_id: &str, now_ms: u64) -> String {
-    if let Some(value) = last(headers, "x-amzn-trace-id")
+    if let Some(value) = last_header(headers, "x-amzn-trace-id")
         && let Some(header) = from_xray(value)
     {
         return header;
     }
-    if let Some(value) = last(headers, "traceparent")
+    if let Some(value) = last_header(headers, "traceparent")
         && let Some(header) = from_traceparent(value)
     {
         return header;
     }
     format!("Root=1-{:08x}-{}", now_ms / 1000, id_hex(request_id))
-}
-
-fn last<'h>(headers: &'h [(String, String)], name: &str) -> Option<&'h str> {
-    headers
-        .iter()
-        .rev()
-        .find(|(n, _)| n.eq_ignore_ascii_case(name))
-        .map(|(_, v)| v.as_str())
 }
 
 fn is_hex(s: &str, len: usize) -> bool {
