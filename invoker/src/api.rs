@@ -54,6 +54,11 @@ pub struct Gateway {
     /// The developer portal on the gateway listener.
     #[serde(default)]
     pub portal: PortalSettings,
+    /// How the filter hands requests to the invoker: `router` (the
+    /// request continues through Envoy's router to the invoker cluster) or
+    /// `callout` (a gRPC call from the filter, answered by a local reply).
+    #[serde(default)]
+    pub data_path: lambdagate_core::DataPath,
 }
 
 /// `gateway.portal`: the developer portal (a list of the published and
@@ -130,6 +135,7 @@ impl Default for Gateway {
             trusted_hops: 0,
             idle_timeout_seconds: DEFAULT_IDLE_TIMEOUT_SECONDS,
             portal: PortalSettings::default(),
+            data_path: lambdagate_core::DataPath::default(),
         }
     }
 }
@@ -430,6 +436,7 @@ impl ApiDefinition {
 fn filter_config(apis: &[&ApiDefinition]) -> Result<lambdagate_core::Config, DefinitionError> {
     let config = lambdagate_core::Config {
         invoker_cluster: lambdagate_core::config::DEFAULT_INVOKER_CLUSTER.to_owned(),
+        data_path: lambdagate_core::DataPath::default(),
         apis: apis.iter().map(|a| a.api.clone()).collect(),
     };
     match config.clone().compile() {
@@ -608,7 +615,8 @@ pub fn render(
         }
     }
     let refs: Vec<&ApiDefinition> = apis.iter().collect();
-    let filter = filter_config(&refs)?;
+    let mut filter = filter_config(&refs)?;
+    filter.data_path = gateway.data_path;
     let filter_json = serde_json::to_string(&filter)
         .map_err(|e| error(&files, "(filter config)", e.to_string()))?;
 
@@ -704,7 +712,7 @@ resources:
 
 /// The access log line of every rendered gateway: request id, Lambda's
 /// request id and lambdagate's outcome (ok, function_error, timeout, ...).
-pub const ACCESS_LOG_FORMAT: &str = "[%START_TIME%] \"%REQ(:METHOD)% %REQ(X-ENVOY-ORIGINAL-PATH?:PATH)% %PROTOCOL%\" %RESPONSE_CODE% %BYTES_RECEIVED% %BYTES_SENT% %DURATION%ms request_id=%REQ(X-REQUEST-ID)% lambda_request_id=%RESP(X-AMZN-REQUESTID)% trace_id=%RESP(X-AMZN-TRACE-ID)% outcome=%FILTER_STATE(wasm.lambdagate_outcome:PLAIN)%\n";
+pub const ACCESS_LOG_FORMAT: &str = "[%START_TIME%] \"%REQ(LAMBDAGATE-ORIGINAL-METHOD?:METHOD)% %REQ(X-ENVOY-ORIGINAL-PATH?:PATH)% %PROTOCOL%\" %RESPONSE_CODE% %BYTES_RECEIVED% %BYTES_SENT% %DURATION%ms request_id=%REQ(X-REQUEST-ID)% lambda_request_id=%RESP(X-AMZN-REQUESTID)% trace_id=%RESP(X-AMZN-TRACE-ID)% outcome=%FILTER_STATE(wasm.lambdagate_outcome:PLAIN)%\n";
 
 fn envoy_yaml(gateway: &Gateway, out_dir: &Path, timeout_seconds: u32) -> Result<String, String> {
     let listen = socket_address(&gateway.listen, "gateway.listen")?;
@@ -754,6 +762,10 @@ fn envoy_yaml(gateway: &Gateway, out_dir: &Path, timeout_seconds: u32) -> Result
         }
         _ => (String::new(), String::new()),
     };
+    let invoker_route = match gateway.data_path {
+        lambdagate_core::DataPath::Router => invoker_route_yaml(),
+        lambdagate_core::DataPath::Callout => String::new(),
+    };
     Ok(format!(
         r#"# Rendered by `lambdagate render`. Start Envoy with
 #   envoy -c {bootstrap} --concurrency 1
@@ -799,7 +811,7 @@ static_resources:
             - name: gateway
               domains: ["*"]
               routes:
-{portal_routes}              # Requests outside every API's base path end here.
+{invoker_route}{portal_routes}              # Requests outside every API's base path end here.
               - match: {{prefix: "/"}}
                 direct_response:
                   status: 404
@@ -842,6 +854,26 @@ static_resources:
         cluster = lambdagate_core::config::DEFAULT_INVOKER_CLUSTER,
         trusted_hops = gateway.trusted_hops,
     ))
+}
+
+/// The route of the router data path: requests the filter rewrote into
+/// the invoker's `InvokeHttp` call (the filter removes the marker header
+/// from every other request, so clients cannot take this route). The
+/// timeout is the call's `grpc-timeout` (route timeout + 1 s).
+pub fn invoker_route_yaml() -> String {
+    use lambdagate_proto::http_path::{FORWARDED_HEADER, PATH};
+    let cluster = lambdagate_core::config::DEFAULT_INVOKER_CLUSTER;
+    format!(
+        r#"              # Requests the lambdagate filter turned into invoker calls.
+              - match:
+                  path: "{PATH}"
+                  headers: [{{name: {FORWARDED_HEADER}, present_match: true}}]
+                route:
+                  cluster: {cluster}
+                  timeout: 0s
+                  max_stream_duration: {{grpc_timeout_header_max: 0s}}
+"#
+    )
 }
 
 /// Writes a file by writing a temporary file beside it and renaming it over

@@ -8,9 +8,15 @@ use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use anyhow::Context;
+use lambdagate_core::GrpcStatus;
+use lambdagate_core::forward::http_reply_response;
+use lambdagate_proto::http_path::{HEADER_PREFIX, INVOKE_METADATA, OUTCOME, STATUS};
 use lambdagate_proto::v1::invoker_server::{Invoker as InvokerRpc, InvokerServer};
-use lambdagate_proto::{InvokeReply, InvokeRequest, MAX_GRPC_MESSAGE_BYTES};
+use lambdagate_proto::{HttpBodyChunk, InvokeReply, InvokeRequest, MAX_GRPC_MESSAGE_BYTES};
+use prost::Message as _;
 use tokio::sync::watch;
+use tonic::Streaming;
+use tonic::metadata::{MetadataKey, MetadataMap, MetadataValue};
 use tonic::transport::Server;
 use tonic::transport::server::TcpIncoming;
 use tonic::{Request, Response, Status};
@@ -35,22 +41,109 @@ pub struct InvokerService {
     invoker: SharedInvoker,
 }
 
+fn deadline_of(metadata: &MetadataMap) -> Option<Duration> {
+    metadata
+        .get("grpc-timeout")
+        .and_then(|v| v.to_str().ok())
+        .and_then(parse_grpc_timeout)
+}
+
+/// The body of an `InvokeHttp` reply.
+pub type HttpBodyStream = tokio_stream::Iter<std::vec::IntoIter<Result<HttpBodyChunk, Status>>>;
+
 #[tonic::async_trait]
 impl InvokerRpc for InvokerService {
     async fn invoke(
         &self,
         request: Request<InvokeRequest>,
     ) -> Result<Response<InvokeReply>, Status> {
-        let deadline = request
-            .metadata()
-            .get("grpc-timeout")
-            .and_then(|v| v.to_str().ok())
-            .and_then(parse_grpc_timeout);
+        let deadline = deadline_of(request.metadata());
         let invoker = current(&self.invoker);
         match invoker.invoke(request.into_inner(), deadline).await {
             Ok(reply) => Ok(Response::new(reply)),
             Err(failure) => Err(failure.to_status()),
         }
+    }
+
+    type InvokeHttpStream = HttpBodyStream;
+
+    async fn invoke_http(
+        &self,
+        request: Request<Streaming<InvokeRequest>>,
+    ) -> Result<Response<HttpBodyStream>, Status> {
+        let deadline = deadline_of(request.metadata());
+        let (metadata, _, mut messages) = request.into_parts();
+        let mut call = match metadata.get_bin(INVOKE_METADATA) {
+            Some(value) => {
+                let bytes = value.to_bytes().map_err(|_| {
+                    Status::invalid_argument(format!("{INVOKE_METADATA} is not base64"))
+                })?;
+                InvokeRequest::decode(bytes).map_err(|e| {
+                    Status::invalid_argument(format!("{INVOKE_METADATA} is no InvokeRequest: {e}"))
+                })?
+            }
+            None => messages
+                .message()
+                .await?
+                .ok_or_else(|| Status::invalid_argument("InvokeHttp without an InvokeRequest"))?,
+        };
+        // What the response mapping reads, without a copy of the payload.
+        let payload = std::mem::take(&mut call.payload);
+        let rules = call.clone();
+        call.payload = payload;
+        let invoker = current(&self.invoker);
+        let response = match invoker.invoke(call, deadline).await {
+            Ok(reply) => http_reply_response(&rules, Ok(reply)),
+            Err(failure) => {
+                let status = failure.to_status();
+                http_reply_response(
+                    &rules,
+                    Err(GrpcStatus {
+                        code: status.code() as u32,
+                        message: status.message(),
+                    }),
+                )
+            }
+        };
+        if let Some(detail) = &response.detail {
+            // What the client was not told, for the operator.
+            tracing::warn!(
+                status = response.status,
+                outcome = response.outcome,
+                "answered {detail}"
+            );
+        }
+        let mut reply = Response::new(tokio_stream::iter(if response.body.is_empty() {
+            Vec::new()
+        } else {
+            vec![Ok(HttpBodyChunk {
+                data: response.body.clone(),
+            })]
+        }));
+        let head = reply.metadata_mut();
+        head.insert(STATUS, MetadataValue::from(response.status));
+        head.insert(OUTCOME, MetadataValue::from_static(response.outcome));
+        let length = response.body.len().to_string();
+        let content_length = std::iter::once(("content-length", length.as_str()));
+        for (name, value) in response
+            .headers
+            .iter()
+            .map(|(n, v)| (n.as_str(), v.as_str()))
+            .chain(content_length)
+        {
+            let key = MetadataKey::from_bytes(format!("{HEADER_PREFIX}{name}").as_bytes());
+            match (key, MetadataValue::try_from(value)) {
+                (Ok(key), Ok(value)) => {
+                    head.append(key, value);
+                }
+                // The core lets through only tokens and field values.
+                _ => tracing::warn!(
+                    header = name,
+                    "response header dropped: not valid in HTTP/2"
+                ),
+            }
+        }
+        Ok(reply)
     }
 }
 
@@ -76,6 +169,9 @@ pub fn parse_grpc_timeout(value: &str) -> Option<Duration> {
 /// payload per stream, and for two at once per connection.
 const STREAM_WINDOW_BYTES: u32 = 8 * 1024 * 1024;
 const CONNECTION_WINDOW_BYTES: u32 = 16 * 1024 * 1024;
+
+/// Largest header block the gRPC server accepts (an event in metadata).
+const MAX_HEADER_LIST_BYTES: u32 = 8 * 1024 * 1024;
 
 /// How often the config file is checked for changes.
 const CONFIG_POLL: Duration = Duration::from_secs(1);
@@ -162,6 +258,9 @@ pub async fn serve_until(
         // WINDOW_UPDATE. Match the windows of Envoy's side (envoy/*.yaml).
         .initial_stream_window_size(Some(STREAM_WINDOW_BYTES))
         .initial_connection_window_size(Some(CONNECTION_WINDOW_BYTES))
+        // The router path sends a body-less request's whole event as
+        // metadata; headers are bounded by Envoy's request header limit.
+        .http2_max_header_list_size(Some(MAX_HEADER_LIST_BYTES))
         .add_service(health_service)
         .add_service(service);
 

@@ -8,12 +8,33 @@ pub mod v1 {
     include!(concat!(env!("OUT_DIR"), "/lambdagate.v1.rs"));
 }
 
-pub use v1::{ErrorKind, InvocationType, InvokeReply, InvokeRequest};
+pub use v1::{
+    ErrorKind, HttpBodyChunk, HttpHeader, HttpReply, InvocationType, InvokeReply, InvokeRequest,
+};
 
 /// Fully qualified gRPC method path, for callers that frame calls themselves
 /// (the proxy-wasm filter names service and method separately).
 pub const INVOKER_SERVICE: &str = "lambdagate.v1.Invoker";
 pub const INVOKE_METHOD: &str = "Invoke";
+
+/// The router data path's call (`InvokeHttp`) and its wire names.
+pub mod http_path {
+    /// `:path` of the rewritten request.
+    pub const PATH: &str = "/lambdagate.v1.Invoker/InvokeHttp";
+    /// Request metadata carrying the `InvokeRequest` (base64, gRPC `-bin`)
+    /// when the client's request has no body to replace.
+    pub const INVOKE_METADATA: &str = "lambdagate-invoke-bin";
+    /// Set by the filter on every request it forwards to the invoker; the
+    /// Envoy route to the invoker requires it, and the filter removes it
+    /// from every other request, so no client reaches the invoker directly.
+    pub const FORWARDED_HEADER: &str = "lambdagate-forwarded";
+    /// Reply metadata: the HTTP status for the client.
+    pub const STATUS: &str = "lambdagate-status";
+    /// Reply metadata: the outcome (`ok`, `timeout`, ...) for the access log.
+    pub const OUTCOME: &str = "lambdagate-outcome";
+    /// Reply metadata prefix of each of the client's response headers.
+    pub const HEADER_PREFIX: &str = "lambdagate-h-";
+}
 
 /// Largest synchronous Lambda payload (request or response): 6 MB.
 pub const MAX_SYNC_PAYLOAD_BYTES: usize = 6 * 1024 * 1024;

@@ -41,7 +41,31 @@ pub struct Config {
     /// The Envoy cluster of the invoker sidecar (HTTP/2).
     #[serde(default = "default_invoker_cluster")]
     pub invoker_cluster: String,
+    /// How a request reaches the invoker (see [`DataPath`]).
+    #[serde(default, skip_serializing_if = "DataPath::is_default")]
+    pub data_path: DataPath,
     pub apis: Vec<ApiConfig>,
+}
+
+/// How the filter hands a routed request to the invoker.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DataPath {
+    /// The request itself becomes the invoker's `InvokeHttp` call and
+    /// continues through Envoy's router to the invoker cluster; the reply
+    /// is already the client's response. Needs the route to the invoker
+    /// that `lambdagate render` writes (see `forward`).
+    Router,
+    /// The filter pauses the request, calls `Invoke` through Envoy's gRPC
+    /// client (`dispatch_grpc_call`) and answers with a local reply.
+    #[default]
+    Callout,
+}
+
+impl DataPath {
+    fn is_default(&self) -> bool {
+        *self == DataPath::default()
+    }
 }
 
 /// One API: a base path and its resources.
@@ -169,7 +193,41 @@ pub enum InvocationType {
     Event,
 }
 
+impl PayloadFormat {
+    /// The number in `HttpReply.payload_format`.
+    pub fn to_wire(self) -> u32 {
+        match self {
+            PayloadFormat::V1 => 1,
+            PayloadFormat::V2 => 2,
+            PayloadFormat::Wso2 => 3,
+            PayloadFormat::Passthrough => 4,
+        }
+    }
+
+    /// From `HttpReply.payload_format`; `None` for a number no format has.
+    pub fn from_wire(n: u32) -> Option<Self> {
+        Some(match n {
+            1 => PayloadFormat::V1,
+            2 => PayloadFormat::V2,
+            3 => PayloadFormat::Wso2,
+            4 => PayloadFormat::Passthrough,
+            _ => return None,
+        })
+    }
+}
+
 impl InvocationType {
+    /// From the proto enum; `DryRun` is never sent by the filter.
+    pub fn from_proto(value: i32) -> Option<Self> {
+        match lambdagate_proto::InvocationType::try_from(value).ok()? {
+            lambdagate_proto::InvocationType::RequestResponse => {
+                Some(InvocationType::RequestResponse)
+            }
+            lambdagate_proto::InvocationType::Event => Some(InvocationType::Event),
+            lambdagate_proto::InvocationType::DryRun => None,
+        }
+    }
+
     pub fn to_proto(self) -> lambdagate_proto::InvocationType {
         match self {
             InvocationType::RequestResponse => lambdagate_proto::InvocationType::RequestResponse,
@@ -451,6 +509,10 @@ impl CompiledConfig {
     /// The Envoy cluster to dispatch gRPC calls to.
     pub fn invoker_cluster(&self) -> &str {
         &self.config.invoker_cluster
+    }
+
+    pub fn data_path(&self) -> DataPath {
+        self.config.data_path
     }
 }
 

@@ -14,6 +14,7 @@
 pub mod arn;
 pub mod config;
 pub mod event;
+pub mod forward;
 pub mod plan;
 pub mod response;
 pub mod route;
@@ -23,8 +24,8 @@ pub mod url;
 
 pub use arn::{ArnError, LambdaArn};
 pub use config::{
-    CompiledConfig, Config, ConfigError, InvocationType, Lifecycle, PayloadFormat, RouteTarget,
-    parse,
+    CompiledConfig, Config, ConfigError, DataPath, InvocationType, Lifecycle, PayloadFormat,
+    RouteTarget, parse,
 };
 pub use plan::{Decision, Invoke, RequestInfo, RoutePlan};
 pub use response::{GatewayError, GrpcStatus, HttpResponse};

@@ -97,6 +97,7 @@ impl Invoke {
             invocation_type: self.invocation_type.to_proto() as i32,
             request_id: self.request_id,
             trace_id: self.trace_id,
+            http_reply: None,
         }
     }
 
@@ -301,21 +302,43 @@ impl RoutePlan {
             decode_base64: self.decodes_base64_replies(),
         };
         let mut response = reply_to_http(&ctx, result);
-        self.target.api.add_lifecycle_headers(&mut response.headers);
-        if !self.trace_id.is_empty() {
-            response.headers.retain(|(n, _)| n != TRACE_HEADER);
-            response
-                .headers
-                .push((TRACE_HEADER.to_owned(), self.trace_id.clone()));
-        }
+        self.add_response_headers(&mut response);
         response
+    }
+
+    /// Headers every response to this request carries, replacing the
+    /// function's own: the lifecycle headers and the trace header.
+    pub fn response_headers(&self) -> Vec<(String, String)> {
+        let mut headers = Vec::new();
+        self.target.api.add_lifecycle_headers(&mut headers);
+        if !self.trace_id.is_empty() {
+            headers.push((TRACE_HEADER.to_owned(), self.trace_id.clone()));
+        }
+        headers
+    }
+
+    pub(crate) fn add_response_headers(&self, response: &mut HttpResponse) {
+        crate::forward::set_headers(&mut response.headers, &self.response_headers());
+    }
+
+    /// The client's method.
+    pub fn method(&self) -> &str {
+        &self.method
+    }
+
+    /// The client's path and query, as sent.
+    pub fn original_path(&self) -> String {
+        match &self.query {
+            Some(query) => format!("{}?{query}", self.path),
+            None => self.path.clone(),
+        }
     }
 
     /// Whether a reply's `isBase64Encoded` body is decoded for the client.
     /// A REST API (v1) decodes only when the client's first `Accept` type
     /// is one of its binary media types; otherwise the client gets the
     /// base64 text. An HTTP API (v2) always decodes.
-    fn decodes_base64_replies(&self) -> bool {
+    pub(crate) fn decodes_base64_replies(&self) -> bool {
         if self.target.payload_format != PayloadFormat::V1 {
             return true;
         }

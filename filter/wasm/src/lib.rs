@@ -17,9 +17,12 @@
 use std::rc::Rc;
 use std::time::UNIX_EPOCH;
 
+use lambdagate_core::forward::{
+    ChunkEdit, Deframer, MAX_FRAMING_BYTES, ReplyHead, reserved_request_headers,
+};
 use lambdagate_core::response::GatewayError;
 use lambdagate_core::{
-    CompiledConfig, Decision, GrpcStatus, HttpResponse, INVOKE_METHOD, INVOKER_SERVICE,
+    CompiledConfig, DataPath, Decision, GrpcStatus, HttpResponse, INVOKE_METHOD, INVOKER_SERVICE,
     RequestInfo, RoutePlan,
 };
 use proxy_wasm::hostcalls;
@@ -103,6 +106,12 @@ enum State {
     CollectingBody(Box<RoutePlan>),
     /// The invocation is dispatched under this gRPC token.
     Invoking { token: u32, plan: Box<RoutePlan> },
+    /// Router path: the request went on to the invoker as its
+    /// `InvokeHttp` call; waiting for the reply's head.
+    Forwarded(Box<RoutePlan>),
+    /// Router path: the client's response is passing; its body loses the
+    /// gRPC framing on the way.
+    Deframing(Deframer),
     /// A response was sent.
     Done,
 }
@@ -143,8 +152,27 @@ impl Stream {
         Action::Pause
     }
 
+    /// Router path: the response already started and cannot become an
+    /// error any more; the client sees it cut (a reset stream), the log
+    /// says why.
+    fn cut_response(&mut self, reason: &str) -> Action {
+        log(
+            LogLevel::Error,
+            &format!("lambdagate: response cut: {reason}"),
+        );
+        let _ = hostcalls::set_property(vec![OUTCOME_PROPERTY], Some(b"bad_reply"));
+        let _ = hostcalls::reset_http_response();
+        self.state = State::Done;
+        Action::Pause
+    }
+
     /// Builds the event from the whole body and dispatches it.
-    fn invoke(&mut self, plan: Box<RoutePlan>, body: Result<Vec<u8>, GatewayError>) -> Action {
+    fn invoke(
+        &mut self,
+        plan: Box<RoutePlan>,
+        body: Result<Vec<u8>, GatewayError>,
+        has_body: bool,
+    ) -> Action {
         let body = match body {
             Ok(body) => body,
             Err(e) => return self.respond(plan.error_response(&e)),
@@ -152,6 +180,9 @@ impl Stream {
         let Some(config) = self.config.clone() else {
             return self.respond(plan.error_response(&GatewayError::EventBuild));
         };
+        if config.data_path() == DataPath::Router {
+            return self.forward(plan, &body, has_body);
+        }
         let invoke = match plan.build_invoke(&body) {
             Ok(invoke) => invoke,
             Err(response) => return self.respond(response),
@@ -187,6 +218,110 @@ impl Stream {
         }
     }
 
+    /// Router path: turns the request into the invoker's `InvokeHttp` call
+    /// and lets it continue to Envoy's router. The host calls cannot fail
+    /// here: the request's headers and (when `has_body`) its buffered body
+    /// are there while the request is paused, and the body is replaced
+    /// whole (start 0).
+    fn forward(&mut self, plan: Box<RoutePlan>, body: &[u8], has_body: bool) -> Action {
+        let headers = match hostcalls::get_map_bytes(MapType::HttpRequestHeaders) {
+            Ok(headers) => headers
+                .into_iter()
+                .map(|(n, v)| (n, String::from_utf8_lossy(&v).into_owned()))
+                .collect::<Vec<_>>(),
+            Err(status) => {
+                let e = GatewayError::HostRead {
+                    what: "the request headers",
+                    reason: format!("{status:?}"),
+                };
+                return self.respond(plan.error_response(&e));
+            }
+        };
+        let forward = match plan.build_forward(body, has_body, &headers) {
+            Ok(forward) => forward,
+            Err(response) => return self.respond(response),
+        };
+        if let Some(message) = &forward.body
+            && let Err(status) =
+                hostcalls::set_buffer(BufferType::HttpRequestBody, 0, body.len(), message)
+        {
+            let e = GatewayError::HostRead {
+                what: "the request body (replacing it)",
+                reason: format!("{status:?}"),
+            };
+            return self.respond(plan.error_response(&e));
+        }
+        let pairs: Vec<(&str, &[u8])> = forward
+            .headers
+            .iter()
+            .map(|(n, v)| (n.as_str(), v.as_bytes()))
+            .collect();
+        if let Err(status) = hostcalls::set_map_bytes(MapType::HttpRequestHeaders, pairs) {
+            let e = GatewayError::HostRead {
+                what: "the request headers (replacing them)",
+                reason: format!("{status:?}"),
+            };
+            return self.respond(plan.error_response(&e));
+        }
+        self.state = State::Forwarded(plan);
+        Action::Continue
+    }
+
+    /// Router path: the client's response for the invoker's reply head.
+    fn on_reply_head(&mut self, plan: Box<RoutePlan>) -> Action {
+        let headers: Vec<(String, String)> =
+            match hostcalls::get_map_bytes(MapType::HttpResponseHeaders) {
+                Ok(headers) => headers
+                    .into_iter()
+                    .map(|(n, v)| (n, String::from_utf8_lossy(&v).into_owned()))
+                    .collect(),
+                Err(_) => Vec::new(),
+            };
+        match plan.reply_head(&headers) {
+            ReplyHead::Http {
+                status,
+                headers,
+                outcome,
+            } => {
+                let _ = hostcalls::set_property(vec![OUTCOME_PROPERTY], Some(outcome.as_bytes()));
+                let status = status.to_string();
+                let mut pairs: Vec<(&str, &[u8])> = Vec::with_capacity(headers.len() + 1);
+                pairs.push((":status", status.as_bytes()));
+                pairs.extend(headers.iter().map(|(n, v)| (n.as_str(), v.as_bytes())));
+                if let Err(status) = hostcalls::set_map_bytes(MapType::HttpResponseHeaders, pairs) {
+                    let e = GatewayError::HostRead {
+                        what: "the response headers (replacing them)",
+                        reason: format!("{status:?}"),
+                    };
+                    return self.respond(plan.error_response(&e));
+                }
+                self.state = State::Deframing(Deframer::default());
+                Action::Continue
+            }
+            // Envoy's own reply (invoker unreachable, deadline) or a gRPC
+            // error: nothing has reached the client yet, so the gateway's
+            // JSON error replaces it.
+            ReplyHead::Failed(response) => {
+                let get = |name: &str| {
+                    headers
+                        .iter()
+                        .find(|(n, _)| n == name)
+                        .map_or("-", |(_, v)| v.as_str())
+                };
+                log(
+                    LogLevel::Warn,
+                    &format!(
+                        "lambdagate: no answer from the invoker for request {}: upstream status {}, grpc-status {}",
+                        plan.request_id(),
+                        get(":status"),
+                        get("grpc-status")
+                    ),
+                );
+                self.respond(response)
+            }
+        }
+    }
+
     /// The buffered request body. `size` is what Envoy announced
     /// (`usize::MAX` when unknown, at trailers): a body that was announced
     /// but cannot be read is an error, never an empty body.
@@ -196,6 +331,37 @@ impl Stream {
 }
 
 const GRPC_UNAVAILABLE: u32 = 14;
+
+/// Drops the gRPC framing from the response body chunk in the host's
+/// buffer: usually its first bytes only, without reading the rest.
+fn deframe_chunk(deframer: &mut Deframer, size: usize) -> Result<(), String> {
+    if size == 0 {
+        return Ok(());
+    }
+    let head = read_buffer(
+        BufferType::HttpResponseBody,
+        size.min(MAX_FRAMING_BYTES),
+        "the response body",
+    )
+    .map_err(|e| e.to_string())?;
+    match deframer
+        .quick_edit(&head, size)
+        .map_err(|e| e.to_string())?
+    {
+        Some(ChunkEdit::Keep) => Ok(()),
+        Some(ChunkEdit::DropFront(n)) => {
+            hostcalls::set_buffer(BufferType::HttpResponseBody, 0, n, &[])
+                .map_err(|s| format!("cannot edit the response body: {s:?}"))
+        }
+        None => {
+            let chunk = read_buffer(BufferType::HttpResponseBody, size, "the response body")
+                .map_err(|e| e.to_string())?;
+            let body = deframer.rewrite(&chunk).map_err(|e| e.to_string())?;
+            hostcalls::set_buffer(BufferType::HttpResponseBody, 0, size, &body)
+                .map_err(|s| format!("cannot edit the response body: {s:?}"))
+        }
+    }
+}
 /// Filter-state key (Envoy prefixes it with `wasm.`).
 const OUTCOME_PROPERTY: &str = "lambdagate_outcome";
 
@@ -303,19 +469,25 @@ impl HttpContext for Stream {
         // (obs-text) and Envoy passes them through; the SDK's `get_map`
         // unwraps `String::from_utf8` and a Latin-1 `user-agent` would trap
         // the VM (503 for every later request). Invalid bytes become U+FFFD.
-        let headers = match hostcalls::get_map_bytes(MapType::HttpRequestHeaders) {
-            Ok(headers) => headers
-                .into_iter()
-                .map(|(name, value)| (name, String::from_utf8_lossy(&value).into_owned()))
-                .collect(),
-            Err(status) => {
-                log(
-                    LogLevel::Error,
-                    &format!("lambdagate: cannot read request headers: {status:?}"),
-                );
-                return Action::Continue;
-            }
-        };
+        let headers: Vec<(String, String)> =
+            match hostcalls::get_map_bytes(MapType::HttpRequestHeaders) {
+                Ok(headers) => headers
+                    .into_iter()
+                    .map(|(name, value)| (name, String::from_utf8_lossy(&value).into_owned()))
+                    .collect(),
+                Err(status) => {
+                    log(
+                        LogLevel::Error,
+                        &format!("lambdagate: cannot read request headers: {status:?}"),
+                    );
+                    return Action::Continue;
+                }
+            };
+        // Names only the filter may set (the router path's route marker,
+        // the access log's method): a client's are removed.
+        for name in reserved_request_headers(&headers) {
+            let _ = hostcalls::remove_map_value(MapType::HttpRequestHeaders, &name);
+        }
         let info = RequestInfo {
             request_id: String::new(),
             source_ip: property(&["source", "address"]),
@@ -327,7 +499,7 @@ impl HttpContext for Stream {
             Decision::Respond(response) => self.respond(response),
             Decision::NeedBody(plan) => {
                 if end_of_stream {
-                    self.invoke(plan, Ok(Vec::new()))
+                    self.invoke(plan, Ok(Vec::new()), false)
                 } else {
                     self.state = State::CollectingBody(plan);
                     Action::Pause
@@ -354,7 +526,53 @@ impl HttpContext for Stream {
             return Action::Pause;
         }
         let body = Self::whole_body(body_size);
-        self.invoke(plan, body)
+        self.invoke(plan, body, true)
+    }
+
+    fn on_http_response_headers(&mut self, _num_headers: usize, _end_of_stream: bool) -> Action {
+        match std::mem::take(&mut self.state) {
+            State::Forwarded(plan) => self.on_reply_head(plan),
+            other => {
+                self.state = other;
+                Action::Continue
+            }
+        }
+    }
+
+    fn on_http_response_body(&mut self, body_size: usize, end_of_stream: bool) -> Action {
+        let State::Deframing(deframer) = &mut self.state else {
+            return Action::Continue;
+        };
+        let result = deframe_chunk(deframer, body_size);
+        let complete = deframer.is_at_boundary();
+        if let Err(reason) = result {
+            return self.cut_response(&reason);
+        }
+        if end_of_stream && !complete {
+            return self.cut_response("the invoker's reply ended inside a message");
+        }
+        Action::Continue
+    }
+
+    fn on_http_response_trailers(&mut self, _num_trailers: usize) -> Action {
+        let State::Deframing(deframer) = &self.state else {
+            return Action::Continue;
+        };
+        let complete = deframer.is_at_boundary();
+        let status = hostcalls::get_map_value(MapType::HttpResponseTrailers, "grpc-status")
+            .ok()
+            .flatten();
+        if !complete || status.as_deref() != Some("0") {
+            let reason = format!(
+                "the invoker's reply ended with grpc-status {}",
+                status.as_deref().unwrap_or("(none)")
+            );
+            return self.cut_response(&reason);
+        }
+        // gRPC's trailers are not the client's.
+        let _ = hostcalls::set_map_bytes(MapType::HttpResponseTrailers, Vec::new());
+        self.state = State::Done;
+        Action::Continue
     }
 
     fn on_http_request_trailers(&mut self, _num_trailers: usize) -> Action {
@@ -362,7 +580,7 @@ impl HttpContext for Stream {
         match std::mem::take(&mut self.state) {
             State::CollectingBody(plan) => {
                 let body = Self::whole_body(usize::MAX);
-                self.invoke(plan, body)
+                self.invoke(plan, body, true)
             }
             State::Idle => Action::Continue,
             other => {

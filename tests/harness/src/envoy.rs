@@ -47,7 +47,14 @@ pub fn bootstrap(
     filter_json: &str,
 ) -> String {
     let wasm = filter_wasm();
-    let json = serde_json::to_string(filter_json).expect("json string");
+    let filter_json = with_data_path(filter_json);
+    let router = data_path(&filter_json) == "router";
+    let invoker_route = if router {
+        invoker_route()
+    } else {
+        String::new()
+    };
+    let json = serde_json::to_string(&filter_json).expect("json string");
     format!(
         r#"
 admin:
@@ -75,7 +82,7 @@ static_resources:
             - name: gateway
               domains: ["*"]
               routes:
-              - match: {{prefix: "/"}}
+{invoker_route}              - match: {{prefix: "/"}}
                 direct_response: {{status: 299, body: {{inline_string: "fallback"}}}}
           http_filters:
           - name: lambdagate
@@ -115,6 +122,45 @@ static_resources:
 "#,
         wasm = wasm.display(),
         invoker = invoker.yaml(),
+    )
+}
+
+/// The filter config with `data_path` from `$LAMBDAGATE_DATA_PATH`
+/// (`router` or `callout`) when it names none, so the whole suite can run
+/// on either path.
+pub fn with_data_path(filter_json: &str) -> String {
+    let Ok(path) = std::env::var("LAMBDAGATE_DATA_PATH") else {
+        return filter_json.to_owned();
+    };
+    let mut config: serde_json::Value = serde_json::from_str(filter_json).expect("filter json");
+    if let Some(object) = config.as_object_mut() {
+        object
+            .entry("data_path")
+            .or_insert(serde_json::Value::String(path));
+    }
+    config.to_string()
+}
+
+/// The filter config's `data_path` (`callout` when it names none).
+pub fn data_path(filter_json: &str) -> String {
+    serde_json::from_str::<serde_json::Value>(filter_json)
+        .ok()
+        .and_then(|c| c.get("data_path")?.as_str().map(str::to_owned))
+        .unwrap_or_else(|| "callout".to_owned())
+}
+
+/// The route of the router data path, as `lambdagate render` writes it.
+fn invoker_route() -> String {
+    use lambdagate_proto::http_path::{FORWARDED_HEADER, PATH};
+    format!(
+        r#"              - match:
+                  path: "{PATH}"
+                  headers: [{{name: {FORWARDED_HEADER}, present_match: true}}]
+                route:
+                  cluster: lambdagate_invoker
+                  timeout: 0s
+                  max_stream_duration: {{grpc_timeout_header_max: 0s}}
+"#
     )
 }
 

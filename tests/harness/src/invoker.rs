@@ -266,6 +266,7 @@ pub fn invoke_request(
         invocation_type: invocation_type as i32,
         request_id: format!("test-{}", free_port()),
         trace_id: String::new(),
+        http_reply: None,
     }
 }
 
