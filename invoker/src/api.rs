@@ -859,7 +859,7 @@ static_resources:
 /// The route of the router data path: requests the filter rewrote into
 /// the invoker's `InvokeHttp` call (the filter removes the marker header
 /// from every other request, so clients cannot take this route). The
-/// timeout is the call's `grpc-timeout` (route timeout + 1 s).
+/// timeout is the one the filter sets per request (route timeout + 1 s).
 pub fn invoker_route_yaml() -> String {
     use lambdagate_proto::http_path::{FORWARDED_HEADER, PATH};
     let cluster = lambdagate_core::config::DEFAULT_INVOKER_CLUSTER;
@@ -871,7 +871,6 @@ pub fn invoker_route_yaml() -> String {
                 route:
                   cluster: {cluster}
                   timeout: 0s
-                  max_stream_duration: {{grpc_timeout_header_max: 0s}}
 "#
     )
 }

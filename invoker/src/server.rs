@@ -92,7 +92,18 @@ impl InvokerRpc for InvokerService {
         let rules = call.clone();
         call.payload = payload;
         let invoker = current(&self.invoker);
-        let response = match invoker.invoke(call, deadline).await {
+        // In a task of its own: when the client leaves, Envoy resets this
+        // stream and tonic drops this future, but a request the gateway
+        // accepted is still invoked, once, as on the callout path.
+        let invocation = tokio::spawn(async move { invoker.invoke(call, deadline).await });
+        let result = match invocation.await {
+            Ok(result) => result,
+            Err(e) => Err(crate::error::Failure::new(
+                lambdagate_proto::ErrorKind::Internal,
+                format!("the invocation task failed: {e}"),
+            )),
+        };
+        let response = match result {
             Ok(reply) => http_reply_response(&rules, Ok(reply)),
             Err(failure) => {
                 let status = failure.to_status();
@@ -113,13 +124,16 @@ impl InvokerRpc for InvokerService {
                 "answered {detail}"
             );
         }
-        let mut reply = Response::new(tokio_stream::iter(if response.body.is_empty() {
-            Vec::new()
-        } else {
-            vec![Ok(HttpBodyChunk {
-                data: response.body.clone(),
-            })]
-        }));
+        let head_request = rules.http_reply.as_ref().is_some_and(|r| r.head_request);
+        let mut reply = Response::new(tokio_stream::iter(
+            if response.body.is_empty() || head_request {
+                Vec::new()
+            } else {
+                vec![Ok(HttpBodyChunk {
+                    data: response.body.clone(),
+                })]
+            },
+        ));
         let head = reply.metadata_mut();
         head.insert(STATUS, MetadataValue::from(response.status));
         head.insert(OUTCOME, MetadataValue::from_static(response.outcome));

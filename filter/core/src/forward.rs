@@ -59,6 +59,7 @@ impl RoutePlan {
             decode_base64: self.decodes_base64_replies(),
             function_error_status: u32::from(target.function_error_status),
             expose_errors: target.expose_errors,
+            head_request: self.method() == "HEAD",
             headers: self
                 .response_headers()
                 .into_iter()
@@ -89,10 +90,17 @@ impl RoutePlan {
             (":path".into(), PATH.into()),
             ("content-type".into(), "application/grpc".into()),
             ("te".into(), "trailers".into()),
-            // Envoy's route takes its timeout from here
-            // (`max_stream_duration.grpc_timeout_header_max`); the invoker's
-            // own, shorter deadline answers first with a typed TIMEOUT.
+            // The invoker's deadline for the call; its own, shorter one
+            // (the route timeout) answers first with a typed TIMEOUT.
             ("grpc-timeout".into(), format!("{deadline_ms}m")),
+            // Envoy's router timeout for this request (the route has none):
+            // counted, as the callout's deadline is, from when the whole
+            // request is forwarded, not from its first byte (which
+            // `max_stream_duration` would do, and a slow sender would eat).
+            (
+                "x-envoy-upstream-rq-timeout-ms".into(),
+                deadline_ms.to_string(),
+            ),
             (FORWARDED_HEADER.into(), "1".into()),
             // For the access log: what the client asked for.
             ("x-envoy-original-path".into(), self.original_path()),
@@ -188,9 +196,11 @@ pub enum ReplyHead {
     Failed(HttpResponse),
 }
 
-/// Request headers a client may not bring into the router path (the
-/// filter removes them from requests it does not forward): they would
-/// reach the invoker's route or the access log as if the filter set them.
+/// Request headers of the filter's own (`lambdagate-…`) that a client
+/// sent: the filter removes them, so that they reach neither the access
+/// log nor a function's upstream as if the filter set them. (A request
+/// with the invoker route's marker is refused before that, see
+/// `CompiledConfig::on_request_headers`.)
 pub fn reserved_request_headers(headers: &[(String, String)]) -> Vec<String> {
     headers
         .iter()

@@ -18,6 +18,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use lambdagate_proto::InvokeRequest;
+use lambdagate_proto::http_path::FORWARDED_HEADER;
 use prost::Message as _;
 
 use crate::config::{CompiledConfig, InvocationType, Lifecycle, PayloadFormat, RouteTarget};
@@ -134,6 +135,17 @@ impl CompiledConfig {
         } else {
             info.request_id
         };
+        // The marker of the router path's calls to the invoker: a client's
+        // request with it never goes on to Envoy's router, whichever route
+        // Envoy matched for it.
+        if header(&headers, FORWARDED_HEADER).is_some() {
+            return Decision::Respond(
+                GatewayError::ReservedHeader {
+                    name: FORWARDED_HEADER,
+                }
+                .to_response(&request_id, false),
+            );
+        }
         match self.table.find(method, path) {
             RouteMatch::Outside => Decision::Continue,
             RouteMatch::NotFound => Decision::Respond(

@@ -72,6 +72,9 @@ pub enum GatewayError {
     NoRoute { method: String, path: String },
     /// The API is retired: its resources are no longer served.
     Retired { api: String },
+    /// The request carries a header only the gateway may set (the router
+    /// path's marker for calls to the invoker).
+    ReservedHeader { name: &'static str },
     /// A resource matches the path, not the method.
     MethodNotAllowed {
         method: String,
@@ -128,6 +131,7 @@ impl GatewayError {
         match self {
             GatewayError::NoRoute { .. } => 404,
             GatewayError::Retired { .. } => 410,
+            GatewayError::ReservedHeader { .. } => 400,
             GatewayError::MethodNotAllowed { .. } => 405,
             GatewayError::BodyTooLarge { .. } | GatewayError::EventTooLarge { .. } => 413,
             GatewayError::EventBuild | GatewayError::HostRead { .. } => 500,
@@ -196,6 +200,7 @@ impl GatewayError {
         match self {
             GatewayError::NoRoute { .. } => "no_route",
             GatewayError::Retired { .. } => "retired",
+            GatewayError::ReservedHeader { .. } => "reserved_header",
             GatewayError::MethodNotAllowed { .. } => "method_not_allowed",
             GatewayError::BodyTooLarge { .. } | GatewayError::EventTooLarge { .. } => {
                 "body_too_large"
@@ -223,6 +228,7 @@ impl GatewayError {
         match self {
             GatewayError::NoRoute { .. }
             | GatewayError::Retired { .. }
+            | GatewayError::ReservedHeader { .. }
             | GatewayError::MethodNotAllowed { .. }
             | GatewayError::BodyTooLarge { .. }
             | GatewayError::EventTooLarge { .. } => None,
@@ -299,6 +305,9 @@ impl fmt::Display for GatewayError {
                     f,
                     "the API `{api}` is retired: its resources are no longer served"
                 )
+            }
+            GatewayError::ReservedHeader { name } => {
+                write!(f, "the {name} header is reserved for the gateway")
             }
             GatewayError::MethodNotAllowed {
                 method,

@@ -159,7 +159,6 @@ fn invoker_route() -> String {
                 route:
                   cluster: lambdagate_invoker
                   timeout: 0s
-                  max_stream_duration: {{grpc_timeout_header_max: 0s}}
 "#
     )
 }

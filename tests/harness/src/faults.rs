@@ -572,6 +572,17 @@ impl H2Connection {
         request: http::Request<http_body_util::Full<Bytes>>,
         within: Duration,
     ) -> Result<crate::http::Response, String> {
+        self.send_with_trailers(request, within)
+            .await
+            .map(|(response, _)| response)
+    }
+
+    /// [`H2Connection::send`], with the response's trailers (none: empty).
+    pub async fn send_with_trailers(
+        &self,
+        request: http::Request<http_body_util::Full<Bytes>>,
+        within: Duration,
+    ) -> Result<(crate::http::Response, Vec<(String, String)>), String> {
         use http_body_util::BodyExt;
         let mut sender = self.sender.clone();
         let exchange = async move {
@@ -594,18 +605,33 @@ impl H2Connection {
                     )
                 })
                 .collect();
-            let body = response
+            let collected = response
                 .into_body()
                 .collect()
                 .await
-                .map_err(|e| format!("body: {e}"))?
-                .to_bytes()
-                .to_vec();
-            Ok(crate::http::Response {
-                status,
-                headers,
-                body,
-            })
+                .map_err(|e| format!("body: {e}"))?;
+            let trailers = collected
+                .trailers()
+                .map(|t| {
+                    t.iter()
+                        .map(|(k, v)| {
+                            (
+                                k.as_str().to_owned(),
+                                String::from_utf8_lossy(v.as_bytes()).into_owned(),
+                            )
+                        })
+                        .collect()
+                })
+                .unwrap_or_default();
+            let body = collected.to_bytes().to_vec();
+            Ok((
+                crate::http::Response {
+                    status,
+                    headers,
+                    body,
+                },
+                trailers,
+            ))
         };
         tokio::time::timeout(within, exchange)
             .await
