@@ -762,10 +762,9 @@ fn envoy_yaml(gateway: &Gateway, out_dir: &Path, timeout_seconds: u32) -> Result
         }
         _ => (String::new(), String::new()),
     };
-    let invoker_route = match gateway.data_path {
-        lambdagate_core::DataPath::Router => invoker_route_yaml(),
-        lambdagate_core::DataPath::Callout => String::new(),
-    };
+    // Rendered whatever the data path, so that switching it is a hot
+    // deploy (the filter config) and not a bootstrap change.
+    let invoker_route = invoker_route_yaml();
     Ok(format!(
         r#"# Rendered by `lambdagate render`. Start Envoy with
 #   envoy -c {bootstrap} --concurrency 1

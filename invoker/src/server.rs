@@ -184,6 +184,10 @@ pub fn parse_grpc_timeout(value: &str) -> Option<Duration> {
 const STREAM_WINDOW_BYTES: u32 = 8 * 1024 * 1024;
 const CONNECTION_WINDOW_BYTES: u32 = 16 * 1024 * 1024;
 
+/// Resets of not yet accepted streams tolerated before GOAWAY: Envoy is
+/// the only client, and it resets a call only when its client left.
+const MAX_PENDING_RESETS: usize = 4096;
+
 /// Largest header block the gRPC server accepts (an event in metadata).
 const MAX_HEADER_LIST_BYTES: u32 = 8 * 1024 * 1024;
 
@@ -275,6 +279,10 @@ pub async fn serve_until(
         // The router path sends a body-less request's whole event as
         // metadata; headers are bounded by Envoy's request header limit.
         .http2_max_header_list_size(Some(MAX_HEADER_LIST_BYTES))
+        // On the router path Envoy resets the invoker call of every client
+        // that leaves (wrk ending a run: 32 at once); h2's default (20)
+        // answers such a burst with GOAWAY, and Envoy has to reconnect.
+        .http2_max_pending_accept_reset_streams(Some(MAX_PENDING_RESETS))
         .add_service(health_service)
         .add_service(service);
 

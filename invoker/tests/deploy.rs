@@ -227,6 +227,84 @@ async fn rendered_configs_serve_and_a_redeploy_under_load_fails_no_request() {
     invoker.wait_for_log("config reloaded").await;
 }
 
+/// `gateway.data_path: router`, switched on and off again by hot deploys:
+/// the same answers either way, and the access log names the client's
+/// request (not the invoker call Envoy forwarded on the router path).
+#[tokio::test]
+async fn the_data_path_switches_by_hot_deploy_and_the_access_log_names_the_clients_request() {
+    let moto = Moto::start(MotoOptions::default()).await;
+    let p = RenderedPorts::free();
+    let dir = tempfile::tempdir().unwrap();
+    let api = dir.path().join("api.yaml");
+    let out = dir.path().join("deploy");
+    let write = |data_path: &str| {
+        let text = definition(&moto, &p, "") + &format!("  data_path: {data_path}\n");
+        std::fs::write(&api, text).unwrap();
+    };
+    write("router");
+    render(&api, &out).await;
+    let ecds = std::fs::read_to_string(out.join("ecds/lambdagate.yaml")).unwrap();
+    assert!(ecds.contains(r#"\"data_path\":\"router\""#), "{ecds}");
+    let key = moto.fixture.user("invoker");
+    let env = [
+        ("ORDERS_KEY_ID", key.access_key_id.as_str()),
+        ("ORDERS_SECRET", key.secret_access_key.as_str()),
+    ];
+    let (_invoker, envoy) = start_rendered(BIN, &out, &env, &p).await;
+    let envoy_pid = envoy.pid();
+    // Envoy counts the callout's calls (its gRPC client) as internal
+    // requests, the router path's (the client's request) as external ones.
+    let calls = |kind: &'static str| {
+        let name = format!("cluster.lambdagate_invoker.{kind}.upstream_rq_200");
+        let envoy = &envoy;
+        async move { envoy_counter(envoy, &name).await }
+    };
+
+    for (round, data_path) in ["router", "callout", "router"].into_iter().enumerate() {
+        if round > 0 {
+            write(data_path);
+            render(&api, &out).await;
+        }
+        let kind = if data_path == "router" {
+            "external"
+        } else {
+            "internal"
+        };
+        // The new filter config is live once a request takes the new path
+        // (a new wasm VM; well under a second).
+        let deadline = Instant::now() + Duration::from_secs(5);
+        let path = format!("/users/user/{round}?q=x");
+        let r = loop {
+            let before = calls(kind).await;
+            let r = envoy.send("GET", &path, &[], b"").await;
+            if calls(kind).await == before + 1 {
+                break r;
+            }
+            assert!(Instant::now() < deadline, "{data_path} never took effect");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        };
+        assert_eq!(r.status, 200, "{data_path}: {}\n{}", r.text(), envoy.logs());
+        assert_eq!(r.json()["pathParameters"]["id"], round.to_string());
+        assert_eq!(r.json()["rawQueryString"], "q=x");
+        let line = format!("\"GET {path} HTTP/1.1\" 200");
+        let lambda_rid = r.header("x-amzn-requestid").unwrap().to_owned();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !envoy
+            .logs()
+            .lines()
+            .any(|l| l.contains(&line) && l.contains(&lambda_rid) && l.ends_with("outcome=ok"))
+        {
+            assert!(
+                Instant::now() < deadline,
+                "{data_path}: no access log line with {line}, {lambda_rid} and outcome=ok:\n{}",
+                envoy.logs()
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+    assert_eq!(envoy.pid(), envoy_pid, "Envoy was not restarted");
+}
+
 #[tokio::test]
 async fn render_refuses_bad_definitions_naming_file_and_field() {
     let dir = tempfile::tempdir().unwrap();

@@ -139,6 +139,17 @@ mod tests {
             invocation_type: InvocationType::Event as i32,
             request_id: "r-1".into(),
             trace_id: "Root=1-5759e988-bd862e3fe1be46a994272793;Sampled=1".into(),
+            http_reply: Some(HttpReply {
+                payload_format: 2,
+                decode_base64: true,
+                function_error_status: 502,
+                expose_errors: false,
+                headers: vec![HttpHeader {
+                    name: "deprecation".into(),
+                    value: "true".into(),
+                }],
+                head_request: false,
+            }),
         };
         let bytes = request.encode_to_vec();
         assert_eq!(InvokeRequest::decode(bytes.as_slice()), Ok(request));

@@ -72,12 +72,7 @@ impl RoutePlan {
     /// `has_body`: whether the client's request has a body (the filter can
     /// replace a body but not add one). `Err` is the response to send
     /// instead, as for [`RoutePlan::build_invoke`].
-    pub fn build_forward(
-        &self,
-        body: &[u8],
-        has_body: bool,
-        headers: &[(String, String)],
-    ) -> Result<Forward, HttpResponse> {
+    pub fn build_forward(&self, body: &[u8], has_body: bool) -> Result<Forward, HttpResponse> {
         let invoke = self.build_invoke(body)?;
         let deadline_ms = invoke.grpc_timeout.as_millis();
         let mut request = invoke.into_request();
@@ -106,7 +101,7 @@ impl RoutePlan {
             ("x-envoy-original-path".into(), self.original_path()),
             (ORIGINAL_METHOD.into(), self.method().to_owned()),
         ];
-        for (name, value) in headers {
+        for (name, value) in self.headers() {
             if KEPT_HEADERS.contains(&name.as_str()) {
                 out.push((name.clone(), value.clone()));
             }
@@ -325,27 +320,25 @@ impl Deframer {
         let mut rest = chunk;
         while !rest.is_empty() {
             if self.data_left > 0 {
-                let n = self.data_left.min(rest.len());
-                out.extend_from_slice(&rest[..n]);
-                self.data_left -= n;
-                rest = &rest[n..];
+                let (data, after) = rest.split_at(self.data_left.min(rest.len()));
+                out.extend_from_slice(data);
+                self.data_left -= data.len();
+                rest = after;
                 continue;
             }
             // Collect framing bytes until the header parses.
-            let take = (MAX_FRAMING_BYTES - self.header.len()).min(rest.len());
             let before = self.header.len();
-            self.header.extend_from_slice(&rest[..take]);
-            match parse_framing(&self.header)? {
+            let (taken, _) = rest.split_at((MAX_FRAMING_BYTES - before).min(rest.len()));
+            self.header.extend_from_slice(taken);
+            let used = match parse_framing(&self.header)? {
                 Some((framing, data)) => {
-                    let used = framing - before;
-                    rest = &rest[used..];
                     self.header.clear();
                     self.data_left = data;
+                    framing - before
                 }
-                None => {
-                    rest = &rest[take..];
-                }
-            }
+                None => taken.len(),
+            };
+            rest = rest.get(used..).unwrap_or_default();
         }
         Ok(out)
     }
@@ -359,24 +352,24 @@ impl Deframer {
 /// Parses one message's framing at the start of `bytes`: `Some((framing
 /// length, data length))`, or `None` when more bytes are needed.
 fn parse_framing(bytes: &[u8]) -> Result<Option<(usize, usize)>, DeframeError> {
-    if bytes.len() < 5 {
+    let Some(([flag, l0, l1, l2, l3], rest)) = bytes.split_first_chunk::<5>() else {
         return Ok(None);
-    }
-    if bytes[0] != 0 {
+    };
+    if *flag != 0 {
         return Err(DeframeError("a compressed message"));
     }
-    let message = u32::from_be_bytes([bytes[1], bytes[2], bytes[3], bytes[4]]) as usize;
+    let message = u32::from_be_bytes([*l0, *l1, *l2, *l3]) as usize;
     if message == 0 {
         return Ok(Some((5, 0)));
     }
-    let Some(&tag) = bytes.get(5) else {
+    let Some((&tag, varint)) = rest.split_first() else {
         return Ok(None);
     };
     if tag != 0x0a {
         return Err(DeframeError("a message with another field"));
     }
     let mut data: usize = 0;
-    for (i, &b) in bytes[6..].iter().enumerate().take(5) {
+    for (i, &b) in varint.iter().enumerate().take(5) {
         data |= usize::from(b & 0x7f) << (7 * i);
         if b & 0x80 == 0 {
             let framing = 6 + i + 1;

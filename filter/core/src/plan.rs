@@ -333,6 +333,17 @@ impl RoutePlan {
         crate::forward::set_headers(&mut response.headers, &self.response_headers());
     }
 
+    /// The client's request headers, as Envoy handed them over.
+    pub fn headers(&self) -> &[(String, String)] {
+        &self.headers
+    }
+
+    /// Whether the client speaks HTTP/1 (where Envoy drops response
+    /// trailers unless told otherwise).
+    pub fn is_http1(&self) -> bool {
+        self.protocol.starts_with("HTTP/1")
+    }
+
     /// The client's method.
     pub fn method(&self) -> &str {
         &self.method

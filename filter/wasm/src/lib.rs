@@ -110,8 +110,9 @@ enum State {
     /// `InvokeHttp` call; waiting for the reply's head.
     Forwarded(Box<RoutePlan>),
     /// Router path: the client's response is passing; its body loses the
-    /// gRPC framing on the way.
-    Deframing(Deframer),
+    /// gRPC framing on the way. `http1`: the client speaks HTTP/1, where
+    /// Envoy drops trailers by itself.
+    Deframing { deframer: Deframer, http1: bool },
     /// A response was sent.
     Done,
 }
@@ -224,20 +225,7 @@ impl Stream {
     /// are there while the request is paused, and the body is replaced
     /// whole (start 0).
     fn forward(&mut self, plan: Box<RoutePlan>, body: &[u8], has_body: bool) -> Action {
-        let headers = match hostcalls::get_map_bytes(MapType::HttpRequestHeaders) {
-            Ok(headers) => headers
-                .into_iter()
-                .map(|(n, v)| (n, String::from_utf8_lossy(&v).into_owned()))
-                .collect::<Vec<_>>(),
-            Err(status) => {
-                let e = GatewayError::HostRead {
-                    what: "the request headers",
-                    reason: format!("{status:?}"),
-                };
-                return self.respond(plan.error_response(&e));
-            }
-        };
-        let forward = match plan.build_forward(body, has_body, &headers) {
+        let forward = match plan.build_forward(body, has_body) {
             Ok(forward) => forward,
             Err(response) => return self.respond(response),
         };
@@ -268,7 +256,7 @@ impl Stream {
     }
 
     /// Router path: the client's response for the invoker's reply head.
-    fn on_reply_head(&mut self, plan: Box<RoutePlan>) -> Action {
+    fn on_reply_head(&mut self, plan: &RoutePlan) -> Action {
         let headers: Vec<(String, String)> =
             match hostcalls::get_map_bytes(MapType::HttpResponseHeaders) {
                 Ok(headers) => headers
@@ -295,7 +283,10 @@ impl Stream {
                     };
                     return self.respond(plan.error_response(&e));
                 }
-                self.state = State::Deframing(Deframer::default());
+                self.state = State::Deframing {
+                    deframer: Deframer::default(),
+                    http1: plan.is_http1(),
+                };
                 Action::Continue
             }
             // Envoy's own reply (invoker unreachable, deadline) or a gRPC
@@ -531,7 +522,7 @@ impl HttpContext for Stream {
 
     fn on_http_response_headers(&mut self, _num_headers: usize, _end_of_stream: bool) -> Action {
         match std::mem::take(&mut self.state) {
-            State::Forwarded(plan) => self.on_reply_head(plan),
+            State::Forwarded(plan) => self.on_reply_head(&plan),
             other => {
                 self.state = other;
                 Action::Continue
@@ -540,7 +531,7 @@ impl HttpContext for Stream {
     }
 
     fn on_http_response_body(&mut self, body_size: usize, end_of_stream: bool) -> Action {
-        let State::Deframing(deframer) = &mut self.state else {
+        let State::Deframing { deframer, .. } = &mut self.state else {
             return Action::Continue;
         };
         let result = deframe_chunk(deframer, body_size);
@@ -555,10 +546,17 @@ impl HttpContext for Stream {
     }
 
     fn on_http_response_trailers(&mut self, _num_trailers: usize) -> Action {
-        let State::Deframing(deframer) = &self.state else {
+        let State::Deframing { deframer, http1 } = &self.state else {
             return Action::Continue;
         };
         let complete = deframer.is_at_boundary();
+        if complete && *http1 {
+            // A whole reply (the invoker ends a buffered reply only with
+            // OK), and Envoy drops trailers for HTTP/1 clients: nothing to
+            // read or change.
+            self.state = State::Done;
+            return Action::Continue;
+        }
         let status = hostcalls::get_map_value(MapType::HttpResponseTrailers, "grpc-status")
             .ok()
             .flatten();
