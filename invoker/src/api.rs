@@ -856,8 +856,8 @@ static_resources:
 }
 
 /// The route of the router data path: requests the filter rewrote into
-/// the invoker's `InvokeHttp` call (the filter removes the marker header
-/// from every other request, so clients cannot take this route). The
+/// the invoker's `InvokeHttp` call (the filter refuses any client request
+/// carrying the marker header, so clients cannot take this route). The
 /// timeout is the one the filter sets per request (route timeout + 1 s).
 pub fn invoker_route_yaml() -> String {
     use lambdagate_proto::http_path::{FORWARDED_HEADER, PATH};

@@ -25,8 +25,9 @@ pub mod http_path {
     /// when the client's request has no body to replace.
     pub const INVOKE_METADATA: &str = "lambdagate-invoke-bin";
     /// Set by the filter on every request it forwards to the invoker; the
-    /// Envoy route to the invoker requires it, and the filter removes it
-    /// from every other request, so no client reaches the invoker directly.
+    /// Envoy route to the invoker requires it, and the filter refuses (400)
+    /// any client request that carries it, so no client reaches the invoker
+    /// directly.
     pub const FORWARDED_HEADER: &str = "lambdagate-forwarded";
     /// Reply metadata: the HTTP status for the client.
     pub const STATUS: &str = "lambdagate-status";

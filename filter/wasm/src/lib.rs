@@ -557,9 +557,11 @@ impl HttpContext for Stream {
             self.state = State::Done;
             return Action::Continue;
         }
-        let status = hostcalls::get_map_value(MapType::HttpResponseTrailers, "grpc-status")
+        // Bytes: the SDK's string getter would trap on a non-UTF-8 value.
+        let status = hostcalls::get_map_value_bytes(MapType::HttpResponseTrailers, "grpc-status")
             .ok()
-            .flatten();
+            .flatten()
+            .map(|v| String::from_utf8_lossy(&v).into_owned());
         if !complete || status.as_deref() != Some("0") {
             let reason = format!(
                 "the invoker's reply ended with grpc-status {}",
