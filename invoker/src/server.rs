@@ -103,7 +103,7 @@ impl InvokerRpc for InvokerService {
                 format!("the invocation task failed: {e}"),
             )),
         };
-        let response = match result {
+        let mut response = match result {
             Ok(reply) => http_reply_response(&rules, Ok(reply)),
             Err(failure) => {
                 let status = failure.to_status();
@@ -125,19 +125,17 @@ impl InvokerRpc for InvokerService {
             );
         }
         let head_request = rules.http_reply.as_ref().is_some_and(|r| r.head_request);
-        let mut reply = Response::new(tokio_stream::iter(
-            if response.body.is_empty() || head_request {
-                Vec::new()
-            } else {
-                vec![Ok(HttpBodyChunk {
-                    data: response.body.clone(),
-                })]
-            },
-        ));
+        // The length is the body's, also for HEAD, which gets no body.
+        let length = response.body.len().to_string();
+        let body = std::mem::take(&mut response.body);
+        let mut reply = Response::new(tokio_stream::iter(if body.is_empty() || head_request {
+            Vec::new()
+        } else {
+            vec![Ok(HttpBodyChunk { data: body })]
+        }));
         let head = reply.metadata_mut();
         head.insert(STATUS, MetadataValue::from(response.status));
         head.insert(OUTCOME, MetadataValue::from_static(response.outcome));
-        let length = response.body.len().to_string();
         let content_length = std::iter::once(("content-length", length.as_str()));
         for (name, value) in response
             .headers

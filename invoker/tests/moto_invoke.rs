@@ -432,14 +432,7 @@ async fn unknown_function_is_not_found_and_function_errors_keep_their_payload() 
     .await;
     let echo = moto.fixture.function("echo").to_owned();
     let missing = "arn:aws:lambda:us-east-1:123456789012:function:does-not-exist";
-    let yaml = config(&[stored_endpoint(
-        "main",
-        &moto.url,
-        &["arn:aws:lambda:us-east-1:123456789012:function:*"],
-        "",
-    )]);
-    let env = key_env("main", moto.fixture.user("invoker"));
-    let invoker = InvokerProcess::start(BIN, &yaml, &env_refs(&env), "info").await;
+    let invoker = moto_invoker(&moto).await;
     let mut client = invoker.client().await;
 
     let status = client

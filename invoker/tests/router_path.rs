@@ -39,14 +39,7 @@ struct Stack {
 async fn stack() -> Stack {
     let moto = Moto::start(MotoOptions::default()).await;
     let echo = moto.fixture.function("echo").to_owned();
-    let yaml = config(&[stored_endpoint(
-        "main",
-        &moto.url,
-        &["arn:aws:lambda:us-east-1:123456789012:function:*"],
-        "",
-    )]);
-    let env = key_env("main", moto.fixture.user("invoker"));
-    let invoker = InvokerProcess::start(BIN, &yaml, &env_refs(&env), "info").await;
+    let invoker = moto_invoker(&moto).await;
     let filter = json!({
         "invoker_cluster": "lambdagate_invoker",
         "data_path": "router",

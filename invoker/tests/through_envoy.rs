@@ -55,14 +55,7 @@ struct Stack {
 async fn stack(format: &str, options: MotoOptions) -> Stack {
     let moto = Moto::start(options).await;
     let echo = moto.fixture.function("echo").to_owned();
-    let yaml = config(&[stored_endpoint(
-        "main",
-        &moto.url,
-        &["arn:aws:lambda:us-east-1:123456789012:function:*"],
-        "",
-    )]);
-    let env = key_env("main", moto.fixture.user("invoker"));
-    let invoker = InvokerProcess::start(BIN, &yaml, &env_refs(&env), "info").await;
+    let invoker = moto_invoker(&moto).await;
     let envoy = EnvoyProcess::start(
         &InvokerAddress::parse(&invoker.addr),
         &filter_json(format, &echo, &[]),

@@ -340,10 +340,7 @@ impl ApiFacts {
     /// A deprecated API says so on every response, the function's too:
     /// its `Deprecation` and `Sunset` replace any of those names.
     pub fn add_lifecycle_headers(&self, headers: &mut Vec<(String, String)>) {
-        for (name, value) in &self.lifecycle_headers {
-            headers.retain(|(n, _)| n != name);
-            headers.push((name.clone(), value.clone()));
-        }
+        crate::response::replace_headers(headers, &self.lifecycle_headers);
     }
 }
 

@@ -30,7 +30,7 @@ use crate::config::{InvocationType, PayloadFormat};
 use crate::plan::RoutePlan;
 use crate::response::{
     GRPC_DEADLINE_EXCEEDED, GRPC_UNAVAILABLE, GatewayError, GrpcStatus, HttpResponse, ReplyContext,
-    invoke_reply_to_http,
+    invoke_reply_to_http, replace_headers,
 };
 use crate::timeout::Timeout;
 
@@ -167,7 +167,7 @@ impl RoutePlan {
             &self.target().arn_text,
             self.target().timeout,
         );
-        let mut response = self.error_response(&error);
+        let mut response = error.to_response(self.request_id(), self.target().expose_errors);
         self.add_response_headers(&mut response);
         ReplyHead::Failed(response)
     }
@@ -248,14 +248,8 @@ pub fn http_reply_response(
         .into_iter()
         .map(|h| (h.name, h.value))
         .collect();
-    set_headers(&mut response.headers, &extra);
+    replace_headers(&mut response.headers, &extra);
     response
-}
-
-/// Sets each of `extra`, replacing any header of the same name.
-pub(crate) fn set_headers(headers: &mut Vec<(String, String)>, extra: &[(String, String)]) {
-    headers.retain(|(n, _)| !extra.iter().any(|(e, _)| e == n));
-    headers.extend(extra.iter().cloned());
 }
 
 /// Removes the gRPC framing from an `InvokeHttp` response body as it

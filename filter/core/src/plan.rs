@@ -330,7 +330,7 @@ impl RoutePlan {
     }
 
     pub(crate) fn add_response_headers(&self, response: &mut HttpResponse) {
-        crate::forward::set_headers(&mut response.headers, &self.response_headers());
+        crate::response::replace_headers(&mut response.headers, &self.response_headers());
     }
 
     /// The client's request headers, as Envoy handed them over.

@@ -53,6 +53,13 @@ impl HttpResponse {
     }
 }
 
+/// Sets each header of `extra`, replacing any of the same name (lifecycle
+/// and trace headers over a function's own).
+pub(crate) fn replace_headers(headers: &mut Vec<(String, String)>, extra: &[(String, String)]) {
+    headers.retain(|(n, _)| !extra.iter().any(|(e, _)| e == n));
+    headers.extend(extra.iter().cloned());
+}
+
 /// A gRPC status other than OK, as Envoy reports it to the filter.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct GrpcStatus<'a> {

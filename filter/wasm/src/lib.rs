@@ -257,14 +257,7 @@ impl Stream {
 
     /// Router path: the client's response for the invoker's reply head.
     fn on_reply_head(&mut self, plan: &RoutePlan) -> Action {
-        let headers: Vec<(String, String)> =
-            match hostcalls::get_map_bytes(MapType::HttpResponseHeaders) {
-                Ok(headers) => headers
-                    .into_iter()
-                    .map(|(n, v)| (n, String::from_utf8_lossy(&v).into_owned()))
-                    .collect(),
-                Err(_) => Vec::new(),
-            };
+        let headers = header_map(MapType::HttpResponseHeaders).unwrap_or_default();
         match plan.reply_head(&headers) {
             ReplyHead::Http {
                 status,
@@ -382,6 +375,19 @@ fn read_buffer(
     }
 }
 
+/// A whole header map. Bytes, not `get_map`: HTTP allows non-UTF-8 header
+/// values (obs-text) and Envoy passes them through; the SDK's `get_map`
+/// unwraps `String::from_utf8` and a Latin-1 `user-agent` would trap the VM
+/// (503 for every later request). Invalid bytes become U+FFFD.
+fn header_map(map: MapType) -> Result<Vec<(String, String)>, proxy_wasm::types::Status> {
+    hostcalls::get_map_bytes(map).map(|pairs| {
+        pairs
+            .into_iter()
+            .map(|(name, value)| (name, String::from_utf8_lossy(&value).into_owned()))
+            .collect()
+    })
+}
+
 fn property(path: &[&str]) -> String {
     match hostcalls::get_property(path.to_vec()) {
         Ok(Some(bytes)) => String::from_utf8_lossy(&bytes).into_owned(),
@@ -456,24 +462,16 @@ impl HttpContext for Stream {
         let Some(config) = self.config.clone() else {
             return Action::Continue;
         };
-        // Bytes, not `get_map`: HTTP allows non-UTF-8 header values
-        // (obs-text) and Envoy passes them through; the SDK's `get_map`
-        // unwraps `String::from_utf8` and a Latin-1 `user-agent` would trap
-        // the VM (503 for every later request). Invalid bytes become U+FFFD.
-        let headers: Vec<(String, String)> =
-            match hostcalls::get_map_bytes(MapType::HttpRequestHeaders) {
-                Ok(headers) => headers
-                    .into_iter()
-                    .map(|(name, value)| (name, String::from_utf8_lossy(&value).into_owned()))
-                    .collect(),
-                Err(status) => {
-                    log(
-                        LogLevel::Error,
-                        &format!("lambdagate: cannot read request headers: {status:?}"),
-                    );
-                    return Action::Continue;
-                }
-            };
+        let headers = match header_map(MapType::HttpRequestHeaders) {
+            Ok(headers) => headers,
+            Err(status) => {
+                log(
+                    LogLevel::Error,
+                    &format!("lambdagate: cannot read request headers: {status:?}"),
+                );
+                return Action::Continue;
+            }
+        };
         // Names only the filter may set (the router path's route marker,
         // the access log's method): a client's are removed.
         for name in reserved_request_headers(&headers) {

@@ -24,6 +24,19 @@ pub fn key_env(name: &str, key: &AccessKey) -> Vec<(String, String)> {
     ]
 }
 
+/// An invoker with one `stored` endpoint, `main`, that may call every
+/// function in moto's account with the fixture's `invoker` user.
+pub async fn moto_invoker(moto: &lambdagate_harness::Moto) -> lambdagate_harness::InvokerProcess {
+    let yaml = config(&[stored_endpoint(
+        "main",
+        &moto.url,
+        &["arn:aws:lambda:us-east-1:123456789012:function:*"],
+        "",
+    )]);
+    let env = key_env("main", moto.fixture.user("invoker"));
+    lambdagate_harness::InvokerProcess::start(BIN, &yaml, &env_refs(&env), "info").await
+}
+
 pub fn config(endpoints: &[String]) -> String {
     format!("endpoints:\n{}", endpoints.concat())
 }
