@@ -10,6 +10,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     tonic_prost_build::configure()
         .build_server(grpc)
         .build_client(grpc)
+        // A streamed body passes through the invoker without copies.
+        .bytes(".lambdagate.v1.HttpBodyChunk.data")
         .out_dir(out)
         .compile_fds(fds)?;
     Ok(())

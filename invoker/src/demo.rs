@@ -316,12 +316,18 @@ pub fn curl_lines(definition: &ApiDefinition, base: &str) -> Vec<String> {
                 .collect::<Vec<_>>()
                 .join("/");
             let url = format!("{base}{context}{path}?lang=en");
+            // -N: curl shows a streamed response as it arrives.
+            let flags = if r.response_mode == lambdagate_core::ResponseMode::Stream {
+                "-sN"
+            } else {
+                "-s"
+            };
             match r.verb.to_ascii_uppercase().as_str() {
-                "GET" | "HEAD" | "DELETE" | "OPTIONS" => format!("curl -s '{url}'"),
+                "GET" | "HEAD" | "DELETE" | "OPTIONS" => format!("curl {flags} '{url}'"),
                 verb => {
                     let verb = if verb == "ANY" { "POST" } else { verb };
                     format!(
-                        "curl -s -X {verb} '{url}' -H 'content-type: application/json' -d '{{\"message\":\"Hello, World!\"}}'"
+                        "curl {flags} -X {verb} '{url}' -H 'content-type: application/json' -d '{{\"message\":\"Hello, World!\"}}'"
                     )
                 }
             }

@@ -18,6 +18,8 @@ use crate::config::{Config, ConfigError};
 use crate::error::Failure;
 use crate::local::LocalBackend;
 use crate::metrics::Metrics;
+use crate::stream::{Answer, CHANNEL_CHUNKS, ReplyStream};
+use tokio::sync::mpsc;
 
 /// The metrics label of requests naming no configured endpoint. Endpoint
 /// names cannot contain parentheses, so it never collides with one.
@@ -84,45 +86,57 @@ impl Invoker {
         request: InvokeRequest,
         deadline: Option<Duration>,
     ) -> Result<InvokeReply, Failure> {
+        match self.invoke_answer(request, deadline, false).await? {
+            Answer::Buffered(reply) => Ok(reply),
+            Answer::Stream(_) => Err(Failure::new(
+                ErrorKind::Internal,
+                "a buffered invocation was answered with a stream",
+            )),
+        }
+    }
+
+    /// Invokes, as a stream when `stream` (InvokeWithResponseStream), and
+    /// records the outcome: for a stream, when it ends. The route timeout
+    /// covers the whole stream.
+    pub async fn invoke_answer(
+        &self,
+        request: InvokeRequest,
+        deadline: Option<Duration>,
+        stream: bool,
+    ) -> Result<Answer, Failure> {
         let started = Instant::now();
         // The label is a configured endpoint's name or one fixed value:
         // callers must not grow the label set at will.
-        let endpoint_label = match self.config.endpoint(&request.endpoint) {
+        let endpoint = match self.config.endpoint(&request.endpoint) {
             Some(endpoint) => endpoint.name.clone(),
             None => UNKNOWN_ENDPOINT_LABEL.to_owned(),
         };
         let request_id = request.request_id.clone();
-        let (function_label, result) = self.invoke_inner(request, deadline).await;
-        let outcome = match &result {
-            Ok(reply) if !reply.function_error.is_empty() => "function_error",
-            Ok(_) => "ok",
-            Err(f) => f.outcome(),
+        let timeout = route_timeout(&request, deadline).unwrap_or(DEADLINE_MARGIN);
+        let (function, result) = self.invoke_inner(request, deadline, stream).await;
+        let call = CallRecord {
+            metrics: self.metrics.clone(),
+            endpoint,
+            function,
+            request_id,
+            started,
         };
-        let took = started.elapsed();
-        self.metrics
-            .record_invocation(&endpoint_label, &function_label, outcome, took);
-        match &result {
-            Ok(reply) => tracing::debug!(
-                request_id = %request_id,
-                endpoint = %endpoint_label,
-                function = %function_label,
-                outcome,
-                status = reply.status_code,
-                lambda_request_id = %reply.lambda_request_id,
-                duration_ms = took.as_millis() as u64,
-                "invoked"
-            ),
-            Err(f) => tracing::warn!(
-                request_id = %request_id,
-                endpoint = %endpoint_label,
-                function = %function_label,
-                outcome,
-                duration_ms = took.as_millis() as u64,
-                error = %f.message,
-                "invocation failed"
-            ),
+        match result {
+            Ok(Answer::Stream(reply)) => Ok(Answer::Stream(call.metered(reply, started + timeout))),
+            Ok(Answer::Buffered(reply)) => {
+                let outcome = if reply.function_error.is_empty() {
+                    "ok"
+                } else {
+                    "function_error"
+                };
+                call.finished(outcome, None, Some(reply.status_code));
+                Ok(Answer::Buffered(reply))
+            }
+            Err(failure) => {
+                call.finished(failure.outcome(), Some(&failure), None);
+                Err(failure)
+            }
         }
-        result
     }
 
     /// Returns the metrics label for the function (the ARN once it is
@@ -131,7 +145,8 @@ impl Invoker {
         &self,
         request: InvokeRequest,
         deadline: Option<Duration>,
-    ) -> (String, Result<InvokeReply, Failure>) {
+        stream: bool,
+    ) -> (String, Result<Answer, Failure>) {
         let unknown = || "-".to_owned();
         let Some(endpoint) = self.config.endpoint(&request.endpoint) else {
             let configured = self.config.endpoint_names().join(", ");
@@ -181,7 +196,7 @@ impl Invoker {
             );
         }
         let label = arn.to_string();
-        let result = self.call(backend, &arn, request, deadline).await;
+        let result = self.call(backend, &arn, request, deadline, stream).await;
         (label, result)
     }
 
@@ -191,19 +206,9 @@ impl Invoker {
         arn: &LambdaArn,
         request: InvokeRequest,
         deadline: Option<Duration>,
-    ) -> Result<InvokeReply, Failure> {
-        let timeout = Timeout::from_millis(request.timeout_ms)
-            .map_err(|e| Failure::new(ErrorKind::InvalidRequest, e.to_string()))?
-            .as_duration();
-        // The caller's deadline wins when shorter. We stop a little before
-        // it so that the caller gets our TIMEOUT with a clear message
-        // rather than cancelling the call itself.
-        let timeout = deadline.map_or(timeout, |d| {
-            timeout.min(
-                d.saturating_sub(DEADLINE_MARGIN)
-                    .max(Duration::from_millis(1)),
-            )
-        });
+        stream: bool,
+    ) -> Result<Answer, Failure> {
+        let timeout = route_timeout(&request, deadline)?;
         let invocation_type = InvocationType::try_from(request.invocation_type).map_err(|_| {
             Failure::new(
                 ErrorKind::InvalidRequest,
@@ -245,11 +250,24 @@ impl Invoker {
                             request_id: &request.request_id,
                             trace_id: &request.trace_id,
                         },
+                        stream,
                     )
                     .await;
             }
         };
-        aws.invoke_client()
+        let client = aws.invoke_client();
+        if stream {
+            if invocation_type != InvocationType::RequestResponse {
+                return Err(Failure::new(
+                    ErrorKind::InvalidRequest,
+                    "a streamed invocation must be RequestResponse",
+                ));
+            }
+            return client
+                .invoke_stream(arn, request.payload, &request.trace_id, timeout)
+                .await;
+        }
+        client
             .invoke(
                 arn,
                 invocation_type,
@@ -258,5 +276,119 @@ impl Invoker {
                 timeout,
             )
             .await
+            .map(Answer::Buffered)
+    }
+}
+
+/// The route timeout of `request`, clamped to the caller's deadline: when
+/// that is shorter we stop a little before it, so that the caller gets our
+/// TIMEOUT with a clear message rather than cancelling the call itself.
+fn route_timeout(request: &InvokeRequest, deadline: Option<Duration>) -> Result<Duration, Failure> {
+    let timeout = Timeout::from_millis(request.timeout_ms)
+        .map_err(|e| Failure::new(ErrorKind::InvalidRequest, e.to_string()))?
+        .as_duration();
+    Ok(deadline.map_or(timeout, |d| {
+        timeout.min(
+            d.saturating_sub(DEADLINE_MARGIN)
+                .max(Duration::from_millis(1)),
+        )
+    }))
+}
+
+/// Lambda's limit on a streamed response.
+pub const MAX_STREAM_BYTES: u64 = 200 * 1024 * 1024;
+
+/// One invocation's metrics labels and log fields, recorded when it ends.
+struct CallRecord {
+    metrics: Metrics,
+    endpoint: String,
+    function: String,
+    request_id: String,
+    started: Instant,
+}
+
+impl CallRecord {
+    fn finished(&self, outcome: &str, failure: Option<&Failure>, status: Option<u32>) {
+        let took = self.started.elapsed();
+        self.metrics
+            .record_invocation(&self.endpoint, &self.function, outcome, took);
+        match failure {
+            None => tracing::debug!(
+                request_id = %self.request_id,
+                endpoint = %self.endpoint,
+                function = %self.function,
+                outcome,
+                status = status.unwrap_or(0),
+                duration_ms = took.as_millis() as u64,
+                "invoked"
+            ),
+            Some(f) => tracing::warn!(
+                request_id = %self.request_id,
+                endpoint = %self.endpoint,
+                function = %self.function,
+                outcome,
+                duration_ms = took.as_millis() as u64,
+                error = %f.message,
+                "invocation failed"
+            ),
+        }
+    }
+
+    /// Passes the stream on within the route `deadline` and Lambda's size
+    /// limit, and records the invocation when it ends. A reader that went
+    /// away is recorded as `client_gone`.
+    fn metered(self, mut reply: ReplyStream, deadline: Instant) -> ReplyStream {
+        let (tx, rx) = mpsc::channel(CHANNEL_CHUNKS);
+        let mut from = std::mem::replace(&mut reply.body, rx);
+        tokio::spawn(async move {
+            let mut sent: u64 = 0;
+            let end = loop {
+                let item = tokio::select! {
+                    item = from.recv() => item,
+                    () = tx.closed() => break Err(None),
+                    () = tokio::time::sleep_until(deadline.into()) => Some(Err(Failure::new(
+                        ErrorKind::Timeout,
+                        format!(
+                            "the response stream did not end within the route timeout ({}s)",
+                            deadline.saturating_duration_since(self.started).as_secs_f64()
+                        ),
+                    ))),
+                };
+                let item = match item {
+                    None => break Ok(()),
+                    Some(Ok(chunk)) => {
+                        sent += chunk.len() as u64;
+                        if sent > MAX_STREAM_BYTES {
+                            Err(Failure::new(
+                                ErrorKind::PayloadTooLarge,
+                                format!(
+                                    "the response stream exceeds Lambda's {MAX_STREAM_BYTES} bytes"
+                                ),
+                            ))
+                        } else {
+                            Ok(chunk)
+                        }
+                    }
+                    Some(Err(failure)) => Err(failure),
+                };
+                match item {
+                    Ok(chunk) => {
+                        if tx.send(Ok(chunk)).await.is_err() {
+                            break Err(None);
+                        }
+                    }
+                    Err(failure) => {
+                        let _ = tx.send(Err(failure.clone())).await;
+                        break Err(Some(failure));
+                    }
+                }
+            };
+            match end {
+                Ok(()) => self.finished("ok", None, Some(200)),
+                Err(Some(failure)) => self.finished(failure.outcome(), Some(&failure), None),
+                Err(None) => self.finished("client_gone", None, None),
+            }
+        });
+        reply
     }
 }

@@ -27,9 +27,13 @@ use http_body_util::{BodyExt, Limited};
 use lambdagate_core::LambdaArn;
 use lambdagate_proto::{ErrorKind, InvocationType, InvokeReply, MAX_SYNC_PAYLOAD_BYTES};
 use tokio::sync::Mutex as AsyncMutex;
+use tokio::sync::mpsc;
 
 use crate::error::{Failure, chain_text, classify_service, credentials_failure, timeout_failure};
 use crate::sigv4::{SignableRequest, Signer, SigningTime, sha256_hex, uri_encode};
+use crate::stream::{
+    Answer, CHANNEL_CHUNKS, EventStreamReader, ReplyStream, StreamEvent, function_error_reply,
+};
 
 /// Lambda's `X-Amz-Invocation-Type` header value.
 fn invocation_type_header(invocation_type: InvocationType) -> &'static str {
@@ -37,6 +41,32 @@ fn invocation_type_header(invocation_type: InvocationType) -> &'static str {
         InvocationType::RequestResponse => "RequestResponse",
         InvocationType::Event => "Event",
         InvocationType::DryRun => "DryRun",
+    }
+}
+
+/// The data-plane call made.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Operation {
+    Invoke(InvocationType),
+    InvokeWithResponseStream,
+}
+
+impl Operation {
+    /// The path after the function's name.
+    fn path(self) -> (&'static str, &'static str) {
+        match self {
+            Operation::Invoke(_) => ("/2015-03-31/functions/", "/invocations"),
+            Operation::InvokeWithResponseStream => {
+                ("/2021-11-15/functions/", "/response-streaming-invocations")
+            }
+        }
+    }
+
+    fn invocation_type(self) -> InvocationType {
+        match self {
+            Operation::Invoke(t) => t,
+            Operation::InvokeWithResponseStream => InvocationType::RequestResponse,
+        }
     }
 }
 
@@ -107,18 +137,125 @@ impl LambdaInvokeClient {
         }
     }
 
+    /// Calls InvokeWithResponseStream on `arn` and returns once the first
+    /// event is in, within `timeout`: a function that failed before its
+    /// first byte is a function error like a buffered call's; otherwise
+    /// the body streams on, read by a task of its own while the receiver
+    /// wants it (the caller enforces the route timeout on the rest).
+    pub async fn invoke_stream(
+        &self,
+        arn: &LambdaArn,
+        payload: Vec<u8>,
+        trace_id: &str,
+        timeout: Duration,
+    ) -> Result<Answer, Failure> {
+        let what = self.what(arn);
+        let broken = |m: &str| {
+            Failure::new(
+                ErrorKind::LambdaUnavailable,
+                format!("{what}: the response stream {m}"),
+            )
+        };
+        let start = async {
+            let response = self
+                .send(arn, Operation::InvokeWithResponseStream, payload, trace_id)
+                .await?;
+            let header = |name: &str| response.headers().get(name).unwrap_or_default().to_owned();
+            let content_type = header("content-type");
+            let lambda_request_id = header("x-amzn-requestid");
+            let mut reader = EventStreamReader::new(response.into_body());
+            let first = reader.next_event().await.map_err(|m| broken(&m))?;
+            Ok::<_, Failure>((content_type, lambda_request_id, reader, first))
+        };
+        let (content_type, lambda_request_id, mut reader, first) =
+            match tokio::time::timeout(timeout, start).await {
+                Ok(started) => started?,
+                Err(_) => return Err(timeout_failure(&what, Some(timeout))),
+            };
+        let first = match first {
+            Some(StreamEvent::Chunk(chunk)) => Some(chunk),
+            Some(StreamEvent::Complete { error_code, .. }) if error_code.is_empty() => None,
+            Some(StreamEvent::Complete {
+                error_code,
+                error_details,
+            }) => {
+                return Ok(Answer::Buffered(function_error_reply(
+                    &error_code,
+                    &error_details,
+                    &lambda_request_id,
+                )));
+            }
+            None => return Err(broken("ended without an InvokeComplete event")),
+        };
+        let (tx, rx) = mpsc::channel(CHANNEL_CHUNKS);
+        if let Some(first) = first {
+            let what = what.clone();
+            tokio::spawn(async move {
+                if tx.send(Ok(first)).await.is_err() {
+                    return;
+                }
+                loop {
+                    let event = tokio::select! {
+                        event = reader.next_event() => event,
+                        // Nobody reads any more (the client left, the route
+                        // timed out): dropping the body closes the call.
+                        () = tx.closed() => return,
+                    };
+                    let item = match event {
+                        Ok(Some(StreamEvent::Chunk(chunk))) => Ok(chunk),
+                        Ok(Some(StreamEvent::Complete { error_code, .. }))
+                            if error_code.is_empty() =>
+                        {
+                            return;
+                        }
+                        Ok(Some(StreamEvent::Complete {
+                            error_code,
+                            error_details,
+                        })) => Err(Failure::new(
+                            ErrorKind::FunctionError,
+                            format!(
+                                "{what}: the function failed while streaming: {error_code}: {error_details}"
+                            ),
+                        )),
+                        Ok(None) => Err(Failure::new(
+                            ErrorKind::LambdaUnavailable,
+                            format!(
+                                "{what}: the response stream ended without an InvokeComplete event"
+                            ),
+                        )),
+                        Err(m) => Err(Failure::new(
+                            ErrorKind::LambdaUnavailable,
+                            format!("{what}: the response stream {m}"),
+                        )),
+                    };
+                    let failed = item.is_err();
+                    if tx.send(item).await.is_err() || failed {
+                        return;
+                    }
+                }
+            });
+        }
+        Ok(Answer::Stream(ReplyStream {
+            content_type,
+            lambda_request_id,
+            body: rx,
+        }))
+    }
+
     /// What failed, for error messages; built only when one is.
     fn what(&self, arn: &LambdaArn) -> String {
         format!("Lambda Invoke of `{arn}` (endpoint `{}`)", self.endpoint)
     }
 
-    async fn exchange(
+    /// Signs and sends one call; an answer that is not 2xx is read and
+    /// classified here.
+    async fn send(
         &self,
         arn: &LambdaArn,
-        invocation_type: InvocationType,
+        operation: Operation,
         payload: Vec<u8>,
         trace_id: &str,
-    ) -> Result<InvokeReply, Failure> {
+    ) -> Result<aws_smithy_runtime_api::client::orchestrator::HttpResponse, Failure> {
         let credentials = self
             .credentials
             .get()
@@ -127,7 +264,7 @@ impl LambdaInvokeClient {
         let request = self
             .signed_request(
                 arn,
-                invocation_type,
+                operation,
                 payload,
                 trace_id,
                 &credentials,
@@ -139,26 +276,49 @@ impl LambdaInvokeClient {
                 unreachable_failure(&self.what(arn), e.is_timeout(), &chain_text(&e))
             })?;
         let status = response.status().as_u16();
-        let header = |name: &str| response.headers().get(name).unwrap_or_default().to_owned();
-        let function_error = header("x-amz-function-error");
-        let executed_version = header("x-amz-executed-version");
-        let lambda_request_id = header("x-amzn-requestid");
-        let error_type = header("x-amzn-errortype");
-        let body = read_body(response.into_body()).await.map_err(|m| {
+        if (200..300).contains(&status) {
+            return Ok(response);
+        }
+        let error_type = response
+            .headers()
+            .get("x-amzn-errortype")
+            .unwrap_or_default()
+            .to_owned();
+        let body = self.read_reply(arn, response.into_body()).await?;
+        let (code, message) = error_code_and_message(&error_type, &body);
+        Err(classify_service(
+            &self.what(arn),
+            status,
+            code.as_deref(),
+            message.as_deref(),
+        ))
+    }
+
+    async fn read_reply(&self, arn: &LambdaArn, body: SdkBody) -> Result<Vec<u8>, Failure> {
+        read_body(body).await.map_err(|m| {
             Failure::new(
                 ErrorKind::LambdaUnavailable,
                 format!("{}: the reply could not be read: {m}", self.what(arn)),
             )
-        })?;
-        if !(200..300).contains(&status) {
-            let (code, message) = error_code_and_message(&error_type, &body);
-            return Err(classify_service(
-                &self.what(arn),
-                status,
-                code.as_deref(),
-                message.as_deref(),
-            ));
-        }
+        })
+    }
+
+    async fn exchange(
+        &self,
+        arn: &LambdaArn,
+        invocation_type: InvocationType,
+        payload: Vec<u8>,
+        trace_id: &str,
+    ) -> Result<InvokeReply, Failure> {
+        let response = self
+            .send(arn, Operation::Invoke(invocation_type), payload, trace_id)
+            .await?;
+        let status = response.status().as_u16();
+        let header = |name: &str| response.headers().get(name).unwrap_or_default().to_owned();
+        let function_error = header("x-amz-function-error");
+        let executed_version = header("x-amz-executed-version");
+        let lambda_request_id = header("x-amzn-requestid");
+        let body = self.read_reply(arn, response.into_body()).await?;
         let error_kind = if function_error.is_empty() {
             ErrorKind::Unspecified
         } else {
@@ -177,7 +337,7 @@ impl LambdaInvokeClient {
     fn signed_request(
         &self,
         arn: &LambdaArn,
-        invocation_type: InvocationType,
+        operation: Operation,
         payload: Vec<u8>,
         trace_id: &str,
         credentials: &Credentials,
@@ -192,10 +352,11 @@ impl LambdaInvokeClient {
             }
         };
         let mut path = String::with_capacity(128);
+        let (before, after) = operation.path();
         path.push_str(&target.prefix);
-        path.push_str("/2015-03-31/functions/");
+        path.push_str(before);
         uri_encode(&arn.unqualified(), &mut path);
-        path.push_str("/invocations");
+        path.push_str(after);
         let mut query = String::new();
         if let Some(q) = arn.qualifier() {
             query.push_str("Qualifier=");
@@ -209,7 +370,7 @@ impl LambdaInvokeClient {
             ("x-amz-date", &at.date_time),
             (
                 "x-amz-invocation-type",
-                invocation_type_header(invocation_type),
+                invocation_type_header(operation.invocation_type()),
             ),
         ];
         if let Some(token) = credentials.session_token() {
@@ -559,7 +720,7 @@ mod tests {
                 let request = client
                     .signed_request(
                         &arn,
-                        InvocationType::RequestResponse,
+                        Operation::Invoke(InvocationType::RequestResponse),
                         b"{\"a\":1}".to_vec(),
                         TRACE,
                         &creds,

@@ -19,3 +19,4 @@ pub mod portal_http;
 pub mod secret;
 pub mod server;
 pub mod sigv4;
+pub mod stream;

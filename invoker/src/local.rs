@@ -20,17 +20,19 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use axum::body::Bytes;
+use axum::body::{Body, Bytes};
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use lambdagate_proto::{ErrorKind, InvocationType, InvokeReply};
+use http_body_util::BodyExt;
+use lambdagate_proto::{ErrorKind, InvocationType, InvokeReply, MAX_SYNC_PAYLOAD_BYTES};
 use tokio::io::{AsyncBufReadExt, BufReader};
-use tokio::sync::{Notify, oneshot};
+use tokio::sync::{Notify, mpsc, oneshot};
 
 use crate::config::LocalFunctionSpec;
 use crate::error::Failure;
+use crate::stream::{Answer, BodyItem, CHANNEL_CHUNKS, ReplyStream};
 
 /// The gateway's ids of one call: its request id (empty: the runtime makes
 /// one) and X-Ray trace header (empty: the runtime makes one).
@@ -67,7 +69,9 @@ impl LocalBackend {
         }
     }
 
-    /// Invokes the function with this (unqualified) ARN or name.
+    /// Invokes the function with this (unqualified) ARN or name. `stream`:
+    /// the caller takes the response as a stream (InvokeWithResponseStream).
+    #[allow(clippy::too_many_arguments)]
     pub async fn invoke(
         &self,
         unqualified_arn: &str,
@@ -76,7 +80,8 @@ impl LocalBackend {
         timeout: Duration,
         invocation_type: InvocationType,
         ids: CallIds<'_>,
-    ) -> Result<InvokeReply, Failure> {
+        stream: bool,
+    ) -> Result<Answer, Failure> {
         let CallIds {
             request_id,
             trace_id,
@@ -96,26 +101,31 @@ impl LocalBackend {
             ));
         };
         match invocation_type {
-            InvocationType::DryRun => Ok(InvokeReply {
+            InvocationType::DryRun => Ok(Answer::Buffered(InvokeReply {
                 status_code: 204,
                 ..Default::default()
-            }),
+            })),
             InvocationType::Event => {
                 // Like Lambda: accepted now, run in the background.
                 let (request_id, trace_id) = (request_id.to_owned(), trace_id.to_owned());
                 tokio::spawn(async move {
-                    if let Err(f) = function.run(payload, timeout, &request_id, &trace_id).await {
+                    if let Err(f) = function
+                        .run(payload, timeout, &request_id, &trace_id, false)
+                        .await
+                    {
                         tracing::warn!(function = %function.spec.name, request_id = %request_id, error = %f, "asynchronous invocation failed");
                     }
                 });
-                Ok(InvokeReply {
+                Ok(Answer::Buffered(InvokeReply {
                     status_code: 202,
                     executed_version: "$LATEST".into(),
                     ..Default::default()
-                })
+                }))
             }
             InvocationType::RequestResponse => {
-                function.run(payload, timeout, request_id, trace_id).await
+                function
+                    .run(payload, timeout, request_id, trace_id, stream)
+                    .await
             }
         }
     }
@@ -170,6 +180,12 @@ impl Drop for Lease {
 /// What a process made of one invocation.
 enum Outcome {
     Response(Vec<u8>),
+    /// The runtime streams its response (`Lambda-Runtime-Function-Response-Mode:
+    /// streaming`): its content type and the body as it arrives.
+    Stream {
+        content_type: String,
+        body: mpsc::Receiver<BodyItem>,
+    },
     /// The handler failed: the runtime's error JSON.
     Error(Vec<u8>),
     /// The runtime could not start the handler.
@@ -335,7 +351,9 @@ impl LocalFunction {
         route_timeout: Duration,
         request_id: &str,
         trace_id: &str,
-    ) -> Result<InvokeReply, Failure> {
+        stream: bool,
+    ) -> Result<Answer, Failure> {
+        let started = tokio::time::Instant::now();
         let timeout = route_timeout.min(Duration::from_secs(u64::from(self.spec.timeout_seconds)));
         let mut lease = self.acquire().await?;
         let Some(process) = lease.process.clone() else {
@@ -378,14 +396,65 @@ impl LocalFunction {
                 ErrorKind::FunctionError as i32
             },
         };
-        match tokio::time::timeout(timeout, rx).await {
+        let timed_out = || {
+            Failure::new(
+                ErrorKind::Timeout,
+                format!(
+                    "local function `{}` did not answer within {}s; its process was stopped and will be replaced",
+                    self.spec.name,
+                    timeout.as_secs_f64()
+                ),
+            )
+        };
+        let outcome = tokio::time::timeout(timeout, rx).await;
+        if let Ok(Ok(Outcome::Stream { content_type, body })) = outcome {
+            let deadline = started + timeout;
+            if stream {
+                let body = pass_on(body, lease, deadline, timed_out());
+                return Ok(Answer::Stream(ReplyStream {
+                    content_type,
+                    lambda_request_id: request_id,
+                    body,
+                }));
+            }
+            // Invoke on a streaming function: Lambda answers with the
+            // whole stream, as a buffered reply.
+            return match collect(body, deadline).await {
+                Ok(whole) => {
+                    lease.reusable = true;
+                    Ok(Answer::Buffered(reply(whole, "")))
+                }
+                Err(None) => Err(timed_out()),
+                Err(Some(failure)) => Err(failure),
+            };
+        }
+        let answer = |reply: InvokeReply| {
+            if stream && reply.function_error.is_empty() {
+                // A function that does not stream, called to stream: its
+                // whole response is the stream (as Lambda does).
+                let (tx, rx) = mpsc::channel(1);
+                let _ = tx.try_send(Ok(Bytes::from(reply.payload)));
+                Answer::Stream(ReplyStream {
+                    content_type: String::new(),
+                    lambda_request_id: reply.lambda_request_id,
+                    body: rx,
+                })
+            } else {
+                Answer::Buffered(reply)
+            }
+        };
+        match outcome {
+            Ok(Ok(Outcome::Stream { .. })) => Err(Failure::new(
+                ErrorKind::Internal,
+                "a stream outcome was handled above",
+            )),
             Ok(Ok(Outcome::Response(body))) => {
                 lease.reusable = true;
-                Ok(reply(body, ""))
+                Ok(answer(reply(body, "")))
             }
             Ok(Ok(Outcome::Error(body))) => {
                 lease.reusable = true;
-                Ok(reply(body, "Unhandled"))
+                Ok(answer(reply(body, "Unhandled")))
             }
             Ok(Ok(Outcome::InitError(body))) => {
                 if !self.init_error_reported.swap(true, Ordering::SeqCst) {
@@ -395,7 +464,7 @@ impl LocalFunction {
                         "local function failed to initialize; every call fails until it is fixed"
                     );
                 }
-                Ok(reply(body, "Unhandled"))
+                Ok(answer(reply(body, "Unhandled")))
             }
             Ok(outcome) => {
                 let status = match outcome {
@@ -409,7 +478,7 @@ impl LocalFunction {
                     "errorMessage": format!("RequestId: {request_id} Error: Runtime exited: {status}"),
                 })
                 .to_string();
-                Ok(reply(body.into_bytes(), "Unhandled"))
+                Ok(answer(reply(body.into_bytes(), "Unhandled")))
             }
             Err(_) => {
                 tracing::warn!(
@@ -417,14 +486,70 @@ impl LocalFunction {
                     request_id = %request_id,
                     "local function timed out; stopping its process (the next call starts a new one)"
                 );
-                Err(Failure::new(
-                    ErrorKind::Timeout,
-                    format!(
-                        "local function `{}` did not answer within {}s; its process was stopped and will be replaced",
-                        self.spec.name,
-                        timeout.as_secs_f64()
-                    ),
-                ))
+                Err(timed_out())
+            }
+        }
+    }
+}
+
+/// Passes a streamed response on, holding the process's slot until it
+/// ends: a clean end gives the process back for the next call; a reader
+/// that went away, an error or the `deadline` stop the process (it may
+/// still be writing), as a buffered call's timeout does.
+fn pass_on(
+    mut from: mpsc::Receiver<BodyItem>,
+    lease: Lease,
+    deadline: tokio::time::Instant,
+    timed_out: Failure,
+) -> mpsc::Receiver<BodyItem> {
+    let (tx, rx) = mpsc::channel(CHANNEL_CHUNKS);
+    tokio::spawn(async move {
+        // The whole lease, not just its flag, lives as long as the stream.
+        let mut lease = lease;
+        loop {
+            let item = tokio::select! {
+                item = from.recv() => item,
+                () = tx.closed() => return,
+                () = tokio::time::sleep_until(deadline) => {
+                    let _ = tx.send(Err(timed_out)).await;
+                    return;
+                }
+            };
+            let Some(item) = item else {
+                lease.reusable = true;
+                return;
+            };
+            let failed = item.is_err();
+            if tx.send(item).await.is_err() || failed {
+                return;
+            }
+        }
+    });
+    rx
+}
+
+/// A whole streamed response, for a caller that did not ask for a stream:
+/// `Err(None)` when the `deadline` passed.
+async fn collect(
+    mut from: mpsc::Receiver<BodyItem>,
+    deadline: tokio::time::Instant,
+) -> Result<Vec<u8>, Option<Failure>> {
+    let mut whole = Vec::new();
+    loop {
+        match tokio::time::timeout_at(deadline, from.recv()).await {
+            Err(_) => return Err(None),
+            Ok(None) => return Ok(whole),
+            Ok(Some(Err(failure))) => return Err(Some(failure)),
+            Ok(Some(Ok(chunk))) => {
+                if whole.len() + chunk.len() > MAX_SYNC_PAYLOAD_BYTES {
+                    return Err(Some(Failure::new(
+                        ErrorKind::PayloadTooLarge,
+                        format!(
+                            "the function streamed more than Lambda's {MAX_SYNC_PAYLOAD_BYTES} bytes for a buffered call; give the route response_mode: stream"
+                        ),
+                    )));
+                }
+                whole.extend_from_slice(&chunk);
             }
         }
     }
@@ -666,34 +791,146 @@ fn accepted() -> Response {
         .into_response()
 }
 
-fn finish(state: &RuntimeState, id: &str, outcome: Outcome) -> Response {
+/// Takes the invocation `id` in flight: where its outcome goes.
+fn take_in_flight(state: &RuntimeState, id: &str) -> Result<oneshot::Sender<Outcome>, Response> {
     let Some(process) = state.process.upgrade() else {
-        return gone();
+        return Err(gone());
     };
     let mut slot = process.lock();
     match slot.in_flight.take() {
-        Some((current, reply)) if current == id => {
-            let _ = reply.send(outcome);
-            accepted()
-        }
+        Some((current, reply)) if current == id => Ok(reply),
         other => {
             slot.in_flight = other;
-            (
+            Err((
                 StatusCode::BAD_REQUEST,
                 [("content-type", "application/json")],
                 format!("{{\"errorType\":\"InvalidRequestID\",\"errorMessage\":\"unknown request id {id}\"}}"),
             )
-                .into_response()
+                .into_response())
         }
     }
 }
 
+fn finish(state: &RuntimeState, id: &str, outcome: Outcome) -> Response {
+    match take_in_flight(state, id) {
+        Ok(reply) => {
+            let _ = reply.send(outcome);
+            accepted()
+        }
+        Err(refused) => refused,
+    }
+}
+
+/// The Runtime API's response header that selects streaming.
+const RESPONSE_MODE: &str = "lambda-runtime-function-response-mode";
+
 async fn response(
     State(state): State<RuntimeState>,
     Path(id): Path<String>,
-    body: Bytes,
+    headers: HeaderMap,
+    body: Body,
 ) -> Response {
-    finish(&state, &id, Outcome::Response(body.to_vec()))
+    let streaming = headers
+        .get(RESPONSE_MODE)
+        .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"streaming"));
+    if streaming {
+        return streamed_response(&state, &id, &headers, body).await;
+    }
+    // A buffered response has Lambda's 6 MB limit (and a little room).
+    let limit = lambdagate_proto::MAX_GRPC_MESSAGE_BYTES;
+    match http_body_util::Limited::new(body, limit).collect().await {
+        Ok(whole) => finish(&state, &id, Outcome::Response(whole.to_bytes().to_vec())),
+        Err(e) => (
+            StatusCode::PAYLOAD_TOO_LARGE,
+            [("content-type", "application/json")],
+            serde_json::json!({
+                "errorType": "RequestEntityTooLarge",
+                "errorMessage": format!("the response could not be read whole (limit {limit} bytes): {e}"),
+            })
+            .to_string(),
+        )
+            .into_response(),
+    }
+}
+
+/// A streamed response (chunked, errors in the
+/// `Lambda-Runtime-Function-Error-Type`/`-Body` trailers) is passed on as
+/// it arrives: each chunk waits for room in the caller's channel, so a
+/// slow reader slows the function's writes (TCP back-pressure) instead of
+/// filling memory.
+async fn streamed_response(
+    state: &RuntimeState,
+    id: &str,
+    headers: &HeaderMap,
+    mut body: Body,
+) -> Response {
+    let reply = match take_in_flight(state, id) {
+        Ok(reply) => reply,
+        Err(refused) => return refused,
+    };
+    let content_type = headers
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned();
+    let (tx, rx) = mpsc::channel(CHANNEL_CHUNKS);
+    if reply
+        .send(Outcome::Stream {
+            content_type,
+            body: rx,
+        })
+        .is_err()
+    {
+        return accepted();
+    }
+    loop {
+        let frame = tokio::select! {
+            frame = body.frame() => frame,
+            // The caller stopped reading; the process is being stopped.
+            () = tx.closed() => break,
+        };
+        let item = match frame {
+            None => break,
+            Some(Ok(frame)) => match frame.into_data() {
+                Ok(data) => Ok(data),
+                Err(frame) => match frame.into_trailers().ok().as_ref().and_then(stream_error) {
+                    Some(failure) => Err(failure),
+                    None => continue,
+                },
+            },
+            Some(Err(e)) => Err(Failure::new(
+                ErrorKind::FunctionError,
+                format!("the function's response stream broke off (its process ended?): {e}"),
+            )),
+        };
+        let failed = item.is_err();
+        if tx.send(item).await.is_err() || failed {
+            break;
+        }
+    }
+    accepted()
+}
+
+/// A function error reported in a streamed response's trailers.
+fn stream_error(trailers: &HeaderMap) -> Option<Failure> {
+    let error_type = trailers
+        .get("lambda-runtime-function-error-type")?
+        .to_str()
+        .unwrap_or("Unhandled");
+    let body = trailers
+        .get("lambda-runtime-function-error-body")
+        .and_then(|v| {
+            use base64::Engine as _;
+            base64::engine::general_purpose::STANDARD
+                .decode(v.as_bytes())
+                .ok()
+        })
+        .map(|b| String::from_utf8_lossy(&b).into_owned())
+        .unwrap_or_default();
+    Some(Failure::new(
+        ErrorKind::FunctionError,
+        format!("the function failed while streaming: {error_type}: {body}"),
+    ))
 }
 
 async fn invocation_error(

@@ -8,13 +8,21 @@ use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use anyhow::Context;
-use lambdagate_core::GrpcStatus;
+use bytes::Bytes;
 use lambdagate_core::forward::http_reply_response;
+use lambdagate_core::stream::{
+    HTTP_INTEGRATION_CONTENT_TYPE, MAX_PRELUDE_BYTES, find_prelude_end, stream_head,
+};
+use lambdagate_core::{GrpcStatus, HttpResponse};
 use lambdagate_proto::http_path::{HEADER_PREFIX, INVOKE_METADATA, OUTCOME, STATUS};
 use lambdagate_proto::v1::invoker_server::{Invoker as InvokerRpc, InvokerServer};
-use lambdagate_proto::{HttpBodyChunk, InvokeReply, InvokeRequest, MAX_GRPC_MESSAGE_BYTES};
+use lambdagate_proto::{
+    ErrorKind, HttpBodyChunk, InvokeReply, InvokeRequest, MAX_GRPC_MESSAGE_BYTES,
+};
 use prost::Message as _;
 use tokio::sync::watch;
+use tokio_stream::StreamExt as _;
+use tokio_stream::wrappers::ReceiverStream;
 use tonic::Streaming;
 use tonic::metadata::{MetadataKey, MetadataMap, MetadataValue};
 use tonic::transport::Server;
@@ -22,9 +30,11 @@ use tonic::transport::server::TcpIncoming;
 use tonic::{Request, Response, Status};
 
 use crate::config::{Config, ListenAddr};
+use crate::error::Failure;
 use crate::invoke::Invoker;
 use crate::metrics::Metrics;
 use crate::portal_http::SharedPortal;
+use crate::stream::{Answer, ReplyStream, function_error_reply};
 
 /// The invoker in use. A config reload replaces it as a whole; calls in
 /// flight keep the one they started with.
@@ -49,7 +59,8 @@ fn deadline_of(metadata: &MetadataMap) -> Option<Duration> {
 }
 
 /// The body of an `InvokeHttp` reply.
-pub type HttpBodyStream = tokio_stream::Iter<std::vec::IntoIter<Result<HttpBodyChunk, Status>>>;
+pub type HttpBodyStream =
+    std::pin::Pin<Box<dyn tokio_stream::Stream<Item = Result<HttpBodyChunk, Status>> + Send>>;
 
 #[tonic::async_trait]
 impl InvokerRpc for InvokerService {
@@ -91,72 +102,216 @@ impl InvokerRpc for InvokerService {
         let payload = std::mem::take(&mut call.payload);
         let rules = call.clone();
         call.payload = payload;
+        let streamed = rules.http_reply.as_ref().is_some_and(|r| r.stream);
         let invoker = current(&self.invoker);
         // In a task of its own: when the client leaves, Envoy resets this
         // stream and tonic drops this future, but a request the gateway
         // accepted is still invoked, once, as on the callout path.
-        let invocation = tokio::spawn(async move { invoker.invoke(call, deadline).await });
+        let invocation =
+            tokio::spawn(async move { invoker.invoke_answer(call, deadline, streamed).await });
         let result = match invocation.await {
             Ok(result) => result,
-            Err(e) => Err(crate::error::Failure::new(
-                lambdagate_proto::ErrorKind::Internal,
+            Err(e) => Err(Failure::new(
+                ErrorKind::Internal,
                 format!("the invocation task failed: {e}"),
             )),
         };
-        let mut response = match result {
-            Ok(reply) => http_reply_response(&rules, Ok(reply)),
-            Err(failure) => {
-                let status = failure.to_status();
-                http_reply_response(
-                    &rules,
-                    Err(GrpcStatus {
-                        code: status.code() as u32,
-                        message: status.message(),
-                    }),
-                )
+        Ok(match result {
+            Ok(Answer::Stream(stream)) => streamed_reply(&rules, stream).await,
+            Ok(Answer::Buffered(reply)) => buffered_reply(&rules, Ok(reply)),
+            Err(failure) => buffered_reply(&rules, Err(failure)),
+        })
+    }
+}
+
+/// A whole response: the head in the reply's metadata, the body in one
+/// message.
+fn buffered_reply(
+    rules: &InvokeRequest,
+    result: Result<InvokeReply, Failure>,
+) -> Response<HttpBodyStream> {
+    let mut response = match result {
+        Ok(reply) => http_reply_response(rules, Ok(reply)),
+        // Before its first byte, a stream's function error is answered as
+        // a buffered call's.
+        Err(failure) if failure.kind == ErrorKind::FunctionError => http_reply_response(
+            rules,
+            Ok(function_error_reply(
+                "Runtime.StreamError",
+                &failure.message,
+                "",
+            )),
+        ),
+        Err(failure) => {
+            let status = failure.to_status();
+            http_reply_response(
+                rules,
+                Err(GrpcStatus {
+                    code: status.code() as u32,
+                    message: status.message(),
+                }),
+            )
+        }
+    };
+    if let Some(detail) = &response.detail {
+        // What the client was not told, for the operator.
+        tracing::warn!(
+            status = response.status,
+            outcome = response.outcome,
+            "answered {detail}"
+        );
+    }
+    // The length is the body's, also for HEAD, which gets no body.
+    let length = response.body.len().to_string();
+    let body = std::mem::take(&mut response.body);
+    let chunks = if body.is_empty() || is_head(rules) {
+        Vec::new()
+    } else {
+        vec![Ok(HttpBodyChunk { data: body.into() })]
+    };
+    with_head(
+        &response,
+        Some(&length),
+        Box::pin(tokio_stream::iter(chunks)),
+    )
+}
+
+fn is_head(rules: &InvokeRequest) -> bool {
+    rules.http_reply.as_ref().is_some_and(|r| r.head_request)
+}
+
+/// A streamed response: the head from the stream's prelude (read before
+/// anything is sent, so a stream that fails that early is still a proper
+/// error response), then each chunk as it arrives. A failure after the
+/// head ends the call with a non-OK status and the outcome in the
+/// trailers; the filter resets the client's stream.
+async fn streamed_reply(rules: &InvokeRequest, stream: ReplyStream) -> Response<HttpBodyStream> {
+    let ReplyStream {
+        content_type,
+        lambda_request_id,
+        mut body,
+    } = stream;
+    let mut after_prelude = None;
+    let mut prelude = None;
+    if content_type.eq_ignore_ascii_case(HTTP_INTEGRATION_CONTENT_TYPE) {
+        let mut start: Vec<u8> = Vec::new();
+        loop {
+            match body.recv().await {
+                Some(Ok(chunk)) => start.extend_from_slice(&chunk),
+                Some(Err(failure)) => return buffered_reply(rules, Err(failure)),
+                None if start.is_empty() => break,
+                None => {
+                    return buffered_reply(
+                        rules,
+                        Err(Failure::new(
+                            ErrorKind::FunctionError,
+                            "the response stream ended inside its prelude (no 8 NUL bytes after the JSON)",
+                        )),
+                    );
+                }
             }
-        };
-        if let Some(detail) = &response.detail {
-            // What the client was not told, for the operator.
-            tracing::warn!(
-                status = response.status,
-                outcome = response.outcome,
-                "answered {detail}"
+            if let Some((end, body_start)) = find_prelude_end(&start) {
+                after_prelude = start.get(body_start..).map(Bytes::copy_from_slice);
+                start.truncate(end);
+                prelude = Some(start);
+                break;
+            }
+            if start.len() > MAX_PRELUDE_BYTES {
+                return buffered_reply(
+                    rules,
+                    Err(Failure::new(
+                        ErrorKind::FunctionError,
+                        format!(
+                            "the response stream's prelude is longer than {MAX_PRELUDE_BYTES} bytes"
+                        ),
+                    )),
+                );
+            }
+        }
+    }
+    let head = match stream_head(rules, prelude.as_deref(), &lambda_request_id) {
+        Ok(head) => head,
+        Err(refused) => {
+            if let Some(detail) = &refused.detail {
+                tracing::warn!(
+                    status = refused.status,
+                    outcome = refused.outcome,
+                    "answered {detail}"
+                );
+            }
+            let length = refused.body.len().to_string();
+            let chunks = vec![Ok(HttpBodyChunk {
+                data: refused.body.clone().into(),
+            })];
+            return with_head(
+                &refused,
+                Some(&length),
+                Box::pin(tokio_stream::iter(chunks)),
             );
         }
-        let head_request = rules.http_reply.as_ref().is_some_and(|r| r.head_request);
-        // The length is the body's, also for HEAD, which gets no body.
-        let length = response.body.len().to_string();
-        let body = std::mem::take(&mut response.body);
-        let mut reply = Response::new(tokio_stream::iter(if body.is_empty() || head_request {
-            Vec::new()
-        } else {
-            vec![Ok(HttpBodyChunk { data: body })]
-        }));
-        let head = reply.metadata_mut();
-        head.insert(STATUS, MetadataValue::from(response.status));
-        head.insert(OUTCOME, MetadataValue::from_static(response.outcome));
-        let content_length = std::iter::once(("content-length", length.as_str()));
-        for (name, value) in response
-            .headers
-            .iter()
-            .map(|(n, v)| (n.as_str(), v.as_str()))
-            .chain(content_length)
-        {
-            let key = MetadataKey::from_bytes(format!("{HEADER_PREFIX}{name}").as_bytes());
-            match (key, MetadataValue::try_from(value)) {
-                (Ok(key), Ok(value)) => {
-                    head.append(key, value);
-                }
-                // The core lets through only tokens and field values.
-                _ => tracing::warn!(
-                    header = name,
-                    "response header dropped: not valid in HTTP/2"
-                ),
-            }
-        }
-        Ok(reply)
+    };
+    if is_head(rules) {
+        return with_head(&head, None, Box::pin(tokio_stream::empty()));
     }
+    let request_id = rules.request_id.clone();
+    let first = after_prelude.filter(|b| !b.is_empty()).map(Ok);
+    let chunks = tokio_stream::iter(first)
+        .chain(ReceiverStream::new(body))
+        .map(move |item| match item {
+            Ok(data) => Ok(HttpBodyChunk { data }),
+            Err(failure) => {
+                tracing::warn!(
+                    request_id = %request_id,
+                    outcome = failure.outcome(),
+                    "response stream cut: {}",
+                    failure.message
+                );
+                let mut trailers = MetadataMap::new();
+                trailers.insert(OUTCOME, MetadataValue::from_static(failure.outcome()));
+                let code = match failure.kind {
+                    ErrorKind::FunctionError => tonic::Code::Aborted,
+                    _ => failure.code(),
+                };
+                Err(Status::with_metadata(
+                    code,
+                    failure.kind.status_message(&failure.message),
+                    trailers,
+                ))
+            }
+        });
+    with_head(&head, None, Box::pin(chunks))
+}
+
+/// The reply with the client's status and headers in its metadata.
+fn with_head(
+    response: &HttpResponse,
+    content_length: Option<&str>,
+    body: HttpBodyStream,
+) -> Response<HttpBodyStream> {
+    let mut reply = Response::new(body);
+    let head = reply.metadata_mut();
+    head.insert(STATUS, MetadataValue::from(response.status));
+    head.insert(OUTCOME, MetadataValue::from_static(response.outcome));
+    let content_length = content_length.map(|length| ("content-length", length));
+    for (name, value) in response
+        .headers
+        .iter()
+        .map(|(n, v)| (n.as_str(), v.as_str()))
+        .chain(content_length)
+    {
+        let key = MetadataKey::from_bytes(format!("{HEADER_PREFIX}{name}").as_bytes());
+        match (key, MetadataValue::try_from(value)) {
+            (Ok(key), Ok(value)) => {
+                head.append(key, value);
+            }
+            // The core lets through only tokens and field values.
+            _ => tracing::warn!(
+                header = name,
+                "response header dropped: not valid in HTTP/2"
+            ),
+        }
+    }
+    reply
 }
 
 /// `grpc-timeout` is an integer of at most 8 digits and a unit letter.

@@ -81,7 +81,7 @@ async fn the_demo_serves_its_curl_lines_and_stops_cleanly_on_ctrl_c() {
         .filter(|l| l.starts_with("curl "))
         .map(str::to_owned)
         .collect();
-    assert_eq!(curls.len(), 4, "{text}");
+    assert_eq!(curls.len(), 5, "{text}");
     for line in &curls {
         assert!(
             line.contains(&format!("http://127.0.0.1:{port}/demo/")),
@@ -99,6 +99,13 @@ async fn the_demo_serves_its_curl_lines_and_stops_cleanly_on_ctrl_c() {
             "{line}\n{answer}\n{}",
             output.lock().unwrap()
         );
+        if line.contains("/stream") {
+            // The streaming sample: curl -N, ten lines.
+            assert!(line.starts_with("curl -sN "), "{line}");
+            assert!(answer.starts_with("line 1 of 10\n"), "{answer}");
+            assert!(answer.contains("line 10 of 10\n"), "{answer}");
+            continue;
+        }
         assert!(answer.contains("\"runtime\""), "{answer}");
         if line.contains("/hello/") {
             assert!(answer.contains("Hello, World!"), "{answer}");
@@ -126,13 +133,13 @@ async fn the_demo_serves_its_curl_lines_and_stops_cleanly_on_ctrl_c() {
     let page = String::from_utf8_lossy(&out.stdout).into_owned();
     assert!(page.ends_with(" HTTP=200"), "{page}");
     assert!(page.contains("data-api=\"demo\""), "{page}");
-    assert!(page.contains("Two sample Lambda functions"), "{page}");
+    assert!(page.contains("stream sends a line every 100 ms"), "{page}");
 
     let pid = demo.id().unwrap();
     let children = children_of(pid);
     assert!(
-        children.len() >= 3,
-        "Envoy and two function processes: {children:?}"
+        children.len() >= 4,
+        "Envoy and three function processes: {children:?}"
     );
     let status = std::process::Command::new("kill")
         .args(["-INT", &pid.to_string()])

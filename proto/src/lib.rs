@@ -150,6 +150,7 @@ mod tests {
                     value: "true".into(),
                 }],
                 head_request: false,
+                stream: false,
             }),
         };
         let bytes = request.encode_to_vec();

@@ -163,6 +163,29 @@ pub struct ResourceConfig {
     /// HTTP status for a function error (`X-Amz-Function-Error`); 400..=599.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub function_error_status: Option<u16>,
+    /// Whether the function's response is collected or streamed.
+    #[serde(default, skip_serializing_if = "ResponseMode::is_default")]
+    pub response_mode: ResponseMode,
+}
+
+/// How a resource's response reaches the client.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ResponseMode {
+    /// Lambda `Invoke`: the whole response (up to 6 MB), then the client's.
+    #[default]
+    Buffered,
+    /// Lambda `InvokeWithResponseStream`: each piece is passed on as the
+    /// function writes it (first bytes before it ends, up to 200 MB).
+    /// Always taken through Envoy's router (the router data path), whatever
+    /// `data_path` says: a local reply cannot stream.
+    Stream,
+}
+
+impl ResponseMode {
+    fn is_default(&self) -> bool {
+        *self == ResponseMode::default()
+    }
 }
 
 /// How the Lambda event is built from the request.
@@ -312,6 +335,7 @@ pub struct RouteTarget {
     pub(crate) arn_text: String,
     pub(crate) timeout: Timeout,
     pub(crate) invocation_type: InvocationType,
+    pub(crate) response_mode: ResponseMode,
     pub(crate) function_error_status: u16,
     pub(crate) expose_errors: bool,
     /// API Gateway's `resourceId`: stable, derived from the API and resource.
@@ -640,6 +664,14 @@ impl Config {
                         ));
                     }
                 };
+                if res.response_mode == ResponseMode::Stream
+                    && res.invocation_type != InvocationType::RequestResponse
+                {
+                    return Err(ConfigError::new(
+                        format!("{at}.response_mode"),
+                        "`stream` needs invocation_type RequestResponse: an Event invocation has no response to stream",
+                    ));
+                }
                 let target = RouteTarget {
                     api_name: api.name.clone(),
                     api_version: api.version.clone(),
@@ -652,6 +684,7 @@ impl Config {
                     arn,
                     timeout,
                     invocation_type: res.invocation_type,
+                    response_mode: res.response_mode,
                     function_error_status,
                     expose_errors: api.expose_errors,
                     resource_id: base36_id(
@@ -962,6 +995,34 @@ mod tests {
         ]
       }]
     }"#;
+
+    #[test]
+    fn a_streamed_resource_must_wait_for_its_response() {
+        let streamed = EXAMPLE.replace(
+            r#""function_error_status": 500}"#,
+            r#""function_error_status": 500, "response_mode": "stream"}"#,
+        );
+        let error = parse(streamed.as_bytes()).unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            "apis[0] (users).resources[1] (get /user/{id}).response_mode: `stream` needs invocation_type RequestResponse: an Event invocation has no response to stream"
+        );
+        let streamed = streamed.replace(r#""invocation_type": "Event", "#, "");
+        let config = parse(streamed.as_bytes()).unwrap();
+        assert_eq!(
+            config.config.apis[0].resources[1].response_mode,
+            ResponseMode::Stream
+        );
+        let unknown = EXAMPLE.replace(
+            r#""function_error_status": 500}"#,
+            r#""response_mode": "chunked"}"#,
+        );
+        let error = parse(unknown.as_bytes()).unwrap_err().to_string();
+        assert!(
+            error.contains("unknown variant `chunked`, expected `buffered` or `stream`"),
+            "{error}"
+        );
+    }
 
     #[test]
     fn lifecycle_dates_become_headers_and_bad_ones_are_refused() {

@@ -60,6 +60,7 @@ impl RoutePlan {
             function_error_status: u32::from(target.function_error_status),
             expose_errors: target.expose_errors,
             head_request: self.method() == "HEAD",
+            stream: self.streams(),
             headers: self
                 .response_headers()
                 .into_iter()
@@ -387,7 +388,7 @@ mod tests {
     fn frame(data: &[u8]) -> Vec<u8> {
         grpc_frame(
             &HttpBodyChunk {
-                data: data.to_vec(),
+                data: data.to_vec().into(),
             }
             .encode_to_vec(),
         )

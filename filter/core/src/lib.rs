@@ -18,6 +18,7 @@ pub mod forward;
 pub mod plan;
 pub mod response;
 pub mod route;
+pub mod stream;
 pub mod timeout;
 pub mod trace;
 pub mod url;
@@ -25,7 +26,7 @@ pub mod url;
 pub use arn::{ArnError, LambdaArn};
 pub use config::{
     CompiledConfig, Config, ConfigError, DataPath, InvocationType, Lifecycle, PayloadFormat,
-    RouteTarget, parse,
+    ResponseMode, RouteTarget, parse,
 };
 pub use plan::{Decision, Invoke, RequestInfo, RoutePlan};
 pub use response::{GatewayError, GrpcStatus, HttpResponse};

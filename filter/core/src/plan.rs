@@ -227,6 +227,12 @@ impl RoutePlan {
     pub fn request_id(&self) -> &str {
         &self.request_id
     }
+
+    /// Whether the route streams its response (`response_mode: stream`):
+    /// it then takes the router path whatever the data path.
+    pub fn streams(&self) -> bool {
+        self.target.response_mode == crate::config::ResponseMode::Stream
+    }
     /// The X-Ray trace header of this request (for the access log).
     pub fn trace_id(&self) -> &str {
         &self.trace_id

@@ -794,7 +794,7 @@ pub fn proxy_response(
     }))
 }
 
-fn status_of(value: &Value) -> Result<u16, String> {
+pub(crate) fn status_of(value: &Value) -> Result<u16, String> {
     let number = match value {
         Value::Number(n) => n.as_u64().or_else(|| {
             n.as_f64()
@@ -816,7 +816,7 @@ fn status_of(value: &Value) -> Result<u16, String> {
     }
 }
 
-fn kind_of(value: &Value) -> String {
+pub(crate) fn kind_of(value: &Value) -> String {
     match value {
         Value::Null => "null".to_owned(),
         Value::Bool(_) | Value::Number(_) => value.to_string(),
@@ -838,7 +838,7 @@ fn short(value: &Value) -> String {
 
 /// Headers a function may not set: pseudo-headers, hop-by-hop headers and
 /// the length (Envoy computes it), and names that are not HTTP tokens.
-fn is_forwardable(name: &str) -> bool {
+pub(crate) fn is_forwardable(name: &str) -> bool {
     const DROPPED: &[&str] = &[
         "connection",
         "content-length",
@@ -858,7 +858,7 @@ fn is_forwardable(name: &str) -> bool {
 
 /// A valid HTTP field value (RFC 9110): no control character but tab, not
 /// only no CR, LF or NUL (a function's `\u000c` must not reach clients).
-fn is_header_value(value: &str) -> bool {
+pub(crate) fn is_header_value(value: &str) -> bool {
     value
         .bytes()
         .all(|b| b == b'\t' || (b >= 0x20 && b != 0x7f))

@@ -111,8 +111,13 @@ enum State {
     Forwarded(Box<RoutePlan>),
     /// Router path: the client's response is passing; its body loses the
     /// gRPC framing on the way. `http1`: the client speaks HTTP/1, where
-    /// Envoy drops trailers by itself.
-    Deframing { deframer: Deframer, http1: bool },
+    /// Envoy drops trailers by itself. `streamed`: a streamed response,
+    /// which can still fail after its head (the trailers say).
+    Deframing {
+        deframer: Deframer,
+        http1: bool,
+        streamed: bool,
+    },
     /// A response was sent.
     Done,
 }
@@ -156,12 +161,12 @@ impl Stream {
     /// Router path: the response already started and cannot become an
     /// error any more; the client sees it cut (a reset stream), the log
     /// says why.
-    fn cut_response(&mut self, reason: &str) -> Action {
+    fn cut_response(&mut self, reason: &str, outcome: &str) -> Action {
         log(
             LogLevel::Error,
             &format!("lambdagate: response cut: {reason}"),
         );
-        let _ = hostcalls::set_property(vec![OUTCOME_PROPERTY], Some(b"bad_reply"));
+        let _ = hostcalls::set_property(vec![OUTCOME_PROPERTY], Some(outcome.as_bytes()));
         let _ = hostcalls::reset_http_response();
         self.state = State::Done;
         Action::Pause
@@ -181,7 +186,7 @@ impl Stream {
         let Some(config) = self.config.clone() else {
             return self.respond(plan.error_response(&GatewayError::EventBuild));
         };
-        if config.data_path() == DataPath::Router {
+        if config.data_path() == DataPath::Router || plan.streams() {
             return self.forward(plan, &body, has_body);
         }
         let invoke = match plan.build_invoke(&body) {
@@ -279,6 +284,7 @@ impl Stream {
                 self.state = State::Deframing {
                     deframer: Deframer::default(),
                     http1: plan.is_http1(),
+                    streamed: plan.streams(),
                 };
                 Action::Continue
             }
@@ -346,6 +352,21 @@ fn deframe_chunk(deframer: &mut Deframer, size: usize) -> Result<(), String> {
         }
     }
 }
+/// A response trailer's value. Bytes: the SDK's string getter would trap
+/// on a non-UTF-8 value.
+fn trailer(name: &str) -> Option<String> {
+    hostcalls::get_map_value_bytes(MapType::HttpResponseTrailers, name)
+        .ok()
+        .flatten()
+        .map(|v| String::from_utf8_lossy(&v).into_owned())
+}
+
+/// The outcome of a reply the filter cannot pass on.
+const BAD_REPLY: &str = "bad_reply";
+
+/// The invoker's trailer naming why a stream ended early.
+const OUTCOME_TRAILER: &str = lambdagate_proto::http_path::OUTCOME;
+
 /// Filter-state key (Envoy prefixes it with `wasm.`).
 const OUTCOME_PROPERTY: &str = "lambdagate_outcome";
 
@@ -535,37 +556,43 @@ impl HttpContext for Stream {
         let result = deframe_chunk(deframer, body_size);
         let complete = deframer.is_at_boundary();
         if let Err(reason) = result {
-            return self.cut_response(&reason);
+            return self.cut_response(&reason, BAD_REPLY);
         }
         if end_of_stream && !complete {
-            return self.cut_response("the invoker's reply ended inside a message");
+            return self.cut_response("the invoker's reply ended inside a message", BAD_REPLY);
         }
         Action::Continue
     }
 
     fn on_http_response_trailers(&mut self, _num_trailers: usize) -> Action {
-        let State::Deframing { deframer, http1 } = &self.state else {
+        let State::Deframing {
+            deframer,
+            http1,
+            streamed,
+        } = &self.state
+        else {
             return Action::Continue;
         };
         let complete = deframer.is_at_boundary();
-        if complete && *http1 {
+        if complete && *http1 && !*streamed {
             // A whole reply (the invoker ends a buffered reply only with
             // OK), and Envoy drops trailers for HTTP/1 clients: nothing to
             // read or change.
             self.state = State::Done;
             return Action::Continue;
         }
-        // Bytes: the SDK's string getter would trap on a non-UTF-8 value.
-        let status = hostcalls::get_map_value_bytes(MapType::HttpResponseTrailers, "grpc-status")
-            .ok()
-            .flatten()
-            .map(|v| String::from_utf8_lossy(&v).into_owned());
+        let status = trailer("grpc-status");
         if !complete || status.as_deref() != Some("0") {
+            // A stream that failed after its head: the client must see
+            // that it is cut (a reset HTTP/2 stream, an HTTP/1 body without
+            // its last chunk), never a body that looks whole.
             let reason = format!(
-                "the invoker's reply ended with grpc-status {}",
-                status.as_deref().unwrap_or("(none)")
+                "the invoker's reply ended with grpc-status {}: {}",
+                status.as_deref().unwrap_or("(none)"),
+                lambdagate_core::url::decode_path(&trailer("grpc-message").unwrap_or_default())
             );
-            return self.cut_response(&reason);
+            let outcome = trailer(OUTCOME_TRAILER).unwrap_or_else(|| BAD_REPLY.to_owned());
+            return self.cut_response(&reason, &outcome);
         }
         // gRPC's trailers are not the client's.
         let _ = hostcalls::set_map_bytes(MapType::HttpResponseTrailers, Vec::new());

@@ -48,12 +48,9 @@ pub fn bootstrap(
 ) -> String {
     let wasm = filter_wasm();
     let filter_json = with_data_path(filter_json);
-    let router = data_path(&filter_json) == "router";
-    let invoker_route = if router {
-        invoker_route()
-    } else {
-        String::new()
-    };
+    // Always, as `lambdagate render` writes it: streamed resources take the
+    // router path whatever the data path.
+    let invoker_route = invoker_route();
     let json = serde_json::to_string(&filter_json).expect("json string");
     format!(
         r#"
@@ -74,6 +71,15 @@ static_resources:
           use_remote_address: true
           xff_num_trusted_hops: 0
           always_set_request_id_in_response: true
+          # What the tests read from the access log: the outcome the filter
+          # recorded and Envoy's reason for how the response ended.
+          access_log:
+          - name: envoy.access_loggers.stdout
+            typed_config:
+              "@type": type.googleapis.com/envoy.extensions.access_loggers.stream.v3.StdoutAccessLog
+              log_format:
+                text_format_source:
+                  inline_string: "access: %REQ(LAMBDAGATE-ORIGINAL-METHOD?:METHOD)% %REQ(X-ENVOY-ORIGINAL-PATH?:PATH)% %RESPONSE_CODE% request_id=%REQ(X-REQUEST-ID)% outcome=%FILTER_STATE(wasm.lambdagate_outcome:PLAIN)% details=%RESPONSE_CODE_DETAILS% flags=%RESPONSE_FLAGS%\n"
           # X-Forwarded-Port beside Envoy's X-Forwarded-For and -Proto, as API
           # Gateway gives functions all three.
           append_x_forwarded_port: true
@@ -200,6 +206,9 @@ impl EnvoyProcess {
                 "--disable-hot-restart",
                 "--log-level",
                 "info",
+                // Access-log lines reach the test within a moment.
+                "--file-flush-interval-msec",
+                "100",
             ])
             .stdin(Stdio::null())
             .stdout(Stdio::piped())

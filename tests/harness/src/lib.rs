@@ -70,6 +70,12 @@ pub fn hello_rust() -> PathBuf {
     workspace_binary("hello-rust")
 }
 
+/// The streaming sample function (examples/functions/hello-stream-rust),
+/// built by `cargo build --workspace` (scripts/test does).
+pub fn hello_stream_rust() -> PathBuf {
+    workspace_binary("hello-stream-rust")
+}
+
 /// The test function on `lambda_http` that answers with what its request
 /// accessors observed (tests/functions/http-observer-rust), built by
 /// `cargo build --workspace` (scripts/test does).

@@ -1,0 +1,393 @@
+//! Response streaming (`response_mode: stream`) through real Envoy: the
+//! sample function `hello-stream-rust` (lambda_http's streaming runtime)
+//! run by the invoker's `local` runtime host, and Lambda's wire format
+//! (`InvokeWithResponseStream`'s event stream) from a stand-in, since moto
+//! does not implement that API.
+//!
+//! What a client checks: the first bytes come while the function still
+//! runs; a big stream passes with the invoker's memory flat and a slow
+//! reader slows the function instead; a failure after the head is visible
+//! (an HTTP/1 body without its last chunk, a reset HTTP/2 stream) and in
+//! the access log; the prelude's status and headers arrive.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)] // test code: a panic is a failed test
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::*;
+use lambdagate_harness::faults::{H2Connection, parse_raw_response, rss_kib};
+use lambdagate_harness::{EnvoyProcess, InvokerAddress, InvokerProcess, hello_stream_rust};
+use serde_json::json;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+const ARN: &str = "arn:aws:lambda:us-east-1:123456789012:function:hello-stream-rust";
+const MB: usize = 1024 * 1024;
+
+struct Stack {
+    invoker: InvokerProcess,
+    envoy: EnvoyProcess,
+}
+
+/// `GET /s/stream` (streamed, route timeout `timeout_seconds`) served by
+/// the streaming sample on a `local` endpoint.
+async fn local_stack(timeout_seconds: u32) -> Stack {
+    let yaml = format!(
+        "endpoints:\n  main:\n    access_method: local\n    region: us-east-1\n    allow: [\"{ARN}\"]\n    functions:\n    - name: hello-stream-rust\n      command: [\"{}\"]\n      timeout_seconds: 120\n",
+        hello_stream_rust().display()
+    );
+    let invoker = InvokerProcess::start(BIN, &yaml, &[], "info").await;
+    let envoy = EnvoyProcess::start(
+        &InvokerAddress::parse(&invoker.addr),
+        &filter(ARN, timeout_seconds).to_string(),
+    )
+    .await;
+    Stack { invoker, envoy }
+}
+
+fn filter(arn: &str, timeout_seconds: u32) -> serde_json::Value {
+    json!({
+        "invoker_cluster": "lambdagate_invoker",
+        "apis": [{
+            "name": "s", "version": "v1", "context": "/s", "endpoint": "main",
+            "payload_format": "v2",
+            "resources": [
+                {"verb": "GET", "uri_template": "/stream", "arn": arn,
+                 "response_mode": "stream", "timeout_seconds": timeout_seconds},
+                {"verb": "GET", "uri_template": "/buffered", "arn": arn}
+            ]
+        }]
+    })
+}
+
+/// An HTTP/1.1 exchange read as it arrives: when each marker first
+/// appeared in the raw bytes, and everything read until the server closed.
+struct Streamed {
+    raw: Vec<u8>,
+    seen: Vec<(String, Duration)>,
+    total: Duration,
+}
+
+async fn stream_get(addr: &str, path: &str, markers: &[&str]) -> Streamed {
+    let mut stream = TcpStream::connect(addr).await.unwrap();
+    stream
+        .write_all(
+            format!("GET {path} HTTP/1.1\r\nHost: gw\r\nConnection: close\r\n\r\n").as_bytes(),
+        )
+        .await
+        .unwrap();
+    let started = Instant::now();
+    let mut raw = Vec::new();
+    let mut seen = Vec::new();
+    let mut buf = vec![0u8; 256 * 1024];
+    loop {
+        let n = tokio::time::timeout(Duration::from_secs(60), stream.read(&mut buf))
+            .await
+            .expect("the response stalled")
+            .unwrap_or(0);
+        if n == 0 {
+            break;
+        }
+        raw.extend_from_slice(&buf[..n]);
+        for marker in markers {
+            if !seen.iter().any(|(m, _)| m == marker)
+                && raw.windows(marker.len()).any(|w| w == marker.as_bytes())
+            {
+                seen.push(((*marker).to_owned(), started.elapsed()));
+            }
+        }
+    }
+    Streamed {
+        raw,
+        seen,
+        total: started.elapsed(),
+    }
+}
+
+/// The body of a raw chunked HTTP/1.1 response, and whether it ended
+/// with its last (zero-size) chunk.
+fn dechunk(raw: &[u8]) -> (Vec<u8>, bool) {
+    let start = raw.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
+    let mut rest = &raw[start..];
+    let mut body = Vec::new();
+    while let Some(eol) = rest.windows(2).position(|w| w == b"\r\n") {
+        let size =
+            usize::from_str_radix(std::str::from_utf8(&rest[..eol]).unwrap().trim(), 16).unwrap();
+        let data = &rest[eol + 2..];
+        if size == 0 {
+            return (body, data.starts_with(b"\r\n"));
+        }
+        if data.len() < size + 2 {
+            body.extend_from_slice(&data[..data.len().min(size)]);
+            return (body, false);
+        }
+        body.extend_from_slice(&data[..size]);
+        rest = &data[size + 2..];
+    }
+    (body, false)
+}
+
+fn seen_at(streamed: &Streamed, marker: &str) -> Duration {
+    streamed
+        .seen
+        .iter()
+        .find(|(m, _)| m == marker)
+        .map(|(_, t)| *t)
+        .unwrap_or_else(|| {
+            panic!(
+                "`{marker}` never arrived: {:?}",
+                String::from_utf8_lossy(&streamed.raw)
+            )
+        })
+}
+
+/// The last complete access-log line of Envoy's for `path`.
+async fn access_line(envoy: &EnvoyProcess, path: &str) -> String {
+    let needle = format!(" {path} ");
+    for _ in 0..50 {
+        if let Some(line) = envoy
+            .logs()
+            .lines()
+            .rev()
+            .find(|l| l.contains("access: ") && l.contains(&needle))
+        {
+            return line.to_owned();
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("no access log line for {path}:\n{}", envoy.logs());
+}
+
+#[tokio::test]
+async fn the_first_line_reaches_the_client_long_before_the_function_ends() {
+    let s = local_stack(30).await;
+    // Warm: the first call starts the function's process.
+    let warm = stream_get(&s.envoy.addr, "/s/stream?lines=1", &[]).await;
+    assert!(String::from_utf8_lossy(&warm.raw).contains("line 1 of 1"));
+
+    let path = "/s/stream?lines=10&interval_ms=200";
+    let streamed = stream_get(&s.envoy.addr, path, &["line 1 of 10", "line 10 of 10"]).await;
+    let first = seen_at(&streamed, "line 1 of 10");
+    let last = seen_at(&streamed, "line 10 of 10");
+    println!(
+        "time to first line {:?}, to last line {:?}, total {:?}",
+        first, last, streamed.total
+    );
+    // Nine pauses of 200 ms: the last line cannot come before 1.8 s; the
+    // first comes as soon as it is written.
+    assert!(last >= Duration::from_millis(1800), "{last:?}");
+    assert!(first < Duration::from_millis(600), "{first:?}");
+    assert!(first * 3 < last, "first {first:?}, last {last:?}");
+
+    let response = parse_raw_response(&streamed.raw).unwrap();
+    assert_eq!(response.status, 200);
+    // From the stream's prelude (lambda_http's response head).
+    assert_eq!(
+        response.header("content-type"),
+        Some("text/plain; charset=utf-8")
+    );
+    assert_eq!(response.header("x-streamed-by"), Some("hello-stream-rust"));
+    assert_eq!(response.header("transfer-encoding"), Some("chunked"));
+    assert_eq!(response.header("content-length"), None);
+    assert!(!response.request_id().is_empty());
+    let expected: String = (1..=10).map(|i| format!("line {i} of 10\n")).collect();
+    let (body, whole) = dechunk(&streamed.raw);
+    assert_eq!(String::from_utf8(body).unwrap(), expected);
+    // The body ended properly: the last chunk is there.
+    assert!(whole);
+    assert!(access_line(&s.envoy, path).await.contains(" 200 "));
+}
+
+#[tokio::test]
+async fn the_prelude_sets_status_and_headers_on_both_protocols() {
+    let s = local_stack(30).await;
+    let response = s
+        .envoy
+        .send(
+            "GET",
+            "/s/stream?lines=2&interval_ms=10&status=203",
+            &[],
+            b"",
+        )
+        .await;
+    assert_eq!(response.status, 203, "{}", response.text());
+    assert_eq!(response.header("x-streamed-by"), Some("hello-stream-rust"));
+    assert_eq!(response.text(), "line 1 of 2\nline 2 of 2\n");
+
+    let h2 = H2Connection::connect(&s.envoy.addr).await.unwrap();
+    let request = http::Request::get(format!(
+        "http://{}/s/stream?lines=3&interval_ms=10&status=201",
+        s.envoy.addr
+    ))
+    .body(http_body_util::Full::new(bytes::Bytes::new()))
+    .unwrap();
+    let (response, trailers) = h2
+        .send_with_trailers(request, Duration::from_secs(20))
+        .await
+        .unwrap();
+    assert_eq!(response.status, 201);
+    assert_eq!(
+        response.header("content-type"),
+        Some("text/plain; charset=utf-8")
+    );
+    assert_eq!(response.text(), "line 1 of 3\nline 2 of 3\nline 3 of 3\n");
+    // gRPC's trailers stay between Envoy and the invoker.
+    assert!(trailers.is_empty(), "{trailers:?}");
+}
+
+#[tokio::test]
+async fn fifty_megabytes_stream_with_the_invokers_memory_flat() {
+    let s = local_stack(60).await;
+    let _ = stream_get(&s.envoy.addr, "/s/stream?lines=1", &[]).await;
+    let pid = s.invoker.pid();
+    let before = rss_kib(pid).unwrap();
+    let sampling = tokio::spawn(async move {
+        let mut peak = 0;
+        while let Some(rss) = rss_kib(pid) {
+            peak = peak.max(rss);
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            if peak > 0 && Instant::now().elapsed() > Duration::from_secs(600) {
+                break;
+            }
+        }
+        peak
+    });
+    let size = 50 * MB;
+    let streamed = stream_get(&s.envoy.addr, &format!("/s/stream?bytes={size}"), &[]).await;
+    let response = parse_raw_response(&streamed.raw).unwrap();
+    assert_eq!(response.status, 200);
+    let (body, whole) = dechunk(&streamed.raw);
+    assert!(whole);
+    assert_eq!(body.len(), size);
+    assert!(body.iter().all(|b| *b == b'x'));
+    let during = rss_kib(pid).unwrap();
+    sampling.abort();
+    let growth_mib = during.saturating_sub(before) as f64 / 1024.0;
+    println!(
+        "50 MB in {:?}: invoker RSS {before} KiB before, {during} KiB after ({growth_mib:.1} MiB more)",
+        streamed.total
+    );
+    // Far below the 50 MB that passed: the stream never sat in the invoker.
+    assert!(growth_mib < 16.0, "invoker RSS grew by {growth_mib:.1} MiB");
+}
+
+/// The function's own count of what it sent, from the invoker's log.
+fn megabytes_streamed(invoker: &InvokerProcess) -> usize {
+    invoker
+        .logs()
+        .lines()
+        .filter_map(|l| {
+            l.split("streamed ")
+                .nth(1)?
+                .split(" MB")
+                .next()?
+                .parse()
+                .ok()
+        })
+        .max()
+        .unwrap_or(0)
+}
+
+#[tokio::test]
+async fn a_slow_reader_slows_the_function_instead_of_filling_memory() {
+    let s = local_stack(60).await;
+    let _ = stream_get(&s.envoy.addr, "/s/stream?lines=1", &[]).await;
+    let pid = s.invoker.pid();
+    let before = rss_kib(pid).unwrap();
+    let size = 100 * MB;
+    let mut stream = TcpStream::connect(&s.envoy.addr).await.unwrap();
+    stream
+        .write_all(
+            format!("GET /s/stream?bytes={size} HTTP/1.1\r\nHost: gw\r\nConnection: close\r\n\r\n")
+                .as_bytes(),
+        )
+        .await
+        .unwrap();
+    let mut raw = vec![0u8; MB];
+    stream.read_exact(&mut raw).await.unwrap();
+    // The reader stops. The function may fill the buffers on the way
+    // (Envoy's, HTTP/2's windows, the sockets'), then must wait.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let stalled_at = megabytes_streamed(&s.invoker);
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(
+        megabytes_streamed(&s.invoker),
+        stalled_at,
+        "the function kept writing"
+    );
+    let rss = rss_kib(pid).unwrap();
+    println!(
+        "reader paused after 1 MB: the function stopped at {stalled_at} MB of {} MB; invoker RSS {before} -> {rss} KiB",
+        size / MB
+    );
+    assert!(
+        stalled_at < 60,
+        "the function streamed {stalled_at} MB to a paused reader"
+    );
+    assert!(
+        rss.saturating_sub(before) < 16 * 1024,
+        "invoker RSS {before} -> {rss} KiB"
+    );
+    // Reading again, the rest arrives whole.
+    stream.read_to_end(&mut raw).await.unwrap();
+    let (body, whole) = dechunk(&raw);
+    assert!(whole);
+    assert_eq!(body.len(), size);
+    assert!(megabytes_streamed(&s.invoker) >= 100);
+}
+
+#[tokio::test]
+async fn an_error_after_the_first_byte_is_visible_to_the_client_and_logged() {
+    let s = local_stack(30).await;
+    // HTTP/1.1: the function dies after two lines; the chunked body stops
+    // without its last chunk and the connection closes.
+    let path = "/s/stream?lines=5&interval_ms=100&fail_after=2";
+    let streamed = stream_get(&s.envoy.addr, path, &["line 2 of 5"]).await;
+    let text = String::from_utf8_lossy(&streamed.raw).into_owned();
+    assert!(text.starts_with("HTTP/1.1 200"), "{text}");
+    let (body, whole) = dechunk(&streamed.raw);
+    assert_eq!(
+        String::from_utf8(body).unwrap(),
+        "line 1 of 5\nline 2 of 5\n"
+    );
+    assert!(!whole, "the body looks whole: {text}");
+    let logged = access_line(&s.envoy, path).await;
+    assert!(logged.contains("outcome=function_error"), "{logged}");
+
+    // HTTP/2: the stream is reset.
+    let h2 = H2Connection::connect(&s.envoy.addr).await.unwrap();
+    let request = http::Request::get(format!("http://{}{path}", s.envoy.addr))
+        .body(http_body_util::Full::new(bytes::Bytes::new()))
+        .unwrap();
+    let error = h2.send(request, Duration::from_secs(20)).await.unwrap_err();
+    assert!(error.contains("body"), "{error}");
+    assert!(
+        s.invoker.logs().contains("response stream cut"),
+        "{}",
+        s.invoker.logs()
+    );
+}
+
+#[tokio::test]
+async fn the_route_timeout_covers_the_whole_stream() {
+    let s = local_stack(2).await;
+    let path = "/s/stream?lines=4&interval_ms=1500";
+    let streamed = stream_get(&s.envoy.addr, path, &["line 1 of 4"]).await;
+    let text = String::from_utf8_lossy(&streamed.raw).into_owned();
+    assert!(text.contains("line 1 of 4"), "{text}");
+    assert!(!text.contains("line 3 of 4"), "{text}");
+    assert!(!dechunk(&streamed.raw).1, "the body looks whole: {text}");
+    assert!(
+        streamed.total < Duration::from_secs(5),
+        "{:?}",
+        streamed.total
+    );
+    let logged = access_line(&s.envoy, path).await;
+    assert!(logged.contains("outcome=timeout"), "{logged}");
+}
