@@ -792,21 +792,24 @@ fn accepted() -> Response {
 }
 
 /// Takes the invocation `id` in flight: where its outcome goes.
-fn take_in_flight(state: &RuntimeState, id: &str) -> Result<oneshot::Sender<Outcome>, Response> {
+fn take_in_flight(
+    state: &RuntimeState,
+    id: &str,
+) -> Result<oneshot::Sender<Outcome>, Box<Response>> {
     let Some(process) = state.process.upgrade() else {
-        return Err(gone());
+        return Err(Box::new(gone()));
     };
     let mut slot = process.lock();
     match slot.in_flight.take() {
         Some((current, reply)) if current == id => Ok(reply),
         other => {
             slot.in_flight = other;
-            Err((
+            Err(Box::new((
                 StatusCode::BAD_REQUEST,
                 [("content-type", "application/json")],
                 format!("{{\"errorType\":\"InvalidRequestID\",\"errorMessage\":\"unknown request id {id}\"}}"),
             )
-                .into_response())
+                .into_response()))
         }
     }
 }
@@ -817,7 +820,7 @@ fn finish(state: &RuntimeState, id: &str, outcome: Outcome) -> Response {
             let _ = reply.send(outcome);
             accepted()
         }
-        Err(refused) => refused,
+        Err(refused) => *refused,
     }
 }
 
@@ -866,7 +869,7 @@ async fn streamed_response(
 ) -> Response {
     let reply = match take_in_flight(state, id) {
         Ok(reply) => reply,
-        Err(refused) => return refused,
+        Err(refused) => return *refused,
     };
     let content_type = headers
         .get("content-type")
@@ -976,4 +979,30 @@ fn error_body(headers: &HeaderMap, body: &[u8]) -> Vec<u8> {
     })
     .to_string()
     .into_bytes()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_streamed_responses_error_trailers_become_a_function_error() {
+        let mut trailers = HeaderMap::new();
+        assert_eq!(stream_error(&trailers), None);
+        trailers.insert(
+            "lambda-runtime-function-error-type",
+            HeaderValue::from_static("Runtime.StreamError"),
+        );
+        // base64 of "disk full"
+        trailers.insert(
+            "lambda-runtime-function-error-body",
+            HeaderValue::from_static("ZGlzayBmdWxs"),
+        );
+        let failure = stream_error(&trailers).unwrap();
+        assert_eq!(failure.kind, ErrorKind::FunctionError);
+        assert_eq!(
+            failure.message,
+            "the function failed while streaming: Runtime.StreamError: disk full"
+        );
+    }
 }

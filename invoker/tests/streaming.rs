@@ -391,3 +391,232 @@ async fn the_route_timeout_covers_the_whole_stream() {
     let logged = access_line(&s.envoy, path).await;
     assert!(logged.contains("outcome=timeout"), "{logged}");
 }
+
+// ---------------------------------------------------------------------------
+// Lambda's wire format: a stand-in for InvokeWithResponseStream
+
+mod lambda_standin {
+    //! A STAND-IN for Lambda's `InvokeWithResponseStream` (moto does not
+    //! implement it): it answers the invoker's signed call with an event
+    //! stream whose frames are written by the AWS SDK's own encoder
+    //! (`aws-smithy-eventstream`), paced like a function that writes a
+    //! part every 300 ms. Function `stream-ok` ends well, `stream-fails`
+    //! fails after two parts, `fails-at-once` before its first byte.
+
+    use std::sync::{Arc, Mutex};
+    use std::time::Duration;
+
+    use aws_smithy_eventstream::frame::write_message_to;
+    use aws_smithy_types::event_stream::{Header, HeaderValue, Message};
+    use axum::extract::{Path, State};
+    use axum::http::HeaderMap;
+    use bytes::Bytes;
+
+    pub const PARTS: usize = 4;
+    pub const PAUSE: Duration = Duration::from_millis(300);
+
+    #[derive(Clone, Default)]
+    pub struct Seen(pub Arc<Mutex<Vec<(String, HeaderMap)>>>);
+
+    fn frame(event_type: &str, payload: &[u8]) -> Bytes {
+        let message = Message::new(Bytes::copy_from_slice(payload))
+            .add_header(Header::new(
+                ":message-type",
+                HeaderValue::String("event".into()),
+            ))
+            .add_header(Header::new(
+                ":event-type",
+                HeaderValue::String(event_type.to_owned().into()),
+            ))
+            .add_header(Header::new(
+                ":content-type",
+                HeaderValue::String("application/octet-stream".into()),
+            ));
+        let mut wire = Vec::new();
+        write_message_to(&message, &mut wire).unwrap();
+        Bytes::from(wire)
+    }
+
+    async fn invoke(
+        State(seen): State<Seen>,
+        Path(function): Path<String>,
+        headers: HeaderMap,
+    ) -> axum::response::Response {
+        seen.0.lock().unwrap().push((function.clone(), headers));
+        let (tx, rx) = tokio::sync::mpsc::channel::<Result<Bytes, std::convert::Infallible>>(4);
+        tokio::spawn(async move {
+            if function.ends_with("fails-at-once") {
+                let _ = tx
+                    .send(Ok(frame(
+                        "InvokeComplete",
+                        br#"{"ErrorCode":"Unhandled","ErrorDetails":"bad input","LogResult":""}"#,
+                    )))
+                    .await;
+                return;
+            }
+            let prelude = b"{\"statusCode\":201,\"headers\":{\"content-type\":\"text/event-stream\",\"x-from\":\"prelude\"},\"cookies\":[\"s=1\"]}\0\0\0\0\0\0\0\0";
+            let _ = tx.send(Ok(frame("PayloadChunk", prelude))).await;
+            for part in 1..=PARTS {
+                if function.ends_with("stream-fails") && part == 3 {
+                    let _ = tx
+                        .send(Ok(frame(
+                            "InvokeComplete",
+                            br#"{"ErrorCode":"Unhandled","ErrorDetails":"disk full","LogResult":""}"#,
+                        )))
+                        .await;
+                    return;
+                }
+                let _ = tx
+                    .send(Ok(frame(
+                        "PayloadChunk",
+                        format!("data: part {part}\n\n").as_bytes(),
+                    )))
+                    .await;
+                tokio::time::sleep(PAUSE).await;
+            }
+            let _ = tx.send(Ok(frame("InvokeComplete", b"{}"))).await;
+        });
+        axum::response::Response::builder()
+            .status(200)
+            .header(
+                "content-type",
+                "application/vnd.awslambda.http-integration-response",
+            )
+            .header("x-amzn-requestid", "standin-request-1")
+            .body(axum::body::Body::from_stream(
+                tokio_stream::wrappers::ReceiverStream::new(rx),
+            ))
+            .unwrap()
+    }
+
+    /// Serves on 127.0.0.1; returns its URL.
+    pub async fn start(seen: Seen) -> String {
+        let app = axum::Router::new()
+            .route(
+                "/2021-11-15/functions/{function}/response-streaming-invocations",
+                axum::routing::post(invoke),
+            )
+            .with_state(seen);
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        url
+    }
+}
+
+const STANDIN_ARN: &str = "arn:aws:lambda:us-east-1:123456789012:function:";
+
+async fn standin_stack() -> (Stack, lambda_standin::Seen) {
+    let seen = lambda_standin::Seen::default();
+    let url = lambda_standin::start(seen.clone()).await;
+    let yaml = config(&[stored_endpoint(
+        "main",
+        &url,
+        &[&format!("{STANDIN_ARN}*")],
+        "",
+    )]);
+    let env = [
+        ("MAIN_KEY_ID", "AKIDSTANDIN000000000"),
+        ("MAIN_SECRET", "standin/secret/not/a/real/one/00000000"),
+    ];
+    let invoker = InvokerProcess::start(BIN, &yaml, &env, "info").await;
+    let filter = json!({
+        "invoker_cluster": "lambdagate_invoker",
+        "apis": [{
+            "name": "w", "version": "v1", "context": "/w", "endpoint": "main",
+            "payload_format": "v2",
+            "resources": [{"verb": "GET", "uri_template": "/{function}",
+                           "arn": format!("{STANDIN_ARN}stream-ok"),
+                           "response_mode": "stream", "timeout_seconds": 10},
+                          {"verb": "GET", "uri_template": "/fails/{function}",
+                           "arn": format!("{STANDIN_ARN}stream-fails"),
+                           "response_mode": "stream", "timeout_seconds": 10},
+                          {"verb": "GET", "uri_template": "/early/{function}",
+                           "arn": format!("{STANDIN_ARN}fails-at-once"),
+                           "response_mode": "stream", "timeout_seconds": 10}]
+        }]
+    });
+    let envoy =
+        EnvoyProcess::start(&InvokerAddress::parse(&invoker.addr), &filter.to_string()).await;
+    (Stack { invoker, envoy }, seen)
+}
+
+#[tokio::test]
+async fn lambdas_event_stream_reaches_the_client_part_by_part() {
+    let (s, seen) = standin_stack().await;
+    let streamed = stream_get(
+        &s.envoy.addr,
+        "/w/events",
+        &["data: part 1", "data: part 4"],
+    )
+    .await;
+    let first = seen_at(&streamed, "data: part 1");
+    let last = seen_at(&streamed, "data: part 4");
+    println!("event stream: first part after {first:?}, last after {last:?}");
+    assert!(last >= lambda_standin::PAUSE * 3, "{last:?}");
+    assert!(first * 3 < last, "first {first:?}, last {last:?}");
+    let response = parse_raw_response(&streamed.raw).unwrap();
+    assert_eq!(response.status, 201);
+    assert_eq!(response.header("content-type"), Some("text/event-stream"));
+    assert_eq!(response.header("x-from"), Some("prelude"));
+    assert_eq!(response.header("set-cookie"), Some("s=1"));
+    assert_eq!(
+        response.header("x-amzn-requestid"),
+        Some("standin-request-1")
+    );
+    let (body, whole) = dechunk(&streamed.raw);
+    assert!(whole);
+    let expected: String = (1..=lambda_standin::PARTS)
+        .map(|p| format!("data: part {p}\n\n"))
+        .collect();
+    assert_eq!(String::from_utf8(body).unwrap(), expected);
+    // The invoker signed the call to the streaming API.
+    let calls = seen.0.lock().unwrap().clone();
+    assert_eq!(calls.len(), 1);
+    let (function, headers) = &calls[0];
+    assert_eq!(function, &format!("{STANDIN_ARN}stream-ok"));
+    let authorization = headers.get("authorization").unwrap().to_str().unwrap();
+    assert!(
+        authorization.starts_with("AWS4-HMAC-SHA256 Credential=AKIDSTANDIN000000000/"),
+        "{authorization}"
+    );
+    assert!(
+        authorization.contains("/us-east-1/lambda/aws4_request"),
+        "{authorization}"
+    );
+}
+
+#[tokio::test]
+async fn lambdas_stream_errors_before_and_after_the_head() {
+    let (s, _seen) = standin_stack().await;
+    // After the head: the client sees the body cut, the log says why.
+    let path = "/w/fails/x";
+    let streamed = stream_get(&s.envoy.addr, path, &[]).await;
+    let (body, whole) = dechunk(&streamed.raw);
+    assert_eq!(
+        String::from_utf8(body).unwrap(),
+        "data: part 1\n\ndata: part 2\n\n"
+    );
+    assert!(!whole);
+    let logged = access_line(&s.envoy, path).await;
+    assert!(
+        logged.contains(" 201 ") && logged.contains("outcome=function_error"),
+        "{logged}"
+    );
+    assert!(
+        s.invoker.logs().contains("disk full"),
+        "{}",
+        s.invoker.logs()
+    );
+
+    // Before the first byte: a function error like a buffered call's, the
+    // detail in the log only.
+    let response = s.envoy.send("GET", "/w/early/x", &[], b"").await;
+    assert_eq!(response.status, 502, "{}", response.text());
+    let body = response.json();
+    assert_eq!(body["message"], "Internal server error");
+    assert_eq!(body["requestId"], response.request_id());
+    assert!(!response.text().contains("bad input"));
+}
