@@ -248,7 +248,11 @@ mod tests {
             read,
             vec![Err("the stream ended inside an event".to_owned())]
         );
-        let garbage = events(b"0123456789abcdefghij".to_vec(), 5).await;
+        // A payload byte changed on the way: the message CRC fails.
+        let mut damaged = event("PayloadChunk", b"abc");
+        let at = damaged.len() - 5;
+        damaged[at] ^= 0xff;
+        let garbage = events(damaged, 5).await;
         assert!(
             matches!(&garbage[..], [Err(e)] if e.starts_with("a malformed event-stream frame")),
             "{garbage:?}"

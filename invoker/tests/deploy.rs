@@ -445,6 +445,7 @@ async fn openapi_document_validates_and_matches_the_routes() {
         "POST /user/{id}".to_owned(),
         "GET /user/{id}".to_owned(),
         "POST /events".to_owned(),
+        "GET /exports/{id}".to_owned(),
     ];
     for verb in ["GET", "POST", "PUT", "DELETE", "PATCH", "HEAD", "OPTIONS"] {
         expected.push(format!("{verb} /files/{{path}}"));
