@@ -64,7 +64,7 @@ impl Metrics {
         let invocations = Family::<InvocationLabels, Counter>::default();
         registry.register(
             "lambdagate_invocations",
-            "Lambda invocations by endpoint, function and outcome (ok, function_error, or the error kind)",
+            "Lambda invocations by endpoint, function and outcome (ok, function_error, the error kind, or client_gone for a stream whose reader left)",
             invocations.clone(),
         );
         let duration: HistogramFamily = Family::new_with_constructor(latency_histogram);

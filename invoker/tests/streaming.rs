@@ -35,7 +35,7 @@ struct Stack {
     envoy: EnvoyProcess,
 }
 
-/// `GET /s/stream` (streamed, route timeout `timeout_seconds`) served by
+/// `ANY /s/stream` (streamed, route timeout `timeout_seconds`) served by
 /// the streaming sample on a `local` endpoint.
 async fn local_stack(timeout_seconds: u32) -> Stack {
     let yaml = format!(
@@ -58,7 +58,7 @@ fn filter(arn: &str, timeout_seconds: u32) -> serde_json::Value {
             "name": "s", "version": "v1", "context": "/s", "endpoint": "main",
             "payload_format": "v2",
             "resources": [
-                {"verb": "GET", "uri_template": "/stream", "arn": arn,
+                {"verb": "ANY", "uri_template": "/stream", "arn": arn,
                  "response_mode": "stream", "timeout_seconds": timeout_seconds},
                 {"verb": "GET", "uri_template": "/buffered", "arn": arn}
             ]
@@ -358,6 +358,7 @@ async fn an_error_after_the_first_byte_is_visible_to_the_client_and_logged() {
     );
     assert!(!whole, "the body looks whole: {text}");
     let logged = access_line(&s.envoy, path).await;
+    println!("{logged}");
     assert!(logged.contains("outcome=function_error"), "{logged}");
 
     // HTTP/2: the stream is reset.
@@ -372,6 +373,65 @@ async fn an_error_after_the_first_byte_is_visible_to_the_client_and_logged() {
         "{}",
         s.invoker.logs()
     );
+}
+
+#[tokio::test]
+async fn a_reader_that_leaves_stops_the_function_and_the_next_call_is_served() {
+    let s = local_stack(30).await;
+    let path = "/s/stream?lines=50&interval_ms=100";
+    let mut stream = TcpStream::connect(&s.envoy.addr).await.unwrap();
+    stream
+        .write_all(format!("GET {path} HTTP/1.1\r\nHost: gw\r\n\r\n").as_bytes())
+        .await
+        .unwrap();
+    let mut buf = vec![0u8; 4096];
+    let mut raw = Vec::new();
+    while !String::from_utf8_lossy(&raw).contains("line 2 of 50") {
+        let n = stream.read(&mut buf).await.unwrap();
+        assert!(n > 0);
+        raw.extend_from_slice(&buf[..n]);
+    }
+    drop(stream);
+    // The invoker records the call when the stream ends: the reader left.
+    let mut recorded = String::new();
+    for _ in 0..50 {
+        recorded = s.invoker.metrics().await;
+        if recorded.contains("outcome=\"client_gone\"") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(
+        recorded
+            .lines()
+            .any(|l| l.starts_with("lambdagate_invocations_total")
+                && l.contains("outcome=\"client_gone\"")),
+        "{recorded}"
+    );
+    // The process that was still writing is replaced; the next call works.
+    let response = s
+        .envoy
+        .send("GET", "/s/stream?lines=2&interval_ms=10", &[], b"")
+        .await;
+    assert_eq!(response.status, 200);
+    assert_eq!(response.text(), "line 1 of 2\nline 2 of 2\n");
+}
+
+#[tokio::test]
+async fn head_gets_the_streams_head_and_a_buffered_route_a_clear_error() {
+    let s = local_stack(30).await;
+    let response = s
+        .envoy
+        .send("HEAD", "/s/stream?lines=3&status=203", &[], b"")
+        .await;
+    assert_eq!(response.status, 203);
+    assert_eq!(response.header("x-streamed-by"), Some("hello-stream-rust"));
+    assert!(response.body.is_empty());
+    // Invoke (buffered) on a streaming function: Lambda answers with the
+    // raw stream, prelude and all, which is no proxy response: 502.
+    let response = s.envoy.send("GET", "/s/buffered", &[], b"").await;
+    assert_eq!(response.status, 502, "{}", response.text());
+    assert_eq!(response.json()["requestId"], response.request_id());
 }
 
 #[tokio::test]
