@@ -452,6 +452,45 @@ async fn the_route_timeout_covers_the_whole_stream() {
     assert!(logged.contains("outcome=timeout"), "{logged}");
 }
 
+#[tokio::test]
+async fn a_runtimes_error_trailers_cut_the_stream_and_reach_the_log() {
+    let dir = lambdagate_harness::repo_root().join("tests/functions/stream-trailers-bootstrap");
+    let arn = "arn:aws:lambda:us-east-1:123456789012:function:trailers";
+    let yaml = format!(
+        "endpoints:\n  main:\n    access_method: local\n    region: us-east-1\n    allow: [\"{arn}\"]\n    functions:\n    - name: trailers\n      command: [\"{}\", bootstrap.py]\n      working_dir: \"{}\"\n",
+        lambdagate_harness::venv().join("bin/python").display(),
+        dir.display()
+    );
+    let invoker = InvokerProcess::start(BIN, &yaml, &[], "info").await;
+    let filter = json!({
+        "invoker_cluster": "lambdagate_invoker",
+        "apis": [{
+            "name": "t", "version": "v1", "context": "/t", "endpoint": "main",
+            "payload_format": "v2",
+            "resources": [{"verb": "GET", "uri_template": "/{outcome}", "arn": arn,
+                           "response_mode": "stream"}]
+        }]
+    });
+    let envoy =
+        EnvoyProcess::start(&InvokerAddress::parse(&invoker.addr), &filter.to_string()).await;
+    let fine = stream_get(&envoy.addr, "/t/fine", &[]).await;
+    let (body, whole) = dechunk(&fine.raw);
+    assert_eq!(String::from_utf8(body).unwrap(), "part 1\npart 2\npart 3\n");
+    assert!(whole);
+
+    let failed = stream_get(&envoy.addr, "/t/fail", &[]).await;
+    let (body, whole) = dechunk(&failed.raw);
+    assert_eq!(String::from_utf8(body).unwrap(), "part 1\npart 2\n");
+    assert!(!whole, "{}", String::from_utf8_lossy(&failed.raw));
+    let logged = access_line(&envoy, "/t/fail").await;
+    assert!(logged.contains("outcome=function_error"), "{logged}");
+    let logs = invoker.logs();
+    assert!(
+        logs.contains("Runtime.FeedClosed: the upstream feed closed"),
+        "{logs}"
+    );
+}
+
 // ---------------------------------------------------------------------------
 // Lambda's wire format: a stand-in for InvokeWithResponseStream
 
