@@ -193,7 +193,8 @@ async fn streamed_reply(rules: &InvokeRequest, stream: ReplyStream) -> Response<
     } = stream;
     let mut after_prelude = None;
     let mut prelude = None;
-    if content_type.eq_ignore_ascii_case(HTTP_INTEGRATION_CONTENT_TYPE) {
+    let media_type = content_type.split(';').next().unwrap_or_default().trim();
+    if media_type.eq_ignore_ascii_case(HTTP_INTEGRATION_CONTENT_TYPE) {
         let mut start: Vec<u8> = Vec::new();
         loop {
             match body.recv().await {
