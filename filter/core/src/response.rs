@@ -709,49 +709,16 @@ pub fn proxy_response(
             ));
         }
     }
-    match &reply.headers {
-        None => {}
-        Some(Value::Object(map)) => {
-            for (name, value) in map {
-                let Value::String(value) = value else {
-                    return Err(format!(
-                        "headers.{name} must be a string, got {}",
-                        kind_of(value)
-                    ));
-                };
-                let name = name.to_ascii_lowercase();
-                // API Gateway: a pair given in both maps appears once.
-                if !headers.iter().any(|(n, v)| *n == name && v == value) {
-                    headers.push((name, value.clone()));
-                }
+    if let Some(value) = &reply.headers {
+        for (name, value) in header_object(value)? {
+            // API Gateway: a pair given in both maps appears once.
+            if !headers.iter().any(|(n, v)| *n == name && *v == value) {
+                headers.push((name, value));
             }
-        }
-        Some(other) => {
-            return Err(format!(
-                "headers must be an object of strings, got {}",
-                kind_of(other)
-            ));
         }
     }
-    match reply.cookies.as_ref().filter(|_| !rest) {
-        None => {}
-        Some(Value::Array(cookies)) => {
-            for cookie in cookies {
-                let Value::String(cookie) = cookie else {
-                    return Err(format!(
-                        "cookies must hold strings, got {}",
-                        kind_of(cookie)
-                    ));
-                };
-                headers.push(("set-cookie".to_owned(), cookie.clone()));
-            }
-        }
-        Some(other) => {
-            return Err(format!(
-                "cookies must be an array of strings, got {}",
-                kind_of(other)
-            ));
-        }
+    if let Some(cookies) = reply.cookies.as_ref().filter(|_| !rest) {
+        headers.extend(cookie_array(cookies)?);
     }
     headers.retain(|(name, value)| is_forwardable(name) && is_header_value(value));
     if !headers.iter().any(|(n, _)| n == "content-type") {
@@ -792,6 +759,42 @@ pub fn proxy_response(
         outcome: "ok",
         detail: None,
     }))
+}
+
+/// A reply's `headers`: an object of strings, names lower-cased.
+pub(crate) fn header_object(value: &Value) -> Result<Vec<(String, String)>, String> {
+    let Value::Object(map) = value else {
+        return Err(format!(
+            "headers must be an object of strings, got {}",
+            kind_of(value)
+        ));
+    };
+    map.iter()
+        .map(|(name, value)| match value {
+            Value::String(value) => Ok((name.to_ascii_lowercase(), value.clone())),
+            other => Err(format!(
+                "headers.{name} must be a string, got {}",
+                kind_of(other)
+            )),
+        })
+        .collect()
+}
+
+/// A reply's `cookies`: an array of strings, as `set-cookie` headers.
+pub(crate) fn cookie_array(value: &Value) -> Result<Vec<(String, String)>, String> {
+    let Value::Array(cookies) = value else {
+        return Err(format!(
+            "cookies must be an array of strings, got {}",
+            kind_of(value)
+        ));
+    };
+    cookies
+        .iter()
+        .map(|cookie| match cookie {
+            Value::String(cookie) => Ok(("set-cookie".to_owned(), cookie.clone())),
+            other => Err(format!("cookies must hold strings, got {}", kind_of(other))),
+        })
+        .collect()
 }
 
 pub(crate) fn status_of(value: &Value) -> Result<u16, String> {

@@ -8,8 +8,8 @@ use lambdagate_proto::InvokeRequest;
 use serde_json::Value;
 
 use crate::response::{
-    GatewayError, HttpResponse, is_forwardable, is_header_value, kind_of, replace_headers,
-    status_of,
+    GatewayError, HttpResponse, cookie_array, header_object, is_forwardable, is_header_value,
+    kind_of, replace_headers, status_of,
 };
 
 /// The content type of a stream that starts with a prelude (what
@@ -96,46 +96,12 @@ fn parse_prelude(prelude: &[u8]) -> Result<(u16, Vec<(String, String)>), String>
         None | Some(Value::Null) => 200,
         Some(code) => status_of(code)?,
     };
-    let mut headers = Vec::new();
-    match map.get("headers") {
-        None | Some(Value::Null) => {}
-        Some(Value::Object(fields)) => {
-            for (name, value) in fields {
-                let Value::String(value) = value else {
-                    return Err(format!(
-                        "headers.{name} must be a string, got {}",
-                        kind_of(value)
-                    ));
-                };
-                headers.push((name.to_ascii_lowercase(), value.clone()));
-            }
-        }
-        Some(other) => {
-            return Err(format!(
-                "headers must be an object of strings, got {}",
-                kind_of(other)
-            ));
-        }
-    }
-    match map.get("cookies") {
-        None | Some(Value::Null) => {}
-        Some(Value::Array(cookies)) => {
-            for cookie in cookies {
-                let Value::String(cookie) = cookie else {
-                    return Err(format!(
-                        "cookies must hold strings, got {}",
-                        kind_of(cookie)
-                    ));
-                };
-                headers.push(("set-cookie".to_owned(), cookie.clone()));
-            }
-        }
-        Some(other) => {
-            return Err(format!(
-                "cookies must be an array of strings, got {}",
-                kind_of(other)
-            ));
-        }
+    let mut headers = match map.get("headers") {
+        None | Some(Value::Null) => Vec::new(),
+        Some(value) => header_object(value)?,
+    };
+    if let Some(cookies) = map.get("cookies").filter(|c| !c.is_null()) {
+        headers.extend(cookie_array(cookies)?);
     }
     headers.retain(|(name, value)| is_forwardable(name) && is_header_value(value));
     Ok((status, headers))
