@@ -18,7 +18,7 @@ use crate::config::{Config, ConfigError};
 use crate::error::Failure;
 use crate::local::LocalBackend;
 use crate::metrics::Metrics;
-use crate::stream::{Answer, CHANNEL_CHUNKS, ReplyStream};
+use crate::stream::{Answer, BodyItem, CHANNEL_CHUNKS, ReplyStream, writer_gone};
 use tokio::sync::mpsc;
 
 /// The metrics label of requests naming no configured endpoint. Endpoint
@@ -340,47 +340,63 @@ impl CallRecord {
     fn metered(self, mut reply: ReplyStream, deadline: Instant) -> ReplyStream {
         let (tx, rx) = mpsc::channel(CHANNEL_CHUNKS);
         let mut from = std::mem::replace(&mut reply.body, rx);
+        let timed_out = move |started: Instant| {
+            Failure::new(
+                ErrorKind::Timeout,
+                format!(
+                    "the response stream did not end within the route timeout ({}s)",
+                    deadline.saturating_duration_since(started).as_secs_f64()
+                ),
+            )
+        };
         tokio::spawn(async move {
             let mut sent: u64 = 0;
-            let end = loop {
+            let end: Result<(), Option<Failure>> = loop {
                 let item = tokio::select! {
                     item = from.recv() => item,
                     () = tx.closed() => break Err(None),
-                    () = tokio::time::sleep_until(deadline.into()) => Some(Err(Failure::new(
-                        ErrorKind::Timeout,
-                        format!(
-                            "the response stream did not end within the route timeout ({}s)",
-                            deadline.saturating_duration_since(self.started).as_secs_f64()
-                        ),
-                    ))),
+                    () = tokio::time::sleep_until(deadline.into()) => {
+                        Some(BodyItem::Fail(timed_out(self.started)))
+                    }
                 };
                 let item = match item {
-                    None => break Ok(()),
-                    Some(Ok(chunk)) => {
+                    Some(BodyItem::Chunk(chunk)) => {
                         sent += chunk.len() as u64;
                         if sent > MAX_STREAM_BYTES {
-                            Err(Failure::new(
+                            BodyItem::Fail(Failure::new(
                                 ErrorKind::PayloadTooLarge,
                                 format!(
                                     "the response stream exceeds Lambda's {MAX_STREAM_BYTES} bytes"
                                 ),
                             ))
                         } else {
-                            Ok(chunk)
+                            BodyItem::Chunk(chunk)
                         }
                     }
-                    Some(Err(failure)) => Err(failure),
+                    Some(other) => other,
+                    None => BodyItem::Fail(writer_gone("the invocation")),
                 };
-                match item {
-                    Ok(chunk) => {
-                        if tx.send(Ok(chunk)).await.is_err() {
-                            break Err(None);
-                        }
+                let outcome = match &item {
+                    BodyItem::Chunk(_) => None,
+                    BodyItem::End => Some(Ok(())),
+                    BodyItem::Fail(failure) => Some(Err(Some(failure.clone()))),
+                };
+                // The deadline holds while a reader that stopped keeps the
+                // channel full: the failure then cannot be passed on, and
+                // the channel closing without an end says it.
+                let delivered = tokio::select! {
+                    // A send that can complete does, even past the deadline
+                    // (the failure that reports it is this item).
+                    biased;
+                    sent = tx.send(item) => sent.is_ok(),
+                    () = tokio::time::sleep_until(deadline.into()) => {
+                        break Err(Some(timed_out(self.started)));
                     }
-                    Err(failure) => {
-                        let _ = tx.send(Err(failure.clone())).await;
-                        break Err(Some(failure));
-                    }
+                };
+                match outcome {
+                    Some(end) => break end,
+                    None if !delivered => break Err(None),
+                    None => {}
                 }
             };
             match end {

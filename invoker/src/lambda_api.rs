@@ -32,7 +32,8 @@ use tokio::sync::mpsc;
 use crate::error::{Failure, chain_text, classify_service, credentials_failure, timeout_failure};
 use crate::sigv4::{SignableRequest, Signer, SigningTime, sha256_hex, uri_encode};
 use crate::stream::{
-    Answer, CHANNEL_CHUNKS, EventStreamReader, ReplyStream, StreamEvent, function_error_reply,
+    Answer, BodyItem, CHANNEL_CHUNKS, EventStreamReader, ReplyStream, StreamEvent,
+    function_error_reply,
 };
 
 /// Lambda's `X-Amz-Invocation-Type` header value.
@@ -188,53 +189,53 @@ impl LambdaInvokeClient {
             None => return Err(broken("ended without an InvokeComplete event")),
         };
         let (tx, rx) = mpsc::channel(CHANNEL_CHUNKS);
-        if let Some(first) = first {
-            let what = what.clone();
-            tokio::spawn(async move {
-                if tx.send(Ok(first)).await.is_err() {
+        tokio::spawn(async move {
+            if let Some(first) = first {
+                if tx.send(BodyItem::Chunk(first)).await.is_err() {
                     return;
                 }
-                loop {
-                    let event = tokio::select! {
-                        event = reader.next_event() => event,
-                        // Nobody reads any more (the client left, the route
-                        // timed out): dropping the body closes the call.
-                        () = tx.closed() => return,
-                    };
-                    let item = match event {
-                        Ok(Some(StreamEvent::Chunk(chunk))) => Ok(chunk),
-                        Ok(Some(StreamEvent::Complete { error_code, .. }))
-                            if error_code.is_empty() =>
-                        {
-                            return;
-                        }
-                        Ok(Some(StreamEvent::Complete {
-                            error_code,
-                            error_details,
-                        })) => Err(Failure::new(
-                            ErrorKind::FunctionError,
-                            format!(
-                                "{what}: the function failed while streaming: {error_code}: {error_details}"
-                            ),
-                        )),
-                        Ok(None) => Err(Failure::new(
-                            ErrorKind::LambdaUnavailable,
-                            format!(
-                                "{what}: the response stream ended without an InvokeComplete event"
-                            ),
-                        )),
-                        Err(m) => Err(Failure::new(
-                            ErrorKind::LambdaUnavailable,
-                            format!("{what}: the response stream {m}"),
-                        )),
-                    };
-                    let failed = item.is_err();
-                    if tx.send(item).await.is_err() || failed {
-                        return;
+            } else {
+                let _ = tx.send(BodyItem::End).await;
+                return;
+            }
+            loop {
+                let event = tokio::select! {
+                    event = reader.next_event() => event,
+                    // Nobody reads any more (the client left, the route
+                    // timed out): dropping the body closes the call.
+                    () = tx.closed() => return,
+                };
+                let item = match event {
+                    Ok(Some(StreamEvent::Chunk(chunk))) => BodyItem::Chunk(chunk),
+                    Ok(Some(StreamEvent::Complete { error_code, .. })) if error_code.is_empty() => {
+                        BodyItem::End
                     }
+                    Ok(Some(StreamEvent::Complete {
+                        error_code,
+                        error_details,
+                    })) => BodyItem::Fail(Failure::new(
+                        ErrorKind::FunctionError,
+                        format!(
+                            "{what}: the function failed while streaming: {error_code}: {error_details}"
+                        ),
+                    )),
+                    Ok(None) => BodyItem::Fail(Failure::new(
+                        ErrorKind::LambdaUnavailable,
+                        format!(
+                            "{what}: the response stream ended without an InvokeComplete event"
+                        ),
+                    )),
+                    Err(m) => BodyItem::Fail(Failure::new(
+                        ErrorKind::LambdaUnavailable,
+                        format!("{what}: the response stream {m}"),
+                    )),
+                };
+                let last = !matches!(item, BodyItem::Chunk(_));
+                if tx.send(item).await.is_err() || last {
+                    return;
                 }
-            });
-        }
+            }
+        });
         Ok(Answer::Stream(ReplyStream {
             content_type,
             lambda_request_id,

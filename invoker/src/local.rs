@@ -32,7 +32,7 @@ use tokio::sync::{Notify, mpsc, oneshot};
 
 use crate::config::LocalFunctionSpec;
 use crate::error::Failure;
-use crate::stream::{Answer, BodyItem, CHANNEL_CHUNKS, ReplyStream};
+use crate::stream::{Answer, BodyItem, CHANNEL_CHUNKS, ReplyStream, writer_gone};
 
 /// The gateway's ids of one call: its request id (empty: the runtime makes
 /// one) and X-Ray trace header (empty: the runtime makes one).
@@ -432,8 +432,9 @@ impl LocalFunction {
             if stream && reply.function_error.is_empty() {
                 // A function that does not stream, called to stream: its
                 // whole response is the stream (as Lambda does).
-                let (tx, rx) = mpsc::channel(1);
-                let _ = tx.try_send(Ok(Bytes::from(reply.payload)));
+                let (tx, rx) = mpsc::channel(2);
+                let _ = tx.try_send(BodyItem::Chunk(Bytes::from(reply.payload)));
+                let _ = tx.try_send(BodyItem::End);
                 Answer::Stream(ReplyStream {
                     content_type: String::new(),
                     lambda_request_id: reply.lambda_request_id,
@@ -493,9 +494,10 @@ impl LocalFunction {
 }
 
 /// Passes a streamed response on, holding the process's slot until it
-/// ends: a clean end gives the process back for the next call; a reader
-/// that went away, an error or the `deadline` stop the process (it may
-/// still be writing), as a buffered call's timeout does.
+/// ends: an end or an error the runtime reported gives the process back
+/// for the next call (unless it died); a reader that went away or the
+/// `deadline` stop the process (it may still be writing), as a buffered
+/// call's timeout does.
 fn pass_on(
     mut from: mpsc::Receiver<BodyItem>,
     lease: Lease,
@@ -506,21 +508,36 @@ fn pass_on(
     tokio::spawn(async move {
         // The whole lease, not just its flag, lives as long as the stream.
         let mut lease = lease;
+        let deadline_passed = || BodyItem::Fail(timed_out.clone());
         loop {
             let item = tokio::select! {
                 item = from.recv() => item,
                 () = tx.closed() => return,
                 () = tokio::time::sleep_until(deadline) => {
-                    let _ = tx.send(Err(timed_out)).await;
+                    // A full channel (a reader that stopped) cannot take
+                    // the failure: then the closed channel says it.
+                    let _ = tx.try_send(deadline_passed());
                     return;
                 }
             };
-            let Some(item) = item else {
+            let item = item.unwrap_or_else(|| {
+                BodyItem::Fail(writer_gone("the function's Runtime API response"))
+            });
+            let last = !matches!(item, BodyItem::Chunk(_));
+            if last && !matches!(item, BodyItem::Fail(ref f) if f.kind == ErrorKind::Internal) {
                 lease.reusable = true;
-                return;
+            }
+            let sent = tokio::select! {
+                // A send that can complete does, even past the deadline
+                // (the failure that reports it is this item).
+                biased;
+                sent = tx.send(item) => sent.is_ok(),
+                () = tokio::time::sleep_until(deadline) => {
+                    let _ = tx.try_send(deadline_passed());
+                    return;
+                }
             };
-            let failed = item.is_err();
-            if tx.send(item).await.is_err() || failed {
+            if !sent || last {
                 return;
             }
         }
@@ -538,9 +555,12 @@ async fn collect(
     loop {
         match tokio::time::timeout_at(deadline, from.recv()).await {
             Err(_) => return Err(None),
-            Ok(None) => return Ok(whole),
-            Ok(Some(Err(failure))) => return Err(Some(failure)),
-            Ok(Some(Ok(chunk))) => {
+            Ok(Some(BodyItem::End)) => return Ok(whole),
+            Ok(None) => {
+                return Err(Some(writer_gone("the function's Runtime API response")));
+            }
+            Ok(Some(BodyItem::Fail(failure))) => return Err(Some(failure)),
+            Ok(Some(BodyItem::Chunk(chunk))) => {
                 if whole.len() + chunk.len() > MAX_SYNC_PAYLOAD_BYTES {
                     return Err(Some(Failure::new(
                         ErrorKind::PayloadTooLarge,
@@ -893,21 +913,29 @@ async fn streamed_response(
             () = tx.closed() => break,
         };
         let item = match frame {
-            None => break,
+            None => BodyItem::End,
             Some(Ok(frame)) => match frame.into_data() {
-                Ok(data) => Ok(data),
+                Ok(data) => BodyItem::Chunk(data),
                 Err(frame) => match frame.into_trailers().ok().as_ref().and_then(stream_error) {
-                    Some(failure) => Err(failure),
+                    Some(failure) => BodyItem::Fail(failure),
                     None => continue,
                 },
             },
-            Some(Err(e)) => Err(Failure::new(
-                ErrorKind::FunctionError,
-                format!("the function's response stream broke off (its process ended?): {e}"),
-            )),
+            Some(Err(e)) => {
+                // The runtime broke off its request: its process is not
+                // given another invocation.
+                if let Some(process) = state.process.upgrade() {
+                    process.lock().dead = true;
+                    process.stop();
+                }
+                BodyItem::Fail(Failure::new(
+                    ErrorKind::FunctionError,
+                    format!("the function's response stream broke off (its process ended?): {e}"),
+                ))
+            }
         };
-        let failed = item.is_err();
-        if tx.send(item).await.is_err() || failed {
+        let last = !matches!(item, BodyItem::Chunk(_));
+        if tx.send(item).await.is_err() || last {
             break;
         }
     }

@@ -69,9 +69,10 @@ pub fn document(api: &ApiDefinition, gateway: &Gateway) -> Value {
                 },
                 "description": format!(
                     "Invokes a Lambda function ({}; timeout {} s).",
-                    match resource.invocation_type {
-                        lambdagate_core::InvocationType::RequestResponse => "synchronous",
-                        lambdagate_core::InvocationType::Event => "asynchronous: answers 202 at once",
+                    match (resource.invocation_type, resource.response_mode) {
+                        (lambdagate_core::InvocationType::Event, _) => "asynchronous: answers 202 at once",
+                        (_, lambdagate_core::ResponseMode::Stream) => "streamed: the response arrives as the function writes it, the timeout covering the whole stream; a failure after the first bytes cuts the response",
+                        (_, lambdagate_core::ResponseMode::Buffered) => "synchronous",
                     },
                     resource.timeout_seconds
                 ),

@@ -11,7 +11,8 @@ use anyhow::Context;
 use bytes::Bytes;
 use lambdagate_core::forward::http_reply_response;
 use lambdagate_core::stream::{
-    HTTP_INTEGRATION_CONTENT_TYPE, MAX_PRELUDE_BYTES, find_prelude_end, stream_head,
+    HTTP_INTEGRATION_CONTENT_TYPE, MAX_PRELUDE_BYTES, find_prelude_end, prelude_refused,
+    stream_head,
 };
 use lambdagate_core::{GrpcStatus, HttpResponse};
 use lambdagate_proto::http_path::{HEADER_PREFIX, INVOKE_METADATA, OUTCOME, STATUS};
@@ -20,9 +21,8 @@ use lambdagate_proto::{
     ErrorKind, HttpBodyChunk, InvokeReply, InvokeRequest, MAX_GRPC_MESSAGE_BYTES,
 };
 use prost::Message as _;
+use tokio::sync::mpsc;
 use tokio::sync::watch;
-use tokio_stream::StreamExt as _;
-use tokio_stream::wrappers::ReceiverStream;
 use tonic::Streaming;
 use tonic::metadata::{MetadataKey, MetadataMap, MetadataValue};
 use tonic::transport::Server;
@@ -34,7 +34,7 @@ use crate::error::Failure;
 use crate::invoke::Invoker;
 use crate::metrics::Metrics;
 use crate::portal_http::SharedPortal;
-use crate::stream::{Answer, ReplyStream, function_error_reply};
+use crate::stream::{Answer, BodyItem, ReplyStream, function_error_reply, writer_gone};
 
 /// The invoker in use. A config reload replaces it as a whole; calls in
 /// flight keep the one they started with.
@@ -130,7 +130,7 @@ fn buffered_reply(
     rules: &InvokeRequest,
     result: Result<InvokeReply, Failure>,
 ) -> Response<HttpBodyStream> {
-    let mut response = match result {
+    let response = match result {
         Ok(reply) => http_reply_response(rules, Ok(reply)),
         // Before its first byte, a stream's function error is answered as
         // a buffered call's.
@@ -153,6 +153,11 @@ fn buffered_reply(
             )
         }
     };
+    whole_reply(rules, response)
+}
+
+/// `response` with its body in one message (none for HEAD) and its length.
+fn whole_reply(rules: &InvokeRequest, mut response: HttpResponse) -> Response<HttpBodyStream> {
     if let Some(detail) = &response.detail {
         // What the client was not told, for the operator.
         tracing::warn!(
@@ -180,6 +185,13 @@ fn is_head(rules: &InvokeRequest) -> bool {
     rules.http_reply.as_ref().is_some_and(|r| r.head_request)
 }
 
+/// Reads the rest of a stream nobody will see (a HEAD request, a refused
+/// prelude), so that the invocation ends as it would have and is recorded
+/// as such, and a local function's process is free for the next call.
+fn drain(mut body: mpsc::Receiver<BodyItem>) {
+    tokio::spawn(async move { while let Some(BodyItem::Chunk(_)) = body.recv().await {} });
+}
+
 /// A streamed response: the head from the stream's prelude (read before
 /// anything is sent, so a stream that fails that early is still a proper
 /// error response), then each chunk as it arrives. A failure after the
@@ -193,94 +205,127 @@ async fn streamed_reply(rules: &InvokeRequest, stream: ReplyStream) -> Response<
     } = stream;
     let mut after_prelude = None;
     let mut prelude = None;
+    let mut ended = false;
     let media_type = content_type.split(';').next().unwrap_or_default().trim();
     if media_type.eq_ignore_ascii_case(HTTP_INTEGRATION_CONTENT_TYPE) {
         let mut start: Vec<u8> = Vec::new();
         loop {
-            match body.recv().await {
-                Some(Ok(chunk)) => start.extend_from_slice(&chunk),
-                Some(Err(failure)) => return buffered_reply(rules, Err(failure)),
-                None if start.is_empty() => break,
-                None => {
-                    return buffered_reply(
-                        rules,
-                        Err(Failure::new(
-                            ErrorKind::FunctionError,
-                            "the response stream ended inside its prelude (no 8 NUL bytes after the JSON)",
-                        )),
-                    );
+            let reason = match body.recv().await {
+                Some(BodyItem::Chunk(chunk)) => {
+                    start.extend_from_slice(&chunk);
+                    if let Some((end, body_start)) = find_prelude_end(&start) {
+                        after_prelude = start.get(body_start..).map(Bytes::copy_from_slice);
+                        start.truncate(end);
+                        prelude = Some(start);
+                        break;
+                    }
+                    if start.len() <= MAX_PRELUDE_BYTES {
+                        continue;
+                    }
+                    format!("the stream's prelude is longer than {MAX_PRELUDE_BYTES} bytes")
                 }
-            }
-            if let Some((end, body_start)) = find_prelude_end(&start) {
-                after_prelude = start.get(body_start..).map(Bytes::copy_from_slice);
-                start.truncate(end);
-                prelude = Some(start);
-                break;
-            }
-            if start.len() > MAX_PRELUDE_BYTES {
-                return buffered_reply(
-                    rules,
-                    Err(Failure::new(
-                        ErrorKind::FunctionError,
-                        format!(
-                            "the response stream's prelude is longer than {MAX_PRELUDE_BYTES} bytes"
-                        ),
-                    )),
-                );
-            }
+                Some(BodyItem::End) if start.is_empty() => {
+                    ended = true;
+                    break;
+                }
+                Some(BodyItem::End) => {
+                    "the stream ended inside its prelude (no 8 NUL bytes after the JSON)".to_owned()
+                }
+                Some(BodyItem::Fail(failure)) => return buffered_reply(rules, Err(failure)),
+                None => return buffered_reply(rules, Err(writer_gone("the invocation"))),
+            };
+            drain(body);
+            return whole_reply(rules, prelude_refused(rules, &reason));
         }
     }
     let head = match stream_head(rules, prelude.as_deref(), &lambda_request_id) {
         Ok(head) => head,
         Err(refused) => {
-            if let Some(detail) = &refused.detail {
-                tracing::warn!(
-                    status = refused.status,
-                    outcome = refused.outcome,
-                    "answered {detail}"
-                );
-            }
-            let length = refused.body.len().to_string();
-            let chunks = vec![Ok(HttpBodyChunk {
-                data: refused.body.clone().into(),
-            })];
-            return with_head(
-                &refused,
-                Some(&length),
-                Box::pin(tokio_stream::iter(chunks)),
-            );
+            drain(body);
+            return whole_reply(rules, refused);
         }
     };
     if is_head(rules) {
+        drain(body);
         return with_head(&head, None, Box::pin(tokio_stream::empty()));
     }
-    let request_id = rules.request_id.clone();
-    let first = after_prelude.filter(|b| !b.is_empty()).map(Ok);
-    let chunks = tokio_stream::iter(first)
-        .chain(ReceiverStream::new(body))
-        .map(move |item| match item {
-            Ok(data) => Ok(HttpBodyChunk { data }),
-            Err(failure) => {
-                tracing::warn!(
-                    request_id = %request_id,
-                    outcome = failure.outcome(),
-                    "response stream cut: {}",
-                    failure.message
-                );
-                let mut trailers = MetadataMap::new();
-                trailers.insert(OUTCOME, MetadataValue::from_static(failure.outcome()));
-                let code = match failure.kind {
-                    ErrorKind::FunctionError => tonic::Code::Aborted,
-                    _ => failure.code(),
-                };
-                Err(Status::with_metadata(
-                    code,
-                    failure.kind.status_message(&failure.message),
-                    trailers,
-                ))
-            }
-        });
+    let chunks = ChunkStream {
+        first: after_prelude.filter(|b| !b.is_empty()),
+        body,
+        done: ended,
+        request_id: rules.request_id.clone(),
+    };
     with_head(&head, None, Box::pin(chunks))
+}
+
+/// The body of a streamed reply as gRPC messages. It ends with OK only at
+/// the stream's explicit end; a failure, or a writer that went away
+/// without ending it, becomes a non-OK status with the outcome in the
+/// trailers, so a cut stream never looks whole.
+struct ChunkStream {
+    first: Option<Bytes>,
+    body: mpsc::Receiver<BodyItem>,
+    done: bool,
+    request_id: String,
+}
+
+impl ChunkStream {
+    fn cut(&self, failure: &Failure) -> Status {
+        tracing::warn!(
+            request_id = %self.request_id,
+            outcome = failure.outcome(),
+            "response stream cut: {}",
+            failure.message
+        );
+        let mut trailers = MetadataMap::new();
+        trailers.insert(OUTCOME, MetadataValue::from_static(failure.outcome()));
+        let code = match failure.code() {
+            // A function error is gRPC OK on the buffered call; here the
+            // status must never read as success.
+            tonic::Code::Ok => tonic::Code::Aborted,
+            code => code,
+        };
+        Status::with_metadata(
+            code,
+            failure.kind.status_message(&failure.message),
+            trailers,
+        )
+    }
+}
+
+impl tokio_stream::Stream for ChunkStream {
+    type Item = Result<HttpBodyChunk, Status>;
+
+    fn poll_next(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Self::Item>> {
+        use std::task::Poll;
+        if self.done {
+            return Poll::Ready(None);
+        }
+        if let Some(data) = self.first.take() {
+            return Poll::Ready(Some(Ok(HttpBodyChunk { data })));
+        }
+        match self.body.poll_recv(cx) {
+            Poll::Pending => Poll::Pending,
+            Poll::Ready(Some(BodyItem::Chunk(data))) => {
+                Poll::Ready(Some(Ok(HttpBodyChunk { data })))
+            }
+            Poll::Ready(Some(BodyItem::End)) => {
+                self.done = true;
+                Poll::Ready(None)
+            }
+            Poll::Ready(Some(BodyItem::Fail(failure))) => {
+                self.done = true;
+                Poll::Ready(Some(Err(self.cut(&failure))))
+            }
+            Poll::Ready(None) => {
+                self.done = true;
+                Poll::Ready(Some(Err(self.cut(&writer_gone("the invocation")))))
+            }
+        }
+    }
 }
 
 /// The reply with the client's status and headers in its metadata.

@@ -17,8 +17,26 @@ use tokio::sync::mpsc;
 
 use crate::error::Failure;
 
-/// One piece of a streamed body, or why the stream ended early.
-pub type BodyItem = Result<Bytes, Failure>;
+/// What flows through each hop of a streamed body. The end is explicit:
+/// a channel that closes without [`BodyItem::End`] or [`BodyItem::Fail`]
+/// means its writer went away, and every hop treats that as a failure,
+/// never as a body that is whole.
+#[derive(Debug)]
+pub enum BodyItem {
+    Chunk(Bytes),
+    /// The stream is complete.
+    End,
+    /// The stream failed after what was sent; nothing follows.
+    Fail(Failure),
+}
+
+/// What a hop passes on when the channel before it closed without an end.
+pub fn writer_gone(what: &str) -> Failure {
+    Failure::new(
+        ErrorKind::Internal,
+        format!("{what} stopped without ending the stream"),
+    )
+}
 
 /// Chunks each hop holds before its writer waits.
 pub const CHANNEL_CHUNKS: usize = 4;

@@ -460,6 +460,13 @@ async fn openapi_document_validates_and_matches_the_routes() {
             .get("202")
             .is_some()
     );
+    let export = doc["paths"]["/exports/{id}"]["get"]["description"]
+        .as_str()
+        .unwrap();
+    assert!(
+        export.contains("streamed: the response arrives as the function writes it"),
+        "{export}"
+    );
 }
 
 /// An API moves through its lifecycle by re-render, under load: while

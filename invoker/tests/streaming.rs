@@ -36,10 +36,11 @@ struct Stack {
 }
 
 /// `ANY /s/stream` (streamed, route timeout `timeout_seconds`) served by
-/// the streaming sample on a `local` endpoint.
+/// the streaming sample on a `local` endpoint, one process at a time (so a
+/// process that is not given back shows).
 async fn local_stack(timeout_seconds: u32) -> Stack {
     let yaml = format!(
-        "endpoints:\n  main:\n    access_method: local\n    region: us-east-1\n    allow: [\"{ARN}\"]\n    functions:\n    - name: hello-stream-rust\n      command: [\"{}\"]\n      timeout_seconds: 120\n",
+        "endpoints:\n  main:\n    access_method: local\n    region: us-east-1\n    allow: [\"{ARN}\"]\n    functions:\n    - name: hello-stream-rust\n      command: [\"{}\"]\n      timeout_seconds: 120\n      max_concurrency: 1\n",
         hello_stream_rust().display()
     );
     let invoker = InvokerProcess::start(BIN, &yaml, &[], "info").await;
@@ -408,13 +409,24 @@ async fn a_reader_that_leaves_stops_the_function_and_the_next_call_is_served() {
                 && l.contains("outcome=\"client_gone\"")),
         "{recorded}"
     );
-    // The process that was still writing is replaced; the next call works.
+    // The process that was still writing is stopped and replaced (one
+    // process at a time: a slot not given back would throttle the next
+    // call); the next call works.
+    s.invoker.wait_for_log("stopped by the invoker").await;
     let response = s
         .envoy
         .send("GET", "/s/stream?lines=2&interval_ms=10", &[], b"")
         .await;
     assert_eq!(response.status, 200);
     assert_eq!(response.text(), "line 1 of 2\nline 2 of 2\n");
+    assert_eq!(started_processes(&s.invoker), 2);
+}
+
+fn started_processes(invoker: &InvokerProcess) -> usize {
+    invoker
+        .logs()
+        .matches("started local function process")
+        .count()
 }
 
 #[tokio::test]
@@ -426,7 +438,25 @@ async fn head_gets_the_streams_head_and_a_buffered_route_a_clear_error() {
         .await;
     assert_eq!(response.status, 203);
     assert_eq!(response.header("x-streamed-by"), Some("hello-stream-rust"));
-    assert!(response.body.is_empty());
+    // The stream nobody sees is read to its end: recorded as an ordinary
+    // invocation, and its process serves the next call.
+    let mut recorded = String::new();
+    for _ in 0..50 {
+        recorded = s.invoker.metrics().await;
+        if recorded.contains("outcome=\"ok\"") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(
+        recorded
+            .lines()
+            .any(|l| l.starts_with("lambdagate_invocations_total") && l.contains("outcome=\"ok\"")),
+        "{recorded}"
+    );
+    let response = s.envoy.send("GET", "/s/stream?lines=1", &[], b"").await;
+    assert_eq!(response.text(), "line 1 of 1\n");
+    assert_eq!(started_processes(&s.invoker), 1, "{}", s.invoker.logs());
     // Invoke (buffered) on a streaming function: Lambda answers with the
     // raw stream, prelude and all, which is no proxy response: 502.
     let response = s.envoy.send("GET", "/s/buffered", &[], b"").await;
@@ -450,6 +480,38 @@ async fn the_route_timeout_covers_the_whole_stream() {
     );
     let logged = access_line(&s.envoy, path).await;
     assert!(logged.contains("outcome=timeout"), "{logged}");
+
+    // A reader that stops reading does not stretch the stream past the
+    // route timeout either: the invoker ends it while its writes wait.
+    let size = 100 * MB;
+    let mut stream = TcpStream::connect(&s.envoy.addr).await.unwrap();
+    stream
+        .write_all(
+            format!("GET /s/stream?bytes={size} HTTP/1.1\r\nHost: gw\r\nConnection: close\r\n\r\n")
+                .as_bytes(),
+        )
+        .await
+        .unwrap();
+    let mut raw = vec![0u8; MB];
+    stream.read_exact(&mut raw).await.unwrap();
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    stream.read_to_end(&mut raw).await.unwrap();
+    let (body, whole) = dechunk(&raw);
+    assert!(
+        !whole && body.len() < size,
+        "{} bytes, whole: {whole}",
+        body.len()
+    );
+    // Both streams ended by the invoker's own timeout, the second while
+    // its writes waited on the stopped reader.
+    let timeouts = || async {
+        lambdagate_harness::http::metric_value(
+            &s.invoker.metrics().await,
+            "lambdagate_invocations_total",
+            &[("outcome", "timeout")],
+        )
+    };
+    assert_eq!(timeouts().await, Some(2.0), "{}", s.invoker.metrics().await);
 }
 
 #[tokio::test]

@@ -51,13 +51,7 @@ pub fn stream_head(
     let (status, mut headers) = match prelude {
         None => (200, Vec::new()),
         Some(prelude) => parse_prelude(prelude).map_err(|reason| {
-            let mut response = GatewayError::MalformedProxyResponse {
-                arn: request.function_arn.clone(),
-                reason: format!("the stream's prelude {reason}"),
-            }
-            .to_response(&request.request_id, spec.expose_errors);
-            add_route_headers(&mut response.headers, spec.headers.clone());
-            response
+            prelude_refused(request, &format!("the stream's prelude {reason}"))
         })?,
     };
     if !headers.iter().any(|(n, _)| n == "content-type") {
@@ -75,6 +69,19 @@ pub fn stream_head(
         outcome: "ok",
         detail: None,
     })
+}
+
+/// The client's response when a stream's prelude cannot be used (`reason`
+/// goes to the log): API Gateway's 502 for a malformed proxy response.
+pub fn prelude_refused(request: &InvokeRequest, reason: &str) -> HttpResponse {
+    let spec = request.http_reply.clone().unwrap_or_default();
+    let mut response = GatewayError::MalformedProxyResponse {
+        arn: request.function_arn.clone(),
+        reason: reason.to_owned(),
+    }
+    .to_response(&request.request_id, spec.expose_errors);
+    add_route_headers(&mut response.headers, spec.headers);
+    response
 }
 
 fn add_route_headers(
