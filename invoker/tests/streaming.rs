@@ -208,18 +208,19 @@ async fn the_first_line_reaches_the_client_long_before_the_function_ends() {
 #[tokio::test]
 async fn the_prelude_sets_status_and_headers_on_both_protocols() {
     let s = local_stack(30).await;
-    let response = s
-        .envoy
-        .send(
-            "GET",
-            "/s/stream?lines=2&interval_ms=10&status=203",
-            &[],
-            b"",
-        )
-        .await;
+    let streamed = stream_get(
+        &s.envoy.addr,
+        "/s/stream?lines=2&interval_ms=10&status=203",
+        &[],
+    )
+    .await;
+    let response = parse_raw_response(&streamed.raw).unwrap();
     assert_eq!(response.status, 203, "{}", response.text());
     assert_eq!(response.header("x-streamed-by"), Some("hello-stream-rust"));
-    assert_eq!(response.text(), "line 1 of 2\nline 2 of 2\n");
+    assert_eq!(
+        dechunk(&streamed.raw),
+        (b"line 1 of 2\nline 2 of 2\n".to_vec(), true)
+    );
 
     let h2 = H2Connection::connect(&s.envoy.addr).await.unwrap();
     let request = http::Request::get(format!(
