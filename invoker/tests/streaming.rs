@@ -279,6 +279,18 @@ async fn fifty_megabytes_stream_with_the_invokers_memory_flat() {
     assert!(growth_mib < 16.0, "invoker RSS grew by {growth_mib:.1} MiB");
 }
 
+/// Asks for a `size`-byte stream and reads its first MB (head included);
+/// the caller decides when to read on.
+async fn first_megabyte(addr: &str, size: usize) -> (TcpStream, Vec<u8>) {
+    let mut stream = TcpStream::connect(addr).await.unwrap();
+    let request =
+        format!("GET /s/stream?bytes={size} HTTP/1.1\r\nHost: gw\r\nConnection: close\r\n\r\n");
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut raw = vec![0u8; MB];
+    stream.read_exact(&mut raw).await.unwrap();
+    (stream, raw)
+}
+
 /// The function's own count of what it sent, from the invoker's log.
 fn megabytes_streamed(invoker: &InvokerProcess) -> usize {
     invoker
@@ -303,16 +315,7 @@ async fn a_slow_reader_slows_the_function_instead_of_filling_memory() {
     let pid = s.invoker.pid();
     let before = rss_kib(pid).unwrap();
     let size = 100 * MB;
-    let mut stream = TcpStream::connect(&s.envoy.addr).await.unwrap();
-    stream
-        .write_all(
-            format!("GET /s/stream?bytes={size} HTTP/1.1\r\nHost: gw\r\nConnection: close\r\n\r\n")
-                .as_bytes(),
-        )
-        .await
-        .unwrap();
-    let mut raw = vec![0u8; MB];
-    stream.read_exact(&mut raw).await.unwrap();
+    let (mut stream, mut raw) = first_megabyte(&s.envoy.addr, size).await;
     // The reader stops. The function may fill the buffers on the way
     // (Envoy's, HTTP/2's windows, the sockets'), then must wait.
     tokio::time::sleep(Duration::from_secs(3)).await;
@@ -485,16 +488,7 @@ async fn the_route_timeout_covers_the_whole_stream() {
     // A reader that stops reading does not stretch the stream past the
     // route timeout either: the invoker ends it while its writes wait.
     let size = 100 * MB;
-    let mut stream = TcpStream::connect(&s.envoy.addr).await.unwrap();
-    stream
-        .write_all(
-            format!("GET /s/stream?bytes={size} HTTP/1.1\r\nHost: gw\r\nConnection: close\r\n\r\n")
-                .as_bytes(),
-        )
-        .await
-        .unwrap();
-    let mut raw = vec![0u8; MB];
-    stream.read_exact(&mut raw).await.unwrap();
+    let (mut stream, mut raw) = first_megabyte(&s.envoy.addr, size).await;
     tokio::time::sleep(Duration::from_secs(4)).await;
     stream.read_to_end(&mut raw).await.unwrap();
     let (body, whole) = dechunk(&raw);
