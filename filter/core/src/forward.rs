@@ -30,7 +30,7 @@ use crate::config::{InvocationType, PayloadFormat};
 use crate::plan::RoutePlan;
 use crate::response::{
     GRPC_DEADLINE_EXCEEDED, GRPC_UNAVAILABLE, GatewayError, GrpcStatus, HttpResponse, ReplyContext,
-    invoke_reply_to_http, replace_headers,
+    add_route_headers, invoke_reply_to_http,
 };
 use crate::timeout::Timeout;
 
@@ -244,12 +244,7 @@ pub fn http_reply_response(
         Err(status) => GatewayError::from_grpc_status(status, ctx.arn, timeout)
             .to_response(ctx.request_id, ctx.expose_errors),
     };
-    let extra: Vec<(String, String)> = spec
-        .headers
-        .into_iter()
-        .map(|h| (h.name, h.value))
-        .collect();
-    replace_headers(&mut response.headers, &extra);
+    add_route_headers(&mut response.headers, spec.headers);
     response
 }
 

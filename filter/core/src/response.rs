@@ -559,16 +559,37 @@ pub fn invoke_reply_to_http(ctx: &ReplyContext<'_>, reply: InvokeReply) -> HttpR
     };
     // Lambda's, never the function's: the access log and operators trace
     // an invocation by this id, so a function may not set it.
-    for (name, value) in [
-        ("x-amzn-requestid", reply.lambda_request_id),
-        ("x-amz-executed-version", reply.executed_version),
-    ] {
-        response.headers.retain(|(n, _)| n != name);
-        if !value.is_empty() && is_header_value(&value) {
-            response.headers.push((name.to_owned(), value));
-        }
-    }
+    set_lambda_header(
+        &mut response.headers,
+        "x-amzn-requestid",
+        reply.lambda_request_id,
+    );
+    set_lambda_header(
+        &mut response.headers,
+        "x-amz-executed-version",
+        reply.executed_version,
+    );
     response
+}
+
+/// Sets a header only Lambda may give (its request id, the version that
+/// ran): any of the function's is dropped, and an empty or invalid value
+/// leaves none.
+pub(crate) fn set_lambda_header(headers: &mut Vec<(String, String)>, name: &str, value: String) {
+    headers.retain(|(n, _)| n != name);
+    if !value.is_empty() && is_header_value(&value) {
+        headers.push((name.to_owned(), value));
+    }
+}
+
+/// Sets the route's own headers (`HttpReply.headers`: lifecycle, trace),
+/// replacing any of the same name.
+pub(crate) fn add_route_headers(
+    headers: &mut Vec<(String, String)>,
+    route: Vec<lambdagate_proto::HttpHeader>,
+) {
+    let extra: Vec<(String, String)> = route.into_iter().map(|h| (h.name, h.value)).collect();
+    replace_headers(headers, &extra);
 }
 
 /// Valid JSON text: UTF-8 (serde_json skips over the inside of strings

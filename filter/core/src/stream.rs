@@ -8,8 +8,8 @@ use lambdagate_proto::InvokeRequest;
 use serde_json::Value;
 
 use crate::response::{
-    GatewayError, HttpResponse, cookie_array, header_object, is_forwardable, is_header_value,
-    kind_of, replace_headers, status_of,
+    GatewayError, HttpResponse, add_route_headers, cookie_array, header_object, is_forwardable,
+    is_header_value, kind_of, set_lambda_header, status_of,
 };
 
 /// The content type of a stream that starts with a prelude (what
@@ -57,10 +57,11 @@ pub fn stream_head(
     if !headers.iter().any(|(n, _)| n == "content-type") {
         headers.push(("content-type".to_owned(), DEFAULT_CONTENT_TYPE.to_owned()));
     }
-    headers.retain(|(n, _)| n != "x-amzn-requestid");
-    if !lambda_request_id.is_empty() && is_header_value(lambda_request_id) {
-        headers.push(("x-amzn-requestid".to_owned(), lambda_request_id.to_owned()));
-    }
+    set_lambda_header(
+        &mut headers,
+        "x-amzn-requestid",
+        lambda_request_id.to_owned(),
+    );
     add_route_headers(&mut headers, spec.headers);
     Ok(HttpResponse {
         status,
@@ -82,14 +83,6 @@ pub fn prelude_refused(request: &InvokeRequest, reason: &str) -> HttpResponse {
     .to_response(&request.request_id, spec.expose_errors);
     add_route_headers(&mut response.headers, spec.headers);
     response
-}
-
-fn add_route_headers(
-    headers: &mut Vec<(String, String)>,
-    route: Vec<lambdagate_proto::HttpHeader>,
-) {
-    let extra: Vec<(String, String)> = route.into_iter().map(|h| (h.name, h.value)).collect();
-    replace_headers(headers, &extra);
 }
 
 /// `statusCode` (default 200), `headers` and `cookies` of a prelude, with
