@@ -112,8 +112,9 @@ impl Invoker {
             None => UNKNOWN_ENDPOINT_LABEL.to_owned(),
         };
         let request_id = request.request_id.clone();
-        let timeout = route_timeout(&request, deadline).unwrap_or(DEADLINE_MARGIN);
-        let (function, result) = self.invoke_inner(request, deadline, stream).await;
+        let timeout = route_timeout(&request, deadline);
+        let stream_deadline = started + timeout.clone().unwrap_or(DEADLINE_MARGIN);
+        let (function, result) = self.invoke_inner(request, timeout, stream).await;
         let call = CallRecord {
             metrics: self.metrics.clone(),
             endpoint,
@@ -122,7 +123,7 @@ impl Invoker {
             started,
         };
         match result {
-            Ok(Answer::Stream(reply)) => Ok(Answer::Stream(call.metered(reply, started + timeout))),
+            Ok(Answer::Stream(reply)) => Ok(Answer::Stream(call.metered(reply, stream_deadline))),
             Ok(Answer::Buffered(reply)) => {
                 let outcome = if reply.function_error.is_empty() {
                     "ok"
@@ -144,7 +145,7 @@ impl Invoker {
     async fn invoke_inner(
         &self,
         request: InvokeRequest,
-        deadline: Option<Duration>,
+        timeout: Result<Duration, Failure>,
         stream: bool,
     ) -> (String, Result<Answer, Failure>) {
         let unknown = || "-".to_owned();
@@ -196,7 +197,7 @@ impl Invoker {
             );
         }
         let label = arn.to_string();
-        let result = self.call(backend, &arn, request, deadline, stream).await;
+        let result = self.call(backend, &arn, request, timeout, stream).await;
         (label, result)
     }
 
@@ -205,10 +206,11 @@ impl Invoker {
         backend: &Backend,
         arn: &LambdaArn,
         request: InvokeRequest,
-        deadline: Option<Duration>,
+        timeout: Result<Duration, Failure>,
         stream: bool,
     ) -> Result<Answer, Failure> {
-        let timeout = route_timeout(&request, deadline)?;
+        // Checked here, after the endpoint and the allow-list.
+        let timeout = timeout?;
         let invocation_type = InvocationType::try_from(request.invocation_type).map_err(|_| {
             Failure::new(
                 ErrorKind::InvalidRequest,

@@ -151,12 +151,6 @@ impl LambdaInvokeClient {
         timeout: Duration,
     ) -> Result<Answer, Failure> {
         let what = self.what(arn);
-        let broken = |m: &str| {
-            Failure::new(
-                ErrorKind::LambdaUnavailable,
-                format!("{what}: the response stream {m}"),
-            )
-        };
         let start = async {
             let response = self
                 .send(arn, Operation::InvokeWithResponseStream, payload, trace_id)
@@ -165,7 +159,10 @@ impl LambdaInvokeClient {
             let content_type = header("content-type");
             let lambda_request_id = header("x-amzn-requestid");
             let mut reader = EventStreamReader::new(response.into_body());
-            let first = reader.next_event().await.map_err(|m| broken(&m))?;
+            let first = reader
+                .next_event()
+                .await
+                .map_err(|m| stream_broken(&what, &m))?;
             Ok::<_, Failure>((content_type, lambda_request_id, reader, first))
         };
         let (content_type, lambda_request_id, mut reader, first) =
@@ -174,66 +171,39 @@ impl LambdaInvokeClient {
                 Err(_) => return Err(timeout_failure(&what, Some(timeout))),
             };
         let first = match first {
-            Some(StreamEvent::Chunk(chunk)) => Some(chunk),
-            Some(StreamEvent::Complete { error_code, .. }) if error_code.is_empty() => None,
             Some(StreamEvent::Complete {
                 error_code,
                 error_details,
-            }) => {
+            }) if !error_code.is_empty() => {
                 return Ok(Answer::Buffered(function_error_reply(
                     &error_code,
                     &error_details,
                     &lambda_request_id,
                 )));
             }
-            None => return Err(broken("ended without an InvokeComplete event")),
+            None => {
+                return Err(stream_broken(
+                    &what,
+                    "ended without an InvokeComplete event",
+                ));
+            }
+            Some(event) => body_item(Ok(Some(event)), &what),
         };
         let (tx, rx) = mpsc::channel(CHANNEL_CHUNKS);
         tokio::spawn(async move {
-            if let Some(first) = first {
-                if tx.send(BodyItem::Chunk(first)).await.is_err() {
+            let mut item = first;
+            loop {
+                let last = !matches!(item, BodyItem::Chunk(_));
+                if tx.send(item).await.is_err() || last {
                     return;
                 }
-            } else {
-                let _ = tx.send(BodyItem::End).await;
-                return;
-            }
-            loop {
                 let event = tokio::select! {
                     event = reader.next_event() => event,
                     // Nobody reads any more (the client left, the route
                     // timed out): dropping the body closes the call.
                     () = tx.closed() => return,
                 };
-                let item = match event {
-                    Ok(Some(StreamEvent::Chunk(chunk))) => BodyItem::Chunk(chunk),
-                    Ok(Some(StreamEvent::Complete { error_code, .. })) if error_code.is_empty() => {
-                        BodyItem::End
-                    }
-                    Ok(Some(StreamEvent::Complete {
-                        error_code,
-                        error_details,
-                    })) => BodyItem::Fail(Failure::new(
-                        ErrorKind::FunctionError,
-                        format!(
-                            "{what}: the function failed while streaming: {error_code}: {error_details}"
-                        ),
-                    )),
-                    Ok(None) => BodyItem::Fail(Failure::new(
-                        ErrorKind::LambdaUnavailable,
-                        format!(
-                            "{what}: the response stream ended without an InvokeComplete event"
-                        ),
-                    )),
-                    Err(m) => BodyItem::Fail(Failure::new(
-                        ErrorKind::LambdaUnavailable,
-                        format!("{what}: the response stream {m}"),
-                    )),
-                };
-                let last = !matches!(item, BodyItem::Chunk(_));
-                if tx.send(item).await.is_err() || last {
-                    return;
-                }
+                item = body_item(event, &what);
             }
         });
         Ok(Answer::Stream(ReplyStream {
@@ -415,6 +385,33 @@ impl LambdaInvokeClient {
             .map_err(|e| format!("the request could not be built: {e}"))?;
         HttpRequest::try_from(request).map_err(|e| format!("the request could not be built: {e}"))
     }
+}
+
+/// What an event (or the failure to read one) of a response stream means
+/// for the body passed on.
+fn body_item(event: Result<Option<StreamEvent>, String>, what: &str) -> BodyItem {
+    match event {
+        Ok(Some(StreamEvent::Chunk(chunk))) => BodyItem::Chunk(chunk),
+        Ok(Some(StreamEvent::Complete { error_code, .. })) if error_code.is_empty() => {
+            BodyItem::End
+        }
+        Ok(Some(StreamEvent::Complete {
+            error_code,
+            error_details,
+        })) => BodyItem::Fail(Failure::new(
+            ErrorKind::FunctionError,
+            format!("{what}: the function failed while streaming: {error_code}: {error_details}"),
+        )),
+        Ok(None) => BodyItem::Fail(stream_broken(what, "ended without an InvokeComplete event")),
+        Err(m) => BodyItem::Fail(stream_broken(what, &m)),
+    }
+}
+
+fn stream_broken(what: &str, how: &str) -> Failure {
+    Failure::new(
+        ErrorKind::LambdaUnavailable,
+        format!("{what}: the response stream {how}"),
+    )
 }
 
 /// The request never got an HTTP answer. The advice depends on why: a

@@ -406,28 +406,6 @@ impl LocalFunction {
                 ),
             )
         };
-        let outcome = tokio::time::timeout(timeout, rx).await;
-        if let Ok(Ok(Outcome::Stream { content_type, body })) = outcome {
-            let deadline = started + timeout;
-            if stream {
-                let body = pass_on(body, lease, deadline, timed_out());
-                return Ok(Answer::Stream(ReplyStream {
-                    content_type,
-                    lambda_request_id: request_id,
-                    body,
-                }));
-            }
-            // Invoke on a streaming function: Lambda answers with the
-            // whole stream, as a buffered reply.
-            return match collect(body, deadline).await {
-                Ok(whole) => {
-                    lease.reusable = true;
-                    Ok(Answer::Buffered(reply(whole, "")))
-                }
-                Err(None) => Err(timed_out()),
-                Err(Some(failure)) => Err(failure),
-            };
-        }
         let answer = |reply: InvokeReply| {
             if stream && reply.function_error.is_empty() {
                 // A function that does not stream, called to stream: its
@@ -444,11 +422,25 @@ impl LocalFunction {
                 Answer::Buffered(reply)
             }
         };
-        match outcome {
-            Ok(Ok(Outcome::Stream { .. })) => Err(Failure::new(
-                ErrorKind::Internal,
-                "a stream outcome was handled above",
-            )),
+        match tokio::time::timeout(timeout, rx).await {
+            Ok(Ok(Outcome::Stream { content_type, body })) if stream => {
+                let body = pass_on(body, lease, started + timeout, timed_out());
+                Ok(Answer::Stream(ReplyStream {
+                    content_type,
+                    lambda_request_id: request_id,
+                    body,
+                }))
+            }
+            // Invoke on a streaming function: Lambda answers with the
+            // whole stream, as a buffered reply.
+            Ok(Ok(Outcome::Stream { body, .. })) => match collect(body, started + timeout).await {
+                Ok(whole) => {
+                    lease.reusable = true;
+                    Ok(Answer::Buffered(reply(whole, "")))
+                }
+                Err(None) => Err(timed_out()),
+                Err(Some(failure)) => Err(failure),
+            },
             Ok(Ok(Outcome::Response(body))) => {
                 lease.reusable = true;
                 Ok(answer(reply(body, "")))
@@ -861,8 +853,8 @@ async fn response(
     }
     // A buffered response has Lambda's 6 MB limit (and a little room).
     let limit = lambdagate_proto::MAX_GRPC_MESSAGE_BYTES;
-    match http_body_util::Limited::new(body, limit).collect().await {
-        Ok(whole) => finish(&state, &id, Outcome::Response(whole.to_bytes().to_vec())),
+    match axum::body::to_bytes(body, limit).await {
+        Ok(whole) => finish(&state, &id, Outcome::Response(whole.to_vec())),
         Err(e) => (
             StatusCode::PAYLOAD_TOO_LARGE,
             [("content-type", "application/json")],
