@@ -103,6 +103,15 @@ async fn envoy_counter(envoy: &EnvoyProcess, name: &str) -> u64 {
         .unwrap_or(0)
 }
 
+/// A scratch folder holding the API definition (`api.yaml`) and what
+/// `render` writes (`deploy/`); the folder goes when the guard drops.
+fn deploy_dir() -> (tempfile::TempDir, std::path::PathBuf, std::path::PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let api = dir.path().join("api.yaml");
+    let out = dir.path().join("deploy");
+    (dir, api, out)
+}
+
 #[tokio::test]
 async fn rendered_configs_serve_and_a_redeploy_under_load_fails_no_request() {
     let moto = Moto::start(MotoOptions {
@@ -111,9 +120,7 @@ async fn rendered_configs_serve_and_a_redeploy_under_load_fails_no_request() {
     })
     .await;
     let p = RenderedPorts::free();
-    let dir = tempfile::tempdir().unwrap();
-    let api = dir.path().join("api.yaml");
-    let out = dir.path().join("deploy");
+    let (_dir, api, out) = deploy_dir();
     std::fs::write(&api, definition(&moto, &p, "")).unwrap();
     render(&api, &out).await;
     for file in ["envoy.yaml", "invoker.yaml", "ecds/lambdagate.yaml"] {
@@ -234,9 +241,7 @@ async fn rendered_configs_serve_and_a_redeploy_under_load_fails_no_request() {
 async fn the_data_path_switches_by_hot_deploy_and_the_access_log_names_the_clients_request() {
     let moto = Moto::start(MotoOptions::default()).await;
     let p = RenderedPorts::free();
-    let dir = tempfile::tempdir().unwrap();
-    let api = dir.path().join("api.yaml");
-    let out = dir.path().join("deploy");
+    let (_dir, api, out) = deploy_dir();
     let write = |data_path: &str| {
         let text = definition(&moto, &p, "") + &format!("  data_path: {data_path}\n");
         std::fs::write(&api, text).unwrap();
@@ -477,9 +482,7 @@ async fn openapi_document_validates_and_matches_the_routes() {
 async fn lifecycle_changes_are_hot_deploys_that_fail_no_request() {
     let moto = Moto::start(MotoOptions::default()).await;
     let p = RenderedPorts::free();
-    let dir = tempfile::tempdir().unwrap();
-    let api = dir.path().join("api.yaml");
-    let out = dir.path().join("deploy");
+    let (_dir, api, out) = deploy_dir();
     let in_state = |state: &str| {
         definition(&moto, &p, "").replace(
             "payload_format: v2\n",
