@@ -103,6 +103,21 @@ async fn envoy_counter(envoy: &EnvoyProcess, name: &str) -> u64 {
         .unwrap_or(0)
 }
 
+/// Starts what `render` wrote into `out`, the invoker holding the keys of
+/// moto's `invoker` user as the definition's `orders` endpoint reads them.
+async fn start_deployed(
+    moto: &Moto,
+    out: &std::path::Path,
+    ports: &RenderedPorts,
+) -> (lambdagate_harness::InvokerProcess, EnvoyProcess) {
+    let key = moto.fixture.user("invoker");
+    let env = [
+        ("ORDERS_KEY_ID", key.access_key_id.as_str()),
+        ("ORDERS_SECRET", key.secret_access_key.as_str()),
+    ];
+    start_rendered(BIN, out, &env, ports).await
+}
+
 /// A scratch folder holding the API definition (`api.yaml`) and what
 /// `render` writes (`deploy/`); the folder goes when the guard drops.
 fn deploy_dir() -> (tempfile::TempDir, std::path::PathBuf, std::path::PathBuf) {
@@ -136,12 +151,7 @@ async fn rendered_configs_serve_and_a_redeploy_under_load_fails_no_request() {
         "allow-list = exactly the mapped ARNs"
     );
 
-    let key = moto.fixture.user("invoker");
-    let env = [
-        ("ORDERS_KEY_ID", key.access_key_id.as_str()),
-        ("ORDERS_SECRET", key.secret_access_key.as_str()),
-    ];
-    let (invoker, envoy) = start_rendered(BIN, &out, &env, &p).await;
+    let (invoker, envoy) = start_deployed(&moto, &out, &p).await;
     let envoy_pid = envoy.pid();
 
     let r = envoy.send("GET", "/users/user/7", &[], b"").await;
@@ -250,12 +260,7 @@ async fn the_data_path_switches_by_hot_deploy_and_the_access_log_names_the_clien
     render(&api, &out).await;
     let ecds = std::fs::read_to_string(out.join("ecds/lambdagate.yaml")).unwrap();
     assert!(ecds.contains(r#"\"data_path\":\"router\""#), "{ecds}");
-    let key = moto.fixture.user("invoker");
-    let env = [
-        ("ORDERS_KEY_ID", key.access_key_id.as_str()),
-        ("ORDERS_SECRET", key.secret_access_key.as_str()),
-    ];
-    let (_invoker, envoy) = start_rendered(BIN, &out, &env, &p).await;
+    let (_invoker, envoy) = start_deployed(&moto, &out, &p).await;
     let envoy_pid = envoy.pid();
     // Envoy counts the callout's calls (its gRPC client) as internal
     // requests, the router path's (the client's request) as external ones.
@@ -495,12 +500,7 @@ async fn lifecycle_changes_are_hot_deploys_that_fail_no_request() {
     )
     .unwrap();
     render(&api, &out).await;
-    let key = moto.fixture.user("invoker");
-    let env = [
-        ("ORDERS_KEY_ID", key.access_key_id.as_str()),
-        ("ORDERS_SECRET", key.secret_access_key.as_str()),
-    ];
-    let (_invoker, envoy) = start_rendered(BIN, &out, &env, &p).await;
+    let (_invoker, envoy) = start_deployed(&moto, &out, &p).await;
     let envoy_pid = envoy.pid();
 
     let r = envoy.send("GET", "/users/user/7", &[], b"").await;
