@@ -7,10 +7,10 @@ use std::io::Write;
 use aws_sdk_lambda::types::FunctionConfiguration;
 use lambdagate_core::LambdaArn;
 
-use crate::aws::EndpointAws;
-use crate::config::{Access, Config, ConfigError, Endpoint, LocalFunctionSpec};
-use crate::error::{CallContext, classify};
-use crate::metrics::Metrics;
+use lambdagate_sidecar::aws::EndpointAws;
+use lambdagate_sidecar::config::{Access, Config, ConfigError, Endpoint, LocalFunctionSpec};
+use lambdagate_sidecar::error::{CallContext, classify};
+use lambdagate_sidecar::metrics::Metrics;
 
 /// Offline checks (and live ones with `live`). Returns whether everything
 /// passed; warnings do not fail the check.

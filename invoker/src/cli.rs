@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand, ValueEnum};
 
 use crate::check;
-use crate::config::{self, Config};
+use lambdagate_sidecar::config::{self, Config};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -223,7 +223,13 @@ async fn run(command: Command) -> ExitCode {
                     }
                 }
             }
-            match crate::server::serve(cfg, &config).await {
+            match lambdagate_sidecar::server::serve(
+                cfg,
+                &config,
+                std::sync::Arc::new(lambdagate_local::LocalFunctions),
+            )
+            .await
+            {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
                     eprintln!("error: {e:#}");
@@ -303,7 +309,7 @@ async fn run(command: Command) -> ExitCode {
             }
         }
         Command::Openapi { api, out } => {
-            let definition = match crate::api::ApiDefinition::load(&api) {
+            let definition = match lambdagate_render::ApiDefinition::load(&api) {
                 Ok(d) => d,
                 Err(e) => {
                     eprintln!("error: {e}");
@@ -311,7 +317,7 @@ async fn run(command: Command) -> ExitCode {
                 }
             };
             let gateway = definition.gateway.clone().unwrap_or_default();
-            let document = crate::openapi::document(&definition, &gateway);
+            let document = lambdagate_render::openapi::document(&definition, &gateway);
             let text = match serde_json::to_string_pretty(&document) {
                 Ok(t) => t + "\n",
                 Err(e) => {
@@ -324,7 +330,7 @@ async fn run(command: Command) -> ExitCode {
                     print!("{text}");
                     ExitCode::SUCCESS
                 }
-                Some(path) => match crate::api::write_atomically(&path, &text) {
+                Some(path) => match lambdagate_render::write_atomically(&path, &text) {
                     Ok(_) => {
                         eprintln!("wrote {}", path.display());
                         ExitCode::SUCCESS
@@ -375,10 +381,10 @@ async fn run(command: Command) -> ExitCode {
 }
 
 /// Loads and validates API definitions; the first error is printed.
-fn load_definitions(apis: &[PathBuf]) -> Result<Vec<crate::api::ApiDefinition>, ExitCode> {
+fn load_definitions(apis: &[PathBuf]) -> Result<Vec<lambdagate_render::ApiDefinition>, ExitCode> {
     apis.iter()
         .map(|path| {
-            crate::api::ApiDefinition::load(path).map_err(|e| {
+            lambdagate_render::ApiDefinition::load(path).map_err(|e| {
                 eprintln!("error: {e}");
                 ExitCode::FAILURE
             })
@@ -393,7 +399,7 @@ fn check_apis(apis: &[PathBuf], filter: Option<&std::path::Path>) -> ExitCode {
         Err(code) => return code,
     };
     let out = std::env::temp_dir().join("lambdagate-check");
-    match crate::api::render(&definitions, &out, filter) {
+    match lambdagate_render::render(&definitions, &out, filter) {
         Ok(rendered) => {
             for d in &definitions {
                 println!("{}: ok (API {} {})", d.file, d.api.name, d.api.version);
@@ -414,7 +420,7 @@ async fn render(
     settle_ms: u64,
     filter: Option<&std::path::Path>,
 ) -> ExitCode {
-    use crate::api::{ECDS_DIR, ECDS_FILE, write_atomically};
+    use lambdagate_render::{ECDS_DIR, ECDS_FILE, write_atomically};
     let definitions = match load_definitions(apis) {
         Ok(d) => d,
         Err(code) => return code,
@@ -430,7 +436,7 @@ async fn render(
             return ExitCode::FAILURE;
         }
     };
-    let rendered = match crate::api::render(&definitions, &out, filter) {
+    let rendered = match lambdagate_render::render(&definitions, &out, filter) {
         Ok(r) => r,
         Err(e) => {
             eprintln!("error: {e}");
@@ -443,8 +449,8 @@ async fn render(
     // The portal first: the invoker config names its folder, and the
     // invoker refuses a config whose portal folder is missing.
     if let Some(files) = &rendered.portal {
-        let dir = out.join(crate::portal::DIR);
-        match crate::portal::write(&dir, files) {
+        let dir = out.join(lambdagate_render::portal::DIR);
+        match lambdagate_render::portal::write(&dir, files) {
             Ok(changed) => eprintln!(
                 "{} developer portal: {}",
                 if changed > 0 { "wrote" } else { "unchanged" },

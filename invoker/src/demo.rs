@@ -16,8 +16,8 @@ use anyhow::{Context, bail};
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::sync::watch;
 
-use crate::api::{ApiDefinition, ECDS_DIR, ECDS_FILE, Gateway, render, write_atomically};
-use crate::config::Config;
+use lambdagate_render::{ApiDefinition, ECDS_DIR, ECDS_FILE, Gateway, render, write_atomically};
+use lambdagate_sidecar::config::Config;
 
 #[derive(Clone, Debug)]
 pub struct DemoOptions {
@@ -27,7 +27,7 @@ pub struct DemoOptions {
     pub invoker_port: u16,
     pub invoker_admin_port: u16,
     pub envoy: Option<PathBuf>,
-    /// Default: [`crate::api::default_filter_path`].
+    /// Default: [`lambdagate_render::default_filter_path`].
     pub wasm: Option<PathBuf>,
 }
 
@@ -69,7 +69,7 @@ pub async fn run(options: DemoOptions) -> anyhow::Result<()> {
     let envoy_bin = find_envoy(options.envoy.as_deref())?;
     let wasm = match &options.wasm {
         Some(path) => path.clone(),
-        None => crate::api::default_filter_path().with_context(|| {
+        None => lambdagate_render::default_filter_path().with_context(|| {
             "the filter is not built: run scripts/demo (or `cargo build -p lambdagate-filter --target wasm32-wasip1 --profile wasm`)"
         })?,
     };
@@ -106,7 +106,7 @@ pub async fn run(options: DemoOptions) -> anyhow::Result<()> {
         render(std::slice::from_ref(&definition), &out, None).map_err(anyhow::Error::new)?;
     let invoker_path = out.join("invoker.yaml");
     if let Some(files) = &rendered.portal {
-        crate::portal::write(&out.join(crate::portal::DIR), files)
+        lambdagate_render::portal::write(&out.join(lambdagate_render::portal::DIR), files)
             .context("cannot write the developer portal")?;
     }
     write_atomically(&invoker_path, &rendered.invoker)?;
@@ -114,11 +114,11 @@ pub async fn run(options: DemoOptions) -> anyhow::Result<()> {
     write_atomically(&out.join("envoy.yaml"), &rendered.envoy_bootstrap)?;
     let config = Config::parse(&rendered.invoker, &invoker_path.display().to_string())
         .map_err(anyhow::Error::new)?;
-    if let crate::config::Access::Local { functions } = &config
+    if let lambdagate_sidecar::config::Access::Local { functions } = &config
         .endpoints
         .get(&definition.endpoint_name)
         .map(|e| e.access.clone())
-        .unwrap_or(crate::config::Access::Role)
+        .unwrap_or(lambdagate_sidecar::config::Access::Role)
     {
         for f in functions {
             let program = f.command.first().cloned().unwrap_or_default();
@@ -135,7 +135,13 @@ pub async fn run(options: DemoOptions) -> anyhow::Result<()> {
     let (stop_tx, stop_rx) = watch::channel(false);
     let invoker_path_for_task = invoker_path.clone();
     let invoker = tokio::spawn(async move {
-        crate::server::serve_until(config, &invoker_path_for_task, stop_rx).await
+        lambdagate_sidecar::server::serve_until(
+            config,
+            &invoker_path_for_task,
+            std::sync::Arc::new(lambdagate_local::LocalFunctions),
+            stop_rx,
+        )
+        .await
     });
 
     // Envoy, as a child process.
@@ -207,7 +213,7 @@ pub async fn run(options: DemoOptions) -> anyhow::Result<()> {
     println!();
 
     tokio::select! {
-        _ = crate::server::wait_for_signal() => {}
+        _ = lambdagate_sidecar::server::wait_for_signal() => {}
         status = envoy.wait() => {
             eprintln!("error: Envoy exited: {}", status.map(|s| s.to_string()).unwrap_or_else(|e| e.to_string()));
         }

@@ -4,8 +4,8 @@
 // Test code: a panic is a failed test.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use lambdagate_invoker::api::ApiDefinition;
-use lambdagate_invoker::config::Config;
+use lambdagate_render::ApiDefinition;
+use lambdagate_sidecar::config::Config;
 
 const API: &str = "name: users\nversion: v1\ncontext: /users\n\
 endpoint: {name: orders, access_method: role, region: us-east-1}\n\

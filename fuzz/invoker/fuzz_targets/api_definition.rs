@@ -6,7 +6,7 @@
 //! place; an accepted one gives an OpenAPI document that serializes.
 #![no_main]
 
-use lambdagate_invoker::api::ApiDefinition;
+use lambdagate_render::ApiDefinition;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
@@ -22,7 +22,7 @@ fuzz_target!(|data: &[u8]| {
         Ok(api) => {
             assert_eq!(api.arns().len(), api.api.resources.len());
             let gateway = api.gateway.clone().unwrap_or_default();
-            let document = lambdagate_invoker::openapi::document(&api, &gateway);
+            let document = lambdagate_render::openapi::document(&api, &gateway);
             serde_json::to_vec(&document).expect("the OpenAPI document serializes");
         }
     }

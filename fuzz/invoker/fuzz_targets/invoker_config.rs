@@ -6,7 +6,7 @@
 //! file and a field; an accepted one resolves its default endpoint.
 #![no_main]
 
-use lambdagate_invoker::config::Config;
+use lambdagate_sidecar::config::Config;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

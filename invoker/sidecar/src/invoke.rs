@@ -13,10 +13,10 @@ use lambdagate_proto::{
 use std::collections::HashMap;
 
 use crate::aws::EndpointAws;
+use crate::backend::{Backend, Call, LocalRuntime};
 use crate::config::Access;
 use crate::config::{Config, ConfigError};
 use crate::error::Failure;
-use crate::local::LocalBackend;
 use crate::metrics::Metrics;
 use crate::stream::{Answer, BodyItem, CHANNEL_CHUNKS, ReplyStream, writer_gone};
 use tokio::sync::mpsc;
@@ -25,30 +25,32 @@ use tokio::sync::mpsc;
 /// names cannot contain parentheses, so it never collides with one.
 pub const UNKNOWN_ENDPOINT_LABEL: &str = "(unknown)";
 
-/// Where an endpoint's invocations go.
-enum Backend {
-    Aws(Arc<EndpointAws>),
-    Local(Arc<LocalBackend>),
-}
-
 /// How long before the caller's gRPC deadline our own timeout fires.
 const DEADLINE_MARGIN: Duration = Duration::from_millis(100);
 
 pub struct Invoker {
     config: Config,
-    endpoints: HashMap<String, Backend>,
+    endpoints: HashMap<String, Arc<dyn Backend>>,
     metrics: Metrics,
 }
 
 impl Invoker {
-    /// Builds credentials for every endpoint. Fails when a stored secret
-    /// cannot be read, naming the field.
-    pub async fn new(config: Config, metrics: Metrics, file: &str) -> Result<Self, ConfigError> {
-        let mut endpoints = HashMap::new();
+    /// Builds credentials for every endpoint (and, through `local`, the
+    /// function processes of `local` endpoints). Fails when a stored
+    /// secret cannot be read, naming the field.
+    pub async fn new(
+        config: Config,
+        metrics: Metrics,
+        file: &str,
+        local: &dyn LocalRuntime,
+    ) -> Result<Self, ConfigError> {
+        let mut endpoints: HashMap<String, Arc<dyn Backend>> = HashMap::new();
         for (name, endpoint) in &config.endpoints {
             if let Access::Local { functions } = &endpoint.access {
-                let local = LocalBackend::new(name, &endpoint.region, functions);
-                endpoints.insert(name.clone(), Backend::Local(Arc::new(local)));
+                endpoints.insert(
+                    name.clone(),
+                    local.backend(name, &endpoint.region, functions),
+                );
                 continue;
             }
             let aws = EndpointAws::new(endpoint, &metrics)
@@ -58,24 +60,13 @@ impl Invoker {
                     field: format!("endpoints.{name}.{field}"),
                     message,
                 })?;
-            endpoints.insert(name.clone(), Backend::Aws(Arc::new(aws)));
+            endpoints.insert(name.clone(), Arc::new(aws));
         }
         Ok(Invoker {
             config,
             endpoints,
             metrics,
         })
-    }
-
-    pub fn metrics(&self) -> &Metrics {
-        &self.metrics
-    }
-
-    pub fn endpoint_aws(&self, name: &str) -> Option<&Arc<EndpointAws>> {
-        match self.endpoints.get(name) {
-            Some(Backend::Aws(aws)) => Some(aws),
-            _ => None,
-        }
     }
 
     /// Invokes and records the outcome. `deadline` is what the gRPC caller
@@ -197,13 +188,15 @@ impl Invoker {
             );
         }
         let label = arn.to_string();
-        let result = self.call(backend, &arn, request, timeout, stream).await;
+        let result = self
+            .call(backend.as_ref(), &arn, request, timeout, stream)
+            .await;
         (label, result)
     }
 
     async fn call(
         &self,
-        backend: &Backend,
+        backend: &dyn Backend,
         arn: &LambdaArn,
         request: InvokeRequest,
         timeout: Result<Duration, Failure>,
@@ -238,47 +231,17 @@ impl Invoker {
                 ),
             ));
         }
-        let aws = match backend {
-            Backend::Aws(aws) => aws,
-            Backend::Local(local) => {
-                return local
-                    .invoke(
-                        &arn.unqualified(),
-                        arn.function_name(),
-                        request.payload,
-                        timeout,
-                        invocation_type,
-                        crate::local::CallIds {
-                            request_id: &request.request_id,
-                            trace_id: &request.trace_id,
-                        },
-                        stream,
-                    )
-                    .await;
-            }
-        };
-        let client = aws.invoke_client();
-        if stream {
-            if invocation_type != InvocationType::RequestResponse {
-                return Err(Failure::new(
-                    ErrorKind::InvalidRequest,
-                    "a streamed invocation must be RequestResponse",
-                ));
-            }
-            return client
-                .invoke_stream(arn, request.payload, &request.trace_id, timeout)
-                .await;
-        }
-        client
-            .invoke(
-                arn,
-                invocation_type,
-                request.payload,
-                &request.trace_id,
+        backend
+            .invoke(Call {
+                arn: arn.clone(),
+                payload: request.payload,
                 timeout,
-            )
+                invocation_type,
+                request_id: request.request_id,
+                trace_id: request.trace_id,
+                stream,
+            })
             .await
-            .map(Answer::Buffered)
     }
 }
 

@@ -14,9 +14,14 @@ use aws_config::{BehaviorVersion, Region, SdkConfig};
 use aws_credential_types::Credentials;
 use aws_credential_types::provider::{ProvideCredentials, SharedCredentialsProvider, future};
 
+use lambdagate_proto::{ErrorKind, InvocationType};
+
+use crate::backend::{Backend, Call, InvokeFuture};
 use crate::config::{Access, Endpoint};
+use crate::error::Failure;
 use crate::lambda_api::LambdaInvokeClient;
 use crate::metrics::Metrics;
+use crate::stream::Answer;
 
 /// Connect timeout for AWS calls (the SDK's own default is 3.1 s).
 const CONNECT_TIMEOUT: Duration = Duration::from_millis(3100);
@@ -236,6 +241,35 @@ impl ProvideCredentials for CountedProvider {
                 }
             }
             result
+        })
+    }
+}
+
+impl Backend for EndpointAws {
+    fn invoke(&self, call: Call) -> InvokeFuture<'_> {
+        Box::pin(async move {
+            let client = self.invoke_client();
+            if call.stream {
+                if call.invocation_type != InvocationType::RequestResponse {
+                    return Err(Failure::new(
+                        ErrorKind::InvalidRequest,
+                        "a streamed invocation must be RequestResponse",
+                    ));
+                }
+                return client
+                    .invoke_stream(&call.arn, call.payload, &call.trace_id, call.timeout)
+                    .await;
+            }
+            client
+                .invoke(
+                    &call.arn,
+                    call.invocation_type,
+                    call.payload,
+                    &call.trace_id,
+                    call.timeout,
+                )
+                .await
+                .map(Answer::Buffered)
         })
     }
 }

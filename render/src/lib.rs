@@ -15,7 +15,10 @@ use std::path::{Path, PathBuf};
 use lambdagate_core::config::{ApiConfig, PayloadFormat, ResourceConfig};
 use serde::Deserialize;
 
-use crate::config::Config as InvokerConfig;
+use lambdagate_sidecar::config::Config as InvokerConfig;
+
+pub mod openapi;
+pub mod portal;
 
 /// Where the rendered pieces find each other.
 #[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
@@ -109,7 +112,7 @@ fn default_admin() -> String {
     "127.0.0.1:9901".into()
 }
 fn default_invoker() -> String {
-    crate::config::DEFAULT_LISTEN.into()
+    lambdagate_sidecar::config::DEFAULT_LISTEN.into()
 }
 fn default_idle_timeout_seconds() -> u32 {
     DEFAULT_IDLE_TIMEOUT_SECONDS
@@ -743,7 +746,7 @@ fn envoy_yaml(gateway: &Gateway, out_dir: &Path, timeout_seconds: u32) -> Result
 "#,
                     bare = yaml_string(bare),
                     path = yaml_string(path),
-                    admin_prefix = yaml_string(crate::portal_http::PREFIX),
+                    admin_prefix = yaml_string(lambdagate_sidecar::portal_http::PREFIX),
                 ),
                 format!(
                     r#"  # The invoker's admin server (HTTP/1.1), which serves the portal.

@@ -29,6 +29,7 @@ use tonic::transport::Server;
 use tonic::transport::server::TcpIncoming;
 use tonic::{Request, Response, Status};
 
+use crate::backend::LocalRuntime;
 use crate::config::{Config, ListenAddr};
 use crate::error::Failure;
 use crate::invoke::Invoker;
@@ -397,7 +398,11 @@ const CONFIG_POLL: Duration = Duration::from_secs(1);
 /// the invocations in flight to finish. A second signal exits at once.
 /// The config file is reloaded when it changes and on SIGHUP (endpoints,
 /// credentials, allow-lists; not the listen addresses).
-pub async fn serve(config: Config, path: &Path) -> anyhow::Result<()> {
+pub async fn serve(
+    config: Config,
+    path: &Path,
+    local: Arc<dyn LocalRuntime>,
+) -> anyhow::Result<()> {
     let (stop_tx, stop_rx) = watch::channel(false);
     tokio::spawn(async move {
         wait_for_signal().await;
@@ -407,7 +412,7 @@ pub async fn serve(config: Config, path: &Path) -> anyhow::Result<()> {
         tracing::warn!("second shutdown signal: exiting now");
         std::process::exit(130);
     });
-    serve_until(config, path, stop_rx).await
+    serve_until(config, path, local, stop_rx).await
 }
 
 /// Serves until `stop` turns true (then drains like [`serve`]); for
@@ -415,12 +420,13 @@ pub async fn serve(config: Config, path: &Path) -> anyhow::Result<()> {
 pub async fn serve_until(
     config: Config,
     path: &Path,
+    local: Arc<dyn LocalRuntime>,
     stop_rx: watch::Receiver<bool>,
 ) -> anyhow::Result<()> {
     let file = path.display().to_string();
     let metrics = Metrics::new();
     let invoker: SharedInvoker = Arc::new(RwLock::new(Arc::new(
-        Invoker::new(config.clone(), metrics.clone(), &file)
+        Invoker::new(config.clone(), metrics.clone(), &file, local.as_ref())
             .await
             .map_err(anyhow::Error::new)?,
     )));
@@ -436,6 +442,7 @@ pub async fn serve_until(
     let portal: SharedPortal = Arc::new(RwLock::new(config.portal_dir.clone()));
     tokio::spawn(watch_config(
         path.to_owned(),
+        local,
         invoker.clone(),
         portal.clone(),
         metrics.clone(),
@@ -513,6 +520,7 @@ pub async fn serve_until(
 /// refused and the running one stays, with the reason in the log.
 async fn watch_config(
     path: PathBuf,
+    local: Arc<dyn LocalRuntime>,
     shared: SharedInvoker,
     portal: SharedPortal,
     metrics: Metrics,
@@ -543,11 +551,17 @@ async fn watch_config(
             continue;
         }
         last = now;
-        reload(&path, &shared, &portal, &metrics).await;
+        reload(&path, local.as_ref(), &shared, &portal, &metrics).await;
     }
 }
 
-async fn reload(path: &Path, shared: &SharedInvoker, portal: &SharedPortal, metrics: &Metrics) {
+async fn reload(
+    path: &Path,
+    local: &dyn LocalRuntime,
+    shared: &SharedInvoker,
+    portal: &SharedPortal,
+    metrics: &Metrics,
+) {
     let file = path.display().to_string();
     let result = match Config::load(path) {
         Ok(config) => {
@@ -557,7 +571,7 @@ async fn reload(path: &Path, shared: &SharedInvoker, portal: &SharedPortal, metr
                 .map(|s| s.to_string())
                 .collect();
             let portal_dir = config.portal_dir.clone();
-            Invoker::new(config, metrics.clone(), &file)
+            Invoker::new(config, metrics.clone(), &file, local)
                 .await
                 .map(|invoker| (invoker, names, portal_dir))
         }

@@ -2,7 +2,7 @@
 //! a page listing the published and deprecated APIs, per API its OpenAPI
 //! document and a "try it" console (Swagger UI, vendored by
 //! `scripts/setup` from the npm registry), all static files. The invoker's
-//! admin server serves them ([`crate::portal_http`]) and Envoy routes the
+//! admin server serves them (`lambdagate_sidecar::portal_http`) and Envoy routes the
 //! gateway's `gateway.portal.path` there.
 //!
 //! Every link is relative, so the portal works under any path; the pages
@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use lambdagate_core::config::Lifecycle;
 use serde_json::{Value, json};
 
-use crate::api::{ApiDefinition, DefinitionError, Gateway, PortalSettings};
+use crate::{ApiDefinition, DefinitionError, Gateway, PortalSettings};
 
 /// The portal's folder inside render's output folder.
 pub const DIR: &str = "portal";
@@ -252,7 +252,7 @@ pub fn portal_document(api: &ApiDefinition, gateway: &Gateway) -> Value {
 pub fn write(portal_dir: &Path, files: &[PortalFile]) -> std::io::Result<usize> {
     let mut changed = 0;
     for file in files {
-        if crate::api::write_bytes_atomically(&portal_dir.join(&file.path), &file.content)? {
+        if crate::write_bytes_atomically(&portal_dir.join(&file.path), &file.content)? {
             changed += 1;
         }
     }

@@ -30,22 +30,36 @@ use lambdagate_proto::{ErrorKind, InvocationType, InvokeReply, MAX_SYNC_PAYLOAD_
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::sync::{Notify, mpsc, oneshot};
 
-use crate::config::LocalFunctionSpec;
-use crate::error::Failure;
-use crate::stream::{Answer, BodyItem, CHANNEL_CHUNKS, ReplyStream, writer_gone};
+use lambdagate_sidecar::backend::{Backend, Call, InvokeFuture, LocalRuntime};
+use lambdagate_sidecar::config::LocalFunctionSpec;
+use lambdagate_sidecar::error::Failure;
+use lambdagate_sidecar::stream::{Answer, BodyItem, CHANNEL_CHUNKS, ReplyStream, writer_gone};
 
-/// The gateway's ids of one call: its request id (empty: the runtime makes
-/// one) and X-Ray trace header (empty: the runtime makes one).
-#[derive(Clone, Copy, Debug)]
-pub struct CallIds<'a> {
-    pub request_id: &'a str,
-    pub trace_id: &'a str,
+/// The `local` endpoints' backends: what the `lambdagate` binary plugs
+/// into the sidecar.
+pub struct LocalFunctions;
+
+impl LocalRuntime for LocalFunctions {
+    fn backend(
+        &self,
+        endpoint: &str,
+        region: &str,
+        functions: &[LocalFunctionSpec],
+    ) -> Arc<dyn Backend> {
+        Arc::new(LocalBackend::new(endpoint, region, functions))
+    }
 }
 
 /// The functions of one `local` endpoint, by ARN (unqualified) and name.
 pub struct LocalBackend {
     endpoint: String,
     functions: HashMap<String, Arc<LocalFunction>>,
+}
+
+impl Backend for LocalBackend {
+    fn invoke(&self, call: Call) -> InvokeFuture<'_> {
+        Box::pin(self.run_call(call))
+    }
 }
 
 impl LocalBackend {
@@ -69,23 +83,21 @@ impl LocalBackend {
         }
     }
 
-    /// Invokes the function with this (unqualified) ARN or name. `stream`:
-    /// the caller takes the response as a stream (InvokeWithResponseStream).
-    #[allow(clippy::too_many_arguments)]
-    pub async fn invoke(
-        &self,
-        unqualified_arn: &str,
-        function_name: &str,
-        payload: Vec<u8>,
-        timeout: Duration,
-        invocation_type: InvocationType,
-        ids: CallIds<'_>,
-        stream: bool,
-    ) -> Result<Answer, Failure> {
-        let CallIds {
+    /// Invokes the function the call's (unqualified) ARN or name names.
+    /// `call.stream`: the caller takes the response as a stream.
+    async fn run_call(&self, call: Call) -> Result<Answer, Failure> {
+        let Call {
+            arn,
+            payload,
+            timeout,
+            invocation_type,
             request_id,
             trace_id,
-        } = ids;
+            stream,
+        } = call;
+        let unqualified_arn = arn.unqualified();
+        let unqualified_arn = unqualified_arn.as_str();
+        let function_name = arn.function_name();
         let Some(function) = self
             .functions
             .get(unqualified_arn)
@@ -107,7 +119,6 @@ impl LocalBackend {
             })),
             InvocationType::Event => {
                 // Like Lambda: accepted now, run in the background.
-                let (request_id, trace_id) = (request_id.to_owned(), trace_id.to_owned());
                 tokio::spawn(async move {
                     if let Err(f) = function
                         .run(payload, timeout, &request_id, &trace_id, false)
@@ -124,7 +135,7 @@ impl LocalBackend {
             }
             InvocationType::RequestResponse => {
                 function
-                    .run(payload, timeout, request_id, trace_id, stream)
+                    .run(payload, timeout, &request_id, &trace_id, stream)
                     .await
             }
         }
