@@ -15,7 +15,7 @@
 //! without `statusCode` is 502 in the first and 200 in the second.
 #![no_main]
 
-use lambdagate_core::response::{GrpcStatus, HttpResponse, proxy_response};
+use lambdagate_core::reply::{GrpcStatus, HttpResponse, proxy_response};
 use lambdagate_core::{CompiledConfig, Decision, PayloadFormat, RequestInfo, RoutePlan};
 use lambdagate_proto::InvokeReply;
 use libfuzzer_sys::fuzz_target;

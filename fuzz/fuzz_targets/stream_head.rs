@@ -8,7 +8,7 @@
 //! request id.
 #![no_main]
 
-use lambdagate_core::stream::{find_prelude_end, stream_head};
+use lambdagate_core::reply::stream::{find_prelude_end, stream_head};
 use lambdagate_proto::{HttpHeader, HttpReply, InvokeRequest};
 use libfuzzer_sys::fuzz_target;
 

@@ -360,7 +360,7 @@ async fn run(command: Command) -> ExitCode {
                 return ExitCode::FAILURE;
             };
             let region = region.unwrap_or_else(|| ep.region.clone());
-            if !lambdagate_core::arn::is_region(&region) {
+            if !lambdagate_core::config::arn::is_region(&region) {
                 eprintln!(
                     "error: --region: `{region}` is not an AWS region name such as us-east-1"
                 );

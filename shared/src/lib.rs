@@ -1,37 +1,43 @@
-//! The pure core of lambdagate: rules that the wasm filter and the
-//! `lambdagate` CLI must apply identically, so that `lambdagate check`
-//! refuses exactly what the gateway would refuse, with the same words.
+//! The gateway's rules, shared by both sides of the wire: the wasm filter
+//! in Envoy and the invoker sidecar (and the `lambdagate` CLI, so that
+//! `lambdagate check` refuses exactly what the gateway would refuse, with
+//! the same words).
 //!
 //! Nothing here does I/O or depends on proxy-wasm; it builds for
 //! `wasm32-wasip1` (no clock, no threads, no randomly seeded hash maps:
 //! the glue passes the time in).
 //!
-//! The glue's whole job, see [`plan`]:
-//! [`config::parse`] once, then per request
+//! - [`config`]: the filter's configuration, validated and compiled into
+//!   a route table (ARNs, timeouts, URI templates, API facts).
+//! - [`request`]: a request routed and turned into the Lambda event
+//!   ([`RoutePlan`]).
+//! - [`reply`]: what the client gets: a Lambda proxy response read as
+//!   API Gateway reads it, a stream's head, the gateway's JSON errors.
+//! - [`wire`]: the invoker call on each data path (the callout's
+//!   `Invoke`, the router path's `InvokeHttp` and its framing).
+//!
+//! The filter's whole job: [`config::parse`] once, then per request
 //! [`CompiledConfig::on_request_headers`] → [`RoutePlan::build_invoke`] →
-//! [`RoutePlan::on_reply`].
+//! [`RoutePlan::on_reply`] (or, on the router path,
+//! [`RoutePlan::build_forward`] → [`RoutePlan::reply_head`]).
 
-pub mod arn;
 pub mod config;
-pub mod event;
-pub mod forward;
-pub mod plan;
-pub mod response;
-pub mod route;
-pub mod stream;
-pub mod timeout;
-pub mod trace;
+pub mod headers;
+pub mod reply;
+pub mod request;
+pub mod time;
 pub mod url;
+pub mod wire;
 
-pub use arn::{ArnError, LambdaArn};
+pub use config::arn::{ArnError, LambdaArn};
+pub use config::route::Verb;
+pub use config::timeout::{Timeout, TimeoutError};
 pub use config::{
     CompiledConfig, Config, ConfigError, DataPath, InvocationType, Lifecycle, PayloadFormat,
     ResponseMode, RouteTarget, parse,
 };
-pub use plan::{Decision, Invoke, RequestInfo, RoutePlan};
-pub use response::{GatewayError, GrpcStatus, HttpResponse};
-pub use route::Verb;
-pub use timeout::{Timeout, TimeoutError};
+pub use reply::{GatewayError, GrpcStatus, HttpResponse};
+pub use request::{Decision, Invoke, RequestInfo, RoutePlan};
 
 /// gRPC service and method names for `dispatch_grpc_call`.
 pub use lambdagate_proto::{INVOKE_METHOD, INVOKER_SERVICE};

@@ -17,10 +17,9 @@
 use std::rc::Rc;
 use std::time::UNIX_EPOCH;
 
-use lambdagate_core::forward::{
-    ChunkEdit, Deframer, MAX_FRAMING_BYTES, ReplyHead, reserved_request_headers,
-};
-use lambdagate_core::response::GatewayError;
+use lambdagate_core::GatewayError;
+use lambdagate_core::wire::deframe::{ChunkEdit, Deframer, MAX_FRAMING_BYTES};
+use lambdagate_core::wire::router::{ReplyHead, reserved_request_headers};
 use lambdagate_core::{
     CompiledConfig, DataPath, Decision, GrpcStatus, HttpResponse, INVOKE_METHOD, INVOKER_SERVICE,
     RequestInfo, RoutePlan,

@@ -18,8 +18,8 @@ use crate::config::Access;
 use crate::config::{Config, ConfigError};
 use crate::error::Failure;
 use crate::metrics::Metrics;
-use crate::stream::{Answer, BodyItem, CHANNEL_CHUNKS, ReplyStream, writer_gone};
-use tokio::sync::mpsc;
+use crate::record::CallRecord;
+use crate::stream::Answer;
 
 /// The metrics label of requests naming no configured endpoint. Endpoint
 /// names cannot contain parentheses, so it never collides with one.
@@ -258,118 +258,4 @@ fn route_timeout(request: &InvokeRequest, deadline: Option<Duration>) -> Result<
                 .max(Duration::from_millis(1)),
         )
     }))
-}
-
-/// Lambda's limit on a streamed response.
-pub const MAX_STREAM_BYTES: u64 = 200 * 1024 * 1024;
-
-/// One invocation's metrics labels and log fields, recorded when it ends.
-struct CallRecord {
-    metrics: Metrics,
-    endpoint: String,
-    function: String,
-    request_id: String,
-    started: Instant,
-}
-
-impl CallRecord {
-    fn finished(&self, outcome: &str, failure: Option<&Failure>, status: Option<u32>) {
-        let took = self.started.elapsed();
-        self.metrics
-            .record_invocation(&self.endpoint, &self.function, outcome, took);
-        match failure {
-            None => tracing::debug!(
-                request_id = %self.request_id,
-                endpoint = %self.endpoint,
-                function = %self.function,
-                outcome,
-                status = status.unwrap_or(0),
-                duration_ms = took.as_millis() as u64,
-                "invoked"
-            ),
-            Some(f) => tracing::warn!(
-                request_id = %self.request_id,
-                endpoint = %self.endpoint,
-                function = %self.function,
-                outcome,
-                duration_ms = took.as_millis() as u64,
-                error = %f.message,
-                "invocation failed"
-            ),
-        }
-    }
-
-    /// Passes the stream on within the route `deadline` and Lambda's size
-    /// limit, and records the invocation when it ends. A reader that went
-    /// away is recorded as `client_gone`.
-    fn metered(self, mut reply: ReplyStream, deadline: Instant) -> ReplyStream {
-        let (tx, rx) = mpsc::channel(CHANNEL_CHUNKS);
-        let mut from = std::mem::replace(&mut reply.body, rx);
-        let timed_out = move |started: Instant| {
-            Failure::new(
-                ErrorKind::Timeout,
-                format!(
-                    "the response stream did not end within the route timeout ({}s)",
-                    deadline.saturating_duration_since(started).as_secs_f64()
-                ),
-            )
-        };
-        tokio::spawn(async move {
-            let mut sent: u64 = 0;
-            let end: Result<(), Option<Failure>> = loop {
-                let item = tokio::select! {
-                    item = from.recv() => item,
-                    () = tx.closed() => break Err(None),
-                    () = tokio::time::sleep_until(deadline.into()) => {
-                        Some(BodyItem::Fail(timed_out(self.started)))
-                    }
-                };
-                let item = match item {
-                    Some(BodyItem::Chunk(chunk)) => {
-                        sent += chunk.len() as u64;
-                        if sent > MAX_STREAM_BYTES {
-                            BodyItem::Fail(Failure::new(
-                                ErrorKind::PayloadTooLarge,
-                                format!(
-                                    "the response stream exceeds Lambda's {MAX_STREAM_BYTES} bytes"
-                                ),
-                            ))
-                        } else {
-                            BodyItem::Chunk(chunk)
-                        }
-                    }
-                    Some(other) => other,
-                    None => BodyItem::Fail(writer_gone("the invocation")),
-                };
-                let outcome = match &item {
-                    BodyItem::Chunk(_) => None,
-                    BodyItem::End => Some(Ok(())),
-                    BodyItem::Fail(failure) => Some(Err(Some(failure.clone()))),
-                };
-                // The deadline holds while a reader that stopped keeps the
-                // channel full: the failure then cannot be passed on, and
-                // the channel closing without an end says it.
-                let delivered = tokio::select! {
-                    // A send that can complete does, even past the deadline
-                    // (the failure that reports it is this item).
-                    biased;
-                    sent = tx.send(item) => sent.is_ok(),
-                    () = tokio::time::sleep_until(deadline.into()) => {
-                        break Err(Some(timed_out(self.started)));
-                    }
-                };
-                match outcome {
-                    Some(end) => break end,
-                    None if !delivered => break Err(None),
-                    None => {}
-                }
-            };
-            match end {
-                Ok(()) => self.finished("ok", None, Some(200)),
-                Err(Some(failure)) => self.finished(failure.outcome(), Some(&failure), None),
-                Err(None) => self.finished("client_gone", None, None),
-            }
-        });
-        reply
-    }
 }

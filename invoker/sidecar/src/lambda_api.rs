@@ -27,14 +27,9 @@ use http_body_util::{BodyExt, Limited};
 use lambdagate_core::LambdaArn;
 use lambdagate_proto::{ErrorKind, InvocationType, InvokeReply, MAX_SYNC_PAYLOAD_BYTES};
 use tokio::sync::Mutex as AsyncMutex;
-use tokio::sync::mpsc;
 
 use crate::error::{Failure, chain_text, classify_service, credentials_failure, timeout_failure};
 use crate::sigv4::{SignableRequest, Signer, SigningTime, sha256_hex, uri_encode};
-use crate::stream::{
-    Answer, BodyItem, CHANNEL_CHUNKS, EventStreamReader, ReplyStream, StreamEvent,
-    function_error_reply,
-};
 
 /// Lambda's `X-Amz-Invocation-Type` header value.
 fn invocation_type_header(invocation_type: InvocationType) -> &'static str {
@@ -47,7 +42,7 @@ fn invocation_type_header(invocation_type: InvocationType) -> &'static str {
 
 /// The data-plane call made.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Operation {
+pub(crate) enum Operation {
     Invoke(InvocationType),
     InvokeWithResponseStream,
 }
@@ -138,89 +133,14 @@ impl LambdaInvokeClient {
         }
     }
 
-    /// Calls InvokeWithResponseStream on `arn` and returns once the first
-    /// event is in, within `timeout`: a function that failed before its
-    /// first byte is a function error like a buffered call's; otherwise
-    /// the body streams on, read by a task of its own while the receiver
-    /// wants it (the caller enforces the route timeout on the rest).
-    pub async fn invoke_stream(
-        &self,
-        arn: &LambdaArn,
-        payload: Vec<u8>,
-        trace_id: &str,
-        timeout: Duration,
-    ) -> Result<Answer, Failure> {
-        let what = self.what(arn);
-        let start = async {
-            let response = self
-                .send(arn, Operation::InvokeWithResponseStream, payload, trace_id)
-                .await?;
-            let header = |name: &str| response.headers().get(name).unwrap_or_default().to_owned();
-            let content_type = header("content-type");
-            let lambda_request_id = header("x-amzn-requestid");
-            let mut reader = EventStreamReader::new(response.into_body());
-            let first = reader
-                .next_event()
-                .await
-                .map_err(|m| stream_broken(&what, &m))?;
-            Ok::<_, Failure>((content_type, lambda_request_id, reader, first))
-        };
-        let (content_type, lambda_request_id, mut reader, first) =
-            match tokio::time::timeout(timeout, start).await {
-                Ok(started) => started?,
-                Err(_) => return Err(timeout_failure(&what, Some(timeout))),
-            };
-        let first = match first {
-            Some(StreamEvent::Complete {
-                error_code,
-                error_details,
-            }) if !error_code.is_empty() => {
-                return Ok(Answer::Buffered(function_error_reply(
-                    &error_code,
-                    &error_details,
-                    &lambda_request_id,
-                )));
-            }
-            None => {
-                return Err(stream_broken(
-                    &what,
-                    "ended without an InvokeComplete event",
-                ));
-            }
-            Some(event) => body_item(Ok(Some(event)), &what),
-        };
-        let (tx, rx) = mpsc::channel(CHANNEL_CHUNKS);
-        tokio::spawn(async move {
-            let mut item = first;
-            loop {
-                let last = !matches!(item, BodyItem::Chunk(_));
-                if tx.send(item).await.is_err() || last {
-                    return;
-                }
-                let event = tokio::select! {
-                    event = reader.next_event() => event,
-                    // Nobody reads any more (the client left, the route
-                    // timed out): dropping the body closes the call.
-                    () = tx.closed() => return,
-                };
-                item = body_item(event, &what);
-            }
-        });
-        Ok(Answer::Stream(ReplyStream {
-            content_type,
-            lambda_request_id,
-            body: rx,
-        }))
-    }
-
     /// What failed, for error messages; built only when one is.
-    fn what(&self, arn: &LambdaArn) -> String {
+    pub(crate) fn what(&self, arn: &LambdaArn) -> String {
         format!("Lambda Invoke of `{arn}` (endpoint `{}`)", self.endpoint)
     }
 
     /// Signs and sends one call; an answer that is not 2xx is read and
     /// classified here.
-    async fn send(
+    pub(crate) async fn send(
         &self,
         arn: &LambdaArn,
         operation: Operation,
@@ -385,33 +305,6 @@ impl LambdaInvokeClient {
             .map_err(|e| format!("the request could not be built: {e}"))?;
         HttpRequest::try_from(request).map_err(|e| format!("the request could not be built: {e}"))
     }
-}
-
-/// What an event (or the failure to read one) of a response stream means
-/// for the body passed on.
-fn body_item(event: Result<Option<StreamEvent>, String>, what: &str) -> BodyItem {
-    match event {
-        Ok(Some(StreamEvent::Chunk(chunk))) => BodyItem::Chunk(chunk),
-        Ok(Some(StreamEvent::Complete { error_code, .. })) if error_code.is_empty() => {
-            BodyItem::End
-        }
-        Ok(Some(StreamEvent::Complete {
-            error_code,
-            error_details,
-        })) => BodyItem::Fail(Failure::new(
-            ErrorKind::FunctionError,
-            format!("{what}: the function failed while streaming: {error_code}: {error_details}"),
-        )),
-        Ok(None) => BodyItem::Fail(stream_broken(what, "ended without an InvokeComplete event")),
-        Err(m) => BodyItem::Fail(stream_broken(what, &m)),
-    }
-}
-
-fn stream_broken(what: &str, how: &str) -> Failure {
-    Failure::new(
-        ErrorKind::LambdaUnavailable,
-        format!("{what}: the response stream {how}"),
-    )
 }
 
 /// The request never got an HTTP answer. The advice depends on why: a

@@ -43,6 +43,13 @@ impl Timeout {
     }
 
     /// Milliseconds; fits in u32 because the maximum is 900 000.
+    /// The deadline of the invoker call (the filter's gRPC timeout, the
+    /// router's upstream timeout): the route timeout plus one second, so
+    /// that the invoker's own timeout (a typed TIMEOUT) fires first.
+    pub fn invoker_deadline(self) -> Duration {
+        self.0 + Duration::from_secs(1)
+    }
+
     pub fn as_millis(self) -> u32 {
         u32::try_from(self.0.as_millis()).unwrap_or(u32::MAX)
     }

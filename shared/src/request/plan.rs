@@ -10,7 +10,7 @@
 //!     Err(r)                  → send_http_response(r)
 //!     Ok(invoke)              → dispatch_grpc_call(cluster, INVOKER_SERVICE,
 //!                               INVOKE_METHOD, invoke.encode(), invoke.grpc_timeout)
-//! on_grpc_call_response      ─► plan.on_reply(Ok(bytes) | Err(GrpcStatus))
+//! on_grpc_call_response      ─► plan.on_reply(Ok(bytes) | Err(GrpcStatus)) (see `wire::callout`)
 //!                             → send_http_response(r)
 //! ```
 
@@ -21,13 +21,13 @@ use lambdagate_proto::InvokeRequest;
 use lambdagate_proto::http_path::FORWARDED_HEADER;
 use prost::Message as _;
 
+use crate::config::route::RouteMatch;
 use crate::config::{CompiledConfig, InvocationType, Lifecycle, PayloadFormat, RouteTarget};
-use crate::event::{self, EventInput, TRACE_HEADER, max_body_bytes};
-use crate::response::{
-    GatewayError, GrpcStatus, HttpResponse, ReplyContext, grpc_deadline, reply_to_http,
-};
-use crate::route::RouteMatch;
-use crate::trace::trace_header;
+use crate::headers::first_header;
+use crate::reply::error::GatewayError;
+use crate::reply::response::HttpResponse;
+use crate::request::event::{self, EventInput, TRACE_HEADER, max_body_bytes};
+use crate::request::trace::trace_header;
 use crate::url::{ip_without_port, split_path};
 
 /// Facts about the request that are not in its headers (from Envoy's
@@ -108,13 +108,6 @@ impl Invoke {
     }
 }
 
-fn header<'h>(headers: &'h [(String, String)], name: &str) -> Option<&'h str> {
-    headers
-        .iter()
-        .find(|(n, _)| n.eq_ignore_ascii_case(name))
-        .map(|(_, v)| v.as_str())
-}
-
 impl CompiledConfig {
     /// Routes a request from its headers (Envoy's, pseudo-headers included).
     pub fn on_request_headers(
@@ -122,14 +115,15 @@ impl CompiledConfig {
         headers: Vec<(String, String)>,
         info: RequestInfo,
     ) -> Decision {
-        let (Some(method), Some(path_and_query)) =
-            (header(&headers, ":method"), header(&headers, ":path"))
-        else {
+        let (Some(method), Some(path_and_query)) = (
+            first_header(&headers, ":method"),
+            first_header(&headers, ":path"),
+        ) else {
             return Decision::Continue;
         };
         let (path, query) = split_path(path_and_query);
         let request_id = if info.request_id.is_empty() {
-            header(&headers, "x-request-id")
+            first_header(&headers, "x-request-id")
                 .unwrap_or_default()
                 .to_owned()
         } else {
@@ -138,7 +132,7 @@ impl CompiledConfig {
         // The marker of the router path's calls to the invoker: a client's
         // request with it never goes on to Envoy's router, whichever route
         // Envoy matched for it.
-        if header(&headers, FORWARDED_HEADER).is_some() {
+        if first_header(&headers, FORWARDED_HEADER).is_some() {
             return Decision::Respond(
                 GatewayError::ReservedHeader {
                     name: FORWARDED_HEADER,
@@ -172,7 +166,7 @@ impl CompiledConfig {
                 )
             }
             RouteMatch::Found { target, params } => {
-                let declared = header(&headers, "content-length")
+                let declared = first_header(&headers, "content-length")
                     .and_then(|len| len.trim().parse::<u64>().ok());
                 if let Some(size) = declared
                     && let Err(e) = check_body_size(size, target.invocation_type)
@@ -300,28 +294,10 @@ impl RoutePlan {
             payload,
             timeout_ms: target.timeout.as_millis(),
             invocation_type: target.invocation_type,
-            grpc_timeout: grpc_deadline(target.timeout),
+            grpc_timeout: target.timeout.invoker_deadline(),
             request_id: self.request_id.clone(),
             trace_id: self.trace_id.clone(),
         })
-    }
-
-    /// Turns the gRPC outcome into the client's response: `Ok` with the
-    /// `InvokeReply` message bytes, or `Err` with the non-OK status.
-    pub fn on_reply(&self, result: Result<&[u8], GrpcStatus<'_>>) -> HttpResponse {
-        let ctx = ReplyContext {
-            arn: &self.target.arn_text,
-            invocation_type: self.target.invocation_type,
-            function_error_status: self.target.function_error_status,
-            timeout: self.target.timeout,
-            request_id: &self.request_id,
-            expose_errors: self.target.expose_errors,
-            payload_format: self.target.payload_format,
-            decode_base64: self.decodes_base64_replies(),
-        };
-        let mut response = reply_to_http(&ctx, result);
-        self.add_response_headers(&mut response);
-        response
     }
 
     /// Headers every response to this request carries, replacing the
@@ -336,7 +312,7 @@ impl RoutePlan {
     }
 
     pub(crate) fn add_response_headers(&self, response: &mut HttpResponse) {
-        crate::response::replace_headers(&mut response.headers, &self.response_headers());
+        crate::headers::replace_headers(&mut response.headers, &self.response_headers());
     }
 
     /// The client's request headers, as Envoy handed them over.
@@ -371,7 +347,8 @@ impl RoutePlan {
         if self.target.payload_format != PayloadFormat::V1 {
             return true;
         }
-        let Some(first) = header(&self.headers, "accept").and_then(|a| a.split(',').next()) else {
+        let Some(first) = first_header(&self.headers, "accept").and_then(|a| a.split(',').next())
+        else {
             return false;
         };
         self.target
@@ -385,6 +362,7 @@ impl RoutePlan {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::reply::error::GrpcStatus;
     use lambdagate_proto::InvokeReply;
     use serde_json::Value;
 

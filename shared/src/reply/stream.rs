@@ -7,10 +7,10 @@
 use lambdagate_proto::InvokeRequest;
 use serde_json::Value;
 
-use crate::response::{
-    GatewayError, HttpResponse, add_route_headers, cookie_array, header_object, is_forwardable,
-    is_header_value, kind_of, set_lambda_header, status_of,
-};
+use super::error::GatewayError;
+use super::proxy::{add_route_headers, cookie_array, header_object, kind_of, status_of};
+use super::response::HttpResponse;
+use crate::headers::{is_forwardable, is_header_value, set_lambda_header};
 
 /// The content type of a stream that starts with a prelude (what
 /// `lambda_runtime` and the Node.js runtime's `HttpResponseStream` send).

@@ -7,7 +7,7 @@
 //! Only `Root`, `Parent` and `Sampled` are kept, each checked, so a client
 //! cannot smuggle other text into the header Lambda and the logs receive.
 
-use crate::event::last_header;
+use crate::headers::last_header;
 
 /// The trace header for a request.
 pub fn trace_header(headers: &[(String, String)], request_id: &str, now_ms: u64) -> String {

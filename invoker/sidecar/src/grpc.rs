@@ -1,0 +1,139 @@
+//! The gRPC service Envoy calls: `Invoke` (the callout data path) and
+//! `InvokeHttp` (the router data path, whose reply is already the client's
+//! HTTP response).
+
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use lambdagate_proto::http_path::INVOKE_METADATA;
+use lambdagate_proto::v1::invoker_server::Invoker as InvokerRpc;
+use lambdagate_proto::{ErrorKind, InvokeReply, InvokeRequest};
+use prost::Message as _;
+use tonic::metadata::MetadataMap;
+use tonic::{Request, Response, Status, Streaming};
+
+use crate::error::Failure;
+use crate::http_reply::{HttpBodyStream, buffered_reply};
+use crate::invoke::Invoker;
+use crate::stream::Answer;
+use crate::stream::reply::streamed_reply;
+
+/// The invoker in use. A config reload replaces it as a whole; calls in
+/// flight keep the one they started with.
+pub(crate) type SharedInvoker = Arc<RwLock<Arc<Invoker>>>;
+
+pub(crate) fn current(shared: &SharedInvoker) -> Arc<Invoker> {
+    match shared.read() {
+        Ok(guard) => guard.clone(),
+        Err(poisoned) => poisoned.into_inner().clone(),
+    }
+}
+
+pub struct InvokerService {
+    pub(crate) invoker: SharedInvoker,
+}
+
+fn deadline_of(metadata: &MetadataMap) -> Option<Duration> {
+    metadata
+        .get("grpc-timeout")
+        .and_then(|v| v.to_str().ok())
+        .and_then(parse_grpc_timeout)
+}
+
+#[tonic::async_trait]
+impl InvokerRpc for InvokerService {
+    async fn invoke(
+        &self,
+        request: Request<InvokeRequest>,
+    ) -> Result<Response<InvokeReply>, Status> {
+        let deadline = deadline_of(request.metadata());
+        let invoker = current(&self.invoker);
+        match invoker.invoke(request.into_inner(), deadline).await {
+            Ok(reply) => Ok(Response::new(reply)),
+            Err(failure) => Err(failure.to_status()),
+        }
+    }
+
+    type InvokeHttpStream = HttpBodyStream;
+
+    async fn invoke_http(
+        &self,
+        request: Request<Streaming<InvokeRequest>>,
+    ) -> Result<Response<HttpBodyStream>, Status> {
+        let deadline = deadline_of(request.metadata());
+        let (metadata, _, mut messages) = request.into_parts();
+        let mut call = match metadata.get_bin(INVOKE_METADATA) {
+            Some(value) => {
+                let bytes = value.to_bytes().map_err(|_| {
+                    Status::invalid_argument(format!("{INVOKE_METADATA} is not base64"))
+                })?;
+                InvokeRequest::decode(bytes).map_err(|e| {
+                    Status::invalid_argument(format!("{INVOKE_METADATA} is no InvokeRequest: {e}"))
+                })?
+            }
+            None => messages
+                .message()
+                .await?
+                .ok_or_else(|| Status::invalid_argument("InvokeHttp without an InvokeRequest"))?,
+        };
+        // What the response mapping reads, without a copy of the payload.
+        let payload = std::mem::take(&mut call.payload);
+        let rules = call.clone();
+        call.payload = payload;
+        let streamed = rules.http_reply.as_ref().is_some_and(|r| r.stream);
+        let invoker = current(&self.invoker);
+        // In a task of its own: when the client leaves, Envoy resets this
+        // stream and tonic drops this future, but a request the gateway
+        // accepted is still invoked, once, as on the callout path.
+        let invocation =
+            tokio::spawn(async move { invoker.invoke_answer(call, deadline, streamed).await });
+        let result = match invocation.await {
+            Ok(result) => result,
+            Err(e) => Err(Failure::new(
+                ErrorKind::Internal,
+                format!("the invocation task failed: {e}"),
+            )),
+        };
+        Ok(match result {
+            Ok(Answer::Stream(stream)) => streamed_reply(&rules, stream).await,
+            Ok(Answer::Buffered(reply)) => buffered_reply(&rules, Ok(reply)),
+            Err(failure) => buffered_reply(&rules, Err(failure)),
+        })
+    }
+}
+
+/// `grpc-timeout` is an integer of at most 8 digits and a unit letter.
+pub fn parse_grpc_timeout(value: &str) -> Option<Duration> {
+    if value.len() < 2 || value.len() > 9 {
+        return None;
+    }
+    let (digits, unit) = value.split_at(value.len() - 1);
+    let n: u64 = digits.parse().ok()?;
+    Some(match unit {
+        "H" => Duration::from_secs(n.checked_mul(3600)?),
+        "M" => Duration::from_secs(n.checked_mul(60)?),
+        "S" => Duration::from_secs(n),
+        "m" => Duration::from_millis(n),
+        "u" => Duration::from_micros(n),
+        "n" => Duration::from_nanos(n),
+        _ => return None,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn grpc_timeouts() {
+        assert_eq!(
+            parse_grpc_timeout("1500m"),
+            Some(Duration::from_millis(1500))
+        );
+        assert_eq!(parse_grpc_timeout("2S"), Some(Duration::from_secs(2)));
+        assert_eq!(parse_grpc_timeout("1H"), Some(Duration::from_secs(3600)));
+        assert_eq!(parse_grpc_timeout("S"), None);
+        assert_eq!(parse_grpc_timeout("10x"), None);
+        assert_eq!(parse_grpc_timeout("123456789S"), None);
+    }
+}

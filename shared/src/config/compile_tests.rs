@@ -1,0 +1,157 @@
+use super::*;
+
+pub(crate) const EXAMPLE: &str = r#"{
+  "invoker_cluster": "lambdagate_invoker",
+  "apis": [{
+    "name": "users", "version": "v1", "context": "/users", "endpoint": "main",
+    "resources": [
+      {"verb": "POST", "uri_template": "/user/{id}",
+       "arn": "arn:aws:lambda:us-east-1:123456789012:function:create-user:live"},
+      {"verb": "get", "uri_template": "/user/{id}",
+       "arn": "arn:aws:lambda:us-east-1:123456789012:function:get-user",
+       "timeout_seconds": 3, "invocation_type": "Event", "function_error_status": 500}
+    ]
+  }]
+}"#;
+
+#[test]
+fn a_streamed_resource_must_wait_for_its_response() {
+    let streamed = EXAMPLE.replace(
+        r#""function_error_status": 500}"#,
+        r#""function_error_status": 500, "response_mode": "stream"}"#,
+    );
+    let error = parse(streamed.as_bytes()).unwrap_err();
+    assert_eq!(
+        error.to_string(),
+        "apis[0] (users).resources[1] (get /user/{id}).response_mode: `stream` needs invocation_type RequestResponse: an Event invocation has no response to stream"
+    );
+    let streamed = streamed.replace(r#""invocation_type": "Event", "#, "");
+    let config = parse(streamed.as_bytes()).unwrap();
+    assert_eq!(
+        config.config.apis[0].resources[1].response_mode,
+        ResponseMode::Stream
+    );
+    let unknown = EXAMPLE.replace(
+        r#""function_error_status": 500}"#,
+        r#""response_mode": "chunked"}"#,
+    );
+    let error = parse(unknown.as_bytes()).unwrap_err().to_string();
+    assert!(
+        error.contains("unknown variant `chunked`, expected `buffered` or `stream`"),
+        "{error}"
+    );
+}
+
+#[test]
+fn lifecycle_dates_become_headers_and_bad_ones_are_refused() {
+    let api = |extra: &str| {
+        let json = format!(
+            r#"{{"apis": [{{"name": "a", "version": "v1", "context": "/a", "endpoint": "e", {extra}
+               "resources": [{{"verb": "GET", "uri_template": "/",
+                              "arn": "arn:aws:lambda:us-east-1:123456789012:function:f"}}]}}]}}"#
+        );
+        crate::parse(json.as_bytes()).map(|c| match c.table.find("GET", "/a") {
+            crate::config::route::RouteMatch::Found { target, .. } => {
+                target.api.lifecycle_headers.clone()
+            }
+            other => panic!("{other:?}"),
+        })
+    };
+    assert_eq!(api(""), Ok(Vec::new()));
+    assert_eq!(
+        api(r#""lifecycle": "deprecated","#),
+        Ok(vec![("deprecation".to_owned(), "true".to_owned())])
+    );
+    assert_eq!(
+        api(r#""lifecycle": "deprecated", "deprecated_on": "2026-12-01", "sunset": "2027-06-30","#),
+        Ok(vec![
+            ("deprecation".to_owned(), "@1796083200".to_owned()),
+            (
+                "sunset".to_owned(),
+                "Wed, 30 Jun 2027 00:00:00 GMT".to_owned()
+            ),
+        ])
+    );
+    for (extra, at, says) in [
+        (
+            r#""lifecycle": "gone","#,
+            "apis[0].lifecycle",
+            "unknown variant `gone`",
+        ),
+        (
+            r#""lifecycle": "published", "sunset": "2027-06-30","#,
+            "apis[0] (a).sunset",
+            "only a deprecated API",
+        ),
+        (
+            r#""lifecycle": "deprecated", "sunset": "30/06/2027","#,
+            "apis[0] (a).sunset",
+            "use YYYY-MM-DD",
+        ),
+        (
+            r#""lifecycle": "deprecated", "deprecated_on": "2027-07-01", "sunset": "2027-06-30","#,
+            "apis[0] (a).sunset",
+            "before the deprecation date",
+        ),
+    ] {
+        let err = api(extra).unwrap_err();
+        assert_eq!(err.at(), at, "{extra}");
+        assert!(err.message().contains(says), "{extra}: {err}");
+    }
+}
+
+#[test]
+fn parses_with_defaults() {
+    let compiled = parse(EXAMPLE.as_bytes()).unwrap();
+    assert_eq!(compiled.invoker_cluster(), "lambdagate_invoker");
+    let api = &compiled.config().apis[0];
+    assert_eq!(api.payload_format, PayloadFormat::V1);
+    assert_eq!(api.resources[0].timeout_seconds, 50);
+    assert_eq!(
+        api.resources[0].invocation_type,
+        InvocationType::RequestResponse
+    );
+    assert_eq!(api.resources[1].invocation_type, InvocationType::Event);
+
+    let minimal = r#"{"apis":[{"name":"a","version":"1","context":"/","endpoint":"e",
+        "payload_format":"wso2",
+        "resources":[{"verb":"ANY","uri_template":"/","arn":"arn:aws:lambda:us-east-1:123456789012:function:f"}]}]}"#;
+    let compiled = parse(minimal.as_bytes()).unwrap();
+    assert_eq!(compiled.invoker_cluster(), DEFAULT_INVOKER_CLUSTER);
+    assert_eq!(
+        compiled.config().apis[0].payload_format,
+        PayloadFormat::Wso2
+    );
+}
+
+#[test]
+fn serializes_back_to_an_equal_config() {
+    let compiled = parse(EXAMPLE.as_bytes()).unwrap();
+    let json = serde_json::to_vec(compiled.config()).unwrap();
+    let again = parse(&json).unwrap();
+    assert_eq!(again.config(), compiled.config());
+}
+
+#[test]
+fn cluster_names_envoy_would_choke_on() {
+    assert!(parses_as_protobuf(b"h2"));
+    assert!(parses_as_protobuf(b""));
+    // 'a' = field 12, fixed64, followed by exactly 8 bytes.
+    assert!(parses_as_protobuf(b"a12345678"));
+    for fine in [
+        "lambdagate_invoker",
+        "invoker",
+        "lambda",
+        "grpc_invoker",
+        "lg",
+        "cluster_0",
+    ] {
+        assert!(!parses_as_protobuf(fine.as_bytes()), "{fine}");
+    }
+    let err = check_cluster("h2").unwrap_err().to_string();
+    assert!(
+        err.starts_with("invoker_cluster: `h2` cannot be used"),
+        "{err}"
+    );
+    assert!(err.contains("lambdagate_invoker"), "{err}");
+}
