@@ -1,0 +1,380 @@
+"""The five cases: the Envoy config of each (floor, native,
+native-passthrough, lambdagate on its default data path, lambdagate on the
+other one) and the invoker's config; `Stack` starts the stand-in, the
+invoker and one Envoy per case, checks one request (and one stream) through
+each, and reads the counters the checks compare (Envoy admin stats, the
+invoker's /metrics, nginx's accepted connections)."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import urllib.parse
+
+from . import standin
+from .common import (
+    ARN,
+    CLIENT_PATH,
+    FUNCTION_BODY,
+    KEY_ID,
+    SECRET,
+    STAND_IN_REPLY,
+    STREAM_CASES,
+    STREAM_PATH,
+    STREAM_PLAIN_PATH,
+    Failure,
+    data_path_of,
+    is_lambdagate,
+    log,
+)
+from .load import request_body
+from .procs import Procs, free_port, http, wait_until
+
+# ---------------------------------------------------------------- configs
+
+
+def _listener(port: int, route: str, http_filters: str) -> str:
+    return f"""\
+  listeners:
+  - name: bench
+    address: {{socket_address: {{address: 127.0.0.1, port_value: {port}}}}}
+    per_connection_buffer_limit_bytes: 7340032
+    filter_chains:
+    - filters:
+      - name: envoy.filters.network.http_connection_manager
+        typed_config:
+          "@type": type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager
+          stat_prefix: bench
+          route_config:
+            virtual_hosts:
+            - name: bench
+              domains: ["*"]
+              routes:
+{route}
+          http_filters:
+{http_filters}
+          - name: envoy.filters.http.router
+            typed_config:
+              "@type": type.googleapis.com/envoy.extensions.filters.http.router.v3.Router
+"""
+
+
+def _stand_in_cluster(port: int, lambda_metadata: bool) -> str:
+    meta = (
+        "    metadata: {filter_metadata: {com.amazonaws.lambda: {egress_gateway: true}}}\n" if lambda_metadata else ""
+    )
+    return f"""\
+  - name: stand_in
+    type: STATIC
+    connect_timeout: 1s
+    per_connection_buffer_limit_bytes: 7340032
+{meta}    load_assignment:
+      cluster_name: stand_in
+      endpoints:
+      - lb_endpoints:
+        - endpoint:
+            address: {{socket_address: {{address: 127.0.0.1, port_value: {port}}}}}
+"""
+
+
+def envoy_conf(case: str, ports: dict, wasm: str) -> str:
+    head = f"""\
+# bench/run, case {case}
+admin:
+  address: {{socket_address: {{address: 127.0.0.1, port_value: {ports['admin']}}}}}
+static_resources:
+"""
+    if case == "floor":
+        # The streaming case's baseline: the plain 10 MiB body, proxied. Then
+        # the same client request, rewritten to the Invoke path; the
+        # Authorization header only satisfies the stand-in's signature check.
+        route = f"""\
+              - match: {{path: "{STREAM_PATH}"}}
+                route:
+                  cluster: stand_in
+                  timeout: 60s
+                  prefix_rewrite: "{STREAM_PLAIN_PATH}"
+              - match: {{prefix: "/"}}
+                request_headers_to_add:
+                - header: {{key: authorization, value: "AWS4-HMAC-SHA256 floor-case-unsigned"}}
+                  append_action: OVERWRITE_IF_EXISTS_OR_ADD
+                route:
+                  cluster: stand_in
+                  timeout: 60s
+                  regex_rewrite:
+                    pattern: {{regex: "^.*$"}}
+                    substitution: "/2015-03-31/functions/{ARN}/invocations"
+"""
+        return head + _listener(ports["listen"], route, "") + "  clusters:\n" + _stand_in_cluster(ports["nginx"], False)
+    if case in ("native", "native-passthrough"):
+        passthrough = "true" if case == "native-passthrough" else "false"
+        route = """\
+              - match: {prefix: "/"}
+                route: {cluster: stand_in, timeout: 60s}
+"""
+        filters = f"""\
+          - name: envoy.filters.http.aws_lambda
+            typed_config:
+              "@type": type.googleapis.com/envoy.extensions.filters.http.aws_lambda.v3.Config
+              arn: "{ARN}"
+              payload_passthrough: {passthrough}
+"""
+        return head + _listener(ports["listen"], route, filters) + "  clusters:\n" + _stand_in_cluster(ports["nginx"], True)
+    if is_lambdagate(case):
+        data_path = data_path_of(case)
+        # The route to the invoker, always, as `lambdagate render` writes it:
+        # the router data path takes it, and so do streamed resources
+        # (`response_mode: stream`) whatever the data path.
+        invoker_route = """\
+              - match:
+                  path: "/lambdagate.v1.Invoker/InvokeHttp"
+                  headers: [{name: lambdagate-forwarded, present_match: true}]
+                route:
+                  cluster: lambdagate_invoker
+                  timeout: 0s
+"""
+        route = invoker_route + """\
+              - match: {prefix: "/"}
+                direct_response:
+                  status: 404
+                  body: {inline_string: "{\\"message\\":\\"not found\\"}"}
+"""
+        filter_config = json.dumps(
+            {
+                "invoker_cluster": "lambdagate_invoker",
+                "data_path": data_path,
+                "apis": [
+                    {
+                        "name": "bench",
+                        "version": "v1",
+                        "context": "/bench",
+                        "endpoint": "bench",
+                        "resources": [
+                            {"verb": "POST", "uri_template": "/user/{id}", "arn": ARN, "timeout_seconds": 30},
+                            # The streaming case: GET /bench/stream.
+                            {
+                                "verb": "GET",
+                                "uri_template": STREAM_PATH[len("/bench"):],
+                                "arn": ARN,
+                                "response_mode": "stream",
+                                "timeout_seconds": 30,
+                            },
+                        ],
+                    }
+                ],
+            }
+        )
+        filters = f"""\
+          - name: lambdagate
+            typed_config:
+              "@type": type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm
+              config:
+                name: lambdagate
+                root_id: lambdagate
+                allow_on_headers_stop_iteration: true
+                failure_policy: FAIL_RELOAD
+                vm_config:
+                  runtime: envoy.wasm.runtime.v8
+                  code: {{local: {{filename: {wasm}}}}}
+                configuration:
+                  "@type": type.googleapis.com/google.protobuf.StringValue
+                  value: {json.dumps(filter_config)}
+"""
+        cluster = f"""\
+  - name: lambdagate_invoker
+    type: STATIC
+    connect_timeout: 1s
+    typed_extension_protocol_options:
+      envoy.extensions.upstreams.http.v3.HttpProtocolOptions:
+        "@type": type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions
+        explicit_http_config:
+          http2_protocol_options:
+            initial_stream_window_size: 8388608
+            initial_connection_window_size: 16777216
+    load_assignment:
+      cluster_name: lambdagate_invoker
+      endpoints:
+      - lb_endpoints:
+        - endpoint:
+            address: {{socket_address: {{address: 127.0.0.1, port_value: {ports['invoker']}}}}}
+"""
+        return head + _listener(ports["listen"], route, filters) + "  clusters:\n" + cluster
+    raise ValueError(case)
+
+
+def invoker_conf(ports: dict) -> str:
+    return f"""\
+# bench/run: the invoker, stored keys from the environment, Lambda = the stand-in.
+listen: 127.0.0.1:{ports['invoker']}
+admin_listen: 127.0.0.1:{ports['invoker_admin']}
+default_endpoint: bench
+endpoints:
+  bench:
+    access_method: stored
+    region: us-east-1
+    credentials:
+      access_key_id: {{env: BENCH_LAMBDA_KEY_ID}}
+      secret_access_key: {{env: BENCH_LAMBDA_SECRET}}
+    endpoint_url: http://127.0.0.1:{ports['nginx']}
+    allow:
+      - {ARN}
+"""
+
+
+# ---------------------------------------------------------------- the stack
+
+
+class Stack:
+    """The processes under test, started once and left running: the stand-in,
+    the invoker (when a lambdagate case is measured) and one Envoy per case."""
+
+    def __init__(self, args, tools: dict, workdir: str, procs: Procs):
+        self.args = args
+        self.work = workdir
+        self.procs = procs
+        self.tools = tools
+        self.ports: dict = {}
+        self.envoys: dict[str, dict] = {}
+        self.invoker: subprocess.Popen | None = None
+        self.nginx: subprocess.Popen | None = None
+
+    def start(self) -> None:
+        taken: set[int] = set()
+        self.ports = {"nginx": free_port(taken), "invoker": free_port(taken), "invoker_admin": free_port(taken)}
+        # nginx, and the files it serves for the streaming case
+        self.nginx = standin.start(self.work, self.ports["nginx"], self.tools["nginx"], self.procs)
+        # the invoker
+        if any(is_lambdagate(c) for c in self.args.cases):
+            conf = os.path.join(self.work, "invoker.yaml")
+            with open(conf, "w") as f:
+                f.write(invoker_conf(self.ports))
+            env = dict(os.environ, BENCH_LAMBDA_KEY_ID=KEY_ID, BENCH_LAMBDA_SECRET=SECRET, LAMBDAGATE_LOG="warn")
+            for k in list(env):
+                if k.startswith("AWS_"):
+                    del env[k]  # nothing from this shell may change the invoker's credentials
+            self.invoker = self.procs.start(
+                "invoker",
+                [self.tools["invoker"], "serve", "--config", conf, "--worker-threads", "1"],
+                env=env,
+            )
+            wait_until(
+                "invoker",
+                lambda: http("GET", f"http://127.0.0.1:{self.ports['invoker_admin']}/healthz")[0] == 200,
+                self.invoker,
+                self.procs,
+                "invoker",
+            )
+        # the Envoys
+        envoy_env = dict(os.environ, AWS_ACCESS_KEY_ID=KEY_ID, AWS_SECRET_ACCESS_KEY=SECRET, AWS_EC2_METADATA_DISABLED="true")
+        envoy_env.pop("AWS_SESSION_TOKEN", None)
+        envoy_env.pop("AWS_PROFILE", None)
+        for case in self.args.cases:
+            ports = dict(self.ports, admin=free_port(taken), listen=free_port(taken))
+            conf = os.path.join(self.work, f"envoy-{case}.yaml")
+            with open(conf, "w") as f:
+                f.write(envoy_conf(case, ports, self.tools["wasm"]))
+            p = self.procs.start(
+                f"envoy-{case}",
+                [
+                    self.tools["envoy"],
+                    "-c", conf,
+                    "--concurrency", "1",
+                    "--disable-hot-restart",
+                    "--log-level", "warn",
+                ],
+                env=envoy_env,
+            )
+            self.envoys[case] = {"proc": p, "ports": ports}
+        for case, e in self.envoys.items():
+            wait_until(
+                f"envoy ({case})",
+                lambda e=e: http("GET", f"http://127.0.0.1:{e['ports']['admin']}/ready")[0] == 200,
+                e["proc"],
+                self.procs,
+                f"envoy-{case}",
+                timeout=60,
+            )
+        for case in self.envoys:
+            self.check_case(case)
+        for case in self.stream_cases():
+            self.check_stream(case)
+
+    def check_case(self, case: str) -> None:
+        """One request through the case: right status, right body, signed (else the stand-in says 403)."""
+        status, headers, body = http("POST", self.url(case), request_body(1024), {"Content-Type": "application/json"})
+        if case in ("floor", "native-passthrough"):
+            want = STAND_IN_REPLY.encode()  # the raw Invoke reply
+        else:
+            want = FUNCTION_BODY.encode()  # the function's response, mapped to HTTP
+        if status != 200 or body != want:
+            raise Failure(
+                f"{case}: a test request got {status} {body[:300]!r}, expected 200 {want!r}\n"
+                + self.procs.log_tail(f"envoy-{case}")
+                + ("\n" + self.procs.log_tail("invoker") if is_lambdagate(case) else "")
+            )
+        log(f"{case}: ok ({status} {body[:60]!r})")
+
+    def stream_cases(self) -> list[str]:
+        if self.args.stream_reps <= 0:
+            return []
+        return [c for c in STREAM_CASES if c in self.envoys]
+
+    def check_stream(self, case: str) -> None:
+        """One 10 MiB stream through the case: 200, the prelude's content type
+        (lambdagate), and exactly the body the stand-in holds, in order."""
+        status, headers, body = http("GET", self.url(case, STREAM_PATH), timeout=60)
+        ctype = {k.lower(): v for k, v in headers.items()}.get("content-type")
+        want = standin.stream_body()
+        if status != 200 or ctype != "application/octet-stream" or body != want:
+            raise Failure(
+                f"{case} stream: a test request got {status} content-type {ctype!r}, {len(body)} bytes "
+                f"({'the expected body' if body == want else repr(body[:200])}), "
+                f"expected 200 application/octet-stream with the {len(want)}-byte body\n"
+                + self.procs.log_tail(f"envoy-{case}")
+                + ("\n" + self.procs.log_tail("invoker") if is_lambdagate(case) else "")
+            )
+        log(f"{case}: stream ok ({status} {ctype}, {len(body)} bytes)")
+
+    # -- helpers
+
+    def url(self, case: str, path: str = CLIENT_PATH) -> str:
+        return f"http://127.0.0.1:{self.envoys[case]['ports']['listen']}{path}"
+
+    def envoy_stat(self, case: str, name: str) -> int:
+        port = self.envoys[case]["ports"]["admin"]
+        query = urllib.parse.quote(f"^{re.escape(name)}$", safe="")
+        _, _, body = http("GET", f"http://127.0.0.1:{port}/stats?filter={query}")
+        for line in body.decode().splitlines():
+            k, _, v = line.partition(":")
+            if k.strip() == name:
+                return int(v.strip())
+        return 0
+
+    def invoker_metrics(self) -> dict:
+        if self.invoker is None:
+            return {}
+        _, _, body = http("GET", f"http://127.0.0.1:{self.ports['invoker_admin']}/metrics")
+        sums: dict[str, float] = {}
+        for line in body.decode().splitlines():
+            if not line or line.startswith("#"):
+                continue
+            m = re.match(r"^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{[^}]*\})?\s+(\S+)", line)
+            if m:
+                sums[m.group(1)] = sums.get(m.group(1), 0.0) + float(m.group(3))
+        return {
+            "sts_refreshes": sums.get("lambdagate_sts_refreshes_total", 0.0),
+            "credential_fetches": sums.get("lambdagate_credential_fetches_total", 0.0),
+            "credential_errors": sums.get("lambdagate_credential_errors_total", 0.0),
+            "invocations": sums.get("lambdagate_invocations_total", 0.0),
+        }
+
+    def counters(self, case: str) -> dict:
+        c = {"nginx_accepts": standin.nginx_accepts(self.ports["nginx"])}
+        if is_lambdagate(case):
+            c["envoy_to_invoker_cx_total"] = self.envoy_stat(case, "cluster.lambdagate_invoker.upstream_cx_total")
+            c.update(self.invoker_metrics())
+        else:
+            c["envoy_to_stand_in_cx_total"] = self.envoy_stat(case, "cluster.stand_in.upstream_cx_total")
+        return c

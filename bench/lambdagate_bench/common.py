@@ -1,0 +1,84 @@
+"""What every module shares: the cases and body sizes measured, the fake
+Lambda function (its ARN, reply and keys), the streaming case's constants,
+logging to stderr, the `Failure` exception and the number formatter."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import sys
+
+# The repository: this file is bench/lambdagate_bench/common.py.
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+ARN = "arn:aws:lambda:us-east-1:123456789012:function:bench"
+CLIENT_PATH = "/bench/user/7?firstName=John"
+FUNCTION_BODY = '{"ok":true}'
+# What the stand-in returns: a Lambda proxy response (API Gateway shape).
+STAND_IN_REPLY = json.dumps(
+    {"statusCode": 200, "headers": {"content-type": "application/json"}, "body": FUNCTION_BODY},
+    separators=(",", ":"),
+)
+# Dummy keys: the stand-in checks only that requests are SigV4-signed.
+KEY_ID = "AKIABENCHMARKEXAMPLE"
+SECRET = "benchmarkSecretKeyExampleExampleExample0"
+
+# The filter's default data path (`data_path` in its config) and the other
+# one, measured side by side: `lambdagate` is what a user gets by default,
+# `lambdagate-<other>` the alternative (issue 13: router vs callout).
+DEFAULT_PATH = "callout"
+OTHER_PATH = "router"
+OTHER_CASE = f"lambdagate-{OTHER_PATH}"
+
+CASES = {
+    "floor": "Envoy proxy to the stand-in (floor)",
+    "native": "native aws_lambda, JSON event",
+    "native-passthrough": "native aws_lambda, passthrough",
+    "lambdagate": f"lambdagate wasm filter + invoker, {DEFAULT_PATH} data path (the default)",
+    OTHER_CASE: f"lambdagate wasm filter + invoker, {OTHER_PATH} data path",
+}
+
+
+def is_lambdagate(case: str) -> bool:
+    """The cases that run the lambdagate filter and send to the invoker."""
+    return case.startswith("lambdagate")
+
+
+def data_path_of(case: str) -> str:
+    return OTHER_PATH if case == OTHER_CASE else DEFAULT_PATH
+
+# Load settings per body size. Saturation: wrk closed loop on `sat_conns`
+# connections. Latency: `lat_conns` connections paced together to `lat_rate`
+# requests/s (a wrk Lua `delay()` on a fixed schedule, see wrk_script).
+SIZES = {
+    "1KB": {"bytes": 1024, "sat_conns": 32, "lat_conns": 16, "lat_rate": 2000},
+    "1MB": {"bytes": 1024 * 1024, "sat_conns": 4, "lat_conns": 4, "lat_rate": 25},
+}
+
+# The streaming case: one client path for both cases (`floor` serves the plain
+# body through Envoy, `lambdagate` streams it from InvokeWithResponseStream).
+STREAM_PATH = "/bench/stream"
+STREAM_PLAIN_PATH = "/bench-stream-plain"  # the stand-in's plain copy (floor)
+STREAM_CASES = ("floor", "lambdagate")
+STREAM_CHUNK = 64 * 1024
+STREAM_CHUNKS = 160
+STREAM_BYTES = STREAM_CHUNK * STREAM_CHUNKS  # 10 MiB of body
+# Lambda's HTTP integration prelude: the client's status and headers, then 8 NULs.
+STREAM_PRELUDE = b'{"statusCode":200,"headers":{"content-type":"application/octet-stream"}}' + b"\0" * 8
+STREAM_CONTENT_TYPE = "application/vnd.awslambda.http-integration-response"
+
+
+def log(msg: str) -> None:
+    print(f"[bench] {msg}", file=sys.stderr, flush=True)
+
+
+class Failure(Exception):
+    """Set-up or start-up failed: the run cannot measure anything."""
+
+
+
+def fmt(v, spec: str) -> str:
+    if v is None:
+        width = re.match(r"\d*", spec).group(0)
+        return format("-", ">" + width)
+    return format(v, spec)
