@@ -1,8 +1,10 @@
 """Soak test driver: see scripts/soak for how to run it.
 
-Starts the invoker (serving the Rust sample function locally) and Envoy
-with the compiled filter on free loopback ports, drives a fixed request
-rate with `hey`, samples RSS every few seconds, and writes a CSV and a PNG.
+Writes an API definition for the Rust sample function (access method
+`local`, so the invoker runs it) on free loopback ports, deploys it as a
+user would (`lambdagate render`), starts the rendered invoker and Envoy
+with the compiled filter, drives a fixed request rate with `hey`, samples
+RSS every few seconds, and writes a CSV and a PNG.
 Exit status 1 if any request failed or got no answer.
 """
 
@@ -62,61 +64,33 @@ def children(pid):
         return []
 
 
-def envoy_bootstrap(listen, admin, invoker, filter_json):
-    value = json.dumps(filter_json)  # a JSON string is a YAML double-quoted scalar
-    return f"""
-admin:
-  address: {{socket_address: {{address: 127.0.0.1, port_value: {admin}}}}}
-static_resources:
-  listeners:
-  - name: gateway
-    address: {{socket_address: {{address: 127.0.0.1, port_value: {listen}}}}}
-    filter_chains:
-    - filters:
-      - name: envoy.filters.network.http_connection_manager
-        typed_config:
-          "@type": type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager
-          stat_prefix: gateway
-          route_config:
-            virtual_hosts:
-            - name: gateway
-              domains: ["*"]
-              routes:
-              - match: {{prefix: "/"}}
-                direct_response: {{status: 404}}
-          http_filters:
-          - name: lambdagate
-            typed_config:
-              "@type": type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm
-              config:
-                name: lambdagate
-                root_id: lambdagate
-                allow_on_headers_stop_iteration: true
-                failure_policy: FAIL_RELOAD
-                vm_config:
-                  runtime: envoy.wasm.runtime.v8
-                  code: {{local: {{filename: "{WASM}"}}}}
-                configuration:
-                  "@type": type.googleapis.com/google.protobuf.StringValue
-                  value: {value}
-          - name: envoy.filters.http.router
-            typed_config:
-              "@type": type.googleapis.com/envoy.extensions.filters.http.router.v3.Router
-  clusters:
-  - name: lambdagate_invoker
-    type: STATIC
-    connect_timeout: 1s
-    typed_extension_protocol_options:
-      envoy.extensions.upstreams.http.v3.HttpProtocolOptions:
-        "@type": type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions
-        explicit_http_config:
-          http2_protocol_options: {{}}
-    load_assignment:
-      cluster_name: lambdagate_invoker
-      endpoints:
-      - lb_endpoints:
-        - endpoint:
-            address: {{socket_address: {{address: 127.0.0.1, port_value: {invoker}}}}}
+def api_definition(hello, max_concurrency, listen, admin, invoker, invoker_admin):
+    """The soak's API: GET /fn/hello/{name} -> the Rust sample, run locally."""
+    q = json.dumps  # a JSON string is a YAML double-quoted scalar
+    return f"""\
+# scripts/soak: the Rust sample function behind Envoy, run by the invoker.
+name: soak
+version: v1
+context: /fn
+endpoint:
+  name: local
+  access_method: local
+  region: us-east-1
+  functions:
+    - name: hello-rust
+      command: [{q(hello)}]
+      max_concurrency: {max_concurrency}
+resources:
+  - verb: GET
+    uri_template: /hello/{{name}}
+    arn: {ARN}
+    timeout_seconds: 10
+gateway:
+  listen: 127.0.0.1:{listen}
+  admin: 127.0.0.1:{admin}
+  invoker: 127.0.0.1:{invoker}
+  invoker_admin: 127.0.0.1:{invoker_admin}
+  portal: {{enabled: false}}
 """
 
 
@@ -197,26 +171,21 @@ def main():
 
     work = tempfile.mkdtemp(prefix="lambdagate-soak-")
     listen, admin, inv, inv_admin = (free_port() for _ in range(4))
-    invoker_yaml = os.path.join(work, "invoker.yaml")
-    with open(invoker_yaml, "w") as f:
-        f.write(f"endpoints:\n  local:\n    access_method: local\n    region: us-east-1\n"
-                f"    functions:\n    - name: hello-rust\n      command: [\"{hello}\"]\n"
-                f"      max_concurrency: {args.workers}\n")
-    filter_json = json.dumps({"invoker_cluster": "lambdagate_invoker", "apis": [{
-        "name": "soak", "version": "v1", "context": "/fn", "endpoint": "local",
-        "resources": [{"verb": "GET", "uri_template": "/hello/{name}", "arn": ARN,
-                       "timeout_seconds": 10}]}]})
-    envoy_yaml = os.path.join(work, "envoy.yaml")
-    with open(envoy_yaml, "w") as f:
-        f.write(envoy_bootstrap(listen, admin, inv, filter_json))
+    api_yaml = os.path.join(work, "api.yaml")
+    with open(api_yaml, "w") as f:
+        f.write(api_definition(hello, args.workers, listen, admin, inv, inv_admin))
+    stack = os.path.join(work, "stack")
+    rendered = subprocess.run([lambdagate, "render", api_yaml, "--out", stack, "--filter", WASM],
+                              capture_output=True, text=True)
+    if rendered.returncode:
+        sys.exit(f"lambdagate render failed (exit {rendered.returncode}):\n{rendered.stderr}")
 
     logs = open(os.path.join(work, "processes.log"), "w")
     env = {"PATH": os.environ.get("PATH", ""), "HOME": work, "LAMBDAGATE_LOG": "warn"}
-    invoker = subprocess.Popen([lambdagate, "serve", "--config", invoker_yaml,
-                                "--listen", f"127.0.0.1:{inv}", "--admin-listen", f"127.0.0.1:{inv_admin}"],
+    invoker = subprocess.Popen([lambdagate, "serve", "--config", os.path.join(stack, "invoker.yaml")],
                                env=env, stdout=logs, stderr=logs)
-    envoy = subprocess.Popen([ENVOY, "-c", envoy_yaml, "--concurrency", "1", "--disable-hot-restart",
-                              "--log-level", "warn"], stdout=logs, stderr=logs)
+    envoy = subprocess.Popen([ENVOY, "-c", os.path.join(stack, "envoy.yaml"), "--concurrency", "1",
+                              "--disable-hot-restart", "--log-level", "warn"], stdout=logs, stderr=logs)
     procs = [invoker, envoy]
     try:
         url = f"http://127.0.0.1:{listen}/fn/hello/soak"
