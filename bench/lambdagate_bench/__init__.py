@@ -2,7 +2,7 @@
 
     common   what every module shares: cases, body sizes, the fake function, logging
     procs    starting and stopping processes by PID, ports, HTTP, readiness
-    setup    apt-get / scripts/setup / cargo, scratch copies, machine info
+    prepare  apt-get / scripts/setup / cargo, scratch copies, machine info
     standin  the nginx Lambda stand-in and its 10 MiB event-stream file
     cases    the five cases' Envoy configs, the invoker config, starting them all
     load     wrk saturation and paced-latency runs, /proc CPU and RSS, streams

@@ -15,7 +15,7 @@ from .cases import Stack
 from .common import Failure, log
 from .load import Load
 from .procs import Procs
-from .setup import copy_for_measuring, machine_info, setup
+from .prepare import copy_for_measuring, machine_info, setup
 
 
 def _on_signal(signum, _frame):
