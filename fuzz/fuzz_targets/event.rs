@@ -27,7 +27,11 @@ fn config() -> &'static CompiledConfig {
         let mut apis = Vec::new();
         for (name, format, extra) in [
             // A REST API with binary media types, so both its body rules run.
-            ("users", "v1", r#""binary_media_types": ["application/octet-stream", "image/*"],"#),
+            (
+                "users",
+                "v1",
+                r#""binary_media_types": ["application/octet-stream", "image/*"],"#,
+            ),
             ("users2", "v2", ""),
             ("userswso2", "wso2", ""),
             ("raw", "passthrough", ""),

@@ -5,6 +5,8 @@
 //! `proxy_response` and, wrapped in an `InvokeReply`, to `RoutePlan::on_reply`
 //! (the glue's call: decode the gRPC message, then map the reply); the raw
 //! bytes also go in as the gRPC message, and a gRPC status. Invariants:
+//! a reply carrying a typed failure (`error_kind` other than unset and
+//! FUNCTION_ERROR) is answered with the error contract's status;
 //! nothing panics; the status is a final one, 200..=599 (never 1xx, which
 //! Envoy cannot send as a local reply); header names are valid lower-case
 //! HTTP names and values valid HTTP values; a usable proxy response is
@@ -15,6 +17,7 @@
 //! without `statusCode` is 502 in the first and 200 in the second.
 #![no_main]
 
+use lambdagate_core::contract::{Failure, contract};
 use lambdagate_core::reply::{GrpcStatus, HttpResponse, proxy_response};
 use lambdagate_core::{CompiledConfig, Decision, PayloadFormat, RequestInfo, RoutePlan};
 use lambdagate_proto::InvokeReply;
@@ -82,7 +85,7 @@ struct Input<'a> {
     executed_version: &'static str,
     lambda_request_id: &'static str,
     grpc_code: u32,
-    grpc_message: &'static str,
+    error_message: &'static str,
     request_id: &'static str,
     payload: &'a [u8],
 }
@@ -118,7 +121,7 @@ impl<'a> Input<'a> {
             executed_version: text(c[5]),
             lambda_request_id: text(c[6]),
             grpc_code: u32::from(c[7]) % 20,
-            grpc_message: text(c[8]),
+            error_message: text(c[8]),
             request_id: text(c[9]),
             payload: &data[n..],
         }
@@ -144,7 +147,7 @@ fn assert_sane(response: &HttpResponse, what: &str) {
             "{what}: header {name}: {value:?}"
         );
     }
-    assert!(!response.outcome.is_empty());
+    assert!(!response.outcome.label().is_empty());
 }
 
 fuzz_target!(|data: &[u8]| {
@@ -171,6 +174,13 @@ fuzz_target!(|data: &[u8]| {
         assert_sane(response, "proxy_response");
     }
 
+    // Arbitrary bytes as the gRPC message, and a gRPC failure.
+    assert_sane(&plan.on_reply(Ok(input.payload)), "on_reply(bytes)");
+    let status = GrpcStatus {
+        code: input.grpc_code,
+    };
+    assert_sane(&plan.on_reply(Err(status)), "on_reply(status)");
+
     let reply = InvokeReply {
         status_code: input.status_code,
         payload: input.payload.to_vec(),
@@ -178,10 +188,19 @@ fuzz_target!(|data: &[u8]| {
         executed_version: input.executed_version.to_owned(),
         lambda_request_id: input.lambda_request_id.to_owned(),
         error_kind: i32::from(data.get(10).copied().unwrap_or(0)) % 16,
+        error_message: input.error_message.to_owned(),
         ..InvokeReply::default()
     };
     let response = plan.on_reply(Ok(&reply.encode_to_vec()));
     assert_sane(&response, "on_reply(reply)");
+    if let Some(failure) = Failure::from_reply(&reply) {
+        assert_eq!(
+            response.status,
+            contract(failure.kind).http_status,
+            "a typed failure"
+        );
+        return;
+    }
     match function_error_status {
         _ if !function_error.is_empty() => {
             // The Event route keeps the default, 502.
@@ -217,12 +236,4 @@ fuzz_target!(|data: &[u8]| {
             Err(_) => assert_eq!(response.status, 502, "malformed proxy response"),
         },
     }
-
-    // Arbitrary bytes as the gRPC message, and a gRPC failure.
-    assert_sane(&plan.on_reply(Ok(input.payload)), "on_reply(bytes)");
-    let status = GrpcStatus {
-        code: input.grpc_code,
-        message: input.grpc_message,
-    };
-    assert_sane(&plan.on_reply(Err(status)), "on_reply(status)");
 });

@@ -10,7 +10,9 @@
 #![no_main]
 
 use arbitrary::Arbitrary;
-use lambdagate_core::config::route::{ApiRoutes, RouteMatch, RouteTable, Template, validate_context};
+use lambdagate_core::config::route::{
+    ApiRoutes, RouteMatch, RouteTable, Template, validate_context,
+};
 use lambdagate_core::url::decode_path;
 use lambdagate_core::{Verb, config::route::TemplateError};
 use libfuzzer_sys::fuzz_target;

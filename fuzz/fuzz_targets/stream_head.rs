@@ -44,9 +44,15 @@ fuzz_target!(|data: &[u8]| {
                 assert!((200..=599).contains(&head.status), "status {}", head.status);
                 assert!(head.body.is_empty());
                 for (name, value) in &head.headers {
-                    assert!(http::HeaderName::from_bytes(name.as_bytes()).is_ok(), "{name:?}");
+                    assert!(
+                        http::HeaderName::from_bytes(name.as_bytes()).is_ok(),
+                        "{name:?}"
+                    );
                     assert_eq!(name, &name.to_ascii_lowercase());
-                    assert!(http::HeaderValue::from_str(value).is_ok(), "{name}: {value:?}");
+                    assert!(
+                        http::HeaderValue::from_str(value).is_ok(),
+                        "{name}: {value:?}"
+                    );
                     assert_ne!(name, "content-length");
                 }
                 assert!(head.header("content-type").is_some());

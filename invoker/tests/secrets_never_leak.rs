@@ -79,7 +79,10 @@ async fn secrets_appear_in_no_log_line_error_or_metric() {
                 .await
             {
                 Ok(reply) => seen.push_str(&format!("{:?}\n", reply.into_inner())),
-                Err(status) => seen.push_str(&format!("{status:?}\n")),
+                Err(status) => seen.push_str(&format!(
+                    "{status:?} kind {}\n",
+                    lambdagate_proto::error_kind(&status).as_str_name()
+                )),
             }
         }
     }

@@ -9,7 +9,8 @@ pub mod v1 {
 }
 
 pub use v1::{
-    ErrorKind, HttpBodyChunk, HttpHeader, HttpReply, InvocationType, InvokeReply, InvokeRequest,
+    ErrorDetail, ErrorKind, HttpBodyChunk, HttpHeader, HttpReply, InvocationType, InvokeReply,
+    InvokeRequest,
 };
 
 /// Fully qualified gRPC method path, for callers that frame calls themselves
@@ -44,44 +45,54 @@ pub const MAX_EVENT_PAYLOAD_BYTES: usize = 1024 * 1024;
 /// gRPC message limit on both sides: the payload plus room for the envelope.
 pub const MAX_GRPC_MESSAGE_BYTES: usize = MAX_SYNC_PAYLOAD_BYTES + 64 * 1024;
 
+include!(concat!(env!("OUT_DIR"), "/error_kinds.rs"));
+
 impl ErrorKind {
-    /// Formats a gRPC status message that carries this kind: `"KIND: text"`.
-    pub fn status_message(self, text: &str) -> String {
-        format!("{}: {text}", self.as_str_name())
+    /// Every kind invoker.proto defines (read from its descriptor at build
+    /// time, so a new kind is never missed).
+    pub fn all() -> impl Iterator<Item = ErrorKind> {
+        ERROR_KIND_VALUES
+            .into_iter()
+            .filter_map(|value| ErrorKind::try_from(value).ok())
     }
+}
 
-    /// Lowercase label for metrics and access logs: `function_not_found`,
-    /// `throttled`, ...; `ok` for `Unspecified` (no error).
-    pub fn label(self) -> &'static str {
-        match self {
-            ErrorKind::Unspecified => "ok",
-            ErrorKind::FunctionNotFound => "function_not_found",
-            ErrorKind::AccessDenied => "access_denied",
-            ErrorKind::NotAllowed => "not_allowed",
-            ErrorKind::Throttled => "throttled",
-            ErrorKind::Timeout => "timeout",
-            ErrorKind::FunctionError => "function_error",
-            ErrorKind::PayloadTooLarge => "payload_too_large",
-            ErrorKind::CredentialsUnavailable => "credentials_unavailable",
-            ErrorKind::InvalidConfig => "invalid_config",
-            ErrorKind::InvalidRequest => "invalid_request",
-            ErrorKind::LambdaUnavailable => "lambda_unavailable",
-            ErrorKind::Internal => "internal",
-        }
-    }
+/// The binary trailer that carries an [`ErrorDetail`] (the failure's kind)
+/// with a non-OK status.
+pub const ERROR_KIND_TRAILER: &str = "lambdagate-error-kind-bin";
 
-    /// Splits a gRPC status message written by [`ErrorKind::status_message`]
-    /// into its kind and text. A message without a known kind prefix (from
-    /// Envoy or a proxy in between) yields `ErrorKind::Unspecified` and the
-    /// whole message.
-    pub fn parse_status_message(message: &str) -> (ErrorKind, &str) {
-        if let Some((name, text)) = message.split_once(": ")
-            && let Some(kind) = ErrorKind::from_str_name(name)
-        {
-            return (kind, text);
-        }
-        (ErrorKind::Unspecified, message)
-    }
+/// A failure as a gRPC status, for the invoker: its code, its message in
+/// words, its kind typed in the [`ERROR_KIND_TRAILER`] (with any other
+/// `metadata`).
+#[cfg(feature = "grpc")]
+pub fn failure_status(
+    code: tonic::Code,
+    kind: ErrorKind,
+    message: &str,
+    mut metadata: tonic::metadata::MetadataMap,
+) -> tonic::Status {
+    use prost::Message as _;
+    let detail = ErrorDetail { kind: kind as i32 }.encode_to_vec();
+    metadata.insert_bin(
+        ERROR_KIND_TRAILER,
+        tonic::metadata::MetadataValue::from_bytes(&detail),
+    );
+    tonic::Status::with_metadata(code, message, metadata)
+}
+
+/// The kind of a failed call, for a gRPC client: from the
+/// [`ERROR_KIND_TRAILER`]; `Unspecified` when the status has none (it did
+/// not come from the invoker).
+#[cfg(feature = "grpc")]
+pub fn error_kind(status: &tonic::Status) -> ErrorKind {
+    use prost::Message as _;
+    status
+        .metadata()
+        .get_bin(ERROR_KIND_TRAILER)
+        .and_then(|value| value.to_bytes().ok())
+        .and_then(|bytes| ErrorDetail::decode(bytes).ok())
+        .and_then(|detail| ErrorKind::try_from(detail.kind).ok())
+        .unwrap_or(ErrorKind::Unspecified)
 }
 
 #[cfg(test)]
@@ -90,44 +101,34 @@ mod tests {
     use prost::Message;
 
     #[test]
-    fn status_message_round_trips_every_kind() {
-        for value in 0..=12 {
-            let Ok(kind) = ErrorKind::try_from(value) else {
-                continue;
-            };
-            let message = kind.status_message("function f: try again");
-            assert_eq!(
-                ErrorKind::parse_status_message(&message),
-                (kind, "function f: try again")
-            );
+    fn every_kind_of_the_proto_is_listed() {
+        // Each name the generated enum knows is in `all()`, once.
+        let kinds: Vec<ErrorKind> = ErrorKind::all().collect();
+        assert_eq!(kinds.len(), ERROR_KIND_VALUES.len());
+        for kind in &kinds {
+            assert_eq!(ErrorKind::from_str_name(kind.as_str_name()), Some(*kind));
+            assert_eq!(kinds.iter().filter(|k| *k == kind).count(), 1);
         }
+        assert!(kinds.contains(&ErrorKind::Unspecified) && kinds.contains(&ErrorKind::Internal));
     }
 
+    #[cfg(feature = "grpc")]
     #[test]
-    fn every_kind_has_its_own_label() {
-        let mut seen = std::collections::HashSet::new();
-        for value in 0..=12 {
-            let kind = ErrorKind::try_from(value).unwrap();
-            assert!(seen.insert(kind.label()), "{kind:?}");
-            assert_eq!(
-                kind.label(),
-                kind.as_str_name()
-                    .to_ascii_lowercase()
-                    .replace("error_kind_unspecified", "ok")
+    fn a_failure_status_carries_its_kind_typed() {
+        for kind in ErrorKind::all() {
+            let status = failure_status(
+                tonic::Code::Unavailable,
+                kind,
+                "ACCESS_DENIED: words are only words",
+                tonic::metadata::MetadataMap::new(),
             );
+            assert_eq!(error_kind(&status), kind);
+            assert_eq!(status.message(), "ACCESS_DENIED: words are only words");
         }
-    }
-
-    #[test]
-    fn foreign_status_messages_keep_their_text() {
-        assert_eq!(
-            ErrorKind::parse_status_message("upstream connect error: reset"),
-            (ErrorKind::Unspecified, "upstream connect error: reset")
-        );
-        assert_eq!(
-            ErrorKind::parse_status_message("no colon"),
-            (ErrorKind::Unspecified, "no colon")
-        );
+        // A status from anyone else (Envoy, a proxy) has no kind, whatever
+        // its message says.
+        let foreign = tonic::Status::unavailable("THROTTLED: upstream reset");
+        assert_eq!(error_kind(&foreign), ErrorKind::Unspecified);
     }
 
     #[test]
@@ -140,6 +141,7 @@ mod tests {
             invocation_type: InvocationType::Event as i32,
             request_id: "r-1".into(),
             trace_id: "Root=1-5759e988-bd862e3fe1be46a994272793;Sampled=1".into(),
+            failure_in_reply: true,
             http_reply: Some(HttpReply {
                 payload_format: 2,
                 decode_base64: true,

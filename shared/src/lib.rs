@@ -15,6 +15,8 @@
 //!   API Gateway reads it, a stream's head, the gateway's JSON errors.
 //! - [`wire`]: the invoker call on each data path (the callout's
 //!   `Invoke`, the router path's `InvokeHttp` and its framing).
+//! - [`contract`]: the error contract, one row per kind: gRPC code, HTTP
+//!   status, public message, outcome.
 //!
 //! The filter's whole job: [`config::parse`] once, then per request
 //! [`CompiledConfig::on_request_headers`] → [`RoutePlan::build_invoke`] →
@@ -22,6 +24,7 @@
 //! [`RoutePlan::build_forward`] → [`RoutePlan::reply_head`]).
 
 pub mod config;
+pub mod contract;
 pub mod headers;
 pub mod reply;
 pub mod request;
@@ -36,6 +39,7 @@ pub use config::{
     CompiledConfig, Config, ConfigError, DataPath, InvocationType, Lifecycle, PayloadFormat,
     ResponseMode, RouteTarget, parse,
 };
+pub use contract::{Failure, Outcome};
 pub use reply::{GatewayError, GrpcStatus, HttpResponse};
 pub use request::{Decision, Invoke, RequestInfo, RoutePlan};
 

@@ -18,11 +18,12 @@ use std::rc::Rc;
 use std::time::UNIX_EPOCH;
 
 use lambdagate_core::GatewayError;
+use lambdagate_core::contract::GrpcCode;
 use lambdagate_core::wire::deframe::{ChunkEdit, Deframer, MAX_FRAMING_BYTES};
 use lambdagate_core::wire::router::{ReplyHead, reserved_request_headers};
 use lambdagate_core::{
     CompiledConfig, DataPath, Decision, GrpcStatus, HttpResponse, INVOKE_METHOD, INVOKER_SERVICE,
-    RequestInfo, RoutePlan,
+    Outcome, RequestInfo, RoutePlan,
 };
 use proxy_wasm::hostcalls;
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
@@ -128,8 +129,7 @@ struct Stream {
 
 impl Stream {
     fn respond(&mut self, response: HttpResponse) -> Action {
-        // For access logs: %FILTER_STATE(wasm.lambdagate_outcome:PLAIN)%.
-        let _ = hostcalls::set_property(vec![OUTCOME_PROPERTY], Some(response.outcome.as_bytes()));
+        set_outcome(response.outcome);
         if let Some(detail) = &response.detail {
             // What the client was not told, for the operator.
             log(
@@ -160,12 +160,12 @@ impl Stream {
     /// Router path: the response already started and cannot become an
     /// error any more; the client sees it cut (a reset stream), the log
     /// says why.
-    fn cut_response(&mut self, reason: &str, outcome: &str) -> Action {
+    fn cut_response(&mut self, reason: &str, outcome: Outcome) -> Action {
         log(
             LogLevel::Error,
             &format!("lambdagate: response cut: {reason}"),
         );
-        let _ = hostcalls::set_property(vec![OUTCOME_PROPERTY], Some(outcome.as_bytes()));
+        set_outcome(outcome);
         let _ = hostcalls::reset_http_response();
         self.state = State::Done;
         Action::Pause
@@ -215,8 +215,7 @@ impl Stream {
                     ),
                 );
                 let response = plan.on_reply(Err(GrpcStatus {
-                    code: GRPC_UNAVAILABLE,
-                    message: "",
+                    code: GrpcCode::Unavailable.as_u32(),
                 }));
                 self.respond(response)
             }
@@ -268,7 +267,7 @@ impl Stream {
                 headers,
                 outcome,
             } => {
-                let _ = hostcalls::set_property(vec![OUTCOME_PROPERTY], Some(outcome.as_bytes()));
+                set_outcome(outcome);
                 let status = status.to_string();
                 let mut pairs: Vec<(&str, &[u8])> = Vec::with_capacity(headers.len() + 1);
                 pairs.push((":status", status.as_bytes()));
@@ -319,8 +318,6 @@ impl Stream {
     }
 }
 
-const GRPC_UNAVAILABLE: u32 = 14;
-
 /// Drops the gRPC framing from the response body chunk in the host's
 /// buffer: usually its first bytes only, without reading the rest.
 fn deframe_chunk(deframer: &mut Deframer, size: usize) -> Result<(), String> {
@@ -360,14 +357,16 @@ fn trailer(name: &str) -> Option<String> {
         .map(|v| String::from_utf8_lossy(&v).into_owned())
 }
 
-/// The outcome of a reply the filter cannot pass on.
-const BAD_REPLY: &str = "bad_reply";
-
 /// The invoker's trailer naming why a stream ended early.
 const OUTCOME_TRAILER: &str = lambdagate_proto::http_path::OUTCOME;
 
 /// Filter-state key (Envoy prefixes it with `wasm.`).
 const OUTCOME_PROPERTY: &str = "lambdagate_outcome";
+
+/// For access logs: %FILTER_STATE(wasm.lambdagate_outcome:PLAIN)%.
+fn set_outcome(outcome: Outcome) {
+    let _ = hostcalls::set_property(vec![OUTCOME_PROPERTY], Some(outcome.label().as_bytes()));
+}
 
 /// Reads a whole host buffer of `size` bytes (`usize::MAX`: whatever is
 /// there). Empty is fine only when nothing (or an unknown amount) was
@@ -449,14 +448,9 @@ impl Context for Stream {
                 Err(e) => plan.error_response(&e),
             }
         } else {
-            let (code, message) = hostcalls::get_grpc_status().unwrap_or((status_code, None));
-            // Envoy hands over the grpc-message header as sent, and gRPC
-            // percent-encodes it on the wire.
-            let message = lambdagate_core::url::decode_path(message.as_deref().unwrap_or(""));
-            plan.on_reply(Err(GrpcStatus {
-                code,
-                message: &message,
-            }))
+            // Not the invoker's answer (its failures come in the reply):
+            // Envoy's own status, of which only the code counts.
+            plan.on_reply(Err(GrpcStatus { code: status_code }))
         };
         self.respond(response);
     }
@@ -555,10 +549,13 @@ impl HttpContext for Stream {
         let result = deframe_chunk(deframer, body_size);
         let complete = deframer.is_at_boundary();
         if let Err(reason) = result {
-            return self.cut_response(&reason, BAD_REPLY);
+            return self.cut_response(&reason, Outcome::BadReply);
         }
         if end_of_stream && !complete {
-            return self.cut_response("the invoker's reply ended inside a message", BAD_REPLY);
+            return self.cut_response(
+                "the invoker's reply ended inside a message",
+                Outcome::BadReply,
+            );
         }
         Action::Continue
     }
@@ -590,8 +587,10 @@ impl HttpContext for Stream {
                 status.as_deref().unwrap_or("(none)"),
                 lambdagate_core::url::decode_path(&trailer("grpc-message").unwrap_or_default())
             );
-            let outcome = trailer(OUTCOME_TRAILER).unwrap_or_else(|| BAD_REPLY.to_owned());
-            return self.cut_response(&reason, &outcome);
+            let outcome = trailer(OUTCOME_TRAILER)
+                .and_then(|label| Outcome::from_label(&label))
+                .unwrap_or(Outcome::BadReply);
+            return self.cut_response(&reason, outcome);
         }
         // gRPC's trailers are not the client's.
         let _ = hostcalls::set_map_bytes(MapType::HttpResponseTrailers, Vec::new());

@@ -170,6 +170,7 @@ impl LocalFunction {
             } else {
                 ErrorKind::FunctionError as i32
             },
+            error_message: String::new(),
         };
         let timed_out = || {
             Failure::new(

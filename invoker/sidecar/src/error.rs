@@ -1,68 +1,38 @@
-//! Every reason an invocation fails, mapped in ONE place to a typed
-//! [`ErrorKind`] and a gRPC status. Messages say what to do next and are
-//! built from our own words plus AWS's error code and message: never from
-//! credentials.
+//! Every reason an invocation fails, classified in ONE place into a typed
+//! [`ErrorKind`] (whose gRPC code, client answer and advice are the error
+//! contract's, `lambdagate_core::contract`). Messages say what to do next
+//! and are built from our own words plus AWS's error code and message:
+//! never from credentials.
 
 use std::error::Error as StdError;
-use std::fmt;
 
 use aws_credential_types::provider::error::CredentialsError;
 use aws_sdk_lambda::error::{ProvideErrorMetadata, SdkError};
 use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
+use lambdagate_core::contract::contract;
 use lambdagate_proto::ErrorKind;
 use tonic::Code;
+use tonic::metadata::MetadataMap;
 
-/// A failed invocation (or AWS call made by `check` / `functions`).
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Failure {
-    pub kind: ErrorKind,
-    pub message: String,
+/// A failed invocation (or AWS call made by `check` / `functions`): the
+/// error contract's type, shared with the filter.
+pub use lambdagate_core::contract::Failure;
+
+/// The gRPC status of a failure: the contract's code, the message in words,
+/// the kind typed in the `lambdagate-error-kind-bin` trailer (with any other
+/// `trailers`).
+pub fn failure_status(failure: &Failure, trailers: MetadataMap) -> tonic::Status {
+    lambdagate_proto::failure_status(
+        grpc_code(failure.kind),
+        failure.kind,
+        &failure.message,
+        trailers,
+    )
 }
 
-impl Failure {
-    pub fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
-        Failure {
-            kind,
-            message: message.into(),
-        }
-    }
-
-    /// The gRPC status the filter receives.
-    pub fn code(&self) -> Code {
-        grpc_code(self.kind)
-    }
-
-    pub fn to_status(&self) -> tonic::Status {
-        tonic::Status::new(self.code(), self.kind.status_message(&self.message))
-    }
-
-    /// Lowercase label for metrics and logs.
-    pub fn outcome(&self) -> &'static str {
-        self.kind.label()
-    }
-}
-
-impl fmt::Display for Failure {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}: {}", self.kind.as_str_name(), self.message)
-    }
-}
-
+/// The contract's gRPC code of a kind, as tonic's.
 pub fn grpc_code(kind: ErrorKind) -> Code {
-    match kind {
-        ErrorKind::Unspecified => Code::Ok,
-        ErrorKind::FunctionNotFound => Code::NotFound,
-        ErrorKind::AccessDenied | ErrorKind::NotAllowed => Code::PermissionDenied,
-        ErrorKind::Throttled => Code::ResourceExhausted,
-        ErrorKind::Timeout => Code::DeadlineExceeded,
-        // Sent as OK with the payload; only reaches here if misused.
-        ErrorKind::FunctionError => Code::Ok,
-        ErrorKind::PayloadTooLarge => Code::OutOfRange,
-        ErrorKind::CredentialsUnavailable | ErrorKind::LambdaUnavailable => Code::Unavailable,
-        ErrorKind::InvalidConfig => Code::FailedPrecondition,
-        ErrorKind::InvalidRequest => Code::InvalidArgument,
-        ErrorKind::Internal => Code::Internal,
-    }
+    Code::from(contract(kind).grpc_code as i32)
 }
 
 /// What was being called, for the message.
@@ -215,23 +185,7 @@ pub fn classify_service(
             _ => ErrorKind::Internal,
         },
     };
-    let advice = match kind {
-        ErrorKind::FunctionNotFound => {
-            "check the ARN, its qualifier and region, and that the endpoint's credentials (or assumed role) belong to that account"
-        }
-        ErrorKind::AccessDenied => {
-            "check the endpoint's access key and secret, and that its identity (or assumed role) is allowed this Lambda action on this function (lambda:InvokeFunction to invoke)"
-        }
-        ErrorKind::Throttled => {
-            "Lambda's concurrency limit was reached; retry later or raise the function's concurrency"
-        }
-        ErrorKind::PayloadTooLarge => {
-            "Lambda accepts at most 6 MB synchronously and 1 MB for Event invocations"
-        }
-        ErrorKind::InvalidRequest => "the payload or parameters were refused by Lambda",
-        ErrorKind::LambdaUnavailable => "AWS had a problem on its side; retry later",
-        _ => "see the AWS error above",
-    };
+    let advice = contract(kind).advice;
     Failure::new(kind, format!("{what}: {detail} ({advice})"))
 }
 
@@ -324,9 +278,16 @@ mod tests {
         assert_eq!(grpc_code(ErrorKind::NotAllowed), Code::PermissionDenied);
         assert_eq!(grpc_code(ErrorKind::Throttled), Code::ResourceExhausted);
         assert_eq!(grpc_code(ErrorKind::Timeout), Code::DeadlineExceeded);
-        let status = Failure::new(ErrorKind::FunctionNotFound, "gone").to_status();
+        let status = failure_status(
+            &Failure::new(ErrorKind::FunctionNotFound, "gone"),
+            MetadataMap::new(),
+        );
         assert_eq!(status.code(), Code::NotFound);
-        assert_eq!(status.message(), "FUNCTION_NOT_FOUND: gone");
+        assert_eq!(status.message(), "gone");
+        assert_eq!(
+            lambdagate_proto::error_kind(&status),
+            ErrorKind::FunctionNotFound
+        );
     }
 
     #[test]

@@ -12,7 +12,7 @@ use prost::Message as _;
 use tonic::metadata::MetadataMap;
 use tonic::{Request, Response, Status, Streaming};
 
-use crate::error::Failure;
+use crate::error::{Failure, failure_status};
 use crate::http_reply::{HttpBodyStream, buffered_reply};
 use crate::invoke::Invoker;
 use crate::stream::Answer;
@@ -47,10 +47,14 @@ impl InvokerRpc for InvokerService {
         request: Request<InvokeRequest>,
     ) -> Result<Response<InvokeReply>, Status> {
         let deadline = deadline_of(request.metadata());
+        let request = request.into_inner();
+        let failure_in_reply = request.failure_in_reply;
         let invoker = current(&self.invoker);
-        match invoker.invoke(request.into_inner(), deadline).await {
+        match invoker.invoke(request, deadline).await {
             Ok(reply) => Ok(Response::new(reply)),
-            Err(failure) => Err(failure.to_status()),
+            // The filter's callout: Envoy would hand it only the status.
+            Err(failure) if failure_in_reply => Ok(Response::new(failure.into_reply())),
+            Err(failure) => Err(failure_status(&failure, MetadataMap::new())),
         }
     }
 

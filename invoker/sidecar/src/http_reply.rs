@@ -2,8 +2,8 @@
 //! headers in the reply's metadata, the body in `HttpBodyChunk` messages;
 //! a whole response here, a streamed one in `stream::reply`.
 
+use lambdagate_core::HttpResponse;
 use lambdagate_core::wire::router::http_reply_response;
-use lambdagate_core::{GrpcStatus, HttpResponse};
 use lambdagate_proto::http_path::{HEADER_PREFIX, OUTCOME, STATUS};
 use lambdagate_proto::{ErrorKind, HttpBodyChunk, InvokeReply, InvokeRequest};
 use tonic::metadata::{MetadataKey, MetadataValue};
@@ -34,16 +34,7 @@ pub(crate) fn buffered_reply(
                 "",
             )),
         ),
-        Err(failure) => {
-            let status = failure.to_status();
-            http_reply_response(
-                rules,
-                Err(GrpcStatus {
-                    code: status.code() as u32,
-                    message: status.message(),
-                }),
-            )
-        }
+        Err(failure) => http_reply_response(rules, Err(failure)),
     };
     whole_reply(rules, response)
 }
@@ -57,7 +48,7 @@ pub(crate) fn whole_reply(
         // What the client was not told, for the operator.
         tracing::warn!(
             status = response.status,
-            outcome = response.outcome,
+            outcome = response.outcome.label(),
             "answered {detail}"
         );
     }
@@ -89,7 +80,10 @@ pub(crate) fn with_head(
     let mut reply = Response::new(body);
     let head = reply.metadata_mut();
     head.insert(STATUS, MetadataValue::from(response.status));
-    head.insert(OUTCOME, MetadataValue::from_static(response.outcome));
+    head.insert(
+        OUTCOME,
+        MetadataValue::from_static(response.outcome.label()),
+    );
     let content_length = content_length.map(|length| ("content-length", length));
     for (name, value) in response
         .headers

@@ -12,6 +12,8 @@ use lambdagate_proto::{
 
 use std::collections::HashMap;
 
+use lambdagate_core::Outcome;
+
 use crate::aws::EndpointAws;
 use crate::backend::{Backend, Call, LocalRuntime};
 use crate::config::Access;
@@ -117,9 +119,9 @@ impl Invoker {
             Ok(Answer::Stream(reply)) => Ok(Answer::Stream(call.metered(reply, stream_deadline))),
             Ok(Answer::Buffered(reply)) => {
                 let outcome = if reply.function_error.is_empty() {
-                    "ok"
+                    Outcome::Ok
                 } else {
-                    "function_error"
+                    Outcome::FunctionError
                 };
                 call.finished(outcome, None, Some(reply.status_code));
                 Ok(Answer::Buffered(reply))

@@ -222,6 +222,7 @@ impl LambdaInvokeClient {
             executed_version,
             lambda_request_id,
             error_kind: error_kind as i32,
+            error_message: String::new(),
         })
     }
 

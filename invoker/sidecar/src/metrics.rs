@@ -3,6 +3,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use lambdagate_core::Outcome;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -108,12 +109,18 @@ impl Metrics {
         }
     }
 
-    pub fn record_invocation(&self, endpoint: &str, function: &str, outcome: &str, took: Duration) {
+    pub fn record_invocation(
+        &self,
+        endpoint: &str,
+        function: &str,
+        outcome: Outcome,
+        took: Duration,
+    ) {
         self.invocations
             .get_or_create(&InvocationLabels {
                 endpoint: endpoint.to_owned(),
                 function: function.to_owned(),
-                outcome: outcome.to_owned(),
+                outcome: outcome.label().to_owned(),
             })
             .inc();
         self.duration

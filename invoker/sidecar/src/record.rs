@@ -3,6 +3,8 @@
 
 use std::time::Instant;
 
+use lambdagate_core::Outcome;
+
 use crate::error::Failure;
 use crate::metrics::Metrics;
 
@@ -16,7 +18,12 @@ pub(crate) struct CallRecord {
 }
 
 impl CallRecord {
-    pub(crate) fn finished(&self, outcome: &str, failure: Option<&Failure>, status: Option<u32>) {
+    pub(crate) fn finished(
+        &self,
+        outcome: Outcome,
+        failure: Option<&Failure>,
+        status: Option<u32>,
+    ) {
         let took = self.started.elapsed();
         self.metrics
             .record_invocation(&self.endpoint, &self.function, outcome, took);
@@ -25,7 +32,7 @@ impl CallRecord {
                 request_id = %self.request_id,
                 endpoint = %self.endpoint,
                 function = %self.function,
-                outcome,
+                outcome = outcome.label(),
                 status = status.unwrap_or(0),
                 duration_ms = took.as_millis() as u64,
                 "invoked"
@@ -34,7 +41,7 @@ impl CallRecord {
                 request_id = %self.request_id,
                 endpoint = %self.endpoint,
                 function = %self.function,
-                outcome,
+                outcome = outcome.label(),
                 duration_ms = took.as_millis() as u64,
                 error = %f.message,
                 "invocation failed"

@@ -45,13 +45,14 @@ pub fn env_refs(env: &[(String, String)]) -> Vec<(&str, &str)> {
     env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect()
 }
 
-/// Splits a failed call into (gRPC code, ErrorKind name, message).
+/// Splits a failed call into (gRPC code, ErrorKind name, message); the
+/// kind comes typed, in the status's trailer.
 pub fn failure(status: &tonic::Status) -> (tonic::Code, String, String) {
-    let (kind, text) = lambdagate_proto::ErrorKind::parse_status_message(status.message());
+    let kind = lambdagate_proto::error_kind(status);
     (
         status.code(),
         kind.as_str_name().to_owned(),
-        text.to_owned(),
+        status.message().to_owned(),
     )
 }
 

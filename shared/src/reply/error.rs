@@ -1,13 +1,14 @@
 //! The gateway's own answers: every error is a [`GatewayError`].
 //!
-//! Every error is a [`GatewayError`]; [`GatewayError::status`] is the one
-//! place that decides its HTTP status, and every error body is JSON
+//! [`GatewayError::answer`] is the one place that decides an error's HTTP
+//! status, outcome and public message (an invoker's failure by the error
+//! contract's table, `crate::contract`), and every error body is JSON
 //! `{"message": "...", "requestId": "..."}` with `content-type:
 //! application/json`.
 //!
 //! What the client reads is decided here, not by the function or by AWS:
 //! a function's error, AWS's error text, ARNs and the invoker's reasons
-//! stay out of the body ([`GatewayError::public_message`]); they go to the
+//! stay out of the body ([`ErrorAnswer::public_message`]); they go to the
 //! gateway's log ([`HttpResponse::detail`]). An API may opt in to showing
 //! them (`expose_errors: true`), e.g. for a demo.
 
@@ -23,18 +24,19 @@ use super::response::HttpResponse;
 use crate::config::InvocationType;
 use crate::config::route::Verb;
 use crate::config::timeout::Timeout;
+use crate::contract::{
+    ENDPOINT_TIMED_OUT, Failure, GrpcCode, INTERNAL_SERVER_ERROR, Outcome, SERVICE_UNAVAILABLE,
+    contract,
+};
 
-/// A gRPC status other than OK, as Envoy reports it to the filter.
+/// A non-OK gRPC status of the invoker call that did not come with a
+/// failure typed by the invoker: Envoy's own (the invoker unreachable, the
+/// deadline passed) or a transport error. Only its code is used: Envoy's
+/// text can name clusters and addresses, which clients need not see.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct GrpcStatus<'a> {
+pub struct GrpcStatus {
     pub code: u32,
-    /// The status message; "" when there is none.
-    pub message: &'a str,
 }
-
-/// gRPC status codes the filter tells apart when no ErrorKind is given.
-pub const GRPC_DEADLINE_EXCEEDED: u32 = 4;
-pub const GRPC_UNAVAILABLE: u32 = 14;
 
 /// Why the gateway answers with an error instead of the function's result.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -96,58 +98,105 @@ pub enum GatewayError {
     MalformedProxyResponse { arn: String, reason: String },
 }
 
+/// What the client is told about an error, and what the logs call it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ErrorAnswer {
+    pub status: u16,
+    pub outcome: Outcome,
+    /// What a client reads when the API does not expose errors: API
+    /// Gateway's wording for failures behind the gateway, which never
+    /// carries a function's error, an ARN, an account or AWS's text.
+    /// `None`: the whole message is about the client's own request (404,
+    /// 405, 413) and is shown as it is.
+    pub public_message: Option<&'static str>,
+}
+
 impl GatewayError {
-    /// The HTTP status of every error: the one place that decides it.
-    pub fn status(&self) -> u16 {
+    /// Status, outcome and public message of every error: the one place
+    /// that decides them (an invoker's failure by the contract's table).
+    pub fn answer(&self) -> ErrorAnswer {
+        let own = |status, outcome| ErrorAnswer {
+            status,
+            outcome,
+            public_message: None,
+        };
+        let behind = |status, outcome, public| ErrorAnswer {
+            status,
+            outcome,
+            public_message: Some(public),
+        };
         match self {
-            GatewayError::NoRoute { .. } => 404,
-            GatewayError::Retired { .. } => 410,
-            GatewayError::ReservedHeader { .. } => 400,
-            GatewayError::MethodNotAllowed { .. } => 405,
-            GatewayError::BodyTooLarge { .. } | GatewayError::EventTooLarge { .. } => 413,
-            GatewayError::EventBuild | GatewayError::HostRead { .. } => 500,
-            GatewayError::FunctionError { status, .. } => *status,
-            GatewayError::Invoker { kind, .. } => match kind {
-                ErrorKind::Throttled => 429,
-                ErrorKind::Timeout => 504,
-                ErrorKind::PayloadTooLarge => 413,
-                ErrorKind::CredentialsUnavailable => 503,
-                ErrorKind::InvalidConfig | ErrorKind::InvalidRequest | ErrorKind::Internal => 500,
-                ErrorKind::FunctionNotFound
-                | ErrorKind::AccessDenied
-                | ErrorKind::NotAllowed
-                | ErrorKind::LambdaUnavailable
-                | ErrorKind::FunctionError
-                | ErrorKind::Unspecified => 502,
-            },
-            GatewayError::InvokerUnreachable => 503,
-            GatewayError::InvokerDeadline { .. } => 504,
-            GatewayError::InvokerFailed { .. }
-            | GatewayError::BadReply
-            | GatewayError::MalformedProxyResponse { .. } => 502,
+            GatewayError::NoRoute { .. } => own(404, Outcome::NoRoute),
+            GatewayError::Retired { .. } => own(410, Outcome::Retired),
+            GatewayError::ReservedHeader { .. } => own(400, Outcome::ReservedHeader),
+            GatewayError::MethodNotAllowed { .. } => own(405, Outcome::MethodNotAllowed),
+            GatewayError::BodyTooLarge { .. } | GatewayError::EventTooLarge { .. } => {
+                own(413, Outcome::BodyTooLarge)
+            }
+            GatewayError::EventBuild => behind(500, Outcome::Internal, INTERNAL_SERVER_ERROR),
+            GatewayError::HostRead { .. } => {
+                behind(500, Outcome::HostReadFailed, INTERNAL_SERVER_ERROR)
+            }
+            GatewayError::FunctionError { status, .. } => {
+                behind(*status, Outcome::FunctionError, INTERNAL_SERVER_ERROR)
+            }
+            GatewayError::Invoker { kind, .. } => {
+                let row = contract(*kind);
+                behind(row.http_status, row.outcome, row.public_message)
+            }
+            GatewayError::InvokerUnreachable => {
+                behind(503, Outcome::InvokerUnreachable, SERVICE_UNAVAILABLE)
+            }
+            GatewayError::InvokerDeadline { .. } => {
+                behind(504, Outcome::Timeout, ENDPOINT_TIMED_OUT)
+            }
+            GatewayError::InvokerFailed { .. } => {
+                behind(502, Outcome::InvokerFailed, INTERNAL_SERVER_ERROR)
+            }
+            GatewayError::BadReply => behind(502, Outcome::BadReply, INTERNAL_SERVER_ERROR),
+            GatewayError::MalformedProxyResponse { .. } => {
+                behind(502, Outcome::MalformedProxyResponse, INTERNAL_SERVER_ERROR)
+            }
         }
     }
 
-    /// Reads a non-OK gRPC status from the invoker call: the invoker puts
-    /// an [`ErrorKind`] name in front of its message; a status without one
-    /// comes from Envoy itself and only its code is used (Envoy's text can
-    /// name clusters and addresses, which clients need not see).
-    pub fn from_grpc_status(status: GrpcStatus<'_>, arn: &str, timeout: Timeout) -> Self {
-        let (kind, text) = ErrorKind::parse_status_message(status.message);
-        if kind != ErrorKind::Unspecified {
-            return GatewayError::Invoker {
-                kind,
-                text: text.to_owned(),
-                arn: arn.to_owned(),
-                timeout,
-            };
+    /// The HTTP status (see [`Self::answer`]).
+    pub fn status(&self) -> u16 {
+        self.answer().status
+    }
+
+    /// The outcome (see [`Self::answer`]).
+    pub fn outcome(&self) -> Outcome {
+        self.answer().outcome
+    }
+
+    /// What a client is told without `expose_errors` (see [`Self::answer`]).
+    pub fn public_message(&self) -> Option<&'static str> {
+        self.answer().public_message
+    }
+
+    /// The invoker's failure as the client's error.
+    pub fn from_failure(failure: Failure, arn: &str, timeout: Timeout) -> Self {
+        GatewayError::Invoker {
+            kind: failure.kind,
+            text: failure.message,
+            arn: arn.to_owned(),
+            timeout,
         }
-        match status.code {
-            GRPC_UNAVAILABLE => GatewayError::InvokerUnreachable,
-            GRPC_DEADLINE_EXCEEDED => GatewayError::InvokerDeadline {
+    }
+
+    /// A non-OK status of the invoker call without a typed failure: Envoy
+    /// could not reach the invoker, Envoy's deadline passed, or another
+    /// failure of the call (see [`GrpcStatus`]).
+    pub fn from_grpc_status(status: GrpcStatus, timeout: Timeout) -> Self {
+        if status.code == GrpcCode::Unavailable.as_u32() {
+            GatewayError::InvokerUnreachable
+        } else if status.code == GrpcCode::DeadlineExceeded.as_u32() {
+            GatewayError::InvokerDeadline {
                 after: timeout.invoker_deadline(),
-            },
-            code => GatewayError::InvokerFailed { code },
+            }
+        } else {
+            GatewayError::InvokerFailed { code: status.code }
         }
     }
 
@@ -158,76 +207,12 @@ impl GatewayError {
                 let allow: Vec<&str> = allow.iter().map(|v| v.as_str()).collect();
                 vec![("allow".to_owned(), allow.join(", "))]
             }
-            GatewayError::Invoker {
-                kind: ErrorKind::Throttled,
-                ..
-            } => vec![("retry-after".to_owned(), "1".to_owned())],
+            GatewayError::Invoker { kind, .. } => contract(*kind)
+                .retry_after
+                .map(|seconds| ("retry-after".to_owned(), seconds.to_owned()))
+                .into_iter()
+                .collect(),
             _ => Vec::new(),
-        }
-    }
-
-    /// The outcome label of this error (see [`HttpResponse::outcome`]).
-    pub fn outcome(&self) -> &'static str {
-        match self {
-            GatewayError::NoRoute { .. } => "no_route",
-            GatewayError::Retired { .. } => "retired",
-            GatewayError::ReservedHeader { .. } => "reserved_header",
-            GatewayError::MethodNotAllowed { .. } => "method_not_allowed",
-            GatewayError::BodyTooLarge { .. } | GatewayError::EventTooLarge { .. } => {
-                "body_too_large"
-            }
-            GatewayError::EventBuild => "internal",
-            GatewayError::HostRead { .. } => "host_read_failed",
-            GatewayError::FunctionError { .. } => "function_error",
-            // Unspecified never gets here: a status without a kind is
-            // one of Envoy's own (the variants below).
-            GatewayError::Invoker { kind, .. } => kind.label(),
-            GatewayError::InvokerUnreachable => "invoker_unreachable",
-            GatewayError::InvokerDeadline { .. } => "timeout",
-            GatewayError::InvokerFailed { .. } => "invoker_failed",
-            GatewayError::BadReply => "bad_reply",
-            GatewayError::MalformedProxyResponse { .. } => "malformed_proxy_response",
-        }
-    }
-
-    /// What a client is told when the API does not expose errors: API
-    /// Gateway's wording for failures behind the gateway, which never
-    /// carries a function's error, an ARN, an account or AWS's text.
-    /// `None`: the whole message is about the client's own request (404,
-    /// 405, 413) and is shown as it is.
-    pub fn public_message(&self) -> Option<&'static str> {
-        match self {
-            GatewayError::NoRoute { .. }
-            | GatewayError::Retired { .. }
-            | GatewayError::ReservedHeader { .. }
-            | GatewayError::MethodNotAllowed { .. }
-            | GatewayError::BodyTooLarge { .. }
-            | GatewayError::EventTooLarge { .. } => None,
-            GatewayError::Invoker { kind, .. } => Some(match kind {
-                ErrorKind::Throttled => "Too Many Requests",
-                ErrorKind::Timeout => "Endpoint request timed out",
-                ErrorKind::PayloadTooLarge => {
-                    "the request or the function's response is over Lambda's payload limit"
-                }
-                ErrorKind::CredentialsUnavailable => "Service Unavailable",
-                ErrorKind::FunctionNotFound
-                | ErrorKind::AccessDenied
-                | ErrorKind::NotAllowed
-                | ErrorKind::LambdaUnavailable
-                | ErrorKind::InvalidConfig
-                | ErrorKind::InvalidRequest
-                | ErrorKind::Internal
-                | ErrorKind::FunctionError
-                | ErrorKind::Unspecified => INTERNAL_SERVER_ERROR,
-            }),
-            GatewayError::InvokerUnreachable => Some("Service Unavailable"),
-            GatewayError::InvokerDeadline { .. } => Some("Endpoint request timed out"),
-            GatewayError::EventBuild
-            | GatewayError::HostRead { .. }
-            | GatewayError::FunctionError { .. }
-            | GatewayError::InvokerFailed { .. }
-            | GatewayError::BadReply
-            | GatewayError::MalformedProxyResponse { .. } => Some(INTERNAL_SERVER_ERROR),
         }
     }
 
@@ -261,9 +246,6 @@ impl GatewayError {
         }
     }
 }
-
-/// API Gateway's body for a failure behind the gateway.
-pub const INTERNAL_SERVER_ERROR: &str = "Internal server error";
 
 impl fmt::Display for GatewayError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -322,40 +304,11 @@ impl fmt::Display for GatewayError {
                 arn,
                 timeout,
             } => {
-                match kind {
-                    ErrorKind::FunctionNotFound => write!(f, "function {arn} was not found"),
-                    ErrorKind::AccessDenied => {
-                        write!(f, "the gateway's AWS identity may not invoke {arn}")
-                    }
-                    ErrorKind::NotAllowed => write!(
-                        f,
-                        "function {arn} is not in the invoker's allow-list for this endpoint"
-                    ),
-                    ErrorKind::Throttled => {
-                        write!(f, "function {arn} is throttled by Lambda; retry later")
-                    }
-                    ErrorKind::Timeout => {
-                        write!(f, "function {arn} did not answer within {timeout}")
-                    }
-                    ErrorKind::PayloadTooLarge => f.write_str(
-                        "the request or the function's response is over Lambda's payload limit",
-                    ),
-                    ErrorKind::CredentialsUnavailable => {
-                        f.write_str("the gateway has no AWS credentials at the moment")
-                    }
-                    ErrorKind::InvalidConfig => {
-                        write!(f, "the gateway is misconfigured for function {arn}")
-                    }
-                    ErrorKind::InvalidRequest => {
-                        write!(f, "the invoker refused the request for function {arn}")
-                    }
-                    ErrorKind::LambdaUnavailable => {
-                        write!(f, "Lambda could not be reached to invoke {arn}")
-                    }
-                    ErrorKind::Internal | ErrorKind::FunctionError | ErrorKind::Unspecified => {
-                        write!(f, "the invoker failed to invoke {arn}")
-                    }
-                }?;
+                let message = contract(*kind)
+                    .message
+                    .replace("{arn}", arn)
+                    .replace("{timeout}", &timeout.to_string());
+                f.write_str(&message)?;
                 if !text.is_empty() {
                     write!(f, ": {text}")?;
                 }

@@ -7,7 +7,7 @@ pub mod proxy;
 pub mod response;
 pub mod stream;
 
-pub use error::{GatewayError, GrpcStatus};
+pub use error::{ErrorAnswer, GatewayError, GrpcStatus};
 pub use proxy::{ReplyContext, invoke_reply_to_http, proxy_response};
 pub use response::HttpResponse;
 

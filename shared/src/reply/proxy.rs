@@ -17,6 +17,7 @@ use super::error::{GatewayError, message_body};
 use super::response::HttpResponse;
 use crate::config::timeout::Timeout;
 use crate::config::{InvocationType, PayloadFormat};
+use crate::contract::Outcome;
 use crate::headers::{is_forwardable, is_header_value, replace_headers, set_lambda_header};
 
 /// What the mapping of a reply needs to know about the route.
@@ -54,7 +55,7 @@ pub fn invoke_reply_to_http(ctx: &ReplyContext<'_>, reply: InvokeReply) -> HttpR
             status: 202,
             headers: vec![("content-type".to_owned(), "application/json".to_owned())],
             body: message_body("accepted", ctx.request_id),
-            outcome: "accepted",
+            outcome: Outcome::Accepted,
             detail: None,
         }
     } else {
@@ -81,7 +82,7 @@ pub fn invoke_reply_to_http(ctx: &ReplyContext<'_>, reply: InvokeReply) -> HttpR
                 status: 200,
                 headers: vec![("content-type".to_owned(), "application/json".to_owned())],
                 body: reply.payload,
-                outcome: "ok",
+                outcome: Outcome::Ok,
                 detail: None,
             },
             Err(reason) => GatewayError::MalformedProxyResponse {
@@ -301,7 +302,7 @@ pub fn proxy_response(
         status,
         headers,
         body,
-        outcome: "ok",
+        outcome: Outcome::Ok,
         detail: None,
     }))
 }

@@ -1,5 +1,7 @@
 //! The response the glue sends.
 
+use crate::contract::Outcome;
+
 /// An HTTP response for the glue to send (`send_http_response`).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct HttpResponse {
@@ -7,9 +9,9 @@ pub struct HttpResponse {
     /// Lower-case names; a name may repeat (`set-cookie`).
     pub headers: Vec<(String, String)>,
     pub body: Vec<u8>,
-    /// What happened, for access logs and metrics: `ok`, `accepted`,
-    /// `function_error`, `no_route`, `timeout`, ... (never sent to the client).
-    pub outcome: &'static str,
+    /// What happened, for access logs and metrics (never sent to the
+    /// client).
+    pub outcome: Outcome,
     /// For the gateway's log when the client was told less than the whole
     /// story (never sent to the client).
     pub detail: Option<String>,

@@ -10,6 +10,7 @@ use serde_json::Value;
 use super::error::GatewayError;
 use super::proxy::{add_route_headers, cookie_array, header_object, kind_of, status_of};
 use super::response::HttpResponse;
+use crate::contract::Outcome;
 use crate::headers::{is_forwardable, is_header_value, set_lambda_header};
 
 /// The content type of a stream that starts with a prelude (what
@@ -67,7 +68,7 @@ pub fn stream_head(
         status,
         headers,
         body: Vec::new(),
-        outcome: "ok",
+        outcome: Outcome::Ok,
         detail: None,
     })
 }

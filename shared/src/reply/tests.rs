@@ -5,6 +5,7 @@ use super::*;
 use crate::config::route::Verb;
 use crate::config::timeout::Timeout;
 use crate::config::{InvocationType, PayloadFormat};
+use crate::contract::{Failure, contract};
 use crate::wire::callout::reply_to_http;
 
 const ARN: &str = "arn:aws:lambda:us-east-1:123456789012:function:f";
@@ -31,7 +32,7 @@ fn reply(payload: &str) -> InvokeReply {
         function_error: String::new(),
         executed_version: "$LATEST".into(),
         lambda_request_id: "lambda-1".into(),
-        error_kind: 0,
+        ..InvokeReply::default()
     }
 }
 
@@ -96,7 +97,7 @@ fn a_rest_reply_without_status_code_is_502_an_http_api_one_200() {
     for payload in [r#"{"body": "hi"}"#, r#""just a string""#, "[1, 2]", "42"] {
         let r = rest(payload, true);
         assert_eq!(r.status, 502, "{payload}");
-        assert_eq!(r.outcome, "malformed_proxy_response");
+        assert_eq!(r.outcome.label(), "malformed_proxy_response");
         assert!(
             body_json(&r)["message"]
                 .as_str()
@@ -317,7 +318,7 @@ fn payloads_that_are_not_json_are_502() {
     ] {
         let r = sync(payload);
         assert_eq!(r.status, 502, "{payload:?}");
-        assert_eq!(r.outcome, "malformed_proxy_response");
+        assert_eq!(r.outcome.label(), "malformed_proxy_response");
         assert!(
             body_json(&r)["message"]
                 .as_str()
@@ -372,31 +373,50 @@ fn function_errors() {
     assert_eq!(body_json(&r)["error"], "plain \u{FFFD} text");
 }
 
-fn grpc(code: u32, message: &str) -> HttpResponse {
-    reply_to_http(
-        &ctx(InvocationType::RequestResponse),
-        Err(GrpcStatus { code, message }),
-    )
+/// What the filter makes of the invoker call's answer: the invoker's typed
+/// failure (`kind`, in the reply, with its words; its gRPC code is the
+/// contract's), or a status of Envoy's own (no kind, only its code counts).
+fn answer_with(
+    ctx: &ReplyContext<'_>,
+    code: u32,
+    kind: Option<ErrorKind>,
+    message: &str,
+) -> HttpResponse {
+    match kind {
+        Some(kind) => {
+            assert_eq!(contract(kind).grpc_code.as_u32(), code, "{kind:?}");
+            let reply = Failure::new(kind, message).into_reply();
+            reply_to_http(ctx, Ok(&prost::Message::encode_to_vec(&reply)))
+        }
+        None => reply_to_http(ctx, Err(GrpcStatus { code })),
+    }
+}
+
+fn answer(code: u32, kind: Option<ErrorKind>, message: &str) -> HttpResponse {
+    answer_with(&ctx(InvocationType::RequestResponse), code, kind, message)
 }
 
 #[test]
 fn invoker_error_kinds() {
-    for (code, message, status, text) in [
+    for (code, kind, message, status, text) in [
         (
             5,
-            "FUNCTION_NOT_FOUND: no such function f",
+            Some(ErrorKind::FunctionNotFound),
+            "no such function f",
             502,
             format!("function {ARN} was not found: no such function f"),
         ),
         (
             7,
-            "ACCESS_DENIED: AccessDeniedException",
+            Some(ErrorKind::AccessDenied),
+            "AccessDeniedException",
             502,
             format!("the gateway's AWS identity may not invoke {ARN}: AccessDeniedException"),
         ),
         (
             7,
-            "NOT_ALLOWED: not in allow-list",
+            Some(ErrorKind::NotAllowed),
+            "not in allow-list",
             502,
             format!(
                 "function {ARN} is not in the invoker's allow-list for this endpoint: not in allow-list"
@@ -404,85 +424,107 @@ fn invoker_error_kinds() {
         ),
         (
             8,
-            "THROTTLED: rate exceeded",
+            Some(ErrorKind::Throttled),
+            "rate exceeded",
             429,
             format!("function {ARN} is throttled by Lambda; retry later: rate exceeded"),
         ),
         (
             4,
-            "TIMEOUT: after 50s",
+            Some(ErrorKind::Timeout),
+            "after 50s",
             504,
             format!("function {ARN} did not answer within 50s: after 50s"),
         ),
         (
             11,
-            "PAYLOAD_TOO_LARGE: 7 MB",
+            Some(ErrorKind::PayloadTooLarge),
+            "7 MB",
             413,
             "the request or the function's response is over Lambda's payload limit: 7 MB"
                 .to_owned(),
         ),
         (
             14,
-            "CREDENTIALS_UNAVAILABLE: no provider",
+            Some(ErrorKind::CredentialsUnavailable),
+            "no provider",
             503,
             "the gateway has no AWS credentials at the moment: no provider".to_owned(),
         ),
         (
             9,
-            "INVALID_CONFIG: unknown endpoint main",
+            Some(ErrorKind::InvalidConfig),
+            "unknown endpoint main",
             500,
             format!("the gateway is misconfigured for function {ARN}: unknown endpoint main"),
         ),
         (
             3,
-            "INVALID_REQUEST: bad timeout",
+            Some(ErrorKind::InvalidRequest),
+            "bad timeout",
             500,
             format!("the invoker refused the request for function {ARN}: bad timeout"),
         ),
         (
             14,
-            "LAMBDA_UNAVAILABLE: connect error",
+            Some(ErrorKind::LambdaUnavailable),
+            "connect error",
             502,
             format!("Lambda could not be reached to invoke {ARN}: connect error"),
         ),
         (
             13,
-            "INTERNAL: oops",
+            Some(ErrorKind::Internal),
+            "oops",
             500,
             format!("the invoker failed to invoke {ARN}: oops"),
         ),
         (
             14,
+            None,
             "upstream connect error or disconnect/reset before headers. reset reason: connection failure",
             503,
             "the lambdagate invoker is unreachable".to_owned(),
         ),
         (
             14,
+            None,
             "",
             503,
             "the lambdagate invoker is unreachable".to_owned(),
         ),
         (
             4,
+            None,
             "",
             504,
             "the lambdagate invoker did not answer within 51s".to_owned(),
         ),
         (
             13,
+            None,
             "cluster lambdagate_invoker: secret internals",
             502,
             "the call to the lambdagate invoker failed (gRPC status 13)".to_owned(),
         ),
         (
             2,
+            None,
             "ERROR_KIND_UNSPECIFIED: x",
             502,
             "the call to the lambdagate invoker failed (gRPC status 2)".to_owned(),
         ),
+        // A status message that names a kind is only words: kinds come
+        // typed, so a proxy in between cannot make one up.
+        (
+            8,
+            None,
+            "THROTTLED: rate exceeded",
+            502,
+            "the call to the lambdagate invoker failed (gRPC status 8)".to_owned(),
+        ),
     ] {
-        let r = grpc(code, message);
+        let r = answer(code, kind, message);
         assert_eq!(r.status, status, "{message}");
         assert_eq!(
             body_json(&r),
@@ -511,65 +553,79 @@ fn errors_are_generic_unless_exposed() {
         body_json(&r),
         json!({"message": "Internal server error", "requestId": "req-1"})
     );
-    assert_eq!(r.outcome, "function_error");
+    assert_eq!(r.outcome.label(), "function_error");
     let detail = r.detail.unwrap();
     assert!(detail.contains("req-1") && detail.contains(ARN), "{detail}");
 
     // The invoker's reasons (AWS's text with principals and accounts).
-    for (code, message, status, public) in [
+    for (code, kind, message, status, public) in [
         (
             7,
-            "ACCESS_DENIED: User: arn:aws:iam::123456789012:user/gw is not authorized",
+            Some(ErrorKind::AccessDenied),
+            "User: arn:aws:iam::123456789012:user/gw is not authorized",
             502,
             "Internal server error",
         ),
         (
             5,
-            "FUNCTION_NOT_FOUND: Function not found: arn:aws:lambda:us-east-1:123456789012:function:f",
+            Some(ErrorKind::FunctionNotFound),
+            "Function not found: arn:aws:lambda:us-east-1:123456789012:function:f",
             502,
             "Internal server error",
         ),
         (
             7,
-            "NOT_ALLOWED: endpoint `orders` does not allow it",
+            Some(ErrorKind::NotAllowed),
+            "endpoint `orders` does not allow it",
             502,
             "Internal server error",
         ),
         (
             14,
-            "LAMBDA_UNAVAILABLE: dns error for lambda.us-east-1.amazonaws.com",
+            Some(ErrorKind::LambdaUnavailable),
+            "dns error for lambda.us-east-1.amazonaws.com",
             502,
             "Internal server error",
         ),
         (
             9,
-            "INVALID_CONFIG: endpoint `orders` is not configured",
+            Some(ErrorKind::InvalidConfig),
+            "endpoint `orders` is not configured",
             500,
             "Internal server error",
         ),
         (
             8,
-            "THROTTLED: Rate exceeded for account 123456789012",
+            Some(ErrorKind::Throttled),
+            "Rate exceeded for account 123456789012",
             429,
             "Too Many Requests",
         ),
-        (4, "TIMEOUT: after 50s", 504, "Endpoint request timed out"),
+        (
+            4,
+            Some(ErrorKind::Timeout),
+            "after 50s",
+            504,
+            "Endpoint request timed out",
+        ),
         (
             14,
-            "CREDENTIALS_UNAVAILABLE: no provider for role arn:aws:iam::1:role/r",
+            Some(ErrorKind::CredentialsUnavailable),
+            "no provider for role arn:aws:iam::1:role/r",
             503,
             "Service Unavailable",
         ),
-        (14, "", 503, "Service Unavailable"),
-        (4, "", 504, "Endpoint request timed out"),
+        (14, None, "", 503, "Service Unavailable"),
+        (4, None, "", 504, "Endpoint request timed out"),
         (
             13,
+            None,
             "cluster lambdagate_invoker: internals",
             502,
             "Internal server error",
         ),
     ] {
-        let r = reply_to_http(&c, Err(GrpcStatus { code, message }));
+        let r = answer_with(&c, code, kind, message);
         assert_eq!(r.status, status, "{message}");
         assert_eq!(
             body_json(&r),
@@ -579,11 +635,7 @@ fn errors_are_generic_unless_exposed() {
         // The invoker's reason is kept for the log; Envoy's own status
         // text (no kind) is not trusted enough to log as a reason.
         let detail = r.detail.unwrap();
-        let (kind, text) = ErrorKind::parse_status_message(message);
-        assert!(
-            kind == ErrorKind::Unspecified || detail.contains(text),
-            "{detail}"
-        );
+        assert!(kind.is_none() || detail.contains(message), "{detail}");
     }
 
     // A malformed proxy response: the reason goes to the log only.

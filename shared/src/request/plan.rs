@@ -99,6 +99,9 @@ impl Invoke {
             request_id: self.request_id,
             trace_id: self.trace_id,
             http_reply: None,
+            // Envoy hands the callout only a failed call's status code and
+            // message: the failure's kind must come in the reply.
+            failure_in_reply: true,
         }
     }
 
@@ -441,7 +444,7 @@ mod tests {
         else {
             panic!("a retired API is not invoked");
         };
-        assert_eq!((r.status, r.outcome), (410, "retired"));
+        assert_eq!((r.status, r.outcome.label()), (410, "retired"));
         let body: Value = serde_json::from_slice(&r.body).unwrap();
         assert_eq!(body["requestId"], "rid-7");
         assert!(
@@ -590,10 +593,7 @@ mod tests {
         assert_eq!(r.status, 202);
         assert_eq!(r.header("x-amzn-requestid"), Some("l-1"));
 
-        let r = plan.on_reply(Err(GrpcStatus {
-            code: 14,
-            message: "",
-        }));
+        let r = plan.on_reply(Err(GrpcStatus { code: 14 }));
         assert_eq!(r.status, 503);
     }
 }

@@ -4,6 +4,7 @@
 
 use lambdagate_proto::InvokeReply;
 
+use crate::contract::Failure;
 use crate::reply::error::{GatewayError, GrpcStatus};
 use crate::reply::proxy::{ReplyContext, invoke_reply_to_http};
 use crate::reply::response::HttpResponse;
@@ -12,7 +13,7 @@ use crate::request::plan::RoutePlan;
 impl RoutePlan {
     /// Turns the gRPC outcome into the client's response: `Ok` with the
     /// `InvokeReply` message bytes, or `Err` with the non-OK status.
-    pub fn on_reply(&self, result: Result<&[u8], GrpcStatus<'_>>) -> HttpResponse {
+    pub fn on_reply(&self, result: Result<&[u8], GrpcStatus>) -> HttpResponse {
         let target = self.target();
         let ctx = ReplyContext {
             arn: &target.arn_text,
@@ -30,17 +31,19 @@ impl RoutePlan {
     }
 }
 
-/// Maps the outcome of the gRPC call to the HTTP response.
-pub fn reply_to_http(
-    ctx: &ReplyContext<'_>,
-    result: Result<&[u8], GrpcStatus<'_>>,
-) -> HttpResponse {
-    match result {
-        Err(status) => GatewayError::from_grpc_status(status, ctx.arn, ctx.timeout)
-            .to_response(ctx.request_id, ctx.expose_errors),
+/// Maps the outcome of the gRPC call to the HTTP response. The invoker's
+/// failures come typed in the reply (the filter sets `failure_in_reply`);
+/// a non-OK status is the call's own failure (Envoy's, the transport's).
+pub fn reply_to_http(ctx: &ReplyContext<'_>, result: Result<&[u8], GrpcStatus>) -> HttpResponse {
+    let error = match result {
+        Err(status) => GatewayError::from_grpc_status(status, ctx.timeout),
         Ok(bytes) => match <InvokeReply as prost::Message>::decode(bytes) {
-            Ok(reply) => invoke_reply_to_http(ctx, reply),
-            Err(_) => GatewayError::BadReply.to_response(ctx.request_id, ctx.expose_errors),
+            Ok(reply) => match Failure::from_reply(&reply) {
+                None => return invoke_reply_to_http(ctx, reply),
+                Some(failure) => GatewayError::from_failure(failure, ctx.arn, ctx.timeout),
+            },
+            Err(_) => GatewayError::BadReply,
         },
-    }
+    };
+    error.to_response(ctx.request_id, ctx.expose_errors)
 }

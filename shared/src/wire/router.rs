@@ -28,7 +28,8 @@ use prost::Message as _;
 
 use crate::config::timeout::Timeout;
 use crate::config::{InvocationType, PayloadFormat};
-use crate::reply::error::{GRPC_DEADLINE_EXCEEDED, GRPC_UNAVAILABLE, GatewayError, GrpcStatus};
+use crate::contract::{Failure, GrpcCode, Outcome};
+use crate::reply::error::{GatewayError, GrpcStatus};
 use crate::reply::proxy::{ReplyContext, add_route_headers, invoke_reply_to_http};
 use crate::reply::response::HttpResponse;
 use crate::request::plan::RoutePlan;
@@ -136,7 +137,12 @@ impl RoutePlan {
             else {
                 return ReplyHead::Failed(self.error_response(&GatewayError::BadReply));
             };
-            let outcome = get(OUTCOME).unwrap_or("ok").to_owned();
+            // The invoker's outcome label; one this filter does not know
+            // (another version's) makes the reply one it cannot read.
+            let outcome = match get(OUTCOME) {
+                None => Outcome::Ok,
+                Some(label) => Outcome::from_label(label).unwrap_or(Outcome::BadReply),
+            };
             let headers = headers
                 .iter()
                 .filter_map(|(n, v)| {
@@ -153,20 +159,13 @@ impl RoutePlan {
         // Not the invoker's answer: a gRPC status without a reply (the
         // invoker refused the call), or Envoy's own reply (the invoker
         // cannot be reached, or the route's deadline passed).
+        let unavailable = GrpcCode::Unavailable.as_u32();
         let code = match (get("grpc-status"), get(":status")) {
-            (Some(code), _) => code.parse::<u32>().unwrap_or(GRPC_UNAVAILABLE),
-            (None, Some("504")) => GRPC_DEADLINE_EXCEEDED,
-            _ => GRPC_UNAVAILABLE,
+            (Some(code), _) => code.parse::<u32>().unwrap_or(unavailable),
+            (None, Some("504")) => GrpcCode::DeadlineExceeded.as_u32(),
+            _ => unavailable,
         };
-        let message = crate::url::decode_path(get("grpc-message").unwrap_or(""));
-        let error = GatewayError::from_grpc_status(
-            GrpcStatus {
-                code,
-                message: &message,
-            },
-            &self.target().arn_text,
-            self.target().timeout,
-        );
+        let error = GatewayError::from_grpc_status(GrpcStatus { code }, self.target().timeout);
         let mut response = error.to_response(self.request_id(), self.target().expose_errors);
         self.add_response_headers(&mut response);
         ReplyHead::Failed(response)
@@ -185,7 +184,7 @@ pub enum ReplyHead {
     Http {
         status: u16,
         headers: Vec<(String, String)>,
-        outcome: String,
+        outcome: Outcome,
     },
     /// Answer with this instead.
     Failed(HttpResponse),
@@ -221,7 +220,7 @@ pub fn grpc_frame(message: &[u8]) -> Vec<u8> {
 /// call `request` (with its `http_reply`) and what the invocation gave.
 pub fn http_reply_response(
     request: &InvokeRequest,
-    result: Result<InvokeReply, GrpcStatus<'_>>,
+    result: Result<InvokeReply, Failure>,
 ) -> HttpResponse {
     let spec = request.http_reply.clone().unwrap_or_default();
     let timeout = Timeout::from_millis(request.timeout_ms).unwrap_or_default();
@@ -240,7 +239,7 @@ pub fn http_reply_response(
     };
     let mut response = match result {
         Ok(reply) => invoke_reply_to_http(&ctx, reply),
-        Err(status) => GatewayError::from_grpc_status(status, ctx.arn, timeout)
+        Err(failure) => GatewayError::from_failure(failure, ctx.arn, timeout)
             .to_response(ctx.request_id, ctx.expose_errors),
     };
     add_route_headers(&mut response.headers, spec.headers);

@@ -250,7 +250,10 @@ pub async fn connect_unix(path: PathBuf) -> InvokerClient<Channel> {
         .max_encoding_message_size(MAX_GRPC_MESSAGE_BYTES)
 }
 
-/// An InvokeRequest as the filter sends it.
+/// An InvokeRequest as the filter sends it, but from a plain gRPC client:
+/// a failure comes back as a non-OK status with its kind in the trailer
+/// (the filter asks for failures in the reply instead; see
+/// `failure_in_reply`).
 pub fn invoke_request(
     endpoint: &str,
     arn: &str,
@@ -267,6 +270,7 @@ pub fn invoke_request(
         request_id: format!("test-{}", free_port()),
         trace_id: String::new(),
         http_reply: None,
+        failure_in_reply: false,
     }
 }
 

@@ -548,7 +548,10 @@ fn random_outcome(rng: &mut Rng) -> Outcome {
                     .into(),
                 executed_version: rng.pick(&["$LATEST", "", "3", "bad\r\nvalue"]).into(),
                 lambda_request_id: rng.pick(&["lambda-1", "", "\u{e9}"]).into(),
-                error_kind: rng.pick(&[0, 0, 6, -1, 999]),
+                error_kind: rng.pick(&[0, 0, 0, 6, -1, 999, 4, 5, 12]),
+                error_message: rng
+                    .pick(&["", "reason", "arn:aws:iam::1:user/u", "\u{e9}"])
+                    .into(),
             };
             Outcome::Receive(encode(&reply))
         }
@@ -556,9 +559,11 @@ fn random_outcome(rng: &mut Rng) -> Outcome {
             let code = rng.pick(&[0, 1, 2, 4, 4, 5, 7, 8, 11, 13, 14, 14, 16, 17, 99, u32::MAX]);
             let kind = ErrorKind::try_from(rng.below(14) as i32).unwrap_or(ErrorKind::Unspecified);
             let text = rng.text(&["boom", " ", ":", "%", "\u{e9}", "%zz", "\n"], 6);
+            // What Envoy, a proxy or an older invoker may put in a status:
+            // words, some naming a kind (never believed: kinds come typed).
             let message = match rng.below(5) {
-                0 => kind.status_message(&text),
-                1 => wire_status_message(kind, &text),
+                0 => format!("{}: {text}", kind.as_str_name()),
+                1 => format!("{}%3A%20{text}", kind.as_str_name()),
                 2 => String::new(),
                 3 => text,
                 _ => "upstream connect error or disconnect/reset before headers".to_owned(),

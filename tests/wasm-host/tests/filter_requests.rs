@@ -19,6 +19,7 @@ mod common;
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use common::*;
+use lambdagate_core::contract::contract;
 use lambdagate_proto::{ErrorKind, InvocationType};
 use lambdagate_wasm_host::{Action, GrpcDispatch, LogLevel, status};
 use serde_json::{Value, json};
@@ -877,13 +878,13 @@ fn errors_are_generic_unless_the_api_exposes_them() {
         ),
         (
             Box::new(|host, token| {
-                let message = wire_status_message(
+                let failure = failure_reply(
                     ErrorKind::AccessDenied,
                     &format!(
                         "User: arn:aws:iam::123456789012:user/gw is not authorized ({SECRET})"
                     ),
                 );
-                host.grpc_close(token, 7, &message).unwrap();
+                host.grpc_receive(token, &failure).unwrap();
             }),
             502,
             "Internal server error",
@@ -898,8 +899,8 @@ fn errors_are_generic_unless_the_api_exposes_them() {
         ),
         (
             Box::new(|host, token| {
-                let message = wire_status_message(ErrorKind::Timeout, "after 30s");
-                host.grpc_close(token, 4, &message).unwrap();
+                host.grpc_receive(token, &failure_reply(ErrorKind::Timeout, "after 30s"))
+                    .unwrap();
             }),
             504,
             "Endpoint request timed out",
@@ -1099,87 +1100,43 @@ fn an_unreadable_reply_is_502() {
 // ---------------------------------------------------------------------------
 // gRPC failures
 
+/// Every kind the invoker reports reaches the client as the error
+/// contract's table says (lambdagate-core's `contract`, the one place that
+/// maps a kind): its HTTP status, its public message (the `users2` API does
+/// not expose errors), `Retry-After` where the table gives one, its outcome
+/// for the access log; the invoker's words go only to Envoy's log.
 #[test]
-fn invoker_error_kinds_map_to_http_statuses() {
+fn invoker_failures_are_answered_by_the_contract() {
     let mut host = filter();
-    for (kind, code, text, status, message) in [
-        (
-            ErrorKind::Throttled,
-            8,
-            "Rate exceeded",
-            429,
-            format!("function {CREATE_USER} is throttled by Lambda; retry later: Rate exceeded"),
-        ),
-        (
-            ErrorKind::Timeout,
-            4,
-            "no answer after 5s",
-            504,
-            format!("function {CREATE_USER} did not answer within 5s: no answer after 5s"),
-        ),
-        (
-            ErrorKind::FunctionNotFound,
-            5,
-            "Function not found",
-            502,
-            format!("function {CREATE_USER} was not found: Function not found"),
-        ),
-        (
-            ErrorKind::AccessDenied,
-            7,
-            "AccessDeniedException",
-            502,
-            format!(
-                "the gateway's AWS identity may not invoke {CREATE_USER}: AccessDeniedException"
-            ),
-        ),
-        (
-            ErrorKind::NotAllowed,
-            7,
-            "not in the allow-list of endpoint main",
-            502,
-            format!(
-                "function {CREATE_USER} is not in the invoker's allow-list for this endpoint: not in the allow-list of endpoint main"
-            ),
-        ),
-        (
-            ErrorKind::PayloadTooLarge,
-            11,
-            "7 MB",
-            413,
-            "the request or the function's response is over Lambda's payload limit: 7 MB"
-                .to_owned(),
-        ),
-        (
-            ErrorKind::CredentialsUnavailable,
-            14,
-            "no provider",
-            503,
-            "the gateway has no AWS credentials at the moment: no provider".to_owned(),
-        ),
-        (
-            ErrorKind::LambdaUnavailable,
-            14,
-            "dispatch failure",
-            502,
-            format!("Lambda could not be reached to invoke {CREATE_USER}: dispatch failure"),
-        ),
-        (
-            ErrorKind::Internal,
-            13,
-            "oops",
-            500,
-            format!("the invoker failed to invoke {CREATE_USER}: oops"),
-        ),
-    ] {
-        let (stream, token) = invoke(&mut host, "/users/user/7");
-        host.grpc_close(token, code, &kind.status_message(text))
+    let reported = ErrorKind::all()
+        .filter(|k| !matches!(k, ErrorKind::Unspecified | ErrorKind::FunctionError));
+    for kind in reported {
+        let row = contract(kind);
+        let (stream, _) = send(&mut host, headers("POST", "/users2/user/7", &[]), &[b"{}"]);
+        let token = token(&only_call(&host, stream));
+        let logs_before = host.logs().len();
+        host.grpc_receive(token, &failure_reply(kind, "the invoker's reason"))
             .unwrap();
         let response = only_response(&host, stream);
-        let body = error_body(&response, status, "rid-1");
-        assert_eq!(body["message"], message, "{kind:?}");
-        let retry = (kind == ErrorKind::Throttled).then_some("1");
-        assert_eq!(response.header("retry-after"), retry, "{kind:?}");
+        let body = error_body(&response, u32::from(row.http_status), "rid-1");
+        assert_eq!(
+            body,
+            json!({"message": row.public_message, "requestId": "rid-1"}),
+            "{kind:?}"
+        );
+        assert_eq!(response.header("retry-after"), row.retry_after, "{kind:?}");
+        assert_eq!(
+            host.stream(stream)
+                .filter_properties
+                .get("lambdagate_outcome")
+                .map(Vec::as_slice),
+            Some(row.outcome.label().as_bytes()),
+            "{kind:?}"
+        );
+        let logged = host.logs()[logs_before..]
+            .iter()
+            .any(|l| l.level == LogLevel::Warn && l.message.contains("the invoker's reason"));
+        assert!(logged, "{kind:?}: {:?}", &host.logs()[logs_before..]);
     }
 }
 
@@ -1226,34 +1183,31 @@ fn envoys_own_grpc_failures_have_no_kind() {
     }
 }
 
+/// A kind comes typed or not at all: a non-OK status whose message names
+/// one (as an older invoker wrote them, or anything in between could) is
+/// Envoy's kind of failure, judged by its code alone.
 #[test]
-fn percent_encoded_grpc_messages_are_decoded() {
+fn a_status_message_naming_a_kind_is_not_believed() {
     let mut host = filter();
-    let text = "Function not found: arn:aws:lambda:us-east-1:123456789012:function:create-user:live (café 100%)";
-    let wire = wire_status_message(ErrorKind::FunctionNotFound, text);
-    assert!(
-        wire.starts_with("FUNCTION_NOT_FOUND:%20Function%20not%20found"),
-        "{wire}"
-    );
-    assert!(wire.contains("caf%C3%A9%20100%25"), "{wire}");
-    let (stream, token) = invoke(&mut host, "/users/user/7");
-    host.grpc_close(token, 5, &wire).unwrap();
-    let body = error_body(&only_response(&host, stream), 502, "rid-1");
-    assert_eq!(
-        body["message"],
-        format!("function {CREATE_USER} was not found: {text}")
-    );
-
-    let (stream, token) = invoke(&mut host, "/users/user/7");
-    host.grpc_close(
-        token,
-        8,
-        &wire_status_message(ErrorKind::Throttled, "Rate exceeded"),
-    )
-    .unwrap();
-    let response = only_response(&host, stream);
-    error_body(&response, 429, "rid-1");
-    assert_eq!(response.header("retry-after"), Some("1"));
+    for (code, message, status) in [
+        (8, "THROTTLED: Rate exceeded", 502),
+        (5, "FUNCTION_NOT_FOUND%3A%20Function%20not%20found", 502),
+        (13, "TIMEOUT: after 5s", 502),
+        (14, "ACCESS_DENIED: no", 503),
+    ] {
+        let (stream, token) = invoke(&mut host, "/users/user/7");
+        host.grpc_close(token, code, message).unwrap();
+        let response = only_response(&host, stream);
+        let body = error_body(&response, status, "rid-1");
+        assert!(
+            body["message"]
+                .as_str()
+                .unwrap()
+                .contains("the lambdagate invoker"),
+            "{message}: {body}"
+        );
+        assert_eq!(response.header("retry-after"), None, "{message}");
+    }
 }
 
 // ---------------------------------------------------------------------------

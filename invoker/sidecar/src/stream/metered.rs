@@ -3,6 +3,7 @@
 
 use std::time::Instant;
 
+use lambdagate_core::Outcome;
 use lambdagate_proto::ErrorKind;
 use tokio::sync::mpsc;
 
@@ -77,9 +78,9 @@ impl CallRecord {
                 }
             };
             match end {
-                Ok(()) => self.finished("ok", None, Some(200)),
+                Ok(()) => self.finished(Outcome::Ok, None, Some(200)),
                 Err(Some(failure)) => self.finished(failure.outcome(), Some(&failure), None),
-                Err(None) => self.finished("client_gone", None, None),
+                Err(None) => self.finished(Outcome::ClientGone, None, None),
             }
         });
         reply

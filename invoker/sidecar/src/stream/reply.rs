@@ -14,7 +14,7 @@ use tonic::metadata::{MetadataMap, MetadataValue};
 use tonic::{Response, Status};
 
 use super::{BodyItem, ReplyStream, writer_gone};
-use crate::error::Failure;
+use crate::error::{Failure, failure_status};
 use crate::http_reply::{HttpBodyStream, buffered_reply, is_head, whole_reply, with_head};
 
 /// Reads the rest of a stream nobody will see (a HEAD request, a refused
@@ -108,23 +108,16 @@ impl ChunkStream {
     fn cut(&self, failure: &Failure) -> Status {
         tracing::warn!(
             request_id = %self.request_id,
-            outcome = failure.outcome(),
+            outcome = failure.outcome().label(),
             "response stream cut: {}",
             failure.message
         );
         let mut trailers = MetadataMap::new();
-        trailers.insert(OUTCOME, MetadataValue::from_static(failure.outcome()));
-        let code = match failure.code() {
-            // A function error is gRPC OK on the buffered call; here the
-            // status must never read as success.
-            tonic::Code::Ok => tonic::Code::Aborted,
-            code => code,
-        };
-        Status::with_metadata(
-            code,
-            failure.kind.status_message(&failure.message),
-            trailers,
-        )
+        trailers.insert(
+            OUTCOME,
+            MetadataValue::from_static(failure.outcome().label()),
+        );
+        failure_status(failure, trailers)
     }
 }
 

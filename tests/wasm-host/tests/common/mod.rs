@@ -259,7 +259,7 @@ pub fn reply(payload: impl Into<Vec<u8>>) -> InvokeReply {
         function_error: String::new(),
         executed_version: "$LATEST".to_owned(),
         lambda_request_id: "lambda-req-1".to_owned(),
-        error_kind: 0,
+        ..InvokeReply::default()
     }
 }
 
@@ -273,24 +273,15 @@ pub fn encode(reply: &InvokeReply) -> Vec<u8> {
     reply.encode_to_vec()
 }
 
-/// A gRPC status message as the invoker writes it and tonic puts it on the
-/// wire (percent-encoded, spaces as `%20`), which Envoy hands over as is.
-pub fn wire_status_message(kind: ErrorKind, text: &str) -> String {
-    percent_encode(&kind.status_message(text))
-}
-
-/// tonic's encoding of `grpc-message`: controls, space, `"#<>`?{}` and
-/// non-ASCII bytes become `%XX`; so does `%` itself (gRPC spec).
-pub fn percent_encode(text: &str) -> String {
-    let mut out = String::new();
-    for byte in text.bytes() {
-        if byte.is_ascii_graphic() && !b"\"#<>`?{}%".contains(&byte) {
-            out.push(char::from(byte));
-        } else {
-            out.push_str(&format!("%{byte:02X}"));
-        }
-    }
-    out
+/// The invoker's answer to the filter's callout for a failure: an OK
+/// reply with the kind typed and the invoker's words (the filter asks for
+/// failures in the reply, `failure_in_reply`).
+pub fn failure_reply(kind: ErrorKind, text: &str) -> Vec<u8> {
+    encode(&InvokeReply {
+        error_kind: kind as i32,
+        error_message: text.to_owned(),
+        ..InvokeReply::default()
+    })
 }
 
 /// Error-level log lines written so far.
