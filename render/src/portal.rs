@@ -252,7 +252,7 @@ pub fn portal_document(api: &ApiDefinition, gateway: &Gateway) -> Value {
 pub fn write(portal_dir: &Path, files: &[PortalFile]) -> std::io::Result<usize> {
     let mut changed = 0;
     for file in files {
-        if crate::write_bytes_atomically(&portal_dir.join(&file.path), &file.content)? {
+        if crate::fs::write_bytes_atomically(&portal_dir.join(&file.path), &file.content)? {
             changed += 1;
         }
     }
