@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use lambdagate_core::config::Lifecycle;
 use serde_json::{Value, json};
 
-use crate::{ApiDefinition, DefinitionError, Gateway, PortalSettings};
+use crate::definition::{ApiDefinition, DefinitionError, Gateway, PortalSettings, error};
 
 /// The portal's folder inside render's output folder.
 pub const DIR: &str = "portal";
@@ -36,14 +36,6 @@ pub const VENDORED_CONSOLE: &str = "vendor/swagger-ui-dist";
 pub struct PortalFile {
     pub path: String,
     pub content: Vec<u8>,
-}
-
-fn error(file: &str, at: &str, message: String) -> DefinitionError {
-    DefinitionError {
-        file: file.to_owned(),
-        at: at.to_owned(),
-        message,
-    }
 }
 
 /// Swagger UI found from where the `lambdagate` binary is, as the filter
