@@ -5,7 +5,7 @@
 use lambdagate_core::config::Lifecycle;
 use serde_json::{Map, Value, json};
 
-use crate::{ApiDefinition, Gateway};
+use crate::definition::{ApiDefinition, Gateway};
 
 const ALL_VERBS: &[&str] = &["get", "post", "put", "delete", "patch", "head", "options"];
 

@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use lambdagate_core::config::Lifecycle;
 use serde_json::{Value, json};
 
-use crate::{ApiDefinition, DefinitionError, Gateway, PortalSettings};
+use crate::definition::{ApiDefinition, DefinitionError, Gateway, PortalSettings, error};
 
 /// The portal's folder inside render's output folder.
 pub const DIR: &str = "portal";
@@ -36,14 +36,6 @@ pub const VENDORED_CONSOLE: &str = "vendor/swagger-ui-dist";
 pub struct PortalFile {
     pub path: String,
     pub content: Vec<u8>,
-}
-
-fn error(file: &str, at: &str, message: String) -> DefinitionError {
-    DefinitionError {
-        file: file.to_owned(),
-        at: at.to_owned(),
-        message,
-    }
 }
 
 /// Swagger UI found from where the `lambdagate` binary is, as the filter
@@ -252,7 +244,7 @@ pub fn portal_document(api: &ApiDefinition, gateway: &Gateway) -> Value {
 pub fn write(portal_dir: &Path, files: &[PortalFile]) -> std::io::Result<usize> {
     let mut changed = 0;
     for file in files {
-        if crate::write_bytes_atomically(&portal_dir.join(&file.path), &file.content)? {
+        if crate::fs::write_bytes_atomically(&portal_dir.join(&file.path), &file.content)? {
             changed += 1;
         }
     }

@@ -1,0 +1,292 @@
+//! What `render` writes, read back as Envoy and the invoker read it: the
+//! bootstrap's timeouts, routes and clusters (the portal's present or
+//! absent), the ECDS resource and the invoker config; and `envoy/dynamic/`
+//! is exactly what render writes for `examples/api.yaml`.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)] // test code: a panic is a failed test
+
+use std::path::{Path, PathBuf};
+
+use lambdagate_render::{ApiDefinition, Rendered, render};
+use serde_yaml::Value;
+
+/// A stand-in filter file and Swagger UI folder: render only checks that
+/// they exist (the filter) and copies them (the console).
+struct StandIns {
+    _dir: tempfile::TempDir,
+    filter: PathBuf,
+    console: PathBuf,
+}
+
+fn stand_ins() -> StandIns {
+    let dir = tempfile::tempdir().unwrap();
+    let filter = dir.path().join("lambdagate_filter.wasm");
+    std::fs::write(&filter, b"\0asm").unwrap();
+    let console = dir.path().join("swagger-ui-dist");
+    std::fs::create_dir(&console).unwrap();
+    for name in lambdagate_render::portal::CONSOLE_FILES {
+        std::fs::write(console.join(name), name).unwrap();
+    }
+    StandIns {
+        filter: filter.canonicalize().unwrap(),
+        console,
+        _dir: dir,
+    }
+}
+
+const ARN: &str = "arn:aws:lambda:us-east-1:123456789012:function:echo";
+
+/// An API whose route timeout is 5 s, with `gateway` (indented lines) added
+/// to its gateway section, rendered into `/srv/lambdagate`.
+fn rendered(gateway: &str) -> (Rendered, StandIns) {
+    let stand_ins = stand_ins();
+    let text = format!(
+        "name: trust
+version: v1
+context: /trust
+endpoint:
+  name: main
+  access_method: stored
+  region: us-east-1
+  credentials: {{access_key_id: {{env: KEY_ID}}, secret_access_key: {{env: SECRET}}}}
+resources:
+  - verb: GET
+    uri_template: /echo
+    arn: {ARN}
+    timeout_seconds: 5
+gateway:
+  idle_timeout_seconds: 2
+{gateway}"
+    );
+    let text = text.replace("CONSOLE", &stand_ins.console.display().to_string());
+    let api = ApiDefinition::parse(&text, "api.yaml").unwrap();
+    let rendered = render(
+        &[api],
+        Path::new("/srv/lambdagate"),
+        Some(&stand_ins.filter),
+    )
+    .unwrap();
+    (rendered, stand_ins)
+}
+
+fn yaml(text: &str) -> Value {
+    serde_yaml::from_str(text).unwrap()
+}
+
+fn connection_manager(bootstrap: &Value) -> &Value {
+    &bootstrap["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]["typed_config"]
+}
+
+fn cluster_names(bootstrap: &Value) -> Vec<&str> {
+    bootstrap["static_resources"]["clusters"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .map(|c| c["name"].as_str().unwrap())
+        .collect()
+}
+
+#[test]
+fn the_bootstrap_has_the_raised_timeouts_the_invoker_route_and_the_portal() {
+    let (rendered, _stand_ins) = rendered("  portal: {console: CONSOLE}\n");
+    let text = &rendered.envoy_bootstrap;
+    // The forms other tests look for (and one edits) in the rendered file.
+    for line in [
+        "stream_idle_timeout: 15s",
+        "request_timeout: 15s",
+        "use_remote_address: true",
+    ] {
+        assert!(text.contains(line), "{line} in:\n{text}");
+    }
+    assert!(text.starts_with(
+        "# Rendered by `lambdagate render`. Start Envoy with\n#   envoy -c /srv/lambdagate/envoy.yaml --concurrency 1\n"
+    ));
+
+    let bootstrap = yaml(text);
+    let manager = connection_manager(&bootstrap);
+    assert_eq!(
+        manager["@type"],
+        "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager"
+    );
+    // The route's 5 s plus the margin, above the gateway's 2 s.
+    assert_eq!(manager["stream_idle_timeout"], "15s");
+    assert_eq!(manager["request_timeout"], "15s");
+    assert_eq!(manager["use_remote_address"], true);
+    assert_eq!(manager["xff_num_trusted_hops"], 0);
+    assert_eq!(
+        bootstrap["static_resources"]["listeners"][0]["address"]["socket_address"],
+        yaml("{address: 127.0.0.1, port_value: 8080}")
+    );
+
+    let routes = manager["route_config"]["virtual_hosts"][0]["routes"]
+        .as_sequence()
+        .unwrap();
+    assert_eq!(routes.len(), 4, "{routes:?}");
+    let invoker = &routes[0];
+    assert_eq!(invoker["match"]["path"], lambdagate_proto::http_path::PATH);
+    assert_eq!(
+        invoker["match"]["headers"],
+        yaml("[{name: lambdagate-forwarded, present_match: true}]")
+    );
+    assert_eq!(
+        invoker["route"],
+        yaml("{cluster: lambdagate_invoker, timeout: 0s}")
+    );
+    let filter_off = yaml(
+        "{lambdagate: {'@type': type.googleapis.com/envoy.config.route.v3.FilterConfig, disabled: true}}",
+    );
+    assert_eq!(routes[1]["match"], yaml("{path: /portal}"));
+    assert_eq!(routes[1]["redirect"], yaml("{path_redirect: /portal/}"));
+    assert_eq!(routes[1]["typed_per_filter_config"], filter_off);
+    assert_eq!(routes[2]["match"], yaml("{prefix: /portal/}"));
+    assert_eq!(
+        routes[2]["route"],
+        yaml("{cluster: lambdagate_portal, prefix_rewrite: /portal/}")
+    );
+    assert_eq!(routes[2]["typed_per_filter_config"], filter_off);
+    assert_eq!(routes[3]["match"], yaml("{prefix: /}"));
+    assert_eq!(routes[3]["direct_response"]["status"], 404);
+
+    assert_eq!(
+        manager["http_filters"][0]["config_discovery"]["config_source"]["path_config_source"],
+        yaml(
+            "{path: /srv/lambdagate/ecds/lambdagate.yaml, watched_directory: {path: /srv/lambdagate/ecds}}"
+        )
+    );
+    assert_eq!(
+        cluster_names(&bootstrap),
+        ["lambdagate_invoker", "lambdagate_portal"]
+    );
+    let portal_cluster = &bootstrap["static_resources"]["clusters"][1];
+    assert_eq!(portal_cluster["type"], "STATIC");
+    assert_eq!(portal_cluster["connect_timeout"], "1s");
+    assert_eq!(
+        portal_cluster["load_assignment"]["endpoints"][0]["lb_endpoints"][0]["endpoint"]["address"],
+        yaml("{socket_address: {address: 127.0.0.1, port_value: 9902}}")
+    );
+
+    let invoker = yaml(&rendered.invoker);
+    assert_eq!(invoker["listen"], "127.0.0.1:50051");
+    assert_eq!(invoker["admin_listen"], "127.0.0.1:9902");
+    assert_eq!(invoker["portal_dir"], "/srv/lambdagate/portal");
+    assert_eq!(
+        invoker["endpoints"]["main"]["allow"],
+        yaml(&format!("[{ARN}]"))
+    );
+}
+
+#[test]
+fn without_the_portal_there_is_no_portal_route_cluster_or_folder() {
+    let (rendered, _stand_ins) = rendered(
+        "  portal: {enabled: false}\n  invoker: unix:/run/lambdagate/invoker.sock\n  trusted_hops: 2\n",
+    );
+    let text = &rendered.envoy_bootstrap;
+    assert!(!text.contains("lambdagate_portal"), "{text}");
+    assert!(rendered.portal.is_none());
+    let bootstrap = yaml(text);
+    let manager = connection_manager(&bootstrap);
+    assert_eq!(manager["xff_num_trusted_hops"], 2);
+    let routes = manager["route_config"]["virtual_hosts"][0]["routes"]
+        .as_sequence()
+        .unwrap();
+    assert_eq!(routes.len(), 2, "{routes:?}");
+    assert_eq!(routes[1]["match"], yaml("{prefix: /}"));
+    assert_eq!(cluster_names(&bootstrap), ["lambdagate_invoker"]);
+    assert_eq!(
+        bootstrap["static_resources"]["clusters"][0]["load_assignment"]["endpoints"][0]["lb_endpoints"]
+            [0]["endpoint"]["address"],
+        yaml("{pipe: {path: /run/lambdagate/invoker.sock}}")
+    );
+    let invoker = yaml(&rendered.invoker);
+    assert_eq!(invoker["listen"], "unix:/run/lambdagate/invoker.sock");
+    assert!(invoker.get("portal_dir").is_none(), "{}", rendered.invoker);
+    assert!(
+        invoker.get("admin_listen").is_none(),
+        "{}",
+        rendered.invoker
+    );
+}
+
+#[test]
+fn the_ecds_resource_carries_the_filter_and_its_config() {
+    let (rendered, stand_ins) = rendered("  data_path: router\n  portal: {enabled: false}\n");
+    assert!(rendered.ecds.contains(r#"\"data_path\":\"router\""#));
+    let ecds = yaml(&rendered.ecds);
+    let resource = &ecds["resources"][0];
+    assert_eq!(
+        resource["@type"],
+        "type.googleapis.com/envoy.config.core.v3.TypedExtensionConfig"
+    );
+    assert_eq!(resource["name"], "lambdagate");
+    let wasm = &resource["typed_config"];
+    assert_eq!(
+        wasm["@type"],
+        "type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm"
+    );
+    let plugin = &wasm["config"];
+    assert_eq!(plugin["allow_on_headers_stop_iteration"], true);
+    assert_eq!(plugin["failure_policy"], "FAIL_RELOAD");
+    assert_eq!(
+        plugin["vm_config"]["code"]["local"]["filename"],
+        stand_ins.filter.display().to_string().as_str()
+    );
+    let config: serde_json::Value =
+        serde_json::from_str(plugin["configuration"]["value"].as_str().unwrap()).unwrap();
+    assert_eq!(config["invoker_cluster"], "lambdagate_invoker");
+    assert_eq!(config["data_path"], "router");
+    assert_eq!(config["apis"][0]["resources"][0]["arn"], ARN);
+}
+
+/// `envoy/dynamic/` is what `lambdagate render examples/api.yaml --out
+/// envoy/dynamic` writes, with the paths made relative to the repository
+/// root (as its headers say). `LAMBDAGATE_WRITE_EXAMPLES=1` rewrites it.
+#[test]
+fn envoy_dynamic_is_what_render_writes_for_the_example_api() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let stand_ins = stand_ins();
+    let mut api = ApiDefinition::load(&root.join("examples/api.yaml")).unwrap();
+    if let Some(gateway) = &mut api.gateway {
+        gateway.portal.console = Some(stand_ins.console.clone());
+    }
+    // A relative output folder gives the relative paths in the bootstrap.
+    let rendered = render(&[api], Path::new("envoy/dynamic"), Some(&stand_ins.filter)).unwrap();
+    let bootstrap = rendered.envoy_bootstrap.replacen(
+        "# Rendered by `lambdagate render`. Start Envoy with\n",
+        "# What `lambdagate render examples/api.yaml --out envoy/dynamic` writes\n\
+         # (render writes absolute paths; here they are relative to the repository\n\
+         # root, where Envoy must then be started). Start Envoy with\n",
+        1,
+    );
+    let ecds = rendered
+        .ecds
+        .replacen(
+            "# Rendered by `lambdagate render`: the lambdagate filter's configuration.\n",
+            "# Rendered by `lambdagate render examples/api.yaml --out envoy/dynamic`\n\
+             # (the .wasm path made relative to the repository root): the lambdagate\n\
+             # filter's configuration.\n",
+            1,
+        )
+        .replace(
+            &stand_ins.filter.display().to_string(),
+            "target/wasm32-wasip1/wasm/lambdagate_filter.wasm",
+        );
+    for (path, expected) in [
+        ("envoy/dynamic/envoy.yaml", &bootstrap),
+        ("envoy/dynamic/ecds/lambdagate.yaml", &ecds),
+    ] {
+        let path = root.join(path);
+        if std::env::var("LAMBDAGATE_WRITE_EXAMPLES").is_ok_and(|v| v == "1") {
+            std::fs::write(&path, expected).unwrap();
+        }
+        let committed = std::fs::read_to_string(&path).unwrap();
+        assert!(
+            committed == *expected,
+            "{} is not what render writes; LAMBDAGATE_WRITE_EXAMPLES=1 cargo test -p lambdagate-render rewrites it. Render writes:\n{expected}",
+            path.display()
+        );
+    }
+}
