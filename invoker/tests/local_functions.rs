@@ -138,7 +138,7 @@ import json, os, time
 
 def handler(event, context):
     q = event.get("queryStringParameters") or {}
-    print("handling", q)
+    print("handling", q, flush=True)
     if "fail" in q:
         raise ValueError("boom: " + q["fail"])
     if "crash" in q:
@@ -253,7 +253,8 @@ async fn lambda_failure_semantics_for_local_functions() {
             lambdagate_harness::http::send(&addr, "GET", "/fn/single?sleep=1.5", &[], b"").await
         })
     };
-    tokio::time::sleep(Duration::from_millis(600)).await;
+    // The slow call holds the only slot once its handler runs.
+    invoker.wait_for_log("handling {'sleep': '1.5'}").await;
     let r = envoy.send("GET", "/fn/single", &[], b"").await;
     assert_eq!(r.status, 429, "{}", r.text());
     assert_eq!(r.header("retry-after"), Some("1"));

@@ -291,11 +291,12 @@ async fn first_megabyte(addr: &str, size: usize) -> (TcpStream, Vec<u8>) {
     (stream, raw)
 }
 
-/// The function's own count of what it sent, from the invoker's log.
+/// The function's own count of what it sent, from the invoker's log. It
+/// writes a line per MB, so once a MB has reached the reader a line is
+/// there: none is a failure, never a count of zero.
 fn megabytes_streamed(invoker: &InvokerProcess) -> usize {
-    invoker
-        .logs()
-        .lines()
+    let logs = invoker.logs();
+    logs.lines()
         .filter_map(|l| {
             l.split("streamed ")
                 .nth(1)?
@@ -305,7 +306,32 @@ fn megabytes_streamed(invoker: &InvokerProcess) -> usize {
                 .ok()
         })
         .max()
-        .unwrap_or(0)
+        .unwrap_or_else(|| panic!("the function logged no `streamed N MB` line:\n{logs}"))
+}
+
+/// Waits until the function stops writing (its count unchanged for
+/// `STALLED_FOR`) and returns where it stopped; fails if it is still
+/// writing after `STALL_DEADLINE`.
+async fn megabytes_when_stalled(invoker: &InvokerProcess) -> usize {
+    const STALLED_FOR: Duration = Duration::from_secs(1);
+    const STALL_DEADLINE: Duration = Duration::from_secs(30);
+    let started = Instant::now();
+    let mut last = megabytes_streamed(invoker);
+    let mut since = Instant::now();
+    loop {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let now = megabytes_streamed(invoker);
+        if now != last {
+            (last, since) = (now, Instant::now());
+        } else if since.elapsed() >= STALLED_FOR {
+            return last;
+        }
+        assert!(
+            started.elapsed() < STALL_DEADLINE,
+            "the function kept writing to a paused reader: {last} MB after {:?}",
+            started.elapsed()
+        );
+    }
 }
 
 #[tokio::test]
@@ -318,14 +344,7 @@ async fn a_slow_reader_slows_the_function_instead_of_filling_memory() {
     let (mut stream, mut raw) = first_megabyte(&s.envoy.addr, size).await;
     // The reader stops. The function may fill the buffers on the way
     // (Envoy's, HTTP/2's windows, the sockets'), then must wait.
-    tokio::time::sleep(Duration::from_secs(3)).await;
-    let stalled_at = megabytes_streamed(&s.invoker);
-    tokio::time::sleep(Duration::from_secs(1)).await;
-    assert_eq!(
-        megabytes_streamed(&s.invoker),
-        stalled_at,
-        "the function kept writing"
-    );
+    let stalled_at = megabytes_when_stalled(&s.invoker).await;
     let rss = rss_kib(pid).unwrap();
     println!(
         "reader paused after 1 MB: the function stopped at {stalled_at} MB of {} MB; invoker RSS {before} -> {rss} KiB",
@@ -489,16 +508,8 @@ async fn the_route_timeout_covers_the_whole_stream() {
     // route timeout either: the invoker ends it while its writes wait.
     let size = 100 * MB;
     let (mut stream, mut raw) = first_megabyte(&s.envoy.addr, size).await;
-    tokio::time::sleep(Duration::from_secs(4)).await;
-    stream.read_to_end(&mut raw).await.unwrap();
-    let (body, whole) = dechunk(&raw);
-    assert!(
-        !whole && body.len() < size,
-        "{} bytes, whole: {whole}",
-        body.len()
-    );
-    // Both streams ended by the invoker's own timeout, the second while
-    // its writes waited on the stopped reader.
+    // Both streams end by the invoker's own timeout, the second while its
+    // writes wait on the stopped reader: the reader reads on only then.
     let timeouts = || async {
         lambdagate_harness::http::metric_value(
             &s.invoker.metrics().await,
@@ -506,6 +517,22 @@ async fn the_route_timeout_covers_the_whole_stream() {
             &[("outcome", "timeout")],
         )
     };
+    let waiting = Instant::now();
+    while timeouts().await != Some(2.0) {
+        assert!(
+            waiting.elapsed() < Duration::from_secs(20),
+            "the stopped reader's stream did not time out: {}",
+            s.invoker.metrics().await
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    stream.read_to_end(&mut raw).await.unwrap();
+    let (body, whole) = dechunk(&raw);
+    assert!(
+        !whole && body.len() < size,
+        "{} bytes, whole: {whole}",
+        body.len()
+    );
     assert_eq!(timeouts().await, Some(2.0), "{}", s.invoker.metrics().await);
 }
 

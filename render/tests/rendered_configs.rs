@@ -9,34 +9,13 @@
     clippy::indexing_slicing
 )] // test code: a panic is a failed test
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use lambdagate_render::{ApiDefinition, Rendered, render};
+use support::{StandIns, stand_ins};
+
+mod support;
 use serde_yaml::Value;
-
-/// A stand-in filter file and Swagger UI folder: render only checks that
-/// they exist (the filter) and copies them (the console).
-struct StandIns {
-    _dir: tempfile::TempDir,
-    filter: PathBuf,
-    console: PathBuf,
-}
-
-fn stand_ins() -> StandIns {
-    let dir = tempfile::tempdir().unwrap();
-    let filter = dir.path().join("lambdagate_filter.wasm");
-    std::fs::write(&filter, b"\0asm").unwrap();
-    let console = dir.path().join("swagger-ui-dist");
-    std::fs::create_dir(&console).unwrap();
-    for name in lambdagate_render::portal::CONSOLE_FILES {
-        std::fs::write(console.join(name), name).unwrap();
-    }
-    StandIns {
-        filter: filter.canonicalize().unwrap(),
-        console,
-        _dir: dir,
-    }
-}
 
 const ARN: &str = "arn:aws:lambda:us-east-1:123456789012:function:echo";
 
@@ -241,51 +220,17 @@ fn the_ecds_resource_carries_the_filter_and_its_config() {
     assert_eq!(config["apis"][0]["resources"][0]["arn"], ARN);
 }
 
-/// `envoy/dynamic/` is what `lambdagate render examples/api.yaml --out
-/// envoy/dynamic` writes, with the paths made relative to the repository
-/// root (as its headers say). `LAMBDAGATE_WRITE_EXAMPLES=1` rewrites it.
+/// `envoy/dynamic/` is exactly what render writes for the example API.
+/// This test only compares; rewriting the folder is a separate step:
+/// `cargo run -p lambdagate-render --example write_envoy_dynamic`.
 #[test]
 fn envoy_dynamic_is_what_render_writes_for_the_example_api() {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
-    let stand_ins = stand_ins();
-    let mut api = ApiDefinition::load(&root.join("examples/api.yaml")).unwrap();
-    if let Some(gateway) = &mut api.gateway {
-        gateway.portal.console = Some(stand_ins.console.clone());
-    }
-    // A relative output folder gives the relative paths in the bootstrap.
-    let rendered = render(&[api], Path::new("envoy/dynamic"), Some(&stand_ins.filter)).unwrap();
-    let bootstrap = rendered.envoy_bootstrap.replacen(
-        "# Rendered by `lambdagate render`. Start Envoy with\n",
-        "# What `lambdagate render examples/api.yaml --out envoy/dynamic` writes\n\
-         # (render writes absolute paths; here they are relative to the repository\n\
-         # root, where Envoy must then be started). Start Envoy with\n",
-        1,
-    );
-    let ecds = rendered
-        .ecds
-        .replacen(
-            "# Rendered by `lambdagate render`: the lambdagate filter's configuration.\n",
-            "# Rendered by `lambdagate render examples/api.yaml --out envoy/dynamic`\n\
-             # (the .wasm path made relative to the repository root): the lambdagate\n\
-             # filter's configuration.\n",
-            1,
-        )
-        .replace(
-            &stand_ins.filter.display().to_string(),
-            "target/wasm32-wasip1/wasm/lambdagate_filter.wasm",
-        );
-    for (path, expected) in [
-        ("envoy/dynamic/envoy.yaml", &bootstrap),
-        ("envoy/dynamic/ecds/lambdagate.yaml", &ecds),
-    ] {
-        let path = root.join(path);
-        if std::env::var("LAMBDAGATE_WRITE_EXAMPLES").is_ok_and(|v| v == "1") {
-            std::fs::write(&path, expected).unwrap();
-        }
+    for (path, expected) in support::envoy_dynamic_files() {
+        let path = support::repo_root().join(path);
         let committed = std::fs::read_to_string(&path).unwrap();
         assert!(
-            committed == *expected,
-            "{} is not what render writes; LAMBDAGATE_WRITE_EXAMPLES=1 cargo test -p lambdagate-render rewrites it. Render writes:\n{expected}",
+            committed == expected,
+            "{} is not what render writes; `cargo run -p lambdagate-render --example write_envoy_dynamic` rewrites it. Render writes:\n{expected}",
             path.display()
         );
     }

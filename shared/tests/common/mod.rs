@@ -102,3 +102,27 @@ pub fn respond(config: &CompiledConfig, headers: Vec<(String, String)>) -> HttpR
 pub fn event(config: &CompiledConfig, headers: Vec<(String, String)>, body: &[u8]) -> Vec<u8> {
     plan(config, headers).build_invoke(body).unwrap().payload
 }
+
+/// The reviewed event fixtures: the seed document's request through the
+/// API of each format (context), and the file in `tests/fixtures` it must
+/// match. `cargo run -p lambdagate-core --example bless_golden_events`
+/// rewrites the files.
+pub const GOLDEN_EVENTS: &[(&str, &str)] = &[
+    ("users", "event_v1.json"),
+    ("users2", "event_v2.json"),
+    ("userswso2", "event_wso2.json"),
+];
+
+/// The event the seed document's request through `context` gives, as JSON.
+pub fn golden_event(context: &str) -> serde_json::Value {
+    let config = config();
+    let payload = event(&config, seed_headers(context), SEED_BODY);
+    serde_json::from_slice(&payload).unwrap()
+}
+
+/// Where a golden fixture lives.
+pub fn fixture_path(fixture: &str) -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(fixture)
+}

@@ -7,9 +7,12 @@
 //! JSON `{"message", "requestId"}` carrying the request's `x-request-id`;
 //! every gRPC call is a well-formed `InvokeRequest` for a configured
 //! function with the route timeout + 1 s; no call is cancelled (see
-//! `filter_requests.rs`, `a_client_that_went_away_leaves_no_trace`); late,
-//! repeated and foreign replies change nothing; Envoy's token counter may
-//! wrap around and hand out old tokens again.
+//! `filter_requests.rs`,
+//! `on_the_wasmtime_host_a_client_that_went_away_leaves_no_call_behind`);
+//! late, repeated and foreign replies change nothing; the host's token
+//! counter may wrap around and hand out old tokens again. All of it on our
+//! wasmtime host, which encodes our reading of Envoy: the real-Envoy proof
+//! for abandoned calls is `invoker/tests/abandoned_requests.rs`.
 //!
 //! Deterministic: `LAMBDAGATE_RANDOM_SEED` and `LAMBDAGATE_RANDOM_REQUESTS`
 //! replay or extend a run (the seed is printed on failure).
