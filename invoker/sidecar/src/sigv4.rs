@@ -34,7 +34,7 @@ impl SigningTime {
             .unwrap_or_default();
         let days = i64::try_from(secs / 86_400).unwrap_or_default();
         let rem = secs % 86_400;
-        let (y, m, d) = civil_from_days(days);
+        let (y, m, d) = lambdagate_core::time::civil_from_days(days);
         let date = format!("{y:04}{m:02}{d:02}");
         let date_time = format!(
             "{date}T{:02}{:02}{:02}Z",
@@ -48,25 +48,6 @@ impl SigningTime {
             date_time,
         }
     }
-}
-
-/// Days since 1970-01-01 to (year, month, day), proleptic Gregorian
-/// (Howard Hinnant's `civil_from_days`).
-fn civil_from_days(days: i64) -> (i64, u32, u32) {
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    (
-        y,
-        u32::try_from(m).unwrap_or(1),
-        u32::try_from(d).unwrap_or(1),
-    )
 }
 
 /// Lowercase hex SHA-256, as SigV4 hashes payloads and canonical requests.
