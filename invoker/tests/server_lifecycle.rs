@@ -535,3 +535,60 @@ async fn unknown_endpoint_names_share_one_metrics_label() {
         "{metrics}"
     );
 }
+
+/// A failure's kind crosses the wire typed, in both forms the invoker
+/// answers: for a plain gRPC client, a status with the contract's code and
+/// the kind in the `lambdagate-error-kind-bin` trailer; for the filter's
+/// callout (`failure_in_reply`, since Envoy hands a filter's unary call
+/// only the status code and message), an OK reply carrying the kind and
+/// the words. Neither writes the kind into the message.
+#[tokio::test]
+async fn a_failure_reaches_either_kind_of_caller_typed() {
+    let lambda = LambdaStandIn::start(CannedReply::ok("{}", Duration::ZERO)).await;
+    let yaml = config(&[stored_endpoint("main", &lambda.url, &[ARN], "")]);
+    let invoker = InvokerProcess::start(BIN, &yaml, &env_refs(&env()), "info").await;
+    let mut client = invoker.client().await;
+    let not_allowed = "arn:aws:lambda:us-east-1:123456789012:function:other";
+    let request = || {
+        invoke_request(
+            "main",
+            not_allowed,
+            b"{}",
+            5000,
+            InvocationType::RequestResponse,
+        )
+    };
+
+    let status = client.invoke(request()).await.expect_err("not allowed");
+    assert_eq!(status.code(), tonic::Code::PermissionDenied);
+    assert_eq!(
+        lambdagate_proto::error_kind(&status),
+        lambdagate_proto::ErrorKind::NotAllowed
+    );
+    assert!(
+        !status.message().contains("NOT_ALLOWED"),
+        "{}",
+        status.message()
+    );
+    assert!(
+        status.message().contains("allow list"),
+        "{}",
+        status.message()
+    );
+
+    let mut as_the_filter = request();
+    as_the_filter.failure_in_reply = true;
+    let reply = client
+        .invoke(as_the_filter)
+        .await
+        .expect("the failure comes in the reply")
+        .into_inner();
+    assert_eq!(
+        reply.error_kind,
+        lambdagate_proto::ErrorKind::NotAllowed as i32
+    );
+    assert_eq!(reply.error_message, status.message());
+    assert!(reply.payload.is_empty() && reply.function_error.is_empty());
+    // The stand-in was never called: the allow-list refused first.
+    assert_eq!(lambda.request_count(), 0);
+}
