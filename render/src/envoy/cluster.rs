@@ -1,0 +1,118 @@
+//! The clusters: the invoker sidecar (gRPC over HTTP/2) and, with the
+//! portal on, the invoker's admin server.
+
+use serde::Serialize;
+
+use super::names::PORTAL_CLUSTER;
+use super::proto::{Address, Any, Seconds, TypeUrl};
+
+#[derive(Serialize)]
+pub(crate) struct Cluster {
+    pub(crate) name: &'static str,
+    #[serde(rename = "type")]
+    pub(crate) discovery_type: DiscoveryType,
+    pub(crate) connect_timeout: Seconds,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) typed_extension_protocol_options: Option<TypedExtensionProtocolOptions>,
+    pub(crate) load_assignment: ClusterLoadAssignment,
+}
+
+#[derive(Serialize)]
+pub(crate) enum DiscoveryType {
+    #[serde(rename = "STATIC")]
+    Static,
+}
+
+#[derive(Serialize)]
+pub(crate) struct TypedExtensionProtocolOptions {
+    #[serde(rename = "envoy.extensions.upstreams.http.v3.HttpProtocolOptions")]
+    pub(crate) http_protocol_options: Any<HttpProtocolOptions>,
+}
+
+#[derive(Serialize)]
+pub(crate) struct HttpProtocolOptions {
+    pub(crate) explicit_http_config: ExplicitHttpConfig,
+}
+
+impl TypeUrl for HttpProtocolOptions {
+    const TYPE_URL: &'static str =
+        "type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions";
+}
+
+#[derive(Serialize)]
+pub(crate) struct ExplicitHttpConfig {
+    http2_protocol_options: Http2ProtocolOptions,
+}
+
+/// Room for a whole 6 MB payload per stream and two at once per
+/// connection, so a call never stops to wait for a WINDOW_UPDATE; the
+/// invoker's gRPC server uses the same windows.
+#[derive(Serialize)]
+pub(crate) struct Http2ProtocolOptions {
+    pub(crate) initial_stream_window_size: u32,
+    pub(crate) initial_connection_window_size: u32,
+}
+
+#[derive(Serialize)]
+pub(crate) struct ClusterLoadAssignment {
+    pub(crate) cluster_name: &'static str,
+    pub(crate) endpoints: Vec<LocalityLbEndpoints>,
+}
+
+#[derive(Serialize)]
+pub(crate) struct LocalityLbEndpoints {
+    pub(crate) lb_endpoints: Vec<LbEndpoint>,
+}
+
+#[derive(Serialize)]
+pub(crate) struct LbEndpoint {
+    pub(crate) endpoint: Endpoint,
+}
+
+#[derive(Serialize)]
+pub(crate) struct Endpoint {
+    pub(crate) address: Address,
+}
+
+pub(crate) fn one_endpoint(cluster_name: &'static str, address: Address) -> ClusterLoadAssignment {
+    ClusterLoadAssignment {
+        cluster_name,
+        endpoints: vec![LocalityLbEndpoints {
+            lb_endpoints: vec![LbEndpoint {
+                endpoint: Endpoint { address },
+            }],
+        }],
+    }
+}
+
+/// The invoker sidecar (gRPC over HTTP/2).
+pub(crate) fn invoker_cluster(address: Address) -> Cluster {
+    let name = lambdagate_core::config::DEFAULT_INVOKER_CLUSTER;
+    Cluster {
+        name,
+        discovery_type: DiscoveryType::Static,
+        connect_timeout: Seconds(1),
+        typed_extension_protocol_options: Some(TypedExtensionProtocolOptions {
+            http_protocol_options: Any(HttpProtocolOptions {
+                explicit_http_config: ExplicitHttpConfig {
+                    http2_protocol_options: Http2ProtocolOptions {
+                        initial_stream_window_size: 8 * 1024 * 1024,
+                        initial_connection_window_size: 16 * 1024 * 1024,
+                    },
+                },
+            }),
+        }),
+        load_assignment: one_endpoint(name, address),
+    }
+}
+
+/// The invoker's admin server (HTTP/1.1), which serves the portal.
+pub(crate) fn portal_cluster(address: Address) -> Cluster {
+    Cluster {
+        name: PORTAL_CLUSTER,
+        discovery_type: DiscoveryType::Static,
+        connect_timeout: Seconds(1),
+        typed_extension_protocol_options: None,
+        load_assignment: one_endpoint(PORTAL_CLUSTER, address),
+    }
+}

@@ -1,0 +1,184 @@
+//! What render gives Envoy: the bootstrap (`envoy.yaml`) and the lambdagate
+//! filter's configuration as a file-ECDS resource (`ecds/lambdagate.yaml`).
+//!
+//! Both are built from structs that mirror Envoy's protos (named as there,
+//! holding only the fields render sets) and serialised with serde, so a
+//! field's name and type are checked where it is written. The why of each
+//! setting is on its field here, not in the rendered YAML.
+
+use std::path::Path;
+
+use serde::Serialize;
+
+use crate::definition::{ApiDefinition, ENVOY_TIMEOUT_MARGIN_SECONDS, Gateway};
+
+mod cluster;
+mod ecds;
+mod listener;
+mod names;
+mod proto;
+mod routes;
+
+pub use ecds::ecds_text;
+pub use names::{ACCESS_LOG_FORMAT, ECDS_DIR, ECDS_FILE, FILTER_NAME};
+
+use cluster::{Cluster, invoker_cluster, portal_cluster};
+use ecds::Wasm;
+use listener::{
+    AccessLog, ConfigSource, ExtensionConfigSource, FilterChain, HttpConnectionManager, HttpFilter,
+    HttpFilterConfig, Listener, NetworkFilter, PathConfigSource, Router, StdoutAccessLog,
+    SubstitutionFormatString, WatchedDirectory,
+};
+use names::LISTENER_BUFFER_LIMIT_BYTES;
+use proto::{Address, Any, DataSource, Seconds, TypeUrl};
+use routes::{RouteConfiguration, VirtualHost, invoker_route, no_api_route, portal_routes};
+
+/// Envoy's stream idle and request timeouts: the gateway's idle timeout,
+/// raised above the largest route timeout (with a margin) so that Envoy
+/// never ends a request that waits for the slowest function.
+pub fn timeout_seconds(apis: &[ApiDefinition], gateway: &Gateway) -> u32 {
+    let longest_route = apis
+        .iter()
+        .flat_map(|a| &a.api.resources)
+        .map(|r| r.timeout_seconds)
+        .max()
+        .unwrap_or(lambdagate_core::config::DEFAULT_TIMEOUT_SECONDS);
+    gateway
+        .idle_timeout_seconds
+        .max(longest_route.saturating_add(ENVOY_TIMEOUT_MARGIN_SECONDS))
+}
+
+/// `envoy.yaml`: a comment saying how to start Envoy, then the bootstrap.
+pub fn bootstrap_text(bootstrap: &Bootstrap, out_dir: &Path) -> Result<String, serde_yaml::Error> {
+    let header = format!(
+        "# Rendered by `lambdagate render`. Start Envoy with
+#   envoy -c {bootstrap} --concurrency 1
+# API changes arrive through {ecds} (no restart); changes to the ports
+# here need a restart.
+",
+        bootstrap = out_dir.join("envoy.yaml").display(),
+        ecds = out_dir.join(ECDS_DIR).join(ECDS_FILE).display(),
+    );
+    Ok(header + &serde_yaml::to_string(bootstrap)?)
+}
+
+/// The bootstrap: one listener for API clients and the portal, the
+/// invoker's cluster and, with the portal on, its admin server's.
+#[derive(Serialize)]
+pub struct Bootstrap {
+    node: Node,
+    admin: Admin,
+    static_resources: StaticResources,
+}
+
+#[derive(Serialize)]
+struct Node {
+    id: &'static str,
+    cluster: &'static str,
+}
+
+#[derive(Serialize)]
+struct Admin {
+    address: Address,
+}
+
+#[derive(Serialize)]
+struct StaticResources {
+    listeners: Vec<Listener>,
+    clusters: Vec<Cluster>,
+}
+
+impl Bootstrap {
+    /// The gateway's Envoy, watching the ECDS file in `out_dir`; Envoy's
+    /// stream timeouts are `timeout_seconds` ([`timeout_seconds`]). An
+    /// error names the gateway setting that is not an address.
+    pub fn new(gateway: &Gateway, out_dir: &Path, timeout_seconds: u32) -> Result<Self, String> {
+        let listen = Address::parse(&gateway.listen, "gateway.listen")?;
+        let admin = Address::parse(&gateway.admin, "gateway.admin")?;
+        let invoker = Address::parse(&gateway.invoker, "gateway.invoker")?;
+        let portal = match (&gateway.portal, &gateway.invoker_admin) {
+            (portal, Some(admin)) if portal.enabled => Some((
+                portal.path.as_str(),
+                Address::parse(admin, "gateway.invoker_admin")?,
+            )),
+            _ => None,
+        };
+        // Rendered whatever the data path, so that switching it is a hot
+        // deploy (the filter config) and not a bootstrap change.
+        let mut routes = vec![invoker_route()];
+        let mut clusters = vec![invoker_cluster(invoker)];
+        if let Some((path, admin)) = portal {
+            routes.extend(portal_routes(path));
+            clusters.push(portal_cluster(admin));
+        }
+        routes.push(no_api_route());
+        let ecds_dir = out_dir.join(ECDS_DIR);
+        let manager = HttpConnectionManager {
+            stat_prefix: "gateway",
+            use_remote_address: true,
+            xff_num_trusted_hops: gateway.trusted_hops,
+            always_set_request_id_in_response: true,
+            append_x_forwarded_port: true,
+            stream_idle_timeout: Seconds(timeout_seconds),
+            request_timeout: Seconds(timeout_seconds),
+            access_log: vec![AccessLog {
+                name: "envoy.access_loggers.stdout",
+                typed_config: Any(StdoutAccessLog {
+                    log_format: SubstitutionFormatString {
+                        text_format_source: DataSource::InlineString {
+                            inline_string: ACCESS_LOG_FORMAT.to_owned(),
+                        },
+                    },
+                }),
+            }],
+            route_config: RouteConfiguration {
+                virtual_hosts: vec![VirtualHost {
+                    name: "gateway",
+                    domains: vec!["*"],
+                    routes,
+                }],
+            },
+            http_filters: vec![
+                HttpFilter {
+                    name: FILTER_NAME,
+                    config: HttpFilterConfig::ConfigDiscovery(ExtensionConfigSource {
+                        config_source: ConfigSource {
+                            path_config_source: PathConfigSource {
+                                path: ecds_dir.join(ECDS_FILE).display().to_string(),
+                                watched_directory: WatchedDirectory {
+                                    path: ecds_dir.display().to_string(),
+                                },
+                            },
+                        },
+                        type_urls: vec![Wasm::TYPE_URL],
+                    }),
+                },
+                HttpFilter {
+                    name: "envoy.filters.http.router",
+                    config: HttpFilterConfig::TypedConfig(Any(Router {})),
+                },
+            ],
+        };
+        Ok(Bootstrap {
+            node: Node {
+                id: "lambdagate",
+                cluster: "lambdagate",
+            },
+            admin: Admin { address: admin },
+            static_resources: StaticResources {
+                listeners: vec![Listener {
+                    name: "gateway",
+                    address: listen,
+                    per_connection_buffer_limit_bytes: LISTENER_BUFFER_LIMIT_BYTES,
+                    filter_chains: vec![FilterChain {
+                        filters: vec![NetworkFilter {
+                            name: "envoy.filters.network.http_connection_manager",
+                            typed_config: Any(manager),
+                        }],
+                    }],
+                }],
+                clusters,
+            },
+        })
+    }
+}
