@@ -72,11 +72,14 @@ pub enum Outcome {
     InvokerFailed,
     BadReply,
     MalformedProxyResponse,
+    /// The gateway refused the request to stay within its memory (the
+    /// filter's upload budget, Envoy's overload manager).
+    Overloaded,
 }
 
 impl Outcome {
     /// Every outcome, for tests and for reading a label back.
-    pub const ALL: [Outcome; 25] = [
+    pub const ALL: [Outcome; 26] = [
         Outcome::Ok,
         Outcome::Accepted,
         Outcome::ClientGone,
@@ -102,6 +105,7 @@ impl Outcome {
         Outcome::InvokerFailed,
         Outcome::BadReply,
         Outcome::MalformedProxyResponse,
+        Outcome::Overloaded,
     ];
 
     /// The label in access logs, metrics and the router path's
@@ -133,6 +137,7 @@ impl Outcome {
             Outcome::InvokerFailed => "invoker_failed",
             Outcome::BadReply => "bad_reply",
             Outcome::MalformedProxyResponse => "malformed_proxy_response",
+            Outcome::Overloaded => "overloaded",
         }
     }
 

@@ -14,11 +14,13 @@
 //! Envoy does not produce; example configs set `failure_policy:
 //! FAIL_RELOAD` as the safety net.
 
+use std::cell::RefCell;
 use std::rc::Rc;
 use std::time::UNIX_EPOCH;
 
 use lambdagate_core::GatewayError;
 use lambdagate_core::contract::GrpcCode;
+use lambdagate_core::request::budget::UploadBudget;
 use lambdagate_core::wire::deframe::{ChunkEdit, Deframer, MAX_FRAMING_BYTES};
 use lambdagate_core::wire::router::{ReplyHead, reserved_request_headers};
 use lambdagate_core::{
@@ -32,7 +34,10 @@ use proxy_wasm::types::{Action, BufferType, ContextType, LogLevel, MapType};
 proxy_wasm::main! {{
     proxy_wasm::set_log_level(LogLevel::Info);
     proxy_wasm::set_root_context(|_| -> Box<dyn RootContext> {
-        Box::new(Root { config: None })
+        Box::new(Root {
+            config: None,
+            budget: Rc::new(RefCell::new(UploadBudget::new(0))),
+        })
     });
 }}
 
@@ -40,9 +45,11 @@ fn log(level: LogLevel, message: &str) {
     let _ = hostcalls::log(level, message);
 }
 
-/// Holds the compiled configuration, shared by every request on this worker.
+/// Holds the compiled configuration and the upload budget, shared by every
+/// request on this worker (one VM per worker: no locking needed).
 struct Root {
     config: Option<Rc<CompiledConfig>>,
+    budget: Rc<RefCell<UploadBudget>>,
 }
 
 impl Context for Root {}
@@ -71,6 +78,11 @@ impl RootContext for Root {
                         config.invoker_cluster()
                     ),
                 );
+                // A new limit for the streams to come; streams under way
+                // give back to the budget they took from.
+                self.budget = Rc::new(RefCell::new(UploadBudget::new(
+                    config.config().upload_budget_bytes,
+                )));
                 self.config = Some(Rc::new(config));
                 true
             }
@@ -88,6 +100,10 @@ impl RootContext for Root {
         Some(Box::new(Stream {
             config: self.config.clone(),
             state: State::Idle,
+            upload: Upload {
+                budget: Rc::clone(&self.budget),
+                taken: 0,
+            },
         }))
     }
 
@@ -125,6 +141,31 @@ enum State {
 struct Stream {
     config: Option<Rc<CompiledConfig>>,
     state: State,
+    upload: Upload,
+}
+
+/// What this stream's body holds of the worker's upload budget; given
+/// back when the stream's context goes (its buffered body with it).
+struct Upload {
+    budget: Rc<RefCell<UploadBudget>>,
+    taken: u64,
+}
+
+impl Upload {
+    /// Takes what the body needs now (see `RoutePlan::take_upload`).
+    fn take(&mut self, plan: &RoutePlan, received: u64) -> Result<(), HttpResponse> {
+        let mut budget = self.budget.borrow_mut();
+        self.taken = plan.take_upload(&mut budget, self.taken, received)?;
+        Ok(())
+    }
+}
+
+impl Drop for Upload {
+    fn drop(&mut self) {
+        if let Ok(mut budget) = self.budget.try_borrow_mut() {
+            budget.give_back(self.taken);
+        }
+    }
 }
 
 impl Stream {
@@ -501,6 +542,10 @@ impl HttpContext for Stream {
             Decision::Continue => Action::Continue,
             Decision::Respond(response) => self.respond(response),
             Decision::NeedBody(plan) => {
+                // Refused before its body is read when it does not fit.
+                if let Err(response) = self.upload.take(&plan, 0) {
+                    return self.respond(response);
+                }
                 if end_of_stream {
                     self.invoke(plan, Ok(Vec::new()), false)
                 } else {
@@ -521,6 +566,10 @@ impl HttpContext for Stream {
             }
         };
         if let Err(response) = plan.check_body_size(body_size) {
+            return self.respond(response);
+        }
+        let received = u64::try_from(body_size).unwrap_or(u64::MAX);
+        if let Err(response) = self.upload.take(&plan, received) {
             return self.respond(response);
         }
         if !end_of_stream {

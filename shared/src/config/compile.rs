@@ -5,12 +5,14 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use lambdagate_proto::MAX_SYNC_PAYLOAD_BYTES;
+
 use super::arn::LambdaArn;
 use super::compiled::{ApiFacts, CompiledConfig, MediaRange, RouteTarget};
 use super::route::{ApiRoutes, RouteTable, Template, VERB_CHOICES, Verb, validate_context};
 use super::schema::{
-    ApiConfig, Config, DEFAULT_FUNCTION_ERROR_STATUS, DEFAULT_INVOKER_CLUSTER, InvocationType,
-    Lifecycle, PayloadFormat, ResponseMode,
+    ApiConfig, Config, DEFAULT_FUNCTION_ERROR_STATUS, DEFAULT_INVOKER_CLUSTER,
+    DEFAULT_UPLOAD_BUDGET_BYTES, InvocationType, Lifecycle, PayloadFormat, ResponseMode,
 };
 use super::timeout::Timeout;
 use crate::time::{date_days, http_date};
@@ -133,6 +135,16 @@ impl Config {
     /// Validates and builds the route table. `parse` = JSON + this.
     pub fn compile(self) -> Result<CompiledConfig, ConfigError> {
         check_cluster(&self.invoker_cluster)?;
+        let one_body = u64::try_from(MAX_SYNC_PAYLOAD_BYTES).unwrap_or(u64::MAX);
+        if self.upload_budget_bytes < one_body {
+            return Err(ConfigError::new(
+                "upload_budget_bytes",
+                format!(
+                    "{} is less than one 6 MB request body ({one_body} bytes), so no such body could ever be received; allowed: at least that (default {DEFAULT_UPLOAD_BUDGET_BYTES})",
+                    self.upload_budget_bytes
+                ),
+            ));
+        }
         if self.apis.is_empty() {
             return Err(ConfigError::new(
                 "apis",

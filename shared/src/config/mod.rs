@@ -31,6 +31,6 @@ pub use compile::{ConfigError, parse};
 pub use compiled::{ApiFacts, CompiledConfig, MediaRange, RouteTarget};
 pub use schema::{
     ApiConfig, Config, DEFAULT_FUNCTION_ERROR_STATUS, DEFAULT_INVOKER_CLUSTER,
-    DEFAULT_TIMEOUT_SECONDS, DataPath, InvocationType, Lifecycle, PayloadFormat, ResourceConfig,
-    ResponseMode,
+    DEFAULT_TIMEOUT_SECONDS, DEFAULT_UPLOAD_BUDGET_BYTES, DataPath, InvocationType, Lifecycle,
+    PayloadFormat, ResourceConfig, ResponseMode,
 };

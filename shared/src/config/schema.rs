@@ -19,6 +19,11 @@ pub struct Config {
     /// How a request reaches the invoker (see [`DataPath`]).
     #[serde(default, skip_serializing_if = "DataPath::is_default")]
     pub data_path: DataPath,
+    /// Request bodies one filter VM (one Envoy worker) buffers at once: a
+    /// routed request whose body would take more is answered 503 before
+    /// its body is read (see `request::budget`).
+    #[serde(default = "default_upload_budget_bytes")]
+    pub upload_budget_bytes: u64,
     pub apis: Vec<ApiConfig>,
 }
 
@@ -232,6 +237,14 @@ impl InvocationType {
             InvocationType::Event => lambdagate_proto::InvocationType::Event,
         }
     }
+}
+
+/// The default of [`Config::upload_budget_bytes`]: 256 MiB, about 42
+/// maximum-size bodies at once per worker.
+pub const DEFAULT_UPLOAD_BUDGET_BYTES: u64 = 256 * 1024 * 1024;
+
+fn default_upload_budget_bytes() -> u64 {
+    DEFAULT_UPLOAD_BUDGET_BYTES
 }
 
 fn default_invoker_cluster() -> String {

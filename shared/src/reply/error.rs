@@ -96,6 +96,12 @@ pub enum GatewayError {
     BadReply,
     /// The function returned a Lambda proxy response that cannot be used.
     MalformedProxyResponse { arn: String, reason: String },
+    /// The request's body would take the upload budget over its limit.
+    Overloaded {
+        wanted: u64,
+        in_use: u64,
+        limit: u64,
+    },
 }
 
 /// What the client is told about an error, and what the logs call it.
@@ -157,6 +163,9 @@ impl GatewayError {
             GatewayError::MalformedProxyResponse { .. } => {
                 behind(502, Outcome::MalformedProxyResponse, INTERNAL_SERVER_ERROR)
             }
+            GatewayError::Overloaded { .. } => {
+                behind(503, Outcome::Overloaded, SERVICE_UNAVAILABLE)
+            }
         }
     }
 
@@ -212,6 +221,7 @@ impl GatewayError {
                 .map(|seconds| ("retry-after".to_owned(), seconds.to_owned()))
                 .into_iter()
                 .collect(),
+            GatewayError::Overloaded { .. } => vec![("retry-after".to_owned(), "1".to_owned())],
             _ => Vec::new(),
         }
     }
@@ -337,6 +347,14 @@ impl fmt::Display for GatewayError {
                     "function {arn} returned a malformed proxy response: {reason}"
                 )
             }
+            GatewayError::Overloaded {
+                wanted,
+                in_use,
+                limit,
+            } => write!(
+                f,
+                "the gateway is already receiving {in_use} of its {limit} bytes of request bodies and cannot take {wanted} more; retry later"
+            ),
         }
     }
 }

@@ -1,6 +1,8 @@
 //! A request on its way in: routed by the compiled config, checked, and
-//! turned into the Lambda event ([`plan`], [`event`], [`trace`]).
+//! turned into the Lambda event ([`plan`], [`event`], [`trace`]), within the
+//! upload budget ([`budget`]).
 
+pub mod budget;
 pub mod event;
 pub mod plan;
 pub mod trace;

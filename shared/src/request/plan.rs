@@ -26,6 +26,7 @@ use crate::config::{CompiledConfig, InvocationType, Lifecycle, PayloadFormat, Ro
 use crate::headers::first_header;
 use crate::reply::error::GatewayError;
 use crate::reply::response::HttpResponse;
+use crate::request::budget::UploadBudget;
 use crate::request::event::{self, EventInput, TRACE_HEADER, max_body_bytes};
 use crate::request::trace::trace_header;
 use crate::url::{ip_without_port, split_path};
@@ -70,6 +71,8 @@ pub struct RoutePlan {
     source_ip: String,
     protocol: String,
     now_ms: u64,
+    /// The body's announced length (`content-length`), if any.
+    declared_body: Option<u64>,
 }
 
 /// An invocation for the glue to dispatch to the invoker cluster.
@@ -196,6 +199,7 @@ impl CompiledConfig {
                         info.protocol
                     },
                     now_ms: info.now_ms,
+                    declared_body: declared,
                     headers,
                 }))
             }
@@ -241,6 +245,29 @@ impl RoutePlan {
         let mut response = error.to_response(&self.request_id, self.target.expose_errors);
         self.target.api.add_lifecycle_headers(&mut response.headers);
         response
+    }
+
+    /// Takes this request's body from the upload budget: what it
+    /// announced at first (so a refused body is never read), then what it
+    /// grows to beyond that (a chunked body). `taken` is what it holds so
+    /// far; returns the new total, or the 503 to answer instead. The
+    /// caller gives the total back when the stream ends.
+    pub fn take_upload(
+        &self,
+        budget: &mut UploadBudget,
+        taken: u64,
+        received: u64,
+    ) -> Result<u64, HttpResponse> {
+        let wanted = received.max(self.declared_body.unwrap_or(0));
+        let more = wanted.saturating_sub(taken);
+        if budget.try_take(more) {
+            return Ok(taken + more);
+        }
+        Err(self.error_response(&GatewayError::Overloaded {
+            wanted: more,
+            in_use: budget.in_use(),
+            limit: budget.limit(),
+        }))
     }
 
     /// Stop buffering past this many body bytes.
@@ -506,6 +533,35 @@ mod tests {
         let r = respond("DELETE", "/users/user/7", &[]);
         assert_eq!(r.status, 405);
         assert_eq!(r.header("allow"), Some("GET, POST"));
+    }
+
+    #[test]
+    fn an_upload_takes_its_announced_length_then_what_it_grows_to() {
+        let mut budget = UploadBudget::new(10_000);
+        let announced = plan("POST", "/users/user/7", &[("content-length", "6000")]);
+        let taken = announced.take_upload(&mut budget, 0, 0).unwrap();
+        assert_eq!((taken, budget.in_use()), (6000, 6000));
+        // More of the same body costs nothing more.
+        assert_eq!(announced.take_upload(&mut budget, taken, 6000), Ok(6000));
+        // A second one does not fit: 503 before its body is read, with the
+        // request id and the API's answer shape.
+        let second = plan("POST", "/users/user/8", &[("content-length", "6000")]);
+        let refused = second.take_upload(&mut budget, 0, 0).unwrap_err();
+        assert_eq!(refused.status, 503);
+        assert_eq!(refused.outcome.label(), "overloaded");
+        assert_eq!(refused.header("retry-after"), Some("1"));
+        let body: Value = serde_json::from_slice(&refused.body).unwrap();
+        assert_eq!(body["message"], "Service Unavailable");
+        assert_eq!(body["requestId"], "rid-7");
+        assert!(refused.detail.unwrap().contains("6000 of its 10000 bytes"));
+        assert_eq!(budget.in_use(), 6000, "a refusal takes nothing");
+        // A chunked body (no length) takes as it grows.
+        let chunked = plan("POST", "/users/user/9", &[]);
+        assert_eq!(chunked.take_upload(&mut budget, 0, 0), Ok(0));
+        assert_eq!(chunked.take_upload(&mut budget, 0, 3000), Ok(3000));
+        assert!(chunked.take_upload(&mut budget, 3000, 5000).is_err());
+        budget.give_back(6000 + 3000);
+        assert_eq!(budget.in_use(), 0);
     }
 
     #[test]
