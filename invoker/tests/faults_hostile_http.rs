@@ -124,9 +124,10 @@ async fn a_trap_moves_the_wasm_stats_the_hostile_test_watches() {
 }
 
 /// Whether `r` is an acceptable answer to request `id`: the function's
-/// 200 naming the request, Envoy's fallback 299, an Envoy protocol
-/// rejection (4xx), or the filter's own 404/405/413 JSON error. 5xx means
-/// something broke (a trap answers 503).
+/// 200 naming the request, an Envoy protocol rejection (4xx), or a JSON
+/// 404/405/413 with the request id (the filter's own, or the catch-all's
+/// for a path outside every API). 5xx means something broke (a trap
+/// answers 503).
 /// A HEAD answer has the headers of the GET answer and no body.
 fn judge(id: &str, head_request: bool, r: &Response, tally: &Tally) {
     let filter_error = || {
@@ -139,7 +140,6 @@ fn judge(id: &str, head_request: bool, r: &Response, tally: &Tally) {
     let ok = match r.status {
         200 if head_request => r.body.is_empty(),
         200 => r.body == id.as_bytes(),
-        299 => true,
         404 | 405 | 413 if head_request => r.header("content-type") == Some("application/json"),
         404 | 405 | 413 => filter_error(),
         400..=499 => true,

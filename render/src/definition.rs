@@ -15,6 +15,8 @@ use serde::Deserialize;
 
 use lambdagate_sidecar::config::Config as InvokerConfig;
 
+use crate::limits::EdgeLimits;
+
 /// Where the rendered pieces find each other.
 #[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
@@ -57,6 +59,9 @@ pub struct Gateway {
     /// `callout` (a gRPC call from the filter, answered by a local reply).
     #[serde(default)]
     pub data_path: lambdagate_core::DataPath,
+    /// What one client may take of the gateway (see [`EdgeLimits`]).
+    #[serde(default)]
+    pub limits: EdgeLimits,
 }
 
 /// `gateway.portal`: the developer portal (a list of the published and
@@ -134,6 +139,7 @@ impl Default for Gateway {
             idle_timeout_seconds: DEFAULT_IDLE_TIMEOUT_SECONDS,
             portal: PortalSettings::default(),
             data_path: lambdagate_core::DataPath::default(),
+            limits: EdgeLimits::default(),
         }
     }
 }
@@ -478,6 +484,9 @@ pub(crate) fn shared_gateway(
             "must be at least 1 (Envoy's default is 300)",
         ));
     }
+    gateway.limits.validate().map_err(|(field, message)| {
+        error(gateway_file, format!("gateway.limits.{field}"), message)
+    })?;
     Ok((gateway, gateway_file.to_owned()))
 }
 
@@ -489,6 +498,7 @@ pub(crate) fn filter_config(
     let config = lambdagate_core::Config {
         invoker_cluster: lambdagate_core::config::DEFAULT_INVOKER_CLUSTER.to_owned(),
         data_path: lambdagate_core::DataPath::default(),
+        upload_budget_bytes: lambdagate_core::config::DEFAULT_UPLOAD_BUDGET_BYTES,
         apis: apis.iter().map(|a| a.api.clone()).collect(),
     };
     match config.clone().compile() {

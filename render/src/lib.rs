@@ -4,7 +4,8 @@
 //!
 //! Modules import one way: `definition` (the schema) ← `openapi` ←
 //! `portal` ← this file's [`render`], which orchestrates; `envoy` and
-//! `invoker_config` import only `definition`; `fs` (atomic writes)
+//! `invoker_config` import only `definition` and `limits` (the edge
+//! limits, which import nothing of the crate); `fs` (atomic writes)
 //! imports nothing of the crate. No module imports this file.
 
 use std::path::{Path, PathBuf};
@@ -13,13 +14,14 @@ mod definition;
 mod envoy;
 mod fs;
 mod invoker_config;
+pub mod limits;
 pub mod openapi;
 pub mod portal;
 
 pub use definition::{
     ApiDefinition, DefinitionError, Gateway, PortalSettings, default_filter_path,
 };
-pub use envoy::{ECDS_DIR, ECDS_FILE};
+pub use envoy::{ECDS_DIR, ECDS_FILE, EdgeParts, edge_parts};
 pub use fs::write_atomically;
 
 use definition::{DEFAULT_INVOKER_ADMIN, error, filter_config, resolve_filter, shared_gateway};
@@ -83,6 +85,7 @@ pub fn render(
     let refs: Vec<&ApiDefinition> = apis.iter().collect();
     let mut filter = filter_config(&refs)?;
     filter.data_path = gateway.data_path;
+    filter.upload_budget_bytes = gateway.limits.upload_budget_bytes;
     let filter_json = serde_json::to_string(&filter)
         .map_err(|e| error(&files, "(filter config)", e.to_string()))?;
 

@@ -115,6 +115,9 @@ fn the_bootstrap_has_the_raised_timeouts_the_invoker_route_and_the_portal() {
         invoker["route"],
         yaml("{cluster: lambdagate_invoker, timeout: 0s}")
     );
+    // Room for one gRPC message (6 MiB + 64 KiB) and one more read (the
+    // 1 MiB stream window, the larger of the two reads, and 64 KiB).
+    assert_eq!(invoker["request_body_buffer_limit"], 7_471_104);
     let filter_off = yaml(
         "{lambdagate: {'@type': type.googleapis.com/envoy.config.route.v3.FilterConfig, disabled: true}}",
     );
@@ -127,8 +130,17 @@ fn the_bootstrap_has_the_raised_timeouts_the_invoker_route_and_the_portal() {
         yaml("{cluster: lambdagate_portal, prefix_rewrite: /portal/}")
     );
     assert_eq!(routes[2]["typed_per_filter_config"], filter_off);
+    // The catch-all: a route entry (to carry the body buffer limit) whose
+    // cluster does not exist, so Envoy answers 404 and the local-reply
+    // mapper writes the gateway's JSON.
     assert_eq!(routes[3]["match"], yaml("{prefix: /}"));
-    assert_eq!(routes[3]["direct_response"]["status"], 404);
+    assert_eq!(
+        routes[3]["route"],
+        yaml("{cluster: lambdagate_no_api, cluster_not_found_response_code: NOT_FOUND}")
+    );
+    assert_eq!(routes[3]["request_body_buffer_limit"], 7_405_568);
+    assert_eq!(manager["route_config"]["validate_clusters"], false);
+    assert!(!cluster_names(&bootstrap).contains(&"lambdagate_no_api"));
 
     assert_eq!(
         manager["http_filters"][0]["config_discovery"]["config_source"]["path_config_source"],
@@ -233,5 +245,152 @@ fn envoy_dynamic_is_what_render_writes_for_the_example_api() {
             "{} is not what render writes; `cargo run -p lambdagate-render --example write_envoy_dynamic` rewrites it. Render writes:\n{expected}",
             path.display()
         );
+    }
+}
+
+/// Every edge limit is in the bootstrap with its default (Envoy's edge
+/// guidance), each can be set under `gateway.limits`, and one that cannot
+/// work is refused with its place.
+#[test]
+fn the_edge_limits_have_defaults_and_each_is_settable() {
+    let (defaults, _stand_ins) = rendered("  portal: {enabled: false}\n");
+    let bootstrap = yaml(&defaults.envoy_bootstrap);
+    let overload = &bootstrap["overload_manager"];
+    assert_eq!(
+        overload["resource_monitors"][0]["typed_config"]["max_heap_size_bytes"],
+        1_073_741_824
+    );
+    assert_eq!(
+        overload["resource_monitors"][1]["typed_config"]["max_active_downstream_connections"],
+        10_000
+    );
+    let actions: Vec<&str> = overload["actions"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .map(|a| a["name"].as_str().unwrap())
+        .collect();
+    for action in [
+        "envoy.overload_actions.shrink_heap",
+        "envoy.overload_actions.reset_high_memory_stream",
+        "envoy.overload_actions.stop_accepting_requests",
+        "envoy.overload_actions.reject_incoming_connections",
+    ] {
+        assert!(actions.contains(&action), "{action} in {actions:?}");
+    }
+    assert_eq!(
+        overload["buffer_factory_config"]["minimum_account_to_track_power_of_two"],
+        20
+    );
+    let listener = &bootstrap["static_resources"]["listeners"][0];
+    assert_eq!(listener["per_connection_buffer_limit_bytes"], 65_536);
+    let manager = connection_manager(&bootstrap);
+    assert_eq!(manager["request_headers_timeout"], "10s");
+    assert_eq!(
+        manager["common_http_protocol_options"],
+        yaml(
+            "{idle_timeout: 60s, max_headers_count: 100, headers_with_underscores_action: REJECT_REQUEST}"
+        )
+    );
+    assert_eq!(
+        manager["http2_protocol_options"],
+        yaml(
+            "{max_concurrent_streams: 100, initial_stream_window_size: 1048576, initial_connection_window_size: 4194304}"
+        )
+    );
+    assert_eq!(manager["normalize_path"], true);
+    assert_eq!(manager["merge_slashes"], true);
+    assert_eq!(
+        manager["path_with_escaped_slashes_action"],
+        "KEEP_UNCHANGED"
+    );
+    let ecds = yaml(&defaults.ecds);
+    let filter: serde_json::Value = serde_json::from_str(
+        ecds["resources"][0]["typed_config"]["config"]["configuration"]["value"]
+            .as_str()
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(filter["upload_budget_bytes"], 268_435_456);
+
+    let (set, _stand_ins) = rendered(
+        "  portal: {enabled: false}
+  limits:
+    heap_bytes: 536870912
+    connections: 500
+    upload_budget_bytes: 67108864
+    connection_buffer_bytes: 32768
+    http2_max_concurrent_streams: 10
+    http2_stream_window_bytes: 65536
+    http2_connection_window_bytes: 1048576
+    request_headers_timeout_seconds: 3
+    connection_idle_timeout_seconds: 30
+    max_request_headers: 50
+",
+    );
+    let bootstrap = yaml(&set.envoy_bootstrap);
+    let overload = &bootstrap["overload_manager"];
+    assert_eq!(
+        overload["resource_monitors"][0]["typed_config"]["max_heap_size_bytes"],
+        536_870_912
+    );
+    assert_eq!(
+        overload["resource_monitors"][1]["typed_config"]["max_active_downstream_connections"],
+        500
+    );
+    let listener = &bootstrap["static_resources"]["listeners"][0];
+    assert_eq!(listener["per_connection_buffer_limit_bytes"], 32_768);
+    let manager = connection_manager(&bootstrap);
+    assert_eq!(manager["request_headers_timeout"], "3s");
+    assert_eq!(
+        manager["common_http_protocol_options"],
+        yaml(
+            "{idle_timeout: 30s, max_headers_count: 50, headers_with_underscores_action: REJECT_REQUEST}"
+        )
+    );
+    assert_eq!(
+        manager["http2_protocol_options"],
+        yaml(
+            "{max_concurrent_streams: 10, initial_stream_window_size: 65536, initial_connection_window_size: 1048576}"
+        )
+    );
+    // The catch-all's body buffer: one 6 MiB payload, the larger read
+    // (now the 64 KiB window) and 64 KiB.
+    let routes = manager["route_config"]["virtual_hosts"][0]["routes"]
+        .as_sequence()
+        .unwrap();
+    assert_eq!(
+        routes.last().unwrap()["request_body_buffer_limit"],
+        6_291_456 + 65_536 + 65_536
+    );
+    let ecds = yaml(&set.ecds);
+    assert!(
+        ecds["resources"][0]["typed_config"]["config"]["configuration"]["value"]
+            .as_str()
+            .unwrap()
+            .contains("\"upload_budget_bytes\":67108864")
+    );
+
+    for (limits, field) in [
+        ("{connections: 0}", "gateway.limits.connections"),
+        (
+            "{upload_budget_bytes: 1000}",
+            "gateway.limits.upload_budget_bytes",
+        ),
+        (
+            "{http2_stream_window_bytes: 10}",
+            "gateway.limits.http2_stream_window_bytes",
+        ),
+        ("{no_such_limit: 1}", "no_such_limit"),
+    ] {
+        let text = format!(
+            "name: t\nversion: v1\ncontext: /t\nendpoint: {{name: main, access_method: role, region: us-east-1}}\nresources: [{{verb: GET, uri_template: /x, arn: {ARN}}}]\ngateway:\n  limits: {limits}\n"
+        );
+        let refused = ApiDefinition::parse(&text, "api.yaml")
+            .and_then(|api| render(&[api], Path::new("/srv/lambdagate"), None).map(|_| ()))
+            .unwrap_err()
+            .to_string();
+        assert!(refused.contains("api.yaml"), "{refused}");
+        assert!(refused.contains(field), "{field} in {refused}");
     }
 }

@@ -4,7 +4,7 @@
 use serde::Serialize;
 
 use super::names::PORTAL_CLUSTER;
-use super::proto::{Address, Any, Seconds, TypeUrl};
+use super::proto::{Address, Any, Http2ProtocolOptions, Seconds, TypeUrl};
 
 #[derive(Serialize)]
 pub(crate) struct Cluster {
@@ -42,15 +42,6 @@ impl TypeUrl for HttpProtocolOptions {
 #[derive(Serialize)]
 pub(crate) struct ExplicitHttpConfig {
     http2_protocol_options: Http2ProtocolOptions,
-}
-
-/// Room for a whole 6 MB payload per stream and two at once per
-/// connection, so a call never stops to wait for a WINDOW_UPDATE; the
-/// invoker's gRPC server uses the same windows.
-#[derive(Serialize)]
-pub(crate) struct Http2ProtocolOptions {
-    pub(crate) initial_stream_window_size: u32,
-    pub(crate) initial_connection_window_size: u32,
 }
 
 #[derive(Serialize)]
@@ -95,7 +86,12 @@ pub(crate) fn invoker_cluster(address: Address) -> Cluster {
         typed_extension_protocol_options: Some(TypedExtensionProtocolOptions {
             http_protocol_options: Any(HttpProtocolOptions {
                 explicit_http_config: ExplicitHttpConfig {
+                    // Room for a whole 6 MB payload per stream and two at
+                    // once per connection, so a call never stops to wait
+                    // for a WINDOW_UPDATE; the invoker's gRPC server uses
+                    // the same windows.
                     http2_protocol_options: Http2ProtocolOptions {
+                        max_concurrent_streams: None,
                         initial_stream_window_size: 8 * 1024 * 1024,
                         initial_connection_window_size: 16 * 1024 * 1024,
                     },

@@ -14,22 +14,28 @@ use crate::definition::{ApiDefinition, ENVOY_TIMEOUT_MARGIN_SECONDS, Gateway};
 
 mod cluster;
 mod ecds;
+mod edge;
 mod listener;
 mod names;
+mod overload;
 mod proto;
 mod routes;
 
 pub use ecds::ecds_text;
+pub use edge::{EdgeParts, edge_parts};
 pub use names::{ACCESS_LOG_FORMAT, ECDS_DIR, ECDS_FILE, FILTER_NAME};
 
 use cluster::{Cluster, invoker_cluster, portal_cluster};
 use ecds::Wasm;
+use edge::{EdgeConnectionOptions, api_body_buffer_limit, invoker_body_buffer_limit};
+use lambdagate_core::Outcome;
 use listener::{
-    AccessLog, ConfigSource, ExtensionConfigSource, FilterChain, HttpConnectionManager, HttpFilter,
-    HttpFilterConfig, Listener, NetworkFilter, PathConfigSource, Router, StdoutAccessLog,
-    SubstitutionFormatString, WatchedDirectory,
+    AccessLog, AccessLogFilter, ConfigSource, ExtensionConfigSource, FilterChain,
+    HttpConnectionManager, HttpFilter, HttpFilterConfig, Listener, NetworkFilter, PathConfigSource,
+    Router, StdoutAccessLog, SubstitutionFormatString, WatchedDirectory,
 };
-use names::LISTENER_BUFFER_LIMIT_BYTES;
+use names::OUTCOME_FROM_THE_FILTER;
+use overload::{OverloadManager, overload_manager};
 use proto::{Address, Any, DataSource, Seconds, TypeUrl};
 use routes::{RouteConfiguration, VirtualHost, invoker_route, no_api_route, portal_routes};
 
@@ -46,6 +52,21 @@ pub fn timeout_seconds(apis: &[ApiDefinition], gateway: &Gateway) -> u32 {
     gateway
         .idle_timeout_seconds
         .max(longest_route.saturating_add(ENVOY_TIMEOUT_MARGIN_SECONDS))
+}
+
+/// A stdout access log of the requests `filter` selects.
+fn stdout_log(filter: AccessLogFilter, format: String) -> AccessLog {
+    AccessLog {
+        name: "envoy.access_loggers.stdout",
+        filter,
+        typed_config: Any(StdoutAccessLog {
+            log_format: SubstitutionFormatString {
+                text_format_source: DataSource::InlineString {
+                    inline_string: format,
+                },
+            },
+        }),
+    }
 }
 
 /// `envoy.yaml`: a comment saying how to start Envoy, then the bootstrap.
@@ -66,6 +87,7 @@ pub fn bootstrap_text(bootstrap: &Bootstrap, out_dir: &Path) -> Result<String, s
 /// invoker's cluster and, with the portal on, its admin server's.
 #[derive(Serialize)]
 pub struct Bootstrap {
+    overload_manager: OverloadManager,
     node: Node,
     admin: Admin,
     static_resources: StaticResources,
@@ -96,6 +118,7 @@ impl Bootstrap {
         let listen = Address::parse(&gateway.listen, "gateway.listen")?;
         let admin = Address::parse(&gateway.admin, "gateway.admin")?;
         let invoker = Address::parse(&gateway.invoker, "gateway.invoker")?;
+        let limits = &gateway.limits;
         let portal = match (&gateway.portal, &gateway.invoker_admin) {
             (portal, Some(admin)) if portal.enabled => Some((
                 portal.path.as_str(),
@@ -105,13 +128,13 @@ impl Bootstrap {
         };
         // Rendered whatever the data path, so that switching it is a hot
         // deploy (the filter config) and not a bootstrap change.
-        let mut routes = vec![invoker_route()];
+        let mut routes = vec![invoker_route(invoker_body_buffer_limit(limits))];
         let mut clusters = vec![invoker_cluster(invoker)];
         if let Some((path, admin)) = portal {
             routes.extend(portal_routes(path));
             clusters.push(portal_cluster(admin));
         }
-        routes.push(no_api_route());
+        routes.push(no_api_route(api_body_buffer_limit(limits)));
         let ecds_dir = out_dir.join(ECDS_DIR);
         let manager = HttpConnectionManager {
             stat_prefix: "gateway",
@@ -121,17 +144,21 @@ impl Bootstrap {
             append_x_forwarded_port: true,
             stream_idle_timeout: Seconds(timeout_seconds),
             request_timeout: Seconds(timeout_seconds),
-            access_log: vec![AccessLog {
-                name: "envoy.access_loggers.stdout",
-                typed_config: Any(StdoutAccessLog {
-                    log_format: SubstitutionFormatString {
-                        text_format_source: DataSource::InlineString {
-                            inline_string: ACCESS_LOG_FORMAT.to_owned(),
-                        },
-                    },
-                }),
-            }],
+            edge: EdgeConnectionOptions::new(limits),
+            // One line per request; the requests Envoy's overload manager
+            // refused (no filter saw them) with the outcome `overloaded`.
+            access_log: vec![
+                stdout_log(
+                    AccessLogFilter::not_overloaded(),
+                    ACCESS_LOG_FORMAT.to_owned(),
+                ),
+                stdout_log(
+                    AccessLogFilter::overloaded(),
+                    ACCESS_LOG_FORMAT.replace(OUTCOME_FROM_THE_FILTER, Outcome::Overloaded.label()),
+                ),
+            ],
             route_config: RouteConfiguration {
+                validate_clusters: false,
                 virtual_hosts: vec![VirtualHost {
                     name: "gateway",
                     domains: vec!["*"],
@@ -160,6 +187,7 @@ impl Bootstrap {
             ],
         };
         Ok(Bootstrap {
+            overload_manager: overload_manager(limits),
             node: Node {
                 id: "lambdagate",
                 cluster: "lambdagate",
@@ -169,7 +197,7 @@ impl Bootstrap {
                 listeners: vec![Listener {
                     name: "gateway",
                     address: listen,
-                    per_connection_buffer_limit_bytes: LISTENER_BUFFER_LIMIT_BYTES,
+                    per_connection_buffer_limit_bytes: limits.connection_buffer_bytes,
                     filter_chains: vec![FilterChain {
                         filters: vec![NetworkFilter {
                             name: "envoy.filters.network.http_connection_manager",

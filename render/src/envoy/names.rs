@@ -12,5 +12,5 @@ pub const PORTAL_CLUSTER: &str = "lambdagate_portal";
 /// request id and lambdagate's outcome (ok, function_error, timeout, ...).
 pub const ACCESS_LOG_FORMAT: &str = "[%START_TIME%] \"%REQ(LAMBDAGATE-ORIGINAL-METHOD?:METHOD)% %REQ(X-ENVOY-ORIGINAL-PATH?:PATH)% %PROTOCOL%\" %RESPONSE_CODE% %BYTES_RECEIVED% %BYTES_SENT% %DURATION%ms request_id=%REQ(X-REQUEST-ID)% lambda_request_id=%RESP(X-AMZN-REQUESTID)% trace_id=%RESP(X-AMZN-TRACE-ID)% outcome=%FILTER_STATE(wasm.lambdagate_outcome:PLAIN)%\n";
 
-/// Room to buffer one 6 MB Lambda payload on a listener connection.
-pub(crate) const LISTENER_BUFFER_LIMIT_BYTES: u32 = 7 * 1024 * 1024;
+/// Where [`ACCESS_LOG_FORMAT`] takes the outcome from: what the filter set.
+pub(crate) const OUTCOME_FROM_THE_FILTER: &str = "%FILTER_STATE(wasm.lambdagate_outcome:PLAIN)%";

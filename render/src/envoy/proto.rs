@@ -8,6 +8,26 @@ pub trait TypeUrl {
     const TYPE_URL: &'static str;
 }
 
+/// `google.protobuf.Duration` in milliseconds, written as `0.250s`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Millis(pub u32);
+
+impl Serialize for Millis {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(&format_args!("{}.{:03}s", self.0 / 1000, self.0 % 1000))
+    }
+}
+
+/// HTTP/2 settings render sets: the windows (and, downstream, the stream
+/// limit).
+#[derive(Serialize)]
+pub(crate) struct Http2ProtocolOptions {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) max_concurrent_streams: Option<u32>,
+    pub(crate) initial_stream_window_size: u32,
+    pub(crate) initial_connection_window_size: u32,
+}
+
 /// `google.protobuf.Any` as Envoy reads it in YAML or JSON: `@type`, then
 /// the message's own fields.
 pub struct Any<T>(pub T);

@@ -1,15 +1,24 @@
 //! The gateway's routes: the invoker route of the router data path, the
-//! developer portal's, and the 404 for paths outside every API.
+//! developer portal's, and the catch-all that every API request matches
+//! while the filter holds it (paths outside every API get a 404 there).
+//!
+//! The two routes that carry request bodies set their own body buffer
+//! limit, room for one maximum-size payload: the filter buffers a body
+//! whole, and Envoy's per-connection buffer limit (which bounds what one
+//! read takes from a socket) can then stay small (`gateway.limits`).
 
 use std::collections::BTreeMap;
 
 use serde::Serialize;
 
 use super::names::{FILTER_NAME, PORTAL_CLUSTER};
-use super::proto::{Any, DataSource, Seconds, TypeUrl};
+use super::proto::{Any, Seconds, TypeUrl};
 
 #[derive(Serialize)]
 pub(crate) struct RouteConfiguration {
+    /// `false`: the catch-all names a cluster that does not exist (see
+    /// [`no_api_route`]).
+    pub(crate) validate_clusters: bool,
     pub(crate) virtual_hosts: Vec<VirtualHost>,
 }
 
@@ -26,6 +35,11 @@ pub(crate) struct Route {
     pub(crate) route_match: RouteMatch,
     #[serde(flatten)]
     pub(crate) action: Action,
+    /// Raises (or lowers) the listener's buffer limit for this route's
+    /// requests. Envoy reads it from a route entry only: a route with a
+    /// direct response or a redirect cannot carry it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) request_body_buffer_limit: Option<u64>,
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub(crate) typed_per_filter_config: BTreeMap<&'static str, Any<FilterConfig>>,
 }
@@ -57,7 +71,6 @@ pub(crate) struct HeaderMatcher {
 pub(crate) enum Action {
     Route(RouteAction),
     Redirect(RedirectAction),
-    DirectResponse(DirectResponseAction),
 }
 
 #[derive(Serialize)]
@@ -67,17 +80,13 @@ pub(crate) struct RouteAction {
     pub(crate) prefix_rewrite: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub(crate) timeout: Option<Seconds>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) cluster_not_found_response_code: Option<&'static str>,
 }
 
 #[derive(Serialize)]
 pub(crate) struct RedirectAction {
     pub(crate) path_redirect: String,
-}
-
-#[derive(Serialize)]
-pub(crate) struct DirectResponseAction {
-    pub(crate) status: u16,
-    pub(crate) body: DataSource,
 }
 
 /// `envoy.config.route.v3.FilterConfig`: a filter switched off on a route.
@@ -94,7 +103,8 @@ impl TypeUrl for FilterConfig {
 /// the invoker's `InvokeHttp` call (the filter refuses any client request
 /// carrying the marker header, so clients cannot take this route). The
 /// timeout is the one the filter sets per request (route timeout + 1 s).
-pub(crate) fn invoker_route() -> Route {
+/// `body_limit`: see [`body_buffer_limit`].
+pub(crate) fn invoker_route(body_limit: u64) -> Route {
     use lambdagate_proto::http_path::{FORWARDED_HEADER, PATH};
     Route {
         route_match: RouteMatch {
@@ -108,7 +118,9 @@ pub(crate) fn invoker_route() -> Route {
             cluster: lambdagate_core::config::DEFAULT_INVOKER_CLUSTER,
             prefix_rewrite: None,
             timeout: Some(Seconds(0)),
+            cluster_not_found_response_code: None,
         }),
+        request_body_buffer_limit: Some(body_limit),
         typed_per_filter_config: BTreeMap::new(),
     }
 }
@@ -128,6 +140,7 @@ pub(crate) fn portal_routes(path: &str) -> [Route; 2] {
             action: Action::Redirect(RedirectAction {
                 path_redirect: path.to_owned(),
             }),
+            request_body_buffer_limit: None,
             typed_per_filter_config: filter_off(),
         },
         Route {
@@ -139,26 +152,37 @@ pub(crate) fn portal_routes(path: &str) -> [Route; 2] {
                 cluster: PORTAL_CLUSTER,
                 prefix_rewrite: Some(lambdagate_sidecar::portal_http::PREFIX.to_owned()),
                 timeout: None,
+                cluster_not_found_response_code: None,
             }),
+            request_body_buffer_limit: None,
             typed_per_filter_config: filter_off(),
         },
     ]
 }
 
-/// Requests outside every API's base path, which the filter passes on,
-/// end here.
-pub(crate) fn no_api_route() -> Route {
+/// The cluster the catch-all names; it does not exist (see below).
+pub(crate) const NO_API_CLUSTER: &str = "lambdagate_no_api";
+
+/// Every request the filter handles matches this route while the filter
+/// holds it (buffering its body under `body_limit`), and requests outside
+/// every API's base path, which the filter passes on, end here: 404 with
+/// the gateway's JSON (the local-reply mapper writes it; Envoy says
+/// `cluster_not_found`). A route entry, not a direct response, because
+/// only a route entry can carry a body buffer limit; the cluster it names
+/// does not exist, so nothing is ever sent anywhere from here.
+pub(crate) fn no_api_route(body_limit: u64) -> Route {
     Route {
         route_match: RouteMatch {
             path: PathSpecifier::Prefix("/".to_owned()),
             headers: Vec::new(),
         },
-        action: Action::DirectResponse(DirectResponseAction {
-            status: 404,
-            body: DataSource::InlineString {
-                inline_string: r#"{"message":"no API serves this path"}"#.to_owned(),
-            },
+        action: Action::Route(RouteAction {
+            cluster: NO_API_CLUSTER,
+            prefix_rewrite: None,
+            timeout: None,
+            cluster_not_found_response_code: Some("NOT_FOUND"),
         }),
+        request_body_buffer_limit: Some(body_limit),
         typed_per_filter_config: BTreeMap::new(),
     }
 }

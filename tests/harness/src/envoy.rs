@@ -37,9 +37,11 @@ impl InvokerAddress {
 }
 
 /// The bootstrap the tests run: a listener with the lambdagate filter
-/// (plugin config `filter_json`), a fallback route for requests outside
-/// every API (answers 299 with body `fallback`, so a test can tell it
-/// apart), and the invoker cluster.
+/// (plugin config `filter_json`), the invoker cluster, and the edge limits
+/// exactly as `lambdagate render` writes them by default (overload
+/// manager, buffer and HTTP/2 limits, timeouts, header rules, path
+/// normalization, the catch-all route whose 404 answers requests outside
+/// every API), taken from the renderer itself.
 pub fn bootstrap(
     listen_port: u16,
     admin_port: u16,
@@ -48,19 +50,28 @@ pub fn bootstrap(
 ) -> String {
     let wasm = filter_wasm();
     let filter_json = with_data_path(filter_json);
+    let edge = lambdagate_render::edge_parts(&lambdagate_render::limits::EdgeLimits::default())
+        .expect("edge limits as JSON");
     // Always, as `lambdagate render` writes it: streamed resources take the
     // router path whatever the data path.
-    let invoker_route = invoker_route();
+    let invoker_route = invoker_route(edge.invoker_body_buffer_limit);
     let json = serde_json::to_string(&filter_json).expect("json string");
+    // JSON is YAML too: each edge piece goes in as one flow-style value.
+    let connection_manager: String = edge
+        .connection_manager
+        .iter()
+        .map(|(name, value)| format!("          {name}: {value}\n"))
+        .collect();
     format!(
         r#"
+overload_manager: {overload_manager}
 admin:
   address: {{socket_address: {{address: 127.0.0.1, port_value: {admin_port}}}}}
 static_resources:
   listeners:
   - name: gateway
     address: {{socket_address: {{address: 127.0.0.1, port_value: {listen_port}}}}}
-    per_connection_buffer_limit_bytes: 16777216
+    per_connection_buffer_limit_bytes: {listener_buffer_limit}
     filter_chains:
     - filters:
       - name: envoy.filters.network.http_connection_manager
@@ -83,13 +94,13 @@ static_resources:
           # X-Forwarded-Port beside Envoy's X-Forwarded-For and -Proto, as API
           # Gateway gives functions all three.
           append_x_forwarded_port: true
-          route_config:
+{connection_manager}          route_config:
+            validate_clusters: false
             virtual_hosts:
             - name: gateway
               domains: ["*"]
               routes:
-{invoker_route}              - match: {{prefix: "/"}}
-                direct_response: {{status: 299, body: {{inline_string: "fallback"}}}}
+{invoker_route}              - {catch_all}
           http_filters:
           - name: lambdagate
             typed_config:
@@ -128,6 +139,9 @@ static_resources:
 "#,
         wasm = wasm.display(),
         invoker = invoker.yaml(),
+        overload_manager = edge.overload_manager,
+        listener_buffer_limit = edge.listener_buffer_limit_bytes,
+        catch_all = edge.catch_all_route,
     )
 }
 
@@ -156,7 +170,7 @@ pub fn data_path(filter_json: &str) -> String {
 }
 
 /// The route of the router data path, as `lambdagate render` writes it.
-fn invoker_route() -> String {
+fn invoker_route(body_buffer_limit: u64) -> String {
     use lambdagate_proto::http_path::{FORWARDED_HEADER, PATH};
     format!(
         r#"              - match:
@@ -165,6 +179,7 @@ fn invoker_route() -> String {
                 route:
                   cluster: lambdagate_invoker
                   timeout: 0s
+                request_body_buffer_limit: {body_buffer_limit}
 "#
     )
 }
