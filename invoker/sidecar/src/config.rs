@@ -10,9 +10,11 @@ use std::path::{Path, PathBuf};
 
 use lambdagate_core::LambdaArn;
 use lambdagate_core::config::arn::is_region;
+use lambdagate_proto::MAX_GRPC_MESSAGE_BYTES;
 use serde::Deserialize;
 
 use crate::allow::AllowList;
+use crate::budget::checked_max_inflight_bytes;
 use crate::secret::SecretRef;
 
 /// The default gRPC address: loopback, so only the local Envoy can call.
@@ -49,6 +51,9 @@ struct FileConfig {
     /// Permissions of the unix socket (`listen: unix:...`), octal.
     #[serde(default)]
     socket_mode: Option<serde_yaml::Value>,
+    /// Request bytes held by calls at once (budget.rs); default 256 MiB.
+    #[serde(default)]
+    max_inflight_bytes: Option<u64>,
     #[serde(default)]
     default_endpoint: Option<String>,
     #[serde(default)]
@@ -194,6 +199,8 @@ pub struct Config {
     pub portal_dir: Option<PathBuf>,
     /// Permissions given to the unix socket, whatever the umask.
     pub socket_mode: u32,
+    /// The in-flight byte budget (budget.rs), read at start-up only.
+    pub max_inflight_bytes: u64,
     pub default_endpoint: Option<String>,
     pub endpoints: BTreeMap<String, Endpoint>,
 }
@@ -361,6 +368,9 @@ impl FileConfig {
             None => DEFAULT_SOCKET_MODE,
             Some(value) => parse_socket_mode(value).map_err(|m| err("socket_mode", m))?,
         };
+        let max_inflight_bytes =
+            checked_max_inflight_bytes(self.max_inflight_bytes, MAX_GRPC_MESSAGE_BYTES as u64)
+                .map_err(|m| err("max_inflight_bytes", m))?;
         if self.endpoints.is_empty() {
             return Err(err(
                 "endpoints",
@@ -391,6 +401,7 @@ impl FileConfig {
             admin_listen,
             portal_dir: self.portal_dir,
             socket_mode,
+            max_inflight_bytes,
             default_endpoint: self.default_endpoint,
             endpoints,
         })

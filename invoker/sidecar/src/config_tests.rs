@@ -91,3 +91,36 @@ fn socket_modes() {
     let number = parse_socket_mode(&serde_yaml::Value::Number(660.into())).unwrap_err();
     assert!(number.contains("quoted"), "{number}");
 }
+
+#[test]
+fn max_inflight_bytes_defaults_to_256_mib_and_must_fit_one_maximum_size_call() {
+    let endpoints = "endpoints:\n  main:\n    access_method: role\n    region: us-east-1\n    allow: [\"arn:aws:lambda:us-east-1:123456789012:function:f\"]\n";
+    let config = Config::parse(endpoints, "invoker.yaml").unwrap();
+    assert_eq!(config.max_inflight_bytes, 268_435_456);
+    let config = Config::parse(
+        &format!("max_inflight_bytes: 67108864\n{endpoints}"),
+        "invoker.yaml",
+    )
+    .unwrap();
+    assert_eq!(config.max_inflight_bytes, 64 << 20);
+    let err = Config::parse(
+        &format!("max_inflight_bytes: 1048576\n{endpoints}"),
+        "invoker.yaml",
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        err.starts_with("invoker.yaml: max_inflight_bytes: 1048576 is less than the largest request message the invoker accepts (6356992 bytes"),
+        "{err}"
+    );
+    let err = Config::parse(
+        &format!("max_inflight_bytes: 256MiB\n{endpoints}"),
+        "invoker.yaml",
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        err.starts_with("invoker.yaml: max_inflight_bytes: "),
+        "{err}"
+    );
+}

@@ -11,6 +11,7 @@
 pub mod allow;
 pub mod aws;
 pub mod backend;
+pub mod budget;
 pub mod config;
 pub mod error;
 pub mod grpc;

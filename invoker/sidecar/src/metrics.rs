@@ -7,6 +7,7 @@ use lambdagate_core::Outcome;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
@@ -41,6 +42,8 @@ pub struct Metrics {
     credential_fetches: Family<EndpointLabels, Counter>,
     credential_errors: Family<EndpointLabels, Counter>,
     config_reloads: Family<ResultLabels, Counter>,
+    inflight_bytes: Gauge,
+    budget_waits: Counter,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -98,8 +101,22 @@ impl Metrics {
             "Config reloads (file change or SIGHUP) by result: ok, or error (the running config stays)",
             config_reloads.clone(),
         );
+        let inflight_bytes = Gauge::default();
+        registry.register(
+            "lambdagate_inflight_bytes",
+            "Bytes of the in-flight budget (max_inflight_bytes) held by calls: their request messages, counted in whole KiB from admission until the response is complete",
+            inflight_bytes.clone(),
+        );
+        let budget_waits = Counter::default();
+        registry.register(
+            "lambdagate_budget_waits",
+            "Calls that had to wait for in-flight budget before their request message was read",
+            budget_waits.clone(),
+        );
         Metrics {
             registry: Arc::new(registry),
+            inflight_bytes,
+            budget_waits,
             config_reloads,
             invocations,
             duration,
@@ -155,6 +172,16 @@ impl Metrics {
                 result: result.to_owned(),
             })
             .inc();
+    }
+
+    /// `lambdagate_inflight_bytes`, moved by the budget (budget.rs).
+    pub fn inflight_bytes(&self) -> &Gauge {
+        &self.inflight_bytes
+    }
+
+    /// `lambdagate_budget_waits_total`, counted by the budget (budget.rs).
+    pub fn budget_waits(&self) -> &Counter {
+        &self.budget_waits
     }
 
     /// The Prometheus text exposition.
