@@ -12,6 +12,7 @@ use prost::Message as _;
 use tonic::metadata::MetadataMap;
 use tonic::{Request, Response, Status, Streaming};
 
+use crate::budget::BudgetHold;
 use crate::error::{Failure, failure_status};
 use crate::http_reply::{HttpBodyStream, buffered_reply};
 use crate::invoke::Invoker;
@@ -65,7 +66,8 @@ impl InvokerRpc for InvokerService {
         request: Request<Streaming<InvokeRequest>>,
     ) -> Result<Response<HttpBodyStream>, Status> {
         let deadline = deadline_of(request.metadata());
-        let (metadata, _, mut messages) = request.into_parts();
+        let (metadata, extensions, mut messages) = request.into_parts();
+        let budget = extensions.get::<BudgetHold>().cloned();
         let mut call = match metadata.get_bin(INVOKE_METADATA) {
             Some(value) => {
                 let bytes = value.to_bytes().map_err(|_| {
@@ -88,9 +90,12 @@ impl InvokerRpc for InvokerService {
         let invoker = current(&self.invoker);
         // In a task of its own: when the client leaves, Envoy resets this
         // stream and tonic drops this future, but a request the gateway
-        // accepted is still invoked, once, as on the callout path.
-        let invocation =
-            tokio::spawn(async move { invoker.invoke_answer(call, deadline, streamed).await });
+        // accepted is still invoked, once, as on the callout path. The
+        // task keeps the call's budget: it holds the payload until then.
+        let invocation = tokio::spawn(async move {
+            let _budget = budget;
+            invoker.invoke_answer(call, deadline, streamed).await
+        });
         let result = match invocation.await {
             Ok(result) => result,
             Err(e) => Err(Failure::new(

@@ -15,16 +15,31 @@ use tonic::transport::Server;
 use tonic::transport::server::TcpIncoming;
 
 use crate::backend::LocalRuntime;
+use crate::budget::{Budget, BudgetLayer};
 use crate::config::{Config, ListenAddr};
 use crate::grpc::{InvokerService, SharedInvoker};
 use crate::invoke::Invoker;
 use crate::metrics::Metrics;
 use crate::portal_http::SharedPortal;
 
-/// HTTP/2 flow-control windows of the gRPC server: room for a whole 6 MB
-/// payload per stream, and for two at once per connection.
-const STREAM_WINDOW_BYTES: u32 = 8 * 1024 * 1024;
-const CONNECTION_WINDOW_BYTES: u32 = 16 * 1024 * 1024;
+/// HTTP/2 flow control of the gRPC server, sized for the in-flight budget
+/// (budget.rs). A call waiting for budget is not read, so what its sender
+/// may already send (one stream window) stays in h2, holding as much of
+/// the connection window: if the waiting calls could hold all of it, the
+/// admitted calls' data could not arrive and nothing would finish (seen
+/// with 8 MiB stream / 16 MiB connection windows: 200 concurrent 6 MB
+/// calls on one connection stalled with the budget full). So a connection
+/// takes at most `MAX_CONCURRENT_STREAMS` calls, and its window exceeds
+/// what all of them can hold by room for admitted calls. The limit is
+/// Envoy's default circuit breaker for a cluster (1024 requests at once),
+/// so Envoy never meets it with its defaults: streams it opens past the
+/// limit before the invoker's SETTINGS arrive would be refused, and the
+/// gRPC callout does not retry them. The small stream window is also what
+/// a waiting call costs: 256 KiB instead of its 6 MB.
+const STREAM_WINDOW_BYTES: u32 = 256 * 1024;
+const MAX_CONCURRENT_STREAMS: u32 = 1024;
+const CONNECTION_WINDOW_BYTES: u32 =
+    MAX_CONCURRENT_STREAMS * STREAM_WINDOW_BYTES + 16 * 1024 * 1024;
 
 /// Resets of not yet accepted streams tolerated before GOAWAY: Envoy is
 /// the only client, and it resets a call only when its client left.
@@ -32,6 +47,11 @@ const MAX_PENDING_RESETS: usize = 4096;
 
 /// Largest header block the gRPC server accepts (an event in metadata).
 const MAX_HEADER_LIST_BYTES: u32 = 8 * 1024 * 1024;
+
+/// The gRPC router with its layers.
+type GrpcRouter = tonic::transport::server::Router<
+    tower::layer::util::Stack<BudgetLayer, tower::layer::util::Identity>,
+>;
 
 /// How often the config file is checked for changes.
 const CONFIG_POLL: Duration = Duration::from_secs(1);
@@ -81,13 +101,17 @@ pub async fn serve_until(
     .max_decoding_message_size(MAX_GRPC_MESSAGE_BYTES)
     .max_encoding_message_size(MAX_GRPC_MESSAGE_BYTES);
 
+    let budget = Budget::new(config.max_inflight_bytes, &metrics);
     let portal: SharedPortal = Arc::new(RwLock::new(config.portal_dir.clone()));
     tokio::spawn(watch_config(
         path.to_owned(),
         local,
-        invoker.clone(),
-        portal.clone(),
-        metrics.clone(),
+        Running {
+            invoker: invoker.clone(),
+            portal: portal.clone(),
+            metrics: metrics.clone(),
+            max_inflight_bytes: config.max_inflight_bytes,
+        },
         stop_rx.clone(),
     ));
     let health_on_stop = health.clone();
@@ -119,11 +143,11 @@ pub async fn serve_until(
 
     let router = Server::builder()
         .http2_keepalive_interval(Some(Duration::from_secs(30)))
-        // Envoy sends payloads of up to 6 MB on one stream; with HTTP/2's
-        // default 64 KB windows it would stop every 64 KB to wait for a
-        // WINDOW_UPDATE. Match the windows of Envoy's side (envoy/*.yaml).
+        // See STREAM_WINDOW_BYTES: no deadlock between calls that wait for
+        // budget and calls that were admitted.
         .initial_stream_window_size(Some(STREAM_WINDOW_BYTES))
         .initial_connection_window_size(Some(CONNECTION_WINDOW_BYTES))
+        .max_concurrent_streams(Some(MAX_CONCURRENT_STREAMS))
         // The router path sends a body-less request's whole event as
         // metadata; headers are bounded by Envoy's request header limit.
         .http2_max_header_list_size(Some(MAX_HEADER_LIST_BYTES))
@@ -131,6 +155,9 @@ pub async fn serve_until(
         // that leaves (wrk ending a run: 32 at once); h2's default (20)
         // answers such a burst with GOAWAY, and Envoy has to reconnect.
         .http2_max_pending_accept_reset_streams(Some(MAX_PENDING_RESETS))
+        // Before tonic reads a request message: many concurrent large
+        // calls queue instead of each holding its message at once.
+        .layer(BudgetLayer::new(budget))
         .add_service(health_service)
         .add_service(service);
 
@@ -157,15 +184,24 @@ pub async fn serve_until(
     Ok(())
 }
 
+/// What a config reload replaces, and what it only compares.
+struct Running {
+    invoker: SharedInvoker,
+    portal: SharedPortal,
+    metrics: Metrics,
+    /// The budget is sized once, at start-up: resizing a semaphore that
+    /// calls are waiting on is not worth its subtleties for a setting
+    /// that rarely changes.
+    max_inflight_bytes: u64,
+}
+
 /// Reloads the config when the file's content changes (deploys replace it
 /// atomically) or on SIGHUP. A config that fails to load or validate is
 /// refused and the running one stays, with the reason in the log.
 async fn watch_config(
     path: PathBuf,
     local: Arc<dyn LocalRuntime>,
-    shared: SharedInvoker,
-    portal: SharedPortal,
-    metrics: Metrics,
+    running: Running,
     mut stop: watch::Receiver<bool>,
 ) {
     let mut last = std::fs::read(&path).ok();
@@ -193,17 +229,17 @@ async fn watch_config(
             continue;
         }
         last = now;
-        reload(&path, local.as_ref(), &shared, &portal, &metrics).await;
+        reload(&path, local.as_ref(), &running).await;
     }
 }
 
-async fn reload(
-    path: &Path,
-    local: &dyn LocalRuntime,
-    shared: &SharedInvoker,
-    portal: &SharedPortal,
-    metrics: &Metrics,
-) {
+async fn reload(path: &Path, local: &dyn LocalRuntime, running: &Running) {
+    let Running {
+        invoker: shared,
+        portal,
+        metrics,
+        max_inflight_bytes,
+    } = running;
     let file = path.display().to_string();
     let result = match Config::load(path) {
         Ok(config) => {
@@ -213,6 +249,13 @@ async fn reload(
                 .map(|s| s.to_string())
                 .collect();
             let portal_dir = config.portal_dir.clone();
+            if config.max_inflight_bytes != *max_inflight_bytes {
+                tracing::warn!(
+                    running = max_inflight_bytes,
+                    configured = config.max_inflight_bytes,
+                    "max_inflight_bytes changed: the running budget stays until the invoker restarts"
+                );
+            }
             Invoker::new(config, metrics.clone(), &file, local)
                 .await
                 .map(|invoker| (invoker, names, portal_dir))
@@ -238,7 +281,7 @@ async fn reload(
 
 #[cfg(unix)]
 async fn serve_unix(
-    router: tonic::transport::server::Router,
+    router: GrpcRouter,
     path: &std::path::Path,
     stop: impl Future<Output = ()>,
     config: &Config,
@@ -354,7 +397,7 @@ fn bind_unix(path: &Path, mode: u32) -> anyhow::Result<(tokio::net::UnixListener
 
 #[cfg(not(unix))]
 async fn serve_unix(
-    _router: tonic::transport::server::Router,
+    _router: GrpcRouter,
     _path: &std::path::Path,
     _stop: impl Future<Output = ()>,
     _config: &Config,
