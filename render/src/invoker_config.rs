@@ -23,6 +23,8 @@ pub struct RenderedInvokerConfig {
     /// The folder render writes the portal into, when the portal is on.
     #[serde(skip_serializing_if = "Option::is_none")]
     portal_dir: Option<String>,
+    /// The invoker's in-flight byte budget: `gateway.limits.invoker_inflight_bytes`.
+    max_inflight_bytes: u64,
     /// Each endpoint as the definitions wrote it (the invoker's own parser
     /// checks it), with `allow` rendered from the ARNs of its APIs.
     endpoints: BTreeMap<String, serde_yaml::Mapping>,
@@ -85,6 +87,7 @@ impl RenderedInvokerConfig {
             listen: gateway.invoker.clone(),
             admin_listen: gateway.invoker_admin.clone(),
             portal_dir: portal_dir.map(|dir| dir.display().to_string()),
+            max_inflight_bytes: gateway.limits.invoker_inflight_bytes,
             endpoints,
         })
     }

@@ -57,9 +57,9 @@ impl Default for EdgeLimits {
         EdgeLimits {
             heap_bytes: 1024 * MIB,
             connections: 10_000,
-            upload_budget_bytes: 256 * MIB,
+            upload_budget_bytes: lambdagate_core::config::DEFAULT_UPLOAD_BUDGET_BYTES,
             connection_buffer_bytes: 64 * 1024,
-            invoker_inflight_bytes: 256 * MIB,
+            invoker_inflight_bytes: lambdagate_sidecar::budget::DEFAULT_MAX_INFLIGHT_BYTES,
             http2_max_concurrent_streams: 100,
             http2_stream_window_bytes: 1024 * 1024,
             http2_connection_window_bytes: 4 * 1024 * 1024,

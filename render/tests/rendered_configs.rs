@@ -312,12 +312,14 @@ fn the_edge_limits_have_defaults_and_each_is_settable() {
     )
     .unwrap();
     assert_eq!(filter["upload_budget_bytes"], 268_435_456);
+    assert_eq!(yaml(&defaults.invoker)["max_inflight_bytes"], 268_435_456);
 
     let (set, _stand_ins) = rendered(
         "  portal: {enabled: false}
   limits:
     heap_bytes: 536870912
     connections: 500
+    invoker_inflight_bytes: 33554432
     upload_budget_bytes: 67108864
     connection_buffer_bytes: 32768
     http2_max_concurrent_streams: 10
@@ -370,6 +372,7 @@ fn the_edge_limits_have_defaults_and_each_is_settable() {
             .unwrap()
             .contains("\"upload_budget_bytes\":67108864")
     );
+    assert_eq!(yaml(&set.invoker)["max_inflight_bytes"], 33_554_432);
 
     for (limits, field) in [
         ("{connections: 0}", "gateway.limits.connections"),
