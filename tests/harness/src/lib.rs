@@ -17,6 +17,7 @@
 
 pub mod envoy;
 pub mod faults;
+pub mod h2raw;
 pub mod http;
 pub mod invoker;
 pub mod moto;
