@@ -397,3 +397,35 @@ fn the_edge_limits_have_defaults_and_each_is_settable() {
         assert!(refused.contains(field), "{field} in {refused}");
     }
 }
+
+/// The hand-written examples (`envoy/*.yaml`) apply the edge limits render
+/// writes by default: the same overload manager, connection buffer,
+/// connection-manager settings and catch-all route, so they cannot drift.
+#[test]
+fn the_hand_written_examples_carry_the_default_edge_limits() {
+    let edge =
+        lambdagate_render::edge_parts(&lambdagate_render::limits::EdgeLimits::default()).unwrap();
+    for name in ["minimal", "shared-listener", "unix-socket"] {
+        let path = support::repo_root().join(format!("envoy/{name}.yaml"));
+        let example: serde_json::Value =
+            serde_yaml::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+        assert_eq!(example["overload_manager"], edge.overload_manager, "{name}");
+        let listener = &example["static_resources"]["listeners"][0];
+        assert_eq!(
+            listener["per_connection_buffer_limit_bytes"], edge.listener_buffer_limit_bytes,
+            "{name}"
+        );
+        let manager = &listener["filter_chains"][0]["filters"][0]["typed_config"];
+        for (field, value) in &edge.connection_manager {
+            assert_eq!(&manager[field], value, "{name}: {field}");
+        }
+        assert_eq!(
+            manager["route_config"]["validate_clusters"], false,
+            "{name}"
+        );
+        let routes = manager["route_config"]["virtual_hosts"][0]["routes"]
+            .as_array()
+            .unwrap();
+        assert_eq!(routes.last().unwrap(), &edge.catch_all_route, "{name}");
+    }
+}
