@@ -35,19 +35,51 @@ from .procs import Procs, free_port, http, wait_until
 # ---------------------------------------------------------------- configs
 
 
-def _listener(port: int, route: str, http_filters: str) -> str:
+def _edge_limits() -> dict:
+    """The edge limits `lambdagate render` writes by default, taken from the
+    rendered example (envoy/dynamic/envoy.yaml, which a test holds equal to
+    render's output): the lambdagate cases run under them, so the ratios
+    show what they cost the data path."""
+    import yaml  # PyYAML: only the lambdagate cases need it
+
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    with open(os.path.join(root, "envoy", "dynamic", "envoy.yaml")) as f:
+        rendered = yaml.safe_load(f)
+    listener = rendered["static_resources"]["listeners"][0]
+    manager = listener["filter_chains"][0]["filters"][0]["typed_config"]
+    routes = manager["route_config"]["virtual_hosts"][0]["routes"]
+    edge_fields = (
+        "request_headers_timeout",
+        "common_http_protocol_options",
+        "http2_protocol_options",
+        "normalize_path",
+        "merge_slashes",
+        "path_with_escaped_slashes_action",
+        "local_reply_config",
+    )
+    return {
+        "overload_manager": rendered["overload_manager"],
+        "buffer": listener["per_connection_buffer_limit_bytes"],
+        "manager": {k: manager[k] for k in edge_fields},
+        "invoker_route_limit": routes[0]["request_body_buffer_limit"],
+        "catch_all": routes[-1],
+    }
+
+
+def _listener(port: int, route: str, http_filters: str, buffer: int = 7340032, manager_extra: str = "") -> str:
     return f"""\
   listeners:
   - name: bench
     address: {{socket_address: {{address: 127.0.0.1, port_value: {port}}}}}
-    per_connection_buffer_limit_bytes: 7340032
+    per_connection_buffer_limit_bytes: {buffer}
     filter_chains:
     - filters:
       - name: envoy.filters.network.http_connection_manager
         typed_config:
           "@type": type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager
           stat_prefix: bench
-          route_config:
+{manager_extra}          route_config:
+            validate_clusters: false
             virtual_hosts:
             - name: bench
               domains: ["*"]
@@ -127,20 +159,27 @@ static_resources:
         # The route to the invoker, always, as `lambdagate render` writes it:
         # the router data path takes it, and so do streamed resources
         # (`response_mode: stream`) whatever the data path.
-        invoker_route = """\
+        # The edge limits as render writes them (JSON is YAML too), unless
+        # LAMBDAGATE_BENCH_EDGE_LIMITS=off asks for the config without them
+        # (what the lambdagate cases ran before the limits), to compare.
+        if os.environ.get("LAMBDAGATE_BENCH_EDGE_LIMITS") == "off":
+            edge = {"overload_manager": None, "buffer": 7340032, "manager": {}, "invoker_route_limit": 7340032,
+                    "catch_all": {"match": {"prefix": "/"}, "direct_response": {"status": 404}}}
+        else:
+            edge = _edge_limits()
+        invoker_route = f"""\
               - match:
                   path: "/lambdagate.v1.Invoker/InvokeHttp"
-                  headers: [{name: lambdagate-forwarded, present_match: true}]
+                  headers: [{{name: lambdagate-forwarded, present_match: true}}]
                 route:
                   cluster: lambdagate_invoker
                   timeout: 0s
+                request_body_buffer_limit: {edge['invoker_route_limit']}
 """
-        route = invoker_route + """\
-              - match: {prefix: "/"}
-                direct_response:
-                  status: 404
-                  body: {inline_string: "{\\"message\\":\\"not found\\"}"}
-"""
+        route = invoker_route + f"              - {json.dumps(edge['catch_all'])}\n"
+        manager_extra = "".join(f"          {k}: {json.dumps(v)}\n" for k, v in edge["manager"].items())
+        if edge["overload_manager"]:
+            head = f"overload_manager: {json.dumps(edge['overload_manager'])}\n" + head
         filter_config = json.dumps(
             {
                 "invoker_cluster": "lambdagate_invoker",
@@ -200,7 +239,12 @@ static_resources:
         - endpoint:
             address: {{socket_address: {{address: 127.0.0.1, port_value: {ports['invoker']}}}}}
 """
-        return head + _listener(ports["listen"], route, filters) + "  clusters:\n" + cluster
+        return (
+            head
+            + _listener(ports["listen"], route, filters, edge["buffer"], manager_extra)
+            + "  clusters:\n"
+            + cluster
+        )
     raise ValueError(case)
 
 
