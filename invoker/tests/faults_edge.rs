@@ -380,6 +380,14 @@ async fn held_uploads_stay_within_the_budget_and_others_are_still_served() {
         "refusals in the access log; its attack lines:\n{}",
         outcome_counts(&s.envoy)
     );
+    // And in Envoy's Prometheus stats, by the filter's own counter.
+    let stats = prometheus(&s.envoy).await;
+    let counted: u64 = stats
+        .lines()
+        .filter(|l| l.starts_with("lambdagate_upload_budget_refusals{"))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
+        .sum();
+    assert_eq!(counted, refused as u64, "the filter's refusal counter");
     assert!(
         ok * 100 >= seen.len() * 95,
         "ordinary requests: {ok} of {} got 200",

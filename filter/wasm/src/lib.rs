@@ -29,7 +29,7 @@ use lambdagate_core::{
 };
 use proxy_wasm::hostcalls;
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
-use proxy_wasm::types::{Action, BufferType, ContextType, LogLevel, MapType};
+use proxy_wasm::types::{Action, BufferType, ContextType, LogLevel, MapType, MetricType};
 
 proxy_wasm::main! {{
     proxy_wasm::set_log_level(LogLevel::Info);
@@ -37,6 +37,7 @@ proxy_wasm::main! {{
         Box::new(Root {
             config: None,
             budget: Rc::new(RefCell::new(UploadBudget::new(0))),
+            refusals: None,
         })
     });
 }}
@@ -50,7 +51,14 @@ fn log(level: LogLevel, message: &str) {
 struct Root {
     config: Option<Rc<CompiledConfig>>,
     budget: Rc<RefCell<UploadBudget>>,
+    /// The counter of requests the upload budget refused (see
+    /// [`REFUSALS_METRIC`]); `None` if the host would not define it.
+    refusals: Option<u32>,
 }
+
+/// Envoy's Prometheus stats (`/stats/prometheus`) show it under this name
+/// (a custom stat: no `envoy_` prefix).
+const REFUSALS_METRIC: &str = "lambdagate_upload_budget_refusals";
 
 impl Context for Root {}
 
@@ -83,6 +91,10 @@ impl RootContext for Root {
                 self.budget = Rc::new(RefCell::new(UploadBudget::new(
                     config.config().upload_budget_bytes,
                 )));
+                if self.refusals.is_none() {
+                    self.refusals =
+                        hostcalls::define_metric(MetricType::Counter, REFUSALS_METRIC).ok();
+                }
                 self.config = Some(Rc::new(config));
                 true
             }
@@ -103,6 +115,7 @@ impl RootContext for Root {
             upload: Upload {
                 budget: Rc::clone(&self.budget),
                 taken: 0,
+                refusals: self.refusals,
             },
         }))
     }
@@ -149,14 +162,26 @@ struct Stream {
 struct Upload {
     budget: Rc<RefCell<UploadBudget>>,
     taken: u64,
+    refusals: Option<u32>,
 }
 
 impl Upload {
-    /// Takes what the body needs now (see `RoutePlan::take_upload`).
+    /// Takes what the body needs now (see `RoutePlan::take_upload`); a
+    /// refusal is counted.
     fn take(&mut self, plan: &RoutePlan, received: u64) -> Result<(), HttpResponse> {
         let mut budget = self.budget.borrow_mut();
-        self.taken = plan.take_upload(&mut budget, self.taken, received)?;
-        Ok(())
+        match plan.take_upload(&mut budget, self.taken, received) {
+            Ok(taken) => {
+                self.taken = taken;
+                Ok(())
+            }
+            Err(refusal) => {
+                if let Some(id) = self.refusals {
+                    let _ = hostcalls::increment_metric(id, 1);
+                }
+                Err(refusal)
+            }
+        }
     }
 }
 
