@@ -326,8 +326,18 @@ async fn the_portal_is_served_safely_and_follows_a_rerender_without_a_restart() 
             let r = lambdagate_harness::http::send(addr, "GET", path, &[], b"")
                 .await
                 .unwrap();
+            // Envoy normalizes a path before routing it, so a spelling
+            // that climbs out of /portal/ is no longer a portal request:
+            // it reaches the API at `/` (the function answers), never a
+            // file outside the portal folder.
+            let left_the_portal = via == "envoy"
+                && r.status == 200
+                && serde_json::from_slice::<serde_json::Value>(&r.body).is_ok_and(|b| {
+                    b["function"] == "hello-rust"
+                        && b["path"].as_str().is_some_and(|p| !p.contains(".."))
+                });
             assert!(
-                r.status == 404 || r.status == 400,
+                r.status == 404 || r.status == 400 || left_the_portal,
                 "{via} {path}: {} {}",
                 r.status,
                 r.text()
