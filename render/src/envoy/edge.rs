@@ -10,7 +10,9 @@ use serde::Serialize;
 use lambdagate_core::contract::SERVICE_UNAVAILABLE;
 use lambdagate_proto::{MAX_GRPC_MESSAGE_BYTES, MAX_SYNC_PAYLOAD_BYTES};
 
-use super::listener::{AccessLogFilter, ErrorBody, JsonFormat, LocalReplyConfig, ResponseMapper};
+use super::local_reply::{
+    AccessLogFilter, ErrorBody, JsonFormat, LocalReplyConfig, ResponseMapper,
+};
 use super::overload::overload_manager;
 use super::proto::{Http2ProtocolOptions, Seconds};
 use super::routes::{Route, no_api_route};
@@ -20,7 +22,7 @@ use crate::limits::EdgeLimits;
 pub(crate) const NO_API_MESSAGE: &str = "no API serves this path";
 
 /// The connection manager's settings that the limits decide (flattened
-/// into [`super::listener::HttpConnectionManager`]).
+/// into the listener's `HttpConnectionManager`, which holds them).
 #[derive(Serialize)]
 pub(crate) struct EdgeConnectionOptions {
     /// A request's headers must arrive within this: senders of one byte a

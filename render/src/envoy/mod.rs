@@ -16,6 +16,7 @@ mod cluster;
 mod ecds;
 mod edge;
 mod listener;
+mod local_reply;
 mod names;
 mod overload;
 mod proto;
@@ -30,10 +31,11 @@ use ecds::Wasm;
 use edge::{EdgeConnectionOptions, api_body_buffer_limit, invoker_body_buffer_limit};
 use lambdagate_core::Outcome;
 use listener::{
-    AccessLog, AccessLogFilter, ConfigSource, ExtensionConfigSource, FilterChain,
-    HttpConnectionManager, HttpFilter, HttpFilterConfig, Listener, NetworkFilter, PathConfigSource,
-    Router, StdoutAccessLog, SubstitutionFormatString, WatchedDirectory,
+    AccessLog, ConfigSource, ExtensionConfigSource, FilterChain, HttpConnectionManager, HttpFilter,
+    HttpFilterConfig, Listener, NetworkFilter, PathConfigSource, Router, StdoutAccessLog,
+    SubstitutionFormatString, WatchedDirectory,
 };
+use local_reply::AccessLogFilter;
 use names::OUTCOME_FROM_THE_FILTER;
 use overload::{OverloadManager, overload_manager};
 use proto::{Address, Any, DataSource, Seconds, TypeUrl};
