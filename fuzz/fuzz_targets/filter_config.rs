@@ -2,7 +2,8 @@
 //! in `on_configure` and `lambdagate check` runs on rendered configs).
 //!
 //! Invariants: nothing panics; a refused config has an error that names
-//! where (`config`, `invoker_cluster`, `data_path`, a place under `apis`, or the
+//! where (`config`, `invoker_cluster`, `data_path`, `upload_budget_bytes`, a
+//! place under `apis`, or the
 //! unknown top-level key itself); an
 //! accepted one serializes back to JSON that parses to the same config.
 #![no_main]
@@ -22,6 +23,7 @@ fuzz_target!(|data: &[u8]| {
                 at == "config"
                     || at == "invoker_cluster"
                     || at == "data_path"
+                    || at == "upload_budget_bytes"
                     || at == "apis"
                     || at.starts_with("apis[")
                     // An unknown top-level key is its own location.
