@@ -277,6 +277,12 @@ struct ApiFile {
     /// An invoker endpoint (see examples/invoker.yaml) plus its `name`;
     /// its `allow` list is rendered from the resources.
     endpoint: serde_yaml::Mapping,
+    /// Lambda authorizers, and the one every resource uses unless it names
+    /// another (or `none`).
+    #[serde(default)]
+    authorizers: Vec<lambdagate_core::AuthorizerConfig>,
+    #[serde(default)]
+    authorizer: Option<String>,
     resources: Vec<ResourceConfig>,
     #[serde(default)]
     gateway: Option<Gateway>,
@@ -378,6 +384,8 @@ impl ApiDefinition {
             lifecycle: raw.lifecycle,
             deprecated_on: raw.deprecated_on,
             sunset: raw.sunset,
+            authorizers: raw.authorizers,
+            authorizer: raw.authorizer,
             resources: raw.resources,
         };
         let definition = ApiDefinition {
@@ -395,9 +403,15 @@ impl ApiDefinition {
         Ok(definition)
     }
 
-    /// Exact ARNs this API invokes (the invoker's allow-list).
+    /// Exact ARNs this API invokes (the invoker's allow-list): its
+    /// resources' functions and its authorizers.
     pub fn arns(&self) -> Vec<String> {
-        self.api.resources.iter().map(|r| r.arn.clone()).collect()
+        self.api
+            .resources
+            .iter()
+            .map(|r| r.arn.clone())
+            .chain(self.api.authorizers.iter().map(|a| a.arn.clone()))
+            .collect()
     }
 
     /// Compiles the filter config of this API together with `others`,

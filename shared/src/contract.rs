@@ -75,11 +75,22 @@ pub enum Outcome {
     /// The gateway refused the request to stay within its memory (the
     /// filter's upload budget, Envoy's overload manager).
     Overloaded,
+    // The authorizer's answers (see `auth`).
+    /// No credential, one that fails the validation expression, or the
+    /// authorizer said `Unauthorized` (401).
+    Unauthorized,
+    /// The authorizer's policy does not allow this method and path (403).
+    Forbidden,
+    /// The authorizer failed: it threw, timed out or answered garbage (500).
+    AuthorizerFailure,
+    /// The authorizer cannot be called: not allowed, not found, no
+    /// credentials (500).
+    AuthorizerConfigurationError,
 }
 
 impl Outcome {
     /// Every outcome, for tests and for reading a label back.
-    pub const ALL: [Outcome; 26] = [
+    pub const ALL: [Outcome; 30] = [
         Outcome::Ok,
         Outcome::Accepted,
         Outcome::ClientGone,
@@ -106,6 +117,10 @@ impl Outcome {
         Outcome::BadReply,
         Outcome::MalformedProxyResponse,
         Outcome::Overloaded,
+        Outcome::Unauthorized,
+        Outcome::Forbidden,
+        Outcome::AuthorizerFailure,
+        Outcome::AuthorizerConfigurationError,
     ];
 
     /// The label in access logs, metrics and the router path's
@@ -138,6 +153,10 @@ impl Outcome {
             Outcome::BadReply => "bad_reply",
             Outcome::MalformedProxyResponse => "malformed_proxy_response",
             Outcome::Overloaded => "overloaded",
+            Outcome::Unauthorized => "unauthorized",
+            Outcome::Forbidden => "forbidden",
+            Outcome::AuthorizerFailure => "authorizer_failure",
+            Outcome::AuthorizerConfigurationError => "authorizer_configuration_error",
         }
     }
 

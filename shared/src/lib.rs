@@ -23,6 +23,7 @@
 //! [`RoutePlan::on_reply`] (or, on the router path,
 //! [`RoutePlan::build_forward`] → [`RoutePlan::reply_head`]).
 
+pub mod auth;
 pub mod config;
 pub mod contract;
 pub mod headers;
@@ -36,8 +37,8 @@ pub use config::arn::{ArnError, LambdaArn};
 pub use config::route::Verb;
 pub use config::timeout::{Timeout, TimeoutError};
 pub use config::{
-    CompiledConfig, Config, ConfigError, DataPath, InvocationType, Lifecycle, PayloadFormat,
-    ResponseMode, RouteTarget, parse,
+    AuthorizerConfig, AuthorizerType, CompiledConfig, Config, ConfigError, DataPath,
+    InvocationType, Lifecycle, PayloadFormat, ResponseMode, RouteTarget, parse,
 };
 pub use contract::{Failure, Outcome};
 pub use reply::{GatewayError, GrpcStatus, HttpResponse};

@@ -15,6 +15,7 @@ use super::schema::{
     DEFAULT_UPLOAD_BUDGET_BYTES, InvocationType, Lifecycle, PayloadFormat, ResponseMode,
 };
 use super::timeout::Timeout;
+use crate::auth::{Authorizer, authorizer};
 use crate::time::{date_days, http_date};
 
 /// A configuration error: where, and what is wrong and allowed.
@@ -215,6 +216,7 @@ impl Config {
                     "an API needs at least one resource (verb, uri_template, arn)",
                 ));
             }
+            let authorizers = compile_authorizers(api, &at)?;
             let mut resources: Vec<(Verb, Template, Arc<RouteTarget>)> = Vec::new();
             for (k, res) in api.resources.iter().enumerate() {
                 let at = format!("{at}.resources[{k}] ({} {})", res.verb, res.uri_template);
@@ -268,7 +270,17 @@ impl Config {
                         "`stream` needs invocation_type RequestResponse: an Event invocation has no response to stream",
                     ));
                 }
+                let authorizer = match res.authorizer.as_deref().or(api.authorizer.as_deref()) {
+                    None | Some(authorizer::NONE) => None,
+                    Some(name) => Some(find_authorizer(&authorizers, name).ok_or_else(|| {
+                        ConfigError::new(
+                            format!("{at}.authorizer"),
+                            unknown_authorizer(name, &authorizers),
+                        )
+                    })?),
+                };
                 let target = RouteTarget {
+                    authorizer,
                     api_name: api.name.clone(),
                     api_version: api.version.clone(),
                     context: api.context.clone(),
@@ -303,6 +315,52 @@ impl Config {
             config: self,
         })
     }
+}
+
+/// Compiles an API's authorizers and checks its default names one.
+fn compile_authorizers(api: &ApiConfig, at: &str) -> Result<Vec<Arc<Authorizer>>, ConfigError> {
+    let mut out: Vec<Arc<Authorizer>> = Vec::with_capacity(api.authorizers.len());
+    for (i, config) in api.authorizers.iter().enumerate() {
+        let authorizer = Authorizer::compile(config, api.payload_format).map_err(|e| {
+            ConfigError::new(format!("{at}.authorizers[{i}].{}", e.field), e.message)
+        })?;
+        if let Some(j) = out.iter().position(|a| a.name() == authorizer.name()) {
+            return Err(ConfigError::new(
+                format!("{at}.authorizers[{i}].name"),
+                format!(
+                    "the name `{}` is already used by authorizers[{j}]; authorizer names must be unique in an API",
+                    authorizer.name()
+                ),
+            ));
+        }
+        out.push(Arc::new(authorizer));
+    }
+    if let Some(name) = api.authorizer.as_deref()
+        && name != authorizer::NONE
+        && find_authorizer(&out, name).is_none()
+    {
+        return Err(ConfigError::new(
+            format!("{at}.authorizer"),
+            unknown_authorizer(name, &out),
+        ));
+    }
+    Ok(out)
+}
+
+fn find_authorizer(authorizers: &[Arc<Authorizer>], name: &str) -> Option<Arc<Authorizer>> {
+    authorizers.iter().find(|a| a.name() == name).cloned()
+}
+
+fn unknown_authorizer(name: &str, authorizers: &[Arc<Authorizer>]) -> String {
+    let names: Vec<&str> = authorizers.iter().map(|a| a.name()).collect();
+    format!(
+        "no authorizer is named `{name}`; this API's authorizers: {} (or `none` for an open resource)",
+        if names.is_empty() {
+            "none defined".to_owned()
+        } else {
+            names.join(", ")
+        }
+    )
 }
 
 /// Checks an API's stage, stage variables, binary media types and domain.

@@ -8,6 +8,7 @@ use super::arn::LambdaArn;
 use super::route::{RouteTable, Verb};
 use super::schema::{Config, DataPath, InvocationType, Lifecycle, PayloadFormat, ResponseMode};
 use super::timeout::Timeout;
+use crate::auth::Authorizer;
 
 /// Where a resource's requests go, with everything the filter needs to
 /// invoke it and answer.
@@ -30,6 +31,8 @@ pub struct RouteTarget {
     /// API Gateway's `resourceId`: stable, derived from the API and resource.
     pub(crate) resource_id: String,
     pub(crate) api: Arc<ApiFacts>,
+    /// Who may call (see `auth`); `None`: anyone.
+    pub(crate) authorizer: Option<Arc<Authorizer>>,
 }
 
 /// What every resource of one API shares in its events and replies.
@@ -97,6 +100,10 @@ impl MediaRange {
 }
 
 impl RouteTarget {
+    /// The resource's authorizer, if it has one.
+    pub fn authorizer(&self) -> Option<&Authorizer> {
+        self.authorizer.as_deref()
+    }
     pub fn api_name(&self) -> &str {
         &self.api_name
     }

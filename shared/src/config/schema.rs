@@ -94,7 +94,69 @@ pub struct ApiConfig {
     /// A deprecated API's planned end, `YYYY-MM-DD` (the `Sunset` header).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sunset: Option<String>,
+    /// The API's Lambda authorizers (see `auth`), by name.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub authorizers: Vec<AuthorizerConfig>,
+    /// The authorizer of every resource that names none; none: open.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub authorizer: Option<String>,
     pub resources: Vec<ResourceConfig>,
+}
+
+/// A Lambda authorizer, as API Gateway's: a function that decides who may
+/// call, from a token (TOKEN) or from parts of the request (REQUEST).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuthorizerConfig {
+    pub name: String,
+    #[serde(rename = "type")]
+    pub kind: AuthorizerType,
+    /// The authorizer function, invoked with the API's endpoint.
+    pub arn: String,
+    /// Where the identity comes from: API Gateway's expressions
+    /// (`method.request.header.Authorization` or
+    /// `$request.header.Authorization`, `querystring`, `stageVariables`,
+    /// `context`). TOKEN: one header, `Authorization` by default.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub identity_source: Vec<String>,
+    /// TOKEN only: a regular expression the whole token must match, or the
+    /// client gets 401 without an invocation.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub validation_expression: Option<String>,
+    /// How long a decision is cached per identity (0: not cached; at most
+    /// 3600).
+    #[serde(default = "default_authorizer_ttl_seconds")]
+    pub ttl_seconds: u32,
+    /// The authorizer's own timeout (1 to 30 s).
+    #[serde(default = "default_authorizer_timeout_seconds")]
+    pub timeout_seconds: u32,
+    /// HTTP API (payload v2) REQUEST authorizers only: the function may
+    /// answer `{"isAuthorized": true|false, "context": {...}}`.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub simple_responses: bool,
+}
+
+/// API Gateway's two kinds of Lambda authorizer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AuthorizerType {
+    /// The event holds one token (a header) and the method ARN.
+    Token,
+    /// The event holds the request's headers, query, path and context.
+    Request,
+}
+
+pub const DEFAULT_AUTHORIZER_TTL_SECONDS: u32 = 300;
+pub const MAX_AUTHORIZER_TTL_SECONDS: u32 = 3600;
+pub const DEFAULT_AUTHORIZER_TIMEOUT_SECONDS: u32 = 10;
+pub const MAX_AUTHORIZER_TIMEOUT_SECONDS: u32 = 30;
+
+fn default_authorizer_ttl_seconds() -> u32 {
+    DEFAULT_AUTHORIZER_TTL_SECONDS
+}
+
+fn default_authorizer_timeout_seconds() -> u32 {
+    DEFAULT_AUTHORIZER_TIMEOUT_SECONDS
 }
 
 /// An API's lifecycle state.
@@ -146,6 +208,10 @@ pub struct ResourceConfig {
     /// Whether the function's response is collected or streamed.
     #[serde(default, skip_serializing_if = "ResponseMode::is_default")]
     pub response_mode: ResponseMode,
+    /// This resource's authorizer by name, or `none` for an open resource
+    /// in an API that has a default; left out: the API's `authorizer`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub authorizer: Option<String>,
 }
 
 /// How a resource's response reaches the client.

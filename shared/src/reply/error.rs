@@ -102,7 +102,32 @@ pub enum GatewayError {
         in_use: u64,
         limit: u64,
     },
+    /// API Gateway's UNAUTHORIZED: an identity source is missing, the token
+    /// fails the validation expression, or the authorizer said
+    /// `Unauthorized`.
+    Unauthorized { authorizer: String, reason: String },
+    /// API Gateway's ACCESS_DENIED: the authorizer's policy does not allow
+    /// this method and path (`explicit`: a Deny statement matched).
+    /// `rest`: the API is a REST API (payload v1), whose message differs.
+    AccessDenied {
+        authorizer: String,
+        principal: String,
+        method_arn: String,
+        explicit: bool,
+        rest: bool,
+    },
+    /// API Gateway's AUTHORIZER_FAILURE: the authorizer threw, timed out or
+    /// answered what is not an authorizer response.
+    AuthorizerFailure { authorizer: String, reason: String },
+    /// API Gateway's AUTHORIZER_CONFIGURATION_ERROR: the authorizer could
+    /// not be called (not allowed, not found, no credentials).
+    AuthorizerConfiguration { authorizer: String, reason: String },
 }
+
+/// API Gateway's default ACCESS_DENIED messages: a REST API's, an HTTP API's.
+pub const ACCESS_DENIED_REST: &str = "User is not authorized to access this resource";
+pub const FORBIDDEN: &str = "Forbidden";
+pub const UNAUTHORIZED: &str = "Unauthorized";
 
 /// What the client is told about an error, and what the logs call it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -166,6 +191,20 @@ impl GatewayError {
             GatewayError::Overloaded { .. } => {
                 behind(503, Outcome::Overloaded, SERVICE_UNAVAILABLE)
             }
+            GatewayError::Unauthorized { .. } => behind(401, Outcome::Unauthorized, UNAUTHORIZED),
+            GatewayError::AccessDenied { rest, .. } => behind(
+                403,
+                Outcome::Forbidden,
+                if *rest { ACCESS_DENIED_REST } else { FORBIDDEN },
+            ),
+            GatewayError::AuthorizerFailure { .. } => {
+                behind(500, Outcome::AuthorizerFailure, INTERNAL_SERVER_ERROR)
+            }
+            GatewayError::AuthorizerConfiguration { .. } => behind(
+                500,
+                Outcome::AuthorizerConfigurationError,
+                INTERNAL_SERVER_ERROR,
+            ),
         }
     }
 
@@ -355,6 +394,30 @@ impl fmt::Display for GatewayError {
                 f,
                 "the gateway is already receiving {in_use} of its {limit} bytes of request bodies and cannot take {wanted} more; retry later"
             ),
+            GatewayError::Unauthorized { authorizer, reason } => {
+                write!(f, "unauthorized by authorizer `{authorizer}`: {reason}")
+            }
+            GatewayError::AccessDenied {
+                authorizer,
+                principal,
+                method_arn,
+                explicit,
+                ..
+            } => write!(
+                f,
+                "authorizer `{authorizer}`'s policy for principal `{principal}` {} {method_arn}",
+                if *explicit {
+                    "explicitly denies"
+                } else {
+                    "does not allow"
+                }
+            ),
+            GatewayError::AuthorizerFailure { authorizer, reason } => {
+                write!(f, "authorizer `{authorizer}` failed: {reason}")
+            }
+            GatewayError::AuthorizerConfiguration { authorizer, reason } => {
+                write!(f, "authorizer `{authorizer}` cannot be called: {reason}")
+            }
         }
     }
 }

@@ -77,6 +77,9 @@ pub struct EventInput<'a> {
     pub protocol: &'a str,
     /// Request arrival, milliseconds since the Unix epoch.
     pub time_ms: u64,
+    /// What the API's authorizer said, as `requestContext.authorizer`
+    /// (shaped for the payload format by `auth`); `None`: no authorizer.
+    pub authorizer: Option<&'a RawValue>,
 }
 
 /// Builds the event payload in the given format.
@@ -401,6 +404,8 @@ struct V1Context<'a> {
     domain_name: Option<&'a str>,
     domain_prefix: Option<&'a str>,
     identity: Identity<'a>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    authorizer: Option<&'a RawValue>,
 }
 
 /// API Gateway's identity block; lambdagate knows the address and agent.
@@ -495,6 +500,7 @@ impl Serialize for V1Owned<'_> {
                     user_agent: last_header(input.headers, "user-agent"),
                     user: None,
                 },
+                authorizer: input.authorizer,
             },
             body: self.body.as_str(),
             is_base64_encoded: self.body.is_base64(),
@@ -540,6 +546,8 @@ struct V2Context<'a> {
     stage: &'a str,
     time: String,
     time_epoch: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    authorizer: Option<&'a RawValue>,
 }
 
 #[derive(Serialize)]
@@ -621,6 +629,7 @@ impl Serialize for V2Owned<'_> {
                 stage: &api.stage,
                 time: clf_time(input.time_ms),
                 time_epoch: input.time_ms,
+                authorizer: input.authorizer,
             },
             body: self.body.as_str(),
             is_base64_encoded: self.body.is_base64(),

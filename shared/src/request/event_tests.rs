@@ -40,6 +40,7 @@ fn input<'a>(
         source_ip: "10.0.0.1",
         protocol: "HTTP/1.1",
         time_ms: 1_795_557_040_123,
+        authorizer: None,
     }
 }
 

@@ -2,9 +2,11 @@
 //! turned into the Lambda event ([`plan`], [`event`], [`trace`]), within the
 //! upload budget ([`budget`]).
 
+pub mod authorize;
 pub mod budget;
 pub mod event;
 pub mod plan;
 pub mod trace;
 
+pub use authorize::AuthStep;
 pub use plan::{Decision, Invoke, RequestInfo, RoutePlan};

@@ -20,6 +20,7 @@ use std::time::Duration;
 use lambdagate_proto::InvokeRequest;
 use lambdagate_proto::http_path::FORWARDED_HEADER;
 use prost::Message as _;
+use serde_json::value::RawValue;
 
 use crate::config::route::RouteMatch;
 use crate::config::{CompiledConfig, InvocationType, Lifecycle, PayloadFormat, RouteTarget};
@@ -59,20 +60,25 @@ pub enum Decision {
 /// A routed request waiting for its body and then for the invoker.
 #[derive(Debug)]
 pub struct RoutePlan {
-    target: Arc<RouteTarget>,
-    method: String,
-    path: String,
-    query: Option<String>,
-    headers: Vec<(String, String)>,
-    params: Vec<(String, String)>,
-    request_id: String,
+    pub(crate) target: Arc<RouteTarget>,
+    pub(crate) method: String,
+    pub(crate) path: String,
+    pub(crate) query: Option<String>,
+    pub(crate) headers: Vec<(String, String)>,
+    pub(crate) params: Vec<(String, String)>,
+    pub(crate) request_id: String,
     /// The X-Ray trace header sent to Lambda and back to the client.
-    trace_id: String,
-    source_ip: String,
-    protocol: String,
-    now_ms: u64,
+    pub(crate) trace_id: String,
+    pub(crate) source_ip: String,
+    pub(crate) protocol: String,
+    pub(crate) now_ms: u64,
     /// The body's announced length (`content-length`), if any.
-    declared_body: Option<u64>,
+    pub(crate) declared_body: Option<u64>,
+    /// The authorizer's answer as the event's `requestContext.authorizer`
+    /// (see `request::authorize`).
+    pub(crate) authorization: Option<Box<RawValue>>,
+    /// The cache key of the authorizer call under way.
+    pub(crate) auth_key: Option<String>,
 }
 
 /// An invocation for the glue to dispatch to the invoker cluster.
@@ -200,6 +206,8 @@ impl CompiledConfig {
                     },
                     now_ms: info.now_ms,
                     declared_body: declared,
+                    authorization: None,
+                    auth_key: None,
                     headers,
                 }))
             }
@@ -285,13 +293,10 @@ impl RoutePlan {
         .map_err(|e| self.error_response(&e))
     }
 
-    /// Builds the Lambda event from the whole body (empty when the request
-    /// has none) and the invocation to dispatch; `Err` is the response to
-    /// send instead (413 for a body or event over Lambda's limit).
-    pub fn build_invoke(&self, body: &[u8]) -> Result<Invoke, HttpResponse> {
-        self.check_body_size(body.len())?;
+    /// What the Lambda event is built from.
+    pub(crate) fn event_input<'a>(&'a self, body: &'a [u8]) -> EventInput<'a> {
         let target = &self.target;
-        let input = EventInput {
+        EventInput {
             method: &self.method,
             path: &self.path,
             query: self.query.as_deref(),
@@ -308,7 +313,17 @@ impl RoutePlan {
             source_ip: &self.source_ip,
             protocol: &self.protocol,
             time_ms: self.now_ms,
-        };
+            authorizer: self.authorization.as_deref(),
+        }
+    }
+
+    /// Builds the Lambda event from the whole body (empty when the request
+    /// has none) and the invocation to dispatch; `Err` is the response to
+    /// send instead (413 for a body or event over Lambda's limit).
+    pub fn build_invoke(&self, body: &[u8]) -> Result<Invoke, HttpResponse> {
+        self.check_body_size(body.len())?;
+        let target = &self.target;
+        let input = self.event_input(body);
         let payload = event::build(target.payload_format, &input)
             .map_err(|_| self.error_response(&GatewayError::EventBuild))?;
         let limit = self.max_body_bytes();

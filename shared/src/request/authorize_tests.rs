@@ -1,0 +1,341 @@
+//! The authorizer flow on the pure core: identity, validation, cache,
+//! the answer's verdict and what the integration event carries. The same
+//! table runs through real Envoy in `invoker/tests/authorizers.rs`.
+
+use lambdagate_proto::{ErrorKind, InvokeReply};
+use prost::Message as _;
+use serde_json::{Value, json};
+
+use super::*;
+use crate::config::parse;
+use crate::request::plan::{Decision, RequestInfo};
+
+const ARN: &str = "arn:aws:lambda:us-east-1:123456789012:function:";
+
+fn config(format: &str) -> crate::config::CompiledConfig {
+    let config = json!({"apis": [{
+        "name": "pets", "version": "v1", "context": "/pets", "endpoint": "main",
+        "payload_format": format,
+        "authorizer": "tokens",
+        "authorizers": [
+            {"name": "tokens", "type": "token", "arn": format!("{ARN}auth"),
+             "validation_expression": "Bearer [a-z-]+", "ttl_seconds": 60},
+            {"name": "keys", "type": "request", "arn": format!("{ARN}auth"),
+             "identity_source": ["method.request.header.x-key", "$request.querystring.tenant"],
+             "ttl_seconds": 0},
+        ],
+        "resources": [
+            {"verb": "GET", "uri_template": "/{id}", "arn": format!("{ARN}pets")},
+            {"verb": "POST", "uri_template": "/{id}", "arn": format!("{ARN}pets"), "authorizer": "keys"},
+            {"verb": "GET", "uri_template": "/open/health", "arn": format!("{ARN}pets"), "authorizer": "none"},
+        ],
+    }]});
+    parse(config.to_string().as_bytes()).unwrap()
+}
+
+fn plan(
+    config: &crate::config::CompiledConfig,
+    method: &str,
+    path: &str,
+    extra: &[(&str, &str)],
+) -> Box<RoutePlan> {
+    plan_at(config, method, path, extra, 1_000_000)
+}
+
+fn plan_at(
+    config: &crate::config::CompiledConfig,
+    method: &str,
+    path: &str,
+    extra: &[(&str, &str)],
+    now_ms: u64,
+) -> Box<RoutePlan> {
+    let mut headers = vec![
+        (":method".to_owned(), method.to_owned()),
+        (":path".to_owned(), path.to_owned()),
+        ("x-request-id".to_owned(), "rid-1".to_owned()),
+    ];
+    headers.extend(
+        extra
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned())),
+    );
+    let info = RequestInfo {
+        source_ip: "10.1.2.3".into(),
+        now_ms,
+        ..RequestInfo::default()
+    };
+    match config.on_request_headers(headers, info) {
+        Decision::NeedBody(plan) => plan,
+        other => panic!("{other:?}"),
+    }
+}
+
+fn reply(payload: Value) -> Vec<u8> {
+    InvokeReply {
+        status_code: 200,
+        payload: payload.to_string().into_bytes(),
+        ..InvokeReply::default()
+    }
+    .encode_to_vec()
+}
+
+fn policy(effect: &str, resource: &str) -> Value {
+    json!({
+        "principalId": "user-7",
+        "policyDocument": {"Version": "2012-10-17", "Statement": [
+            {"Action": "execute-api:Invoke", "Effect": effect, "Resource": resource}]},
+        "context": {"tier": "gold", "n": 3, "vip": true},
+    })
+}
+
+fn call(step: AuthStep) -> Invoke {
+    match step {
+        AuthStep::Call(invoke) => *invoke,
+        other => panic!("{other:?}"),
+    }
+}
+
+fn refusal(step: AuthStep) -> HttpResponse {
+    match step {
+        AuthStep::Respond(r) => r,
+        other => panic!("{other:?}"),
+    }
+}
+
+fn message(r: &HttpResponse) -> Value {
+    let body: Value = serde_json::from_slice(&r.body).unwrap();
+    assert_eq!(body["requestId"], "rid-1");
+    body["message"].clone()
+}
+
+const GOOD: (&str, &str) = ("authorization", "Bearer good");
+
+#[test]
+fn a_token_authorizer_is_invoked_once_then_its_cached_policy_decides() {
+    let config = config("v1");
+    let mut cache = AuthCache::default();
+    let mut p = plan(&config, "GET", "/pets/7", &[GOOD]);
+    let invoke = call(p.authorize(&mut cache));
+    assert_eq!(invoke.function_arn, format!("{ARN}auth"));
+    assert_eq!(
+        (invoke.endpoint.as_str(), invoke.timeout_ms),
+        ("main", 10_000)
+    );
+    let event: Value = serde_json::from_slice(&invoke.payload).unwrap();
+    let arn = event["methodArn"].as_str().unwrap().to_owned();
+    assert_eq!(event["type"], "TOKEN");
+    assert_eq!(event["authorizationToken"], "Bearer good");
+    assert!(
+        arn.starts_with("arn:aws:execute-api:us-east-1:123456789012:")
+            && arn.ends_with("/$default/GET/7"),
+        "{arn}"
+    );
+    let _: aws_lambda_events::apigw::ApiGatewayCustomAuthorizerRequest =
+        serde_json::from_value(event).unwrap();
+    // The policy allows GET /7 only.
+    p.on_authorizer_reply(Ok(&reply(policy("Allow", &arn))), &mut cache)
+        .unwrap();
+    let event: Value = serde_json::from_slice(&p.build_invoke(b"").unwrap().payload).unwrap();
+    // A REST API's context values arrive as text, with the principal.
+    assert_eq!(
+        event["requestContext"]["authorizer"],
+        json!({"principalId": "user-7", "tier": "gold", "n": "3", "vip": "true"})
+    );
+    let _: aws_lambda_events::apigw::ApiGatewayProxyRequest =
+        serde_json::from_value(event).unwrap();
+
+    // The same token again: no call, the cached policy decides, for this
+    // path (allowed) and for another one it does not cover (403).
+    assert!(matches!(
+        plan(&config, "GET", "/pets/7", &[GOOD]).authorize(&mut cache),
+        AuthStep::Proceed
+    ));
+    let r = refusal(plan(&config, "GET", "/pets/8", &[GOOD]).authorize(&mut cache));
+    assert_eq!((r.status, r.outcome.label()), (403, "forbidden"));
+    assert_eq!(
+        message(&r),
+        "User is not authorized to access this resource"
+    );
+    assert!(r.detail.as_deref().unwrap().contains("does not allow"));
+    // Past the TTL (60 s) it is asked again.
+    let mut later = plan_at(&config, "GET", "/pets/7", &[GOOD], 1_000_000 + 60_000);
+    call(later.authorize(&mut cache));
+}
+
+#[test]
+fn missing_or_malformed_identities_get_401_without_a_call() {
+    let config = config("v1");
+    let mut cache = AuthCache::default();
+    for extra in [
+        vec![],
+        vec![("authorization", "")],
+        vec![("authorization", "Basic abc")],
+        vec![("authorization", "Bearer good!")],
+    ] {
+        let r = refusal(plan(&config, "GET", "/pets/7", &extra).authorize(&mut cache));
+        assert_eq!(
+            (r.status, r.outcome.label()),
+            (401, "unauthorized"),
+            "{extra:?}"
+        );
+        assert_eq!(message(&r), "Unauthorized");
+        // The token is never in the log line.
+        assert!(!r.detail.as_deref().unwrap().contains("Basic abc"));
+    }
+    // A REQUEST authorizer with one of its two sources missing.
+    let r = refusal(plan(&config, "POST", "/pets/7", &[("x-key", "k")]).authorize(&mut cache));
+    assert_eq!(r.status, 401);
+    assert!(r.detail.unwrap().contains("query parameter `tenant`"));
+    // An open resource in a guarded API.
+    assert!(matches!(
+        plan(&config, "GET", "/pets/open/health", &[]).authorize(&mut cache),
+        AuthStep::Proceed
+    ));
+}
+
+#[test]
+fn answers_map_to_api_gateways_responses() {
+    let config = config("v1");
+    let explicit = json!({
+        "principalId": "user-7",
+        "policyDocument": {"Statement": [
+            {"Action": "execute-api:Invoke", "Effect": "Allow", "Resource": "*"},
+            {"Action": "execute-api:Invoke", "Effect": "Deny", "Resource": "arn:aws:execute-api:*:*:*/*/GET/7"}]},
+    });
+    let function_error = |message: &str| {
+        InvokeReply {
+            status_code: 200,
+            function_error: "Unhandled".into(),
+            payload: json!({"errorMessage": message, "errorType": "Exception"})
+                .to_string()
+                .into_bytes(),
+            ..InvokeReply::default()
+        }
+        .encode_to_vec()
+    };
+    let failure = |kind: ErrorKind| {
+        InvokeReply {
+            error_kind: kind as i32,
+            error_message: "detail".into(),
+            ..InvokeReply::default()
+        }
+        .encode_to_vec()
+    };
+    // Name, what came back, status, outcome.
+    type Case = (&'static str, Result<Vec<u8>, GrpcStatus>, u16, &'static str);
+    let cases: Vec<Case> = vec![
+        ("explicit deny", Ok(reply(explicit)), 403, "forbidden"),
+        (
+            "Unauthorized",
+            Ok(function_error("Unauthorized")),
+            401,
+            "unauthorized",
+        ),
+        (
+            "throws",
+            Ok(function_error("boom")),
+            500,
+            "authorizer_failure",
+        ),
+        (
+            "garbage",
+            Ok(reply(json!("yes please"))),
+            500,
+            "authorizer_failure",
+        ),
+        (
+            "timeout",
+            Ok(failure(ErrorKind::Timeout)),
+            500,
+            "authorizer_failure",
+        ),
+        (
+            "not allowed",
+            Ok(failure(ErrorKind::NotAllowed)),
+            500,
+            "authorizer_configuration_error",
+        ),
+        (
+            "invoker down",
+            Err(GrpcStatus { code: 14 }),
+            500,
+            "authorizer_failure",
+        ),
+    ];
+    for (name, result, status, outcome) in cases {
+        let mut cache = AuthCache::default();
+        let mut p = plan(&config, "GET", "/pets/7", &[GOOD]);
+        call(p.authorize(&mut cache));
+        let r = p
+            .on_authorizer_reply(result.as_deref().map_err(|s| *s), &mut cache)
+            .unwrap_err();
+        assert_eq!((r.status, r.outcome.label()), (status, outcome), "{name}");
+        let text = String::from_utf8_lossy(&r.body);
+        assert!(
+            !text.contains("boom") && !text.contains("detail"),
+            "{name}: {text}"
+        );
+        if status == 500 {
+            assert_eq!(message(&r), "Internal server error", "{name}");
+        }
+        // Only a usable answer is cached.
+        assert_eq!(cache.len(), usize::from(name == "explicit deny"), "{name}");
+    }
+}
+
+#[test]
+fn an_http_apis_request_authorizer_gets_the_2_0_event_and_its_context_typed() {
+    let config = config("v2");
+    let mut cache = AuthCache::default();
+    let extra = [("x-key", "k-1"), ("cookie", "a=1")];
+    for _ in 0..2 {
+        // TTL 0: invoked every time.
+        let mut p = plan(&config, "POST", "/pets/7?tenant=t%201", &extra);
+        let invoke = call(p.authorize(&mut cache));
+        let event: Value = serde_json::from_slice(&invoke.payload).unwrap();
+        assert_eq!(event["type"], "REQUEST");
+        assert_eq!(event["version"], "2.0");
+        assert_eq!(event["identitySource"], json!(["k-1", "t 1"]));
+        assert_eq!(event["routeKey"], "POST /{id}");
+        assert_eq!(event["headers"]["x-key"], "k-1");
+        assert!(event.get("body").is_none() && event.get("isBase64Encoded").is_none());
+        let arn = event["routeArn"].as_str().unwrap().to_owned();
+        assert!(arn.ends_with("/$default/POST/7"), "{arn}");
+        let _: aws_lambda_events::apigw::ApiGatewayV2CustomAuthorizerV2Request =
+            serde_json::from_value(event).unwrap();
+        let answer = json!({"principalId": "p", "policyDocument": {"Statement": [
+            {"Action": "execute-api:Invoke", "Effect": "Allow", "Resource": arn}]},
+            "context": {"list": [1], "n": 3}});
+        p.on_authorizer_reply(Ok(&reply(answer)), &mut cache)
+            .unwrap();
+        let event: Value = serde_json::from_slice(&p.build_invoke(b"{}").unwrap().payload).unwrap();
+        assert_eq!(
+            event["requestContext"]["authorizer"],
+            json!({"lambda": {"list": [1], "n": 3}})
+        );
+    }
+    assert!(cache.is_empty());
+    // An HTTP API's 403 says Forbidden.
+    let mut p = plan(&config, "GET", "/pets/7", &[GOOD]);
+    call(p.authorize(&mut cache));
+    let r = p
+        .on_authorizer_reply(Ok(&reply(policy("Deny", "*"))), &mut cache)
+        .unwrap_err();
+    assert_eq!((r.status, message(&r)), (403, json!("Forbidden")));
+}
+
+#[test]
+fn a_rest_apis_request_authorizer_gets_the_rest_event() {
+    let config = config("v1");
+    let mut cache = AuthCache::default();
+    let mut p = plan(&config, "POST", "/pets/7?tenant=t", &[("x-key", "k")]);
+    let event: Value = serde_json::from_slice(&call(p.authorize(&mut cache)).payload).unwrap();
+    assert_eq!(event["type"], "REQUEST");
+    assert_eq!(event["httpMethod"], "POST");
+    assert_eq!(event["resource"], "/{id}");
+    assert_eq!(event["pathParameters"]["id"], "7");
+    assert!(event["methodArn"].as_str().unwrap().ends_with("/POST/7"));
+    assert!(event.get("body").is_none() && event.get("identitySource").is_none());
+    let _: aws_lambda_events::apigw::ApiGatewayCustomAuthorizerRequestTypeRequest =
+        serde_json::from_value(event).unwrap();
+}
