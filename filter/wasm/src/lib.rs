@@ -19,7 +19,9 @@ use std::rc::Rc;
 use std::time::UNIX_EPOCH;
 
 use lambdagate_core::GatewayError;
+use lambdagate_core::auth::AuthCache;
 use lambdagate_core::contract::GrpcCode;
+use lambdagate_core::request::AuthStep;
 use lambdagate_core::request::budget::UploadBudget;
 use lambdagate_core::wire::deframe::{ChunkEdit, Deframer, MAX_FRAMING_BYTES};
 use lambdagate_core::wire::router::{ReplyHead, reserved_request_headers};
@@ -38,6 +40,7 @@ proxy_wasm::main! {{
             config: None,
             budget: Rc::new(RefCell::new(UploadBudget::new(0))),
             refusals: None,
+            auth_cache: Rc::new(RefCell::new(AuthCache::default())),
         })
     });
 }}
@@ -54,6 +57,8 @@ struct Root {
     /// The counter of requests the upload budget refused (see
     /// [`REFUSALS_METRIC`]); `None` if the host would not define it.
     refusals: Option<u32>,
+    /// Authorizers' answers, for every stream of this worker.
+    auth_cache: Rc<RefCell<AuthCache>>,
 }
 
 /// Envoy's Prometheus stats (`/stats/prometheus`) show it under this name
@@ -96,6 +101,8 @@ impl RootContext for Root {
                         hostcalls::define_metric(MetricType::Counter, REFUSALS_METRIC).ok();
                 }
                 self.config = Some(Rc::new(config));
+                // Answers of the old config's authorizers are not this one's.
+                self.auth_cache = Rc::new(RefCell::new(AuthCache::default()));
                 true
             }
             Err(e) => {
@@ -111,6 +118,7 @@ impl RootContext for Root {
     fn create_http_context(&self, _context_id: u32) -> Option<Box<dyn HttpContext>> {
         Some(Box::new(Stream {
             config: self.config.clone(),
+            auth_cache: Rc::clone(&self.auth_cache),
             state: State::Idle,
             upload: Upload {
                 budget: Rc::clone(&self.budget),
@@ -131,6 +139,15 @@ enum State {
     /// Headers not seen yet, or not lambdagate's request.
     #[default]
     Idle,
+    /// Routed; the authorizer's call is under way under this gRPC token,
+    /// and the body (if any) is being buffered meanwhile. `body`: the
+    /// request's end, if seen: `Some(None)` no body, `Some(Some(n))` a
+    /// body of `n` bytes (`usize::MAX`: ended by trailers).
+    Authorizing {
+        token: u32,
+        plan: Box<RoutePlan>,
+        body: Option<Option<usize>>,
+    },
     /// Routed; buffering the body.
     CollectingBody(Box<RoutePlan>),
     /// The invocation is dispatched under this gRPC token.
@@ -153,6 +170,7 @@ enum State {
 
 struct Stream {
     config: Option<Rc<CompiledConfig>>,
+    auth_cache: Rc<RefCell<AuthCache>>,
     state: State,
     upload: Upload,
 }
@@ -285,6 +303,97 @@ impl Stream {
                 }));
                 self.respond(response)
             }
+        }
+    }
+
+    /// Dispatches the authorizer's invocation; the request waits.
+    fn call_authorizer(
+        &mut self,
+        plan: Box<RoutePlan>,
+        call: lambdagate_core::Invoke,
+        body: Option<Option<usize>>,
+    ) -> Action {
+        let Some(config) = self.config.clone() else {
+            return self.respond(plan.error_response(&GatewayError::EventBuild));
+        };
+        let timeout = call.grpc_timeout;
+        match hostcalls::dispatch_grpc_call(
+            config.invoker_cluster(),
+            INVOKER_SERVICE,
+            INVOKE_METHOD,
+            Vec::new(),
+            Some(&call.encode()),
+            timeout,
+        ) {
+            Ok(token) => {
+                self.state = State::Authorizing { token, plan, body };
+                Action::Pause
+            }
+            Err(status) => {
+                log(
+                    LogLevel::Error,
+                    &format!(
+                        "lambdagate: cannot call the invoker cluster `{}` for the authorizer ({status:?})",
+                        config.invoker_cluster()
+                    ),
+                );
+                let unavailable = GrpcStatus {
+                    code: GrpcCode::Unavailable.as_u32(),
+                };
+                self.on_authorizer_reply(plan, body, unavailable.code, 0);
+                Action::Pause
+            }
+        }
+    }
+
+    /// The authorizer answered: refuse, or go on with the request where it
+    /// stands (its body complete, or still arriving). Called from a gRPC
+    /// callback (or a failed dispatch), so a request that goes on is
+    /// resumed here.
+    fn on_authorizer_reply(
+        &mut self,
+        mut plan: Box<RoutePlan>,
+        body: Option<Option<usize>>,
+        status_code: u32,
+        response_size: usize,
+    ) {
+        let result = if status_code == 0 {
+            read_buffer(
+                BufferType::GrpcReceiveBuffer,
+                response_size,
+                "the invoker's reply",
+            )
+        } else {
+            Ok(Vec::new())
+        };
+        let reply = match &result {
+            Ok(bytes) if status_code == 0 => Ok(bytes.as_slice()),
+            Ok(_) => Err(GrpcStatus { code: status_code }),
+            Err(e) => {
+                let response = plan.error_response(e);
+                self.respond(response);
+                return;
+            }
+        };
+        let verdict = plan.on_authorizer_reply(reply, &mut self.auth_cache.borrow_mut());
+        if let Err(response) = verdict {
+            self.respond(response);
+            return;
+        }
+        let action = match body {
+            None => {
+                // More body to come: collect it as any request's.
+                self.state = State::CollectingBody(plan);
+                return;
+            }
+            Some(None) => self.invoke(plan, Ok(Vec::new()), false),
+            Some(Some(size)) => {
+                let body = Self::whole_body(size);
+                self.invoke(plan, body, true)
+            }
+        };
+        if matches!(action, Action::Continue) {
+            let _ = hostcalls::resume_http_request();
         }
     }
 
@@ -492,6 +601,10 @@ impl Context for Stream {
     fn on_grpc_call_response(&mut self, token_id: u32, status_code: u32, response_size: usize) {
         let (token, plan) = match std::mem::take(&mut self.state) {
             State::Invoking { token, plan } => (token, plan),
+            State::Authorizing { token, plan, body } if token == token_id => {
+                self.on_authorizer_reply(plan, body, status_code, response_size);
+                return;
+            }
             other => {
                 // Not waiting for a reply: a late or foreign token.
                 self.state = other;
@@ -566,10 +679,19 @@ impl HttpContext for Stream {
         match config.on_request_headers(headers, info) {
             Decision::Continue => Action::Continue,
             Decision::Respond(response) => self.respond(response),
-            Decision::NeedBody(plan) => {
+            Decision::NeedBody(mut plan) => {
                 // Refused before its body is read when it does not fit.
                 if let Err(response) = self.upload.take(&plan, 0) {
                     return self.respond(response);
+                }
+                let step = plan.authorize(&mut self.auth_cache.borrow_mut());
+                match step {
+                    AuthStep::Proceed => {}
+                    AuthStep::Respond(response) => return self.respond(response),
+                    AuthStep::Call(call) => {
+                        let body = end_of_stream.then_some(None);
+                        return self.call_authorizer(plan, *call, body);
+                    }
                 }
                 if end_of_stream {
                     self.invoke(plan, Ok(Vec::new()), false)
@@ -584,6 +706,19 @@ impl HttpContext for Stream {
     fn on_http_request_body(&mut self, body_size: usize, end_of_stream: bool) -> Action {
         let plan = match std::mem::take(&mut self.state) {
             State::CollectingBody(plan) => plan,
+            State::Authorizing { token, plan, .. } => {
+                // The body waits, within the same limits, for the answer.
+                if let Err(response) = plan.check_body_size(body_size) {
+                    return self.respond(response);
+                }
+                let received = u64::try_from(body_size).unwrap_or(u64::MAX);
+                if let Err(response) = self.upload.take(&plan, received) {
+                    return self.respond(response);
+                }
+                let body = end_of_stream.then_some(Some(body_size));
+                self.state = State::Authorizing { token, plan, body };
+                return Action::Pause;
+            }
             State::Idle => return Action::Continue,
             other => {
                 self.state = other;
@@ -675,6 +810,14 @@ impl HttpContext for Stream {
     fn on_http_request_trailers(&mut self, _num_trailers: usize) -> Action {
         // Trailers end the body.
         match std::mem::take(&mut self.state) {
+            State::Authorizing { token, plan, .. } => {
+                self.state = State::Authorizing {
+                    token,
+                    plan,
+                    body: Some(Some(usize::MAX)),
+                };
+                Action::Pause
+            }
             State::CollectingBody(plan) => {
                 let body = Self::whole_body(usize::MAX);
                 self.invoke(plan, body, true)

@@ -1,0 +1,248 @@
+//! Lambda authorizers through real Envoy: a real authorizer function
+//! (Powertools for AWS Lambda's authorizer event classes and response
+//! builders, on the official Python runtime client, run by the invoker's
+//! `local` access method) guards a real integration function. Each row of
+//! the decision table is checked by status, body and the invocations
+//! counted at the function side (each function appends a line to its own
+//! log per invocation).
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)] // test code: a panic is a failed test
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use lambdagate_harness::{EnvoyProcess, InvokerAddress, InvokerProcess, repo_root, venv};
+use serde_json::{Value, json};
+
+const BIN: &str = env!("CARGO_BIN_EXE_lambdagate");
+const REGION: &str = "us-east-1";
+
+fn arn(name: &str) -> String {
+    format!("arn:aws:lambda:{REGION}:000000000000:function:{name}")
+}
+
+fn function(name: &str, handler: &str, log: &Path, simple: bool) -> String {
+    format!(
+        "    - name: {name}\n      command: [\"{python}\", -m, awslambdaric, \"{handler}\"]\n      working_dir: \"{dir}\"\n      environment: {{PYTHONUNBUFFERED: \"1\", INVOCATION_LOG: \"{log}\", SIMPLE_RESPONSES: \"{simple}\"}}\n",
+        python = venv().join("bin/python").display(),
+        dir = repo_root()
+            .join("tests/functions/powertools-authorizer")
+            .display(),
+        log = log.display(),
+        simple = u8::from(simple),
+    )
+}
+
+struct Stack {
+    envoy: EnvoyProcess,
+    _invoker: InvokerProcess,
+    authorizer_log: PathBuf,
+    integration_log: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+/// Invocations so far, counted where they ran.
+fn count(log: &Path) -> usize {
+    std::fs::read_to_string(log).map_or(0, |text| text.lines().count())
+}
+
+impl Stack {
+    async fn start() -> Stack {
+        let dir = tempfile::tempdir().unwrap();
+        let authorizer_log = dir.path().join("authorizer.log");
+        let integration_log = dir.path().join("integration.log");
+        let functions = [
+            function("authorizer", "app.handler", &authorizer_log, false),
+            function("authorizer-simple", "app.handler", &authorizer_log, true),
+            function("integration", "app.integration", &integration_log, false),
+        ];
+        let config = format!(
+            "endpoints:\n  local:\n    access_method: local\n    region: {REGION}\n    functions:\n{}",
+            functions.concat()
+        );
+        let invoker = InvokerProcess::start(BIN, &config, &[], "info").await;
+        let target = arn("integration");
+        let filter = json!({"apis": [
+            {"name": "rest", "version": "v1", "context": "/rest", "endpoint": "local",
+             "payload_format": "v1", "authorizer": "tokens",
+             "authorizers": [
+                {"name": "tokens", "type": "token", "arn": arn("authorizer"),
+                 "validation_expression": "Bearer [a-z]+", "timeout_seconds": 1},
+                {"name": "keys", "type": "request", "arn": arn("authorizer"),
+                 "identity_source": ["method.request.header.x-token"], "ttl_seconds": 0}],
+             "resources": [
+                {"verb": "GET", "uri_template": "/items/{id}", "arn": target},
+                {"verb": "POST", "uri_template": "/items/{id}", "arn": target, "authorizer": "keys"},
+                {"verb": "GET", "uri_template": "/open", "arn": target, "authorizer": "none"}]},
+            {"name": "http", "version": "v1", "context": "/http", "endpoint": "local",
+             "payload_format": "v2", "authorizer": "simple",
+             "authorizers": [
+                {"name": "simple", "type": "request", "arn": arn("authorizer-simple"),
+                 "identity_source": ["$request.header.Authorization"], "ttl_seconds": 2,
+                 "simple_responses": true}],
+             "resources": [{"verb": "ANY", "uri_template": "/items/{id}", "arn": target}]},
+        ]});
+        let envoy =
+            EnvoyProcess::start(&InvokerAddress::parse(&invoker.addr), &filter.to_string()).await;
+        Stack {
+            envoy,
+            _invoker: invoker,
+            authorizer_log,
+            integration_log,
+            _dir: dir,
+        }
+    }
+
+    /// Sends a request; returns status, JSON body, and how many authorizer
+    /// and integration invocations it caused.
+    async fn call(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: &[u8],
+    ) -> (u16, Value, usize, usize) {
+        let (a, i) = (count(&self.authorizer_log), count(&self.integration_log));
+        let r = self.envoy.send(method, path, headers, body).await;
+        let json = serde_json::from_slice(&r.body)
+            .unwrap_or_else(|_| panic!("{method} {path}: not JSON: {}", r.text()));
+        (
+            r.status,
+            json,
+            count(&self.authorizer_log) - a,
+            count(&self.integration_log) - i,
+        )
+    }
+}
+
+impl Stack {
+    /// A GET of the REST API's token-guarded resource with `Bearer <word>`.
+    async fn get(&self, word: &str) -> (u16, Value, usize, usize) {
+        let token = format!("Bearer {word}");
+        self.call("GET", "/rest/items/1", &[("authorization", &token)], b"")
+            .await
+    }
+}
+
+#[tokio::test]
+async fn the_decision_table_through_envoy_for_a_rest_api() {
+    let s = Stack::start().await;
+
+    // Allowed: the integration sees the principal and the context, every
+    // value as text (a REST API's).
+    let (status, body, auths, calls) = s.get("allow").await;
+    assert_eq!((status, auths, calls), (200, 1, 1), "{body}");
+    assert_eq!(
+        body["authorizer"],
+        json!({"principalId": "user-allow", "tier": "gold", "level": "3", "vip": "true"})
+    );
+    // The same token again: the cached policy decides, no invocation.
+    let (status, _, auths, calls) = s.get("allow").await;
+    assert_eq!((status, auths, calls), (200, 0, 1));
+
+    let rest_denied = json!("User is not authorized to access this resource");
+    let internal = json!("Internal server error");
+    for (word, want_status, want_message, want_auths) in [
+        ("deny", 403, &rest_denied, 1),
+        ("mixed", 403, &rest_denied, 1),
+        ("other", 403, &rest_denied, 1),
+        ("unauthorized", 401, &json!("Unauthorized"), 1),
+        ("throw", 500, &internal, 1),
+        ("garbage", 500, &internal, 1),
+        ("slow", 500, &internal, 1),
+        ("nested", 500, &internal, 1),
+    ] {
+        let (status, body, auths, calls) = s.get(word).await;
+        assert_eq!(
+            (status, &body["message"], auths, calls),
+            (want_status, want_message, want_auths, 0),
+            "{word}: {body}\n{}",
+            s.envoy.logs()
+        );
+        assert!(body["requestId"].as_str().is_some_and(|id| !id.is_empty()));
+        assert!(!body.to_string().contains("broke"), "{word}: {body}");
+    }
+    // A denial is cached too: the same token is refused without a call.
+    let (status, _, auths, _) = s.get("deny").await;
+    assert_eq!((status, auths), (403, 0));
+
+    // No token, or one that fails the validation expression: 401, and
+    // the authorizer is never invoked.
+    for headers in [vec![], vec![("authorization", "Basic YWxpY2U6cw==")]] {
+        let (status, body, auths, calls) = s.call("GET", "/rest/items/1", &headers, b"").await;
+        assert_eq!((status, auths, calls), (401, 0, 0), "{body}");
+        assert_eq!(body["message"], "Unauthorized");
+    }
+    // An open resource of a guarded API.
+    let (status, _, auths, calls) = s.call("GET", "/rest/open", &[], b"").await;
+    assert_eq!((status, auths, calls), (200, 0, 1));
+
+    // A REQUEST authorizer with TTL 0 is invoked every time; the body
+    // waits for its answer and reaches the integration whole.
+    let body = vec![b'x'; 200_000];
+    for _ in 0..2 {
+        let (status, answer, auths, calls) = s
+            .call("POST", "/rest/items/1", &[("x-token", "allow")], &body)
+            .await;
+        assert_eq!((status, auths, calls), (200, 1, 1), "{answer}");
+        assert_eq!(answer["body"].as_str().map(str::len), Some(body.len()));
+    }
+    let (status, _, auths, calls) = s
+        .call("POST", "/rest/items/1", &[("x-token", "deny")], &body)
+        .await;
+    assert_eq!((status, auths, calls), (403, 1, 0));
+
+    // The access log names each outcome; the token is not in Envoy's log.
+    let logs = s.envoy.logs();
+    for outcome in [
+        "outcome=unauthorized",
+        "outcome=forbidden",
+        "outcome=authorizer_failure",
+    ] {
+        assert!(logs.contains(outcome), "{outcome} missing:\n{logs}");
+    }
+    assert!(!logs.contains("YWxpY2U6cw=="), "a token reached the log");
+}
+
+#[tokio::test]
+async fn an_http_apis_simple_responses_are_cached_for_their_ttl() {
+    let s = Stack::start().await;
+    let (status, body, auths, calls) = s
+        .call("GET", "/http/items/1", &[("authorization", "allow")], b"")
+        .await;
+    assert_eq!((status, auths, calls), (200, 1, 1), "{body}");
+    // An HTTP API's context stays typed, under `lambda`.
+    assert_eq!(
+        body["authorizer"],
+        json!({"lambda": {"tier": "gold", "level": 3, "scopes": ["read", "write"]}})
+    );
+    // A simple response decides every route while cached.
+    let (status, _, auths, _) = s
+        .call(
+            "POST",
+            "/http/items/2",
+            &[("authorization", "allow")],
+            b"{}",
+        )
+        .await;
+    assert_eq!((status, auths), (200, 0));
+    // Past the TTL (2 s) it is asked again.
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    let (status, _, auths, _) = s
+        .call("GET", "/http/items/1", &[("authorization", "allow")], b"")
+        .await;
+    assert_eq!((status, auths), (200, 1));
+
+    let (status, body, auths, calls) = s
+        .call("GET", "/http/items/1", &[("authorization", "deny")], b"")
+        .await;
+    assert_eq!((status, auths, calls), (403, 1, 0));
+    assert_eq!(body["message"], "Forbidden");
+    let (status, body, auths, _) = s.call("GET", "/http/items/1", &[], b"").await;
+    assert_eq!((status, auths), (401, 0));
+    assert_eq!(body["message"], "Unauthorized");
+}
