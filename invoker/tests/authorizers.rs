@@ -155,6 +155,7 @@ async fn the_decision_table_through_envoy_for_a_rest_api() {
         ("garbage", 500, &internal, 1),
         ("slow", 500, &internal, 1),
         ("nested", 500, &internal, 1),
+        ("big", 500, &internal, 1),
     ] {
         let (status, body, auths, calls) = s.get(word).await;
         assert_eq!(
@@ -170,6 +171,7 @@ async fn the_decision_table_through_envoy_for_a_rest_api() {
     let (status, _, auths, _) = s.get("deny").await;
     assert_eq!((status, auths), (403, 0));
 
+    let before_huge = count(&s.authorizer_log);
     // No token, or one that fails the validation expression: 401, and
     // the authorizer is never invoked.
     for headers in [vec![], vec![("authorization", "Basic YWxpY2U6cw==")]] {
@@ -177,6 +179,14 @@ async fn the_decision_table_through_envoy_for_a_rest_api() {
         assert_eq!((status, auths, calls), (401, 0, 0), "{body}");
         assert_eq!(body["message"], "Unauthorized");
     }
+    // A 60 KB token: refused, the authorizer never sees it.
+    let huge = format!("Bearer {}", "a".repeat(60 * 1024));
+    let r = s
+        .envoy
+        .send("GET", "/rest/items/1", &[("authorization", &huge)], b"")
+        .await;
+    assert!(matches!(r.status, 401 | 431), "{} {}", r.status, r.text());
+    assert_eq!(count(&s.authorizer_log), before_huge);
     // An open resource of a guarded API.
     let (status, _, auths, calls) = s.call("GET", "/rest/open", &[], b"").await;
     assert_eq!((status, auths, calls), (200, 0, 1));
@@ -245,4 +255,72 @@ async fn an_http_apis_simple_responses_are_cached_for_their_ttl() {
     let (status, body, auths, _) = s.call("GET", "/http/items/1", &[], b"").await;
     assert_eq!((status, auths), (401, 0));
     assert_eq!(body["message"], "Unauthorized");
+}
+
+/// `check --api` and `render` refuse a bad authorizer naming the file and
+/// the field, and accept the example's; render allows the authorizers'
+/// ARNs in the invoker's allow-list.
+#[test]
+fn check_and_render_name_the_file_and_field_of_a_bad_authorizer() {
+    let dir = tempfile::tempdir().unwrap();
+    let example = std::fs::read_to_string(repo_root().join("examples/api.yaml")).unwrap();
+    let run = |args: &[&str]| {
+        let output = std::process::Command::new(BIN)
+            .current_dir(dir.path())
+            .args(args)
+            .output()
+            .unwrap();
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
+        (output.status.success(), text)
+    };
+    std::fs::write(dir.path().join("api.yaml"), &example).unwrap();
+    let (ok, text) = run(&["check", "--api", "api.yaml"]);
+    assert!(ok, "{text}");
+    let (ok, text) = run(&["render", "--out", "out", "api.yaml"]);
+    assert!(ok, "{text}");
+    let invoker = std::fs::read_to_string(dir.path().join("out/invoker.yaml")).unwrap();
+    for name in ["authorize", "authorize-tenant", "create-user"] {
+        assert!(
+            invoker.contains(&format!(
+                "- arn:aws:lambda:us-east-1:123456789012:function:{name}\n"
+            )),
+            "{name} is not allowed:\n{invoker}"
+        );
+    }
+    for (from, to, expected) in [
+        (
+            "ttl_seconds: 300 ",
+            "ttl_seconds: 9000 ",
+            "api.yaml: authorizers[0].ttl_seconds: 9000 is out of range: allowed 0 (no caching) to 3600 seconds",
+        ),
+        (
+            "method.request.querystring.key]",
+            "method.request.body.key]",
+            "api.yaml: authorizers[1].identity_source[1]: `method.request.body.key` is not an identity source",
+        ),
+        (
+            "authorizer: tenants ",
+            "authorizer: tenant ",
+            "no authorizer is named `tenant`; this API's authorizers: tokens, tenants",
+        ),
+        (
+            "    type: token ",
+            "    type: cognito ",
+            "api.yaml: authorizers[0].type: unknown variant `cognito`, expected `token` or `request`",
+        ),
+    ] {
+        assert!(example.contains(from), "{from}");
+        std::fs::write(dir.path().join("api.yaml"), example.replacen(from, to, 1)).unwrap();
+        for command in [
+            &["check", "--api", "api.yaml"][..],
+            &["render", "--out", "out2", "api.yaml"][..],
+        ] {
+            let (ok, text) = run(command);
+            assert!(!ok && text.contains(expected), "{command:?} {to}:\n{text}");
+        }
+    }
 }

@@ -341,6 +341,11 @@ impl ApiDefinition {
         ))
         .map_err(|e| {
             let at = e.path().to_string();
+            // serde_yaml's message may start with the path again.
+            let message = e.into_inner().to_string();
+            let message = message
+                .strip_prefix(&format!("{at}: "))
+                .map_or(message.clone(), str::to_owned);
             error(
                 file,
                 // `` is an unknown top-level key that is itself empty.
@@ -349,7 +354,7 @@ impl ApiDefinition {
                 } else {
                     at
                 },
-                e.into_inner().to_string(),
+                message,
             )
         })?;
         let mut endpoint = raw.endpoint;

@@ -155,3 +155,119 @@ fn cluster_names_envoy_would_choke_on() {
     );
     assert!(err.contains("lambdagate_invoker"), "{err}");
 }
+
+#[test]
+fn bad_authorizers_are_refused_naming_the_field_and_what_is_allowed() {
+    let with = |authorizer: serde_json::Value, extra: &str| {
+        let api = format!(r#""authorizers": [{authorizer}]{extra}, "resources": ["#);
+        EXAMPLE.replace(r#""resources": ["#, &api)
+    };
+    let arn = "arn:aws:lambda:us-east-1:123456789012:function:auth";
+    let at = "apis[0] (users)";
+    for (authorizer, extra, place, words) in [
+        (
+            serde_json::json!({"name": "a", "type": "request", "arn": arn,
+                               "identity_source": ["method.request.cookie.x"]}),
+            "",
+            format!("{at}.authorizers[0].identity_source[0]"),
+            "is not an identity source: use method.request.header.NAME",
+        ),
+        (
+            serde_json::json!({"name": "a", "type": "token", "arn": arn, "ttl_seconds": 3601}),
+            "",
+            format!("{at}.authorizers[0].ttl_seconds"),
+            "3601 is out of range: allowed 0 (no caching) to 3600 seconds",
+        ),
+        (
+            serde_json::json!({"name": "a", "type": "token", "arn": arn, "timeout_seconds": 0}),
+            "",
+            format!("{at}.authorizers[0].timeout_seconds"),
+            "allowed 1 to 30 seconds",
+        ),
+        (
+            serde_json::json!({"name": "a", "type": "token", "arn": "arn:aws:s3:::bucket"}),
+            "",
+            format!("{at}.authorizers[0].arn"),
+            "",
+        ),
+        (
+            serde_json::json!({"name": "a", "type": "token", "arn": arn,
+                               "validation_expression": "Bearer ("}),
+            "",
+            format!("{at}.authorizers[0].validation_expression"),
+            "is not a regular expression",
+        ),
+        (
+            serde_json::json!({"name": "a", "type": "token", "arn": arn,
+                               "identity_source": ["$request.querystring.t"]}),
+            "",
+            format!("{at}.authorizers[0].identity_source"),
+            "a TOKEN authorizer reads one header",
+        ),
+        (
+            serde_json::json!({"name": "a", "type": "request", "arn": arn}),
+            "",
+            format!("{at}.authorizers[0].identity_source"),
+            "needs at least one identity source",
+        ),
+        (
+            serde_json::json!({"name": "a", "type": "request", "arn": arn, "ttl_seconds": 0,
+                               "simple_responses": true}),
+            "",
+            format!("{at}.authorizers[0].simple_responses"),
+            "simple responses are an HTTP API's",
+        ),
+        (
+            serde_json::json!({"name": "none", "type": "token", "arn": arn}),
+            "",
+            format!("{at}.authorizers[0].name"),
+            "`none` is reserved",
+        ),
+        (
+            serde_json::json!({"name": "a", "type": "token", "arn": arn}),
+            r#", "authorizer": "b""#,
+            format!("{at}.authorizer"),
+            "no authorizer is named `b`; this API's authorizers: a",
+        ),
+    ] {
+        let text = with(authorizer, extra);
+        let e = parse(text.as_bytes()).unwrap_err();
+        assert_eq!(e.at(), place, "{e}");
+        assert!(e.message().contains(words), "{e}");
+    }
+    // A resource naming an unknown authorizer.
+    let text = with(
+        serde_json::json!({"name": "a", "type": "token", "arn": arn}),
+        "",
+    )
+    .replace(
+        r#""function_error_status": 500}"#,
+        r#""function_error_status": 500, "authorizer": "z"}"#,
+    );
+    let e = parse(text.as_bytes()).unwrap_err();
+    assert_eq!(
+        e.at(),
+        format!("{at}.resources[1] (get /user/{{id}}).authorizer")
+    );
+    // A good one compiles, and its resources carry it; `none` opens one.
+    let text = with(
+        serde_json::json!({"name": "a", "type": "token", "arn": arn}),
+        r#", "authorizer": "a""#,
+    )
+    .replace(
+        r#""function_error_status": 500}"#,
+        r#""function_error_status": 500, "authorizer": "none"}"#,
+    );
+    let config = parse(text.as_bytes()).unwrap();
+    let guarded = |method: &str| {
+        let headers = vec![
+            (":method".to_owned(), method.to_owned()),
+            (":path".to_owned(), "/users/user/7".to_owned()),
+        ];
+        match config.on_request_headers(headers, crate::RequestInfo::default()) {
+            crate::Decision::NeedBody(plan) => plan.target().authorizer().is_some(),
+            other => panic!("{other:?}"),
+        }
+    };
+    assert_eq!((guarded("POST"), guarded("GET")), (true, false));
+}

@@ -15,6 +15,7 @@ answer:
     slow          sleep past the authorizer's timeout
     garbage       answer a string
     nested        a context holding an object (a REST API refuses it)
+    big           a 1 MB context
 
 Every invocation appends one line to the file named by $INVOCATION_LOG, so
 that the test counts invocations where they happen.
@@ -52,9 +53,11 @@ def _policy(word, arn):
     context = {"tier": "gold", "level": 3, "vip": True}
     if word == "nested":
         context = {"user": {"id": 7}}
+    if word == "big":
+        context = {"blob": "x" * (1024 * 1024)}
     response = APIGatewayAuthorizerResponse.from_route_arn(arn, principal_id=f"user-{word}", context=context)
     route = parse_api_gateway_arn(arn)
-    if word in ("allow", "slow", "nested"):
+    if word in ("allow", "slow", "nested", "big"):
         response.allow_all_routes()
     elif word == "deny":
         response.deny_all_routes()
