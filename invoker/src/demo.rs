@@ -209,6 +209,12 @@ pub async fn run(options: DemoOptions) -> anyhow::Result<()> {
     for line in curl_lines(&definition, &base) {
         println!("  {line}");
     }
+    if curl_lines(&definition, &base)
+        .iter()
+        .any(|line| line.contains(DEMO_TOKEN))
+    {
+        println!("(Without its Authorization header the protected resource answers 401.)");
+    }
     println!("Press Ctrl-C to stop.");
     println!();
 
@@ -291,8 +297,12 @@ async fn stop_envoy(envoy: &mut tokio::process::Child) {
     let _ = envoy.kill().await;
 }
 
+/// The token the demo's authorizer accepts
+/// (examples/functions/hello-authorizer).
+pub const DEMO_TOKEN: &str = "Bearer demo-token";
+
 /// One curl line per resource: GET with a sample path parameter, POST with
-/// a JSON body.
+/// a JSON body, and the demo token where an authorizer guards it.
 pub fn curl_lines(definition: &ApiDefinition, base: &str) -> Vec<String> {
     let context = if definition.api.context == "/" {
         ""
@@ -322,6 +332,16 @@ pub fn curl_lines(definition: &ApiDefinition, base: &str) -> Vec<String> {
                 .collect::<Vec<_>>()
                 .join("/");
             let url = format!("{base}{context}{path}?lang=en");
+            let guarded = r
+                .authorizer
+                .as_deref()
+                .or(definition.api.authorizer.as_deref())
+                .is_some_and(|name| name != lambdagate_core::auth::authorizer::NONE);
+            let auth = if guarded {
+                format!(" -H 'Authorization: {DEMO_TOKEN}'")
+            } else {
+                String::new()
+            };
             // -N: curl shows a streamed response as it arrives.
             let flags = if r.response_mode == lambdagate_core::ResponseMode::Stream {
                 "-sN"
@@ -329,11 +349,11 @@ pub fn curl_lines(definition: &ApiDefinition, base: &str) -> Vec<String> {
                 "-s"
             };
             match r.verb.to_ascii_uppercase().as_str() {
-                "GET" | "HEAD" | "DELETE" | "OPTIONS" => format!("curl {flags} '{url}'"),
+                "GET" | "HEAD" | "DELETE" | "OPTIONS" => format!("curl {flags} '{url}'{auth}"),
                 verb => {
                     let verb = if verb == "ANY" { "POST" } else { verb };
                     format!(
-                        "curl {flags} -X {verb} '{url}' -H 'content-type: application/json' -d '{{\"message\":\"Hello, World!\"}}'"
+                        "curl {flags} -X {verb} '{url}'{auth} -H 'content-type: application/json' -d '{{\"message\":\"Hello, World!\"}}'"
                     )
                 }
             }

@@ -81,7 +81,11 @@ async fn the_demo_serves_its_curl_lines_and_stops_cleanly_on_ctrl_c() {
         .filter(|l| l.starts_with("curl "))
         .map(str::to_owned)
         .collect();
-    assert_eq!(curls.len(), 5, "{text}");
+    assert_eq!(curls.len(), 6, "{text}");
+    assert!(
+        text.contains("Without its Authorization header the protected resource answers 401"),
+        "{text}"
+    );
     for line in &curls {
         assert!(
             line.contains(&format!("http://127.0.0.1:{port}/demo/")),
@@ -99,6 +103,24 @@ async fn the_demo_serves_its_curl_lines_and_stops_cleanly_on_ctrl_c() {
             "{line}\n{answer}\n{}",
             output.lock().unwrap()
         );
+        if line.contains("/private/") {
+            // Protected by the demo's authorizer: the line carries the
+            // token; without it the answer is 401.
+            assert!(
+                line.contains("-H 'Authorization: Bearer demo-token'"),
+                "{line}"
+            );
+            let bare = line.replace(" -H 'Authorization: Bearer demo-token'", "");
+            let out = tokio::process::Command::new("sh")
+                .args(["-c", &format!("{bare} -w ' HTTP=%{{http_code}}'")])
+                .output()
+                .await
+                .unwrap();
+            let refused = String::from_utf8_lossy(&out.stdout).into_owned();
+            assert!(refused.ends_with(" HTTP=401"), "{bare}\n{refused}");
+            // The demo exposes errors: the reason is in the body.
+            assert!(refused.contains("is missing"), "{refused}");
+        }
         if line.contains("/stream") {
             // The streaming sample: curl -N, ten lines.
             assert!(line.starts_with("curl -sN "), "{line}");
