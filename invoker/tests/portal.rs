@@ -28,6 +28,7 @@ use lambdagate_harness::{
     EnvoyProcess, InvokerProcess, RenderedPorts, filter_wasm, hello_rust, repo_root,
     start_rendered, venv,
 };
+use serde_json::json;
 
 const ARN: &str = "arn:aws:lambda:us-east-1:000000000000:function:hello-rust";
 
@@ -35,10 +36,18 @@ const ARN: &str = "arn:aws:lambda:us-east-1:000000000000:function:hello-rust";
 /// requires): the Rust sample, run by the invoker.
 fn endpoint() -> String {
     format!(
-        "endpoint:\n  name: local\n  access_method: local\n  region: us-east-1\n  functions:\n    - name: hello-rust\n      command: [\"{}\"]\n      timeout_seconds: 10\n",
-        hello_rust().display()
+        "endpoint:\n  name: local\n  access_method: local\n  region: us-east-1\n  functions:\n    - name: hello-rust\n      command: [\"{}\"]\n      timeout_seconds: 10\n    - name: hello-authorizer\n      command: [\"{}\", -m, awslambdaric, app.handler]\n      working_dir: \"{}\"\n      timeout_seconds: 10\n",
+        hello_rust().display(),
+        venv().join("bin/python").display(),
+        repo_root()
+            .join("examples/functions/hello-authorizer")
+            .display(),
     )
 }
+
+/// The demo API's authorizer: the demo's Python TOKEN authorizer, which
+/// accepts `Bearer demo-token`.
+const AUTHORIZER: &str = "authorizers:\n  - name: demo-token\n    type: token\n    arn: arn:aws:lambda:us-east-1:000000000000:function:hello-authorizer\n";
 
 fn api(name: &str, context: &str, lifecycle: &str, extra: &str, resources: &str) -> String {
     format!(
@@ -76,8 +85,12 @@ fn write_definitions(dir: &Path, p: &RenderedPorts, legacy_state: &str) -> Vec<P
                 "demo",
                 "/demo",
                 "published",
-                "description: Greets you by name from a Lambda function written in Rust.\n",
-                &hello(&[("GET", "/hello/{name}"), ("POST", "/echo")]),
+                &format!(
+                    "description: Greets you by name from a Lambda function written in Rust.\n{AUTHORIZER}"
+                ),
+                &(hello(&[("GET", "/hello/{name}"), ("POST", "/echo")])
+                    + &hello(&[("GET", "/private/{name}")])
+                    + "    authorizer: demo-token\n"),
             ) + &gateway,
         ),
         (
@@ -189,6 +202,12 @@ async fn a_person_opens_the_portal_and_calls_a_function_from_its_console_in_a_re
         ])
         .args(["--hidden", "draft", "--hidden", "old"])
         .args(["--try", "demo", "--name", "Portal"])
+        .args([
+            "--protected",
+            "/private/{name}",
+            "--token",
+            "Bearer demo-token",
+        ])
         .arg("--screenshots")
         .arg(&screenshots)
         .kill_on_drop(true);
@@ -205,7 +224,8 @@ async fn a_person_opens_the_portal_and_calls_a_function_from_its_console_in_a_re
         s.envoy.logs()
     );
     assert!(text.contains("ok: listed"), "{text}");
-    for shot in ["portal.png", "portal-try-it.png"] {
+    assert!(text.contains("authorized"), "{text}");
+    for shot in ["portal.png", "portal-try-it.png", "portal-authorized.png"] {
         let bytes = std::fs::read(screenshots.join(shot)).unwrap();
         assert!(
             bytes.starts_with(b"\x89PNG") && bytes.len() > 10_000,
@@ -268,6 +288,18 @@ async fn the_portal_is_served_safely_and_follows_a_rerender_without_a_restart() 
     let doc = r.json();
     assert_eq!(doc["servers"][0]["url"], "/demo");
     assert_eq!(doc["info"]["x-lifecycle"], "published");
+    // The authorizer's credential, as the console's Authorize asks for it;
+    // only the guarded operation requires it.
+    let scheme = &doc["components"]["securitySchemes"]["demo-token.header.Authorization"];
+    assert_eq!(
+        (&scheme["type"], &scheme["in"]),
+        (&json!("apiKey"), &json!("header"))
+    );
+    assert_eq!(
+        doc["paths"]["/private/{name}"]["get"]["security"],
+        json!([{"demo-token.header.Authorization": []}])
+    );
+    assert_eq!(doc["paths"]["/hello/{name}"]["get"]["security"], json!([]));
     let r = envoy
         .send("GET", "/portal/api-legacy.openapi.json", &[], b"")
         .await;

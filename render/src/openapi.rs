@@ -2,7 +2,7 @@
 //! "publish"), for a developer portal such as Swagger UI or Redoc to show
 //! and "try it" against the gateway.
 
-use lambdagate_core::config::Lifecycle;
+use lambdagate_core::config::{AuthorizerConfig, AuthorizerType, Lifecycle};
 use serde_json::{Map, Value, json};
 
 use crate::definition::{ApiDefinition, Gateway};
@@ -26,6 +26,11 @@ pub fn document(api: &ApiDefinition, gateway: &Gateway) -> Value {
                 None => (p, false),
             })
             .collect();
+        let guard = resource
+            .authorizer
+            .as_deref()
+            .or(a.authorizer.as_deref())
+            .filter(|name| *name != lambdagate_core::auth::authorizer::NONE);
         let verb = resource.verb.to_ascii_lowercase();
         let verbs: Vec<&str> = if verb == "any" {
             ALL_VERBS.to_vec()
@@ -79,6 +84,33 @@ pub fn document(api: &ApiDefinition, gateway: &Gateway) -> Value {
                 "parameters": parameters,
                 "responses": responses(resource.invocation_type, a.lifecycle),
             });
+            if let Some(obj) = op.as_object_mut() {
+                match guard {
+                    Some(name) => {
+                        obj.insert("security".into(), requirement(a, name));
+                        if let Some(r) = obj.get_mut("responses").and_then(Value::as_object_mut) {
+                            r.insert(
+                                "401".into(),
+                                error_response(
+                                    "No credential, or the authorizer did not accept it.",
+                                ),
+                            );
+                            r.insert(
+                                "403".into(),
+                                error_response(
+                                    "The authorizer does not allow this operation to this caller.",
+                                ),
+                            );
+                            r.insert("500".into(), error_response("The authorizer failed."));
+                        }
+                    }
+                    // Open in an API whose other operations are guarded.
+                    None if !a.authorizers.is_empty() => {
+                        obj.insert("security".into(), json!([]));
+                    }
+                    None => {}
+                }
+            }
             if a.lifecycle == Lifecycle::Deprecated
                 && let Some(obj) = op.as_object_mut()
             {
@@ -137,6 +169,7 @@ pub fn document(api: &ApiDefinition, gateway: &Gateway) -> Value {
         "servers": [{"url": format!("{}{}", gateway.public_url(), if a.context == "/" { "" } else { a.context.as_str() })}],
         "paths": paths,
         "components": {
+            "securitySchemes": security_schemes(a),
             "schemas": {
                 "Error": {
                     "type": "object",
@@ -204,4 +237,82 @@ fn responses(invocation_type: lambdagate_core::InvocationType, lifecycle: Lifecy
         );
     }
     Value::Object(r)
+}
+
+/// Where a client puts a credential an authorizer reads: a header or a
+/// query parameter (as written); stage and context variables are not the
+/// client's to send.
+fn client_sources(authorizer: &AuthorizerConfig) -> Vec<(&'static str, String)> {
+    let sources: Vec<&str> = if authorizer.identity_source.is_empty() {
+        vec!["method.request.header.Authorization"]
+    } else {
+        authorizer
+            .identity_source
+            .iter()
+            .map(String::as_str)
+            .collect()
+    };
+    sources
+        .into_iter()
+        .filter_map(|text| {
+            let rest = text
+                .strip_prefix("method.request.")
+                .or_else(|| text.strip_prefix("$request."))?;
+            if let Some(name) = rest.strip_prefix("header.") {
+                Some(("header", name.to_owned()))
+            } else {
+                rest.strip_prefix("querystring.")
+                    .map(|name| ("query", name.to_owned()))
+            }
+        })
+        .collect()
+}
+
+/// The scheme name of one identity source of an authorizer.
+fn scheme_name(authorizer: &str, place: &str, name: &str) -> String {
+    format!("{authorizer}.{place}.{name}")
+}
+
+/// One API-key-style scheme per header or query identity source of each
+/// authorizer (what the console's Authorize asks for).
+fn security_schemes(api: &lambdagate_core::config::ApiConfig) -> Value {
+    let mut schemes = Map::new();
+    for authorizer in &api.authorizers {
+        let kind = match authorizer.kind {
+            AuthorizerType::Token => "TOKEN",
+            AuthorizerType::Request => "REQUEST",
+        };
+        for (place, name) in client_sources(authorizer) {
+            schemes.insert(
+                scheme_name(&authorizer.name, place, &name),
+                json!({
+                    "type": "apiKey",
+                    "in": place,
+                    "name": name,
+                    "description": format!(
+                        "Checked by the Lambda authorizer `{}` ({kind}); without it the answer is 401.",
+                        authorizer.name
+                    ),
+                }),
+            );
+        }
+    }
+    Value::Object(schemes)
+}
+
+/// An operation's security: every client-sent source of its authorizer.
+fn requirement(api: &lambdagate_core::config::ApiConfig, name: &str) -> Value {
+    let mut all = Map::new();
+    if let Some(authorizer) = api.authorizers.iter().find(|a| a.name == name) {
+        for (place, source) in client_sources(authorizer) {
+            all.insert(scheme_name(name, place, &source), json!([]));
+        }
+    }
+    if all.is_empty() {
+        // Sources the client does not send (stage or context variables):
+        // nothing to ask for.
+        json!([])
+    } else {
+        json!([all])
+    }
 }

@@ -9,6 +9,9 @@ drives Debian's headless Chromium through chromedriver (Selenium):
 2. open the published API's console, pick `GET /hello/{name}`, press
    "Try it out", fill the path parameter, press "Execute", and read the
    function's real answer in the page;
+2b. with --protected: open that operation, execute it without a
+   credential (the page shows 401), press "Authorize", give --token, and
+   execute again (the page shows the function's answer);
 3. check, from Chromium's own network log, that the pages asked no host
    but the gateway, and that the HTML came with a Content-Security-Policy;
    and from its console, that nothing was refused or failed.
@@ -111,6 +114,82 @@ def read_portal_list(driver):
     return shown
 
 
+def execute(driver, operation, name):
+    """Fills {name}, presses Execute; returns (status, body) once shown."""
+    field = wait(driver).until(
+        lambda d: operation.find_elements(By.CSS_SELECTOR, 'tr[data-param-name="name"] input')
+    )[0]
+    field.clear()
+    field.send_keys(name)
+    for old in operation.find_elements(By.CSS_SELECTOR, "button.btn-clear"):
+        old.click()
+    operation.find_element(By.CSS_SELECTOR, "button.execute").click()
+    status = wait(driver).until(
+        lambda d: next(
+            (
+                cell.text.strip()
+                for cell in operation.find_elements(
+                    By.CSS_SELECTOR, ".live-responses-table .response .response-col_status"
+                )
+                if cell.text.strip()
+            ),
+            None,
+        )
+    )
+    bodies = operation.find_elements(
+        By.CSS_SELECTOR, ".live-responses-table .response-col_description pre"
+    )
+    return status, " ".join(b.text for b in bodies)
+
+
+def try_protected(driver, args):
+    """The protected operation: 401 without a credential, 200 after the
+    console's Authorize is given --token."""
+    check(args.token, "--protected needs --token")
+    operation = wait(driver).until(
+        ec.presence_of_element_located(
+            (By.XPATH, f"//div[contains(@class,'opblock-get')][.//*[@data-path='{args.protected}']]")
+        )
+    )
+    driver.execute_script("arguments[0].scrollIntoView();", operation)
+    operation.find_element(By.CSS_SELECTOR, ".opblock-summary-control").click()
+    wait(driver).until(
+        lambda d: operation.find_elements(By.CSS_SELECTOR, "button.try-out__btn")
+    )[0].click()
+    status, body = execute(driver, operation, args.name)
+    check(status == "401", f"without a credential the console shows {status!r}: {body}")
+    check("Unauthorized" in body, f"the 401's body: {body}")
+    # Authorize: the scheme's field in the dialog, then Authorize, Close.
+    driver.find_element(By.CSS_SELECTOR, "button.btn.authorize").click()
+    dialog = wait(driver).until(ec.presence_of_element_located((By.CSS_SELECTOR, ".dialog-ux")))
+    field = wait(driver).until(
+        lambda d: dialog.find_elements(By.CSS_SELECTOR, ".auth-container input")
+    )[0]
+    field.send_keys(args.token)
+    dialog.find_element(By.CSS_SELECTOR, ".auth-btn-wrapper button.authorize").click()
+    wait(driver).until(lambda d: dialog.find_elements(By.CSS_SELECTOR, ".auth-btn-wrapper button.btn-done"))[
+        0
+    ].click()
+    # The response table of the first call is replaced by the second's.
+    status, body = execute(driver, operation, args.name)
+    deadline = time.monotonic() + WAIT_SECONDS
+    while status != "200" and time.monotonic() < deadline:
+        time.sleep(0.2)
+        status = operation.find_element(
+            By.CSS_SELECTOR, ".live-responses-table .response .response-col_status"
+        ).text.strip()
+        body = " ".join(
+            b.text
+            for b in operation.find_elements(By.CSS_SELECTOR, ".live-responses-table .response-col_description pre")
+        )
+    check(status == "200", f"with the credential the console shows {status!r}: {body}")
+    check(f"Hello, {args.name}!" in body, f"not the function's answer: {body}")
+    curl = " ".join(c.text for c in operation.find_elements(By.CSS_SELECTOR, ".curl-command, .curl"))
+    check(args.token in curl, f"the console's request does not carry the credential: {curl}")
+    driver.save_screenshot(os.path.join(args.screenshots, "portal-authorized.png"))
+    return f"{args.protected}: 401 without, 200 authorized; "
+
+
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--portal", required=True, help="the portal's URL through the gateway")
@@ -118,12 +197,14 @@ def main():
     parser.add_argument("--hidden", action="append", default=[], help="NAME that must not be listed")
     parser.add_argument("--try", dest="try_api", required=True, help="the API whose console is used")
     parser.add_argument("--name", default="Portal", help="the value typed for {name}")
+    parser.add_argument("--protected", help="the path of an operation an authorizer guards")
+    parser.add_argument("--token", help="the credential the console's Authorize is given")
     parser.add_argument("--screenshots", required=True, help="folder for portal.png and portal-try-it.png")
     args = parser.parse_args()
     gateway = urlsplit(args.portal)
     origin = f"{gateway.scheme}://{gateway.netloc}"
     os.makedirs(args.screenshots, exist_ok=True)
-    for stale in ("portal.png", "portal-try-it.png", "failure.png"):
+    for stale in ("portal.png", "portal-try-it.png", "portal-authorized.png", "failure.png"):
         if os.path.exists(os.path.join(args.screenshots, stale)):
             os.remove(os.path.join(args.screenshots, stale))
     started = time.monotonic()
@@ -199,6 +280,10 @@ def main():
             time.sleep(0.3)  # let the resize settle before the picture
             driver.save_screenshot(os.path.join(args.screenshots, "portal-try-it.png"))
 
+            authorized = ""
+            if args.protected:
+                authorized = try_protected(driver, args)
+
             # 3. What the browser itself saw.
             network_events(driver, events)
             requested = [
@@ -232,7 +317,9 @@ def main():
             problems = [
                 entry["message"]
                 for entry in driver.get_log("browser")
-                if entry["level"] == "SEVERE" or "Content Security Policy" in entry["message"]
+                if (entry["level"] == "SEVERE" or "Content Security Policy" in entry["message"])
+                # The protected call without a credential: its 401 is expected.
+                and not (args.protected and "status of 401" in entry["message"])
             ]
             check(not problems, f"the browser console reported: {problems}")
         except SystemExit:
@@ -245,7 +332,7 @@ def main():
             driver.quit()
     print(
         f"ok: listed {names}; console answered {expected_message!r}; "
-        f"{len(fetched)} requests, all to {origin}; {time.monotonic() - started:.1f}s"
+        f"{len(fetched)} requests, all to {origin}; {authorized}{time.monotonic() - started:.1f}s"
     )
 
 
