@@ -16,6 +16,9 @@ import urllib.parse
 from . import standin
 from .common import (
     ARN,
+    AUTH_ARN,
+    AUTH_CASE,
+    AUTH_TOKEN,
     CLIENT_PATH,
     FUNCTION_BODY,
     KEY_ID,
@@ -190,6 +193,16 @@ static_resources:
                         "version": "v1",
                         "context": "/bench",
                         "endpoint": "bench",
+                        **(
+                            {
+                                "authorizer": "bench",
+                                "authorizers": [
+                                    {"name": "bench", "type": "token", "arn": AUTH_ARN, "ttl_seconds": 3600}
+                                ],
+                            }
+                            if case == AUTH_CASE
+                            else {}
+                        ),
                         "resources": [
                             {"verb": "POST", "uri_template": "/user/{id}", "arn": ARN, "timeout_seconds": 30},
                             # The streaming case: GET /bench/stream.
@@ -264,6 +277,7 @@ endpoints:
     endpoint_url: http://127.0.0.1:{ports['nginx']}
     allow:
       - {ARN}
+      - {AUTH_ARN}
 """
 
 
@@ -347,7 +361,9 @@ class Stack:
 
     def check_case(self, case: str) -> None:
         """One request through the case: right status, right body, signed (else the stand-in says 403)."""
-        status, headers, body = http("POST", self.url(case), request_body(1024), {"Content-Type": "application/json"})
+        status, headers, body = http(
+            "POST", self.url(case), request_body(1024), {"Content-Type": "application/json", "Authorization": AUTH_TOKEN}
+        )
         if case in ("floor", "native-passthrough"):
             want = STAND_IN_REPLY.encode()  # the raw Invoke reply
         else:

@@ -30,12 +30,32 @@ DEFAULT_PATH = "callout"
 OTHER_PATH = "router"
 OTHER_CASE = f"lambdagate-{OTHER_PATH}"
 
+# The authorized case: the default data path behind a Lambda TOKEN
+# authorizer whose answer stays cached (a warm cache: the stand-in answers
+# the authorizer once per run). Every case sends the same Authorization
+# header, so the requests are identical.
+AUTH_ARN = "arn:aws:lambda:us-east-1:123456789012:function:bench-authorizer"
+AUTH_TOKEN = "Bearer bench-token"
+AUTH_CASE = "lambdagate-authorized"
+AUTH_REPLY = json.dumps(
+    {
+        "principalId": "bench",
+        "policyDocument": {
+            "Version": "2012-10-17",
+            "Statement": [{"Action": "execute-api:Invoke", "Effect": "Allow", "Resource": "*"}],
+        },
+        "context": {"tier": "bench"},
+    },
+    separators=(",", ":"),
+)
+
 CASES = {
     "floor": "Envoy proxy to the stand-in (floor)",
     "native": "native aws_lambda, JSON event",
     "native-passthrough": "native aws_lambda, passthrough",
     "lambdagate": f"lambdagate wasm filter + invoker, {DEFAULT_PATH} data path (the default)",
     OTHER_CASE: f"lambdagate wasm filter + invoker, {OTHER_PATH} data path",
+    AUTH_CASE: f"lambdagate, {DEFAULT_PATH} data path, behind a Lambda TOKEN authorizer (cache warm)",
 }
 
 

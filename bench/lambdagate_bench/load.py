@@ -14,7 +14,7 @@ import shutil
 import subprocess
 import time
 
-from .common import SIZES, STREAM_BYTES, STREAM_PATH, Failure, fmt, is_lambdagate, log
+from .common import AUTH_TOKEN, SIZES, STREAM_BYTES, STREAM_PATH, Failure, fmt, is_lambdagate, log
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
@@ -103,6 +103,7 @@ wrk.method = "POST"
 wrk.body = f:read("*a")
 f:close()
 wrk.headers["Content-Type"] = "application/json"
+wrk.headers["Authorization"] = "{AUTH_TOKEN}"
 paced = -1
 {pacing}
 function done(summary, latency, requests)

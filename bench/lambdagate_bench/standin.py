@@ -14,6 +14,7 @@ import zlib
 
 from .common import (
     STAND_IN_REPLY,
+    AUTH_REPLY,
     STREAM_CHUNK,
     STREAM_CHUNKS,
     STREAM_CONTENT_TYPE,
@@ -76,6 +77,7 @@ def nginx_conf(work: str, port: int) -> str:
     os.makedirs(tmp, exist_ok=True)
     # nginx unescapes \" and \\ inside quoted strings: escape the reply once more.
     reply = STAND_IN_REPLY.replace("\\", "\\\\").replace("'", "\\'")
+    auth_reply = AUTH_REPLY.replace("\\", "\\\\").replace("'", "\\'")
     return f"""\
 # The Lambda stand-in: one nginx process, no access log, never closes an idle
 # keep-alive connection first (so every new connection is the client's doing).
@@ -110,6 +112,15 @@ http {{
     listen 127.0.0.1:{port} backlog=4096;
     location = /nginx_status {{ stub_status; }}
     location = /_read_body {{ internal; return 204; }}
+    # The authorized case's authorizer: a policy allowing everything (its
+    # location comes first: regex locations match in order).
+    location ~ ^/2015-03-31/functions/[^/]+:bench-authorizer/invocations$ {{
+      if ($http_authorization !~ "^AWS4-HMAC-SHA256 ") {{
+        return 403 '{{"Message":"stand-in: request is not SigV4-signed"}}';
+      }}
+      add_header x-amzn-RequestId $request_id;
+      return 200 '{auth_reply}';
+    }}
     # Lambda Invoke. The invoker URL-encodes the ARN (%3A); nginx matches the
     # decoded path, so one location serves both the invoker and Envoy's filter.
     location ~ ^/2015-03-31/functions/[^/]+/invocations$ {{

@@ -85,6 +85,12 @@ impl Stack {
                  "identity_source": ["$request.header.Authorization"], "ttl_seconds": 2,
                  "simple_responses": true}],
              "resources": [{"verb": "ANY", "uri_template": "/items/{id}", "arn": target}]},
+            {"name": "policy", "version": "v1", "context": "/policy", "endpoint": "local",
+             "payload_format": "v2", "authorizer": "policy",
+             "authorizers": [
+                {"name": "policy", "type": "request", "arn": arn("authorizer"),
+                 "identity_source": ["$request.header.Authorization"], "timeout_seconds": 1}],
+             "resources": [{"verb": "GET", "uri_template": "/items/{id}", "arn": target}]},
         ]});
         let envoy =
             EnvoyProcess::start(&InvokerAddress::parse(&invoker.addr), &filter.to_string()).await;
@@ -119,6 +125,83 @@ impl Stack {
     }
 }
 
+/// The rows both payload versions share: each word the authorizer reads,
+/// the status and message the client gets, and the invocations counted at
+/// the function side. `v2`: an HTTP API (its 403 says Forbidden, its
+/// context may hold objects).
+async fn shared_rows(s: &Stack, get: impl AsyncFn(&str) -> (u16, Value, usize, usize), v2: bool) {
+    let denied = if v2 {
+        json!("Forbidden")
+    } else {
+        json!("User is not authorized to access this resource")
+    };
+    let internal = json!("Internal server error");
+    let ok = json!(null);
+    for (word, want_status, want_message, want_auths) in [
+        ("deny", 403, &denied, 1),
+        ("mixed", 403, &denied, 1),
+        ("other", 403, &denied, 1),
+        ("unauthorized", 401, &json!("Unauthorized"), 1),
+        ("throw", 500, &internal, 1),
+        ("garbage", 500, &internal, 1),
+        ("slow", 500, &internal, 1),
+        (
+            "nested",
+            if v2 { 200 } else { 500 },
+            if v2 { &ok } else { &internal },
+            1,
+        ),
+        ("big", 500, &internal, 1),
+    ] {
+        let (status, body, auths, calls) = get(word).await;
+        assert_eq!(
+            (status, &body["message"], auths, calls),
+            (
+                want_status,
+                want_message,
+                want_auths,
+                usize::from(status == 200)
+            ),
+            "{word}: {body}\n{}",
+            s.envoy.logs()
+        );
+        if status == 200 {
+            // An HTTP API's context keeps its objects.
+            assert_eq!(body["authorizer"], json!({"lambda": {"user": {"id": 7}}}));
+            continue;
+        }
+        assert!(body["requestId"].as_str().is_some_and(|id| !id.is_empty()));
+        assert!(!body.to_string().contains("broke"), "{word}: {body}");
+    }
+    // A denial is cached too: the same identity is refused without a call.
+    let (status, _, auths, _) = get("deny").await;
+    assert_eq!((status, auths), (403, 0));
+}
+
+#[tokio::test]
+async fn the_decision_table_through_envoy_for_an_http_api() {
+    let s = Stack::start().await;
+    let get = async |word: &str| {
+        s.call("GET", "/policy/items/1", &[("authorization", word)], b"")
+            .await
+    };
+    let (status, body, auths, calls) = get("allow").await;
+    assert_eq!((status, auths, calls), (200, 1, 1), "{body}");
+    // Typed, under `lambda`.
+    assert_eq!(
+        body["authorizer"],
+        json!({"lambda": {"tier": "gold", "level": 3, "vip": true}})
+    );
+    let (status, _, auths, _) = get("allow").await;
+    assert_eq!((status, auths), (200, 0));
+    shared_rows(&s, get, true).await;
+    let (status, body, auths, _) = s.call("GET", "/policy/items/1", &[], b"").await;
+    assert_eq!(
+        (status, auths, &body["message"]),
+        (401, 0, &json!("Unauthorized"))
+    );
+}
+
 impl Stack {
     /// A GET of the REST API's token-guarded resource with `Bearer <word>`.
     async fn get(&self, word: &str) -> (u16, Value, usize, usize) {
@@ -144,32 +227,7 @@ async fn the_decision_table_through_envoy_for_a_rest_api() {
     let (status, _, auths, calls) = s.get("allow").await;
     assert_eq!((status, auths, calls), (200, 0, 1));
 
-    let rest_denied = json!("User is not authorized to access this resource");
-    let internal = json!("Internal server error");
-    for (word, want_status, want_message, want_auths) in [
-        ("deny", 403, &rest_denied, 1),
-        ("mixed", 403, &rest_denied, 1),
-        ("other", 403, &rest_denied, 1),
-        ("unauthorized", 401, &json!("Unauthorized"), 1),
-        ("throw", 500, &internal, 1),
-        ("garbage", 500, &internal, 1),
-        ("slow", 500, &internal, 1),
-        ("nested", 500, &internal, 1),
-        ("big", 500, &internal, 1),
-    ] {
-        let (status, body, auths, calls) = s.get(word).await;
-        assert_eq!(
-            (status, &body["message"], auths, calls),
-            (want_status, want_message, want_auths, 0),
-            "{word}: {body}\n{}",
-            s.envoy.logs()
-        );
-        assert!(body["requestId"].as_str().is_some_and(|id| !id.is_empty()));
-        assert!(!body.to_string().contains("broke"), "{word}: {body}");
-    }
-    // A denial is cached too: the same token is refused without a call.
-    let (status, _, auths, _) = s.get("deny").await;
-    assert_eq!((status, auths), (403, 0));
+    shared_rows(&s, async |word: &str| s.get(word).await, false).await;
 
     let before_huge = count(&s.authorizer_log);
     // No token, or one that fails the validation expression: 401, and
