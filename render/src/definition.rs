@@ -415,7 +415,13 @@ impl ApiDefinition {
             .resources
             .iter()
             .map(|r| r.arn.clone())
-            .chain(self.api.authorizers.iter().map(|a| a.arn.clone()))
+            .chain(
+                self.api
+                    .authorizers
+                    .iter()
+                    .filter(|a| !a.arn.is_empty())
+                    .map(|a| a.arn.clone()),
+            )
             .collect()
     }
 

@@ -93,7 +93,7 @@ pub fn render(
     let ecds = envoy::ecds_text(&filter_path, &filter_json)
         .map_err(|e| error(&files, "(filter config)", e.to_string()))?;
     let timeout_seconds = envoy::timeout_seconds(apis, &gateway);
-    let bootstrap = envoy::Bootstrap::new(&gateway, out_dir, timeout_seconds)
+    let bootstrap = envoy::Bootstrap::new(&gateway, apis, out_dir, timeout_seconds)
         .map_err(|m| error(&files, "gateway", m))?;
     let envoy_bootstrap = envoy::bootstrap_text(&bootstrap, out_dir)
         .map_err(|e| error(&files, "(Envoy bootstrap)", e.to_string()))?;

@@ -268,6 +268,11 @@ fn client_sources(authorizer: &AuthorizerConfig) -> Vec<(&'static str, String)> 
         .collect()
 }
 
+/// The scheme name of a JWT authorizer (a bearer token).
+fn jwt_scheme(authorizer: &str) -> String {
+    format!("{authorizer}.bearer")
+}
+
 /// The scheme name of one identity source of an authorizer.
 fn scheme_name(authorizer: &str, place: &str, name: &str) -> String {
     format!("{authorizer}.{place}.{name}")
@@ -281,6 +286,22 @@ fn security_schemes(api: &lambdagate_core::config::ApiConfig) -> Value {
         let kind = match authorizer.kind {
             AuthorizerType::Token => "TOKEN",
             AuthorizerType::Request => "REQUEST",
+            AuthorizerType::Jwt => {
+                schemes.insert(
+                    jwt_scheme(&authorizer.name),
+                    json!({
+                        "type": "http",
+                        "scheme": "bearer",
+                        "bearerFormat": "JWT",
+                        "description": format!(
+                            "A JWT from {} (JWT authorizer `{}`); without a valid one the answer is 401.",
+                            authorizer.issuer.as_deref().unwrap_or("the issuer"),
+                            authorizer.name
+                        ),
+                    }),
+                );
+                continue;
+            }
         };
         for (place, name) in client_sources(authorizer) {
             schemes.insert(
@@ -303,6 +324,12 @@ fn security_schemes(api: &lambdagate_core::config::ApiConfig) -> Value {
 /// An operation's security: every client-sent source of its authorizer.
 fn requirement(api: &lambdagate_core::config::ApiConfig, name: &str) -> Value {
     let mut all = Map::new();
+    if let Some(authorizer) = api.authorizers.iter().find(|a| a.name == name)
+        && authorizer.kind == AuthorizerType::Jwt
+    {
+        all.insert(jwt_scheme(name), json!([]));
+        return json!([all]);
+    }
     if let Some(authorizer) = api.authorizers.iter().find(|a| a.name == name) {
         for (place, source) in client_sources(authorizer) {
             all.insert(scheme_name(name, place, &source), json!([]));

@@ -27,6 +27,7 @@ pub mod auth;
 pub mod config;
 pub mod contract;
 pub mod headers;
+mod ids;
 pub mod reply;
 pub mod request;
 pub mod time;

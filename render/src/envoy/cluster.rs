@@ -8,19 +8,41 @@ use super::proto::{Address, Any, Http2ProtocolOptions, Seconds, TypeUrl};
 
 #[derive(Serialize)]
 pub(crate) struct Cluster {
-    pub(crate) name: &'static str,
+    pub(crate) name: String,
     #[serde(rename = "type")]
     pub(crate) discovery_type: DiscoveryType,
     pub(crate) connect_timeout: Seconds,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub(crate) typed_extension_protocol_options: Option<TypedExtensionProtocolOptions>,
     pub(crate) load_assignment: ClusterLoadAssignment,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) transport_socket: Option<TransportSocket>,
+}
+
+/// TLS to an upstream (a JWKS over https), with SNI.
+#[derive(Serialize)]
+pub(crate) struct TransportSocket {
+    pub(crate) name: &'static str,
+    pub(crate) typed_config: Any<UpstreamTlsContext>,
+}
+
+#[derive(Serialize)]
+pub(crate) struct UpstreamTlsContext {
+    pub(crate) sni: String,
+}
+
+impl TypeUrl for UpstreamTlsContext {
+    const TYPE_URL: &'static str =
+        "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext";
 }
 
 #[derive(Serialize)]
 pub(crate) enum DiscoveryType {
     #[serde(rename = "STATIC")]
     Static,
+    /// A host name resolved by DNS (a JWKS host).
+    #[serde(rename = "STRICT_DNS")]
+    StrictDns,
 }
 
 #[derive(Serialize)]
@@ -46,7 +68,7 @@ pub(crate) struct ExplicitHttpConfig {
 
 #[derive(Serialize)]
 pub(crate) struct ClusterLoadAssignment {
-    pub(crate) cluster_name: &'static str,
+    pub(crate) cluster_name: String,
     pub(crate) endpoints: Vec<LocalityLbEndpoints>,
 }
 
@@ -65,9 +87,9 @@ pub(crate) struct Endpoint {
     pub(crate) address: Address,
 }
 
-pub(crate) fn one_endpoint(cluster_name: &'static str, address: Address) -> ClusterLoadAssignment {
+pub(crate) fn one_endpoint(cluster_name: &str, address: Address) -> ClusterLoadAssignment {
     ClusterLoadAssignment {
-        cluster_name,
+        cluster_name: cluster_name.to_owned(),
         endpoints: vec![LocalityLbEndpoints {
             lb_endpoints: vec![LbEndpoint {
                 endpoint: Endpoint { address },
@@ -80,7 +102,8 @@ pub(crate) fn one_endpoint(cluster_name: &'static str, address: Address) -> Clus
 pub(crate) fn invoker_cluster(address: Address) -> Cluster {
     let name = lambdagate_core::config::DEFAULT_INVOKER_CLUSTER;
     Cluster {
-        name,
+        name: name.to_owned(),
+        transport_socket: None,
         discovery_type: DiscoveryType::Static,
         connect_timeout: Seconds(1),
         typed_extension_protocol_options: Some(TypedExtensionProtocolOptions {
@@ -105,7 +128,8 @@ pub(crate) fn invoker_cluster(address: Address) -> Cluster {
 /// The invoker's admin server (HTTP/1.1), which serves the portal.
 pub(crate) fn portal_cluster(address: Address) -> Cluster {
     Cluster {
-        name: PORTAL_CLUSTER,
+        name: PORTAL_CLUSTER.to_owned(),
+        transport_socket: None,
         discovery_type: DiscoveryType::Static,
         connect_timeout: Seconds(1),
         typed_extension_protocol_options: None,

@@ -4,6 +4,7 @@
 use serde::Serialize;
 
 use super::edge::EdgeConnectionOptions;
+use super::jwt::{HeaderMutation, JwtAuthentication};
 use super::local_reply::AccessLogFilter;
 use super::proto::{Address, Any, DataSource, Seconds, TypeUrl};
 use super::routes::RouteConfiguration;
@@ -95,6 +96,10 @@ pub(crate) enum HttpFilterConfig {
     /// change is a hot deploy.
     ConfigDiscovery(ExtensionConfigSource),
     TypedConfig(Any<Router>),
+    #[serde(rename = "typed_config")]
+    HeaderMutation(Any<HeaderMutation>),
+    #[serde(rename = "typed_config")]
+    JwtAuthn(Any<JwtAuthentication>),
 }
 
 #[derive(Serialize)]

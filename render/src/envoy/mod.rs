@@ -15,6 +15,7 @@ use crate::definition::{ApiDefinition, ENVOY_TIMEOUT_MARGIN_SECONDS, Gateway};
 mod cluster;
 mod ecds;
 mod edge;
+mod jwt;
 mod listener;
 mod local_reply;
 mod names;
@@ -116,7 +117,12 @@ impl Bootstrap {
     /// The gateway's Envoy, watching the ECDS file in `out_dir`; Envoy's
     /// stream timeouts are `timeout_seconds` ([`timeout_seconds`]). An
     /// error names the gateway setting that is not an address.
-    pub fn new(gateway: &Gateway, out_dir: &Path, timeout_seconds: u32) -> Result<Self, String> {
+    pub fn new(
+        gateway: &Gateway,
+        apis: &[crate::definition::ApiDefinition],
+        out_dir: &Path,
+        timeout_seconds: u32,
+    ) -> Result<Self, String> {
         let listen = Address::parse(&gateway.listen, "gateway.listen")?;
         let admin = Address::parse(&gateway.admin, "gateway.admin")?;
         let invoker = Address::parse(&gateway.invoker, "gateway.invoker")?;
@@ -137,6 +143,19 @@ impl Bootstrap {
             clusters.push(portal_cluster(admin));
         }
         routes.push(no_api_route(api_body_buffer_limit(limits)));
+        // JWT authorizers: two of Envoy's filters before lambdagate's.
+        let mut http_filters = Vec::new();
+        if let Some(jwt) = jwt::jwt_pieces(apis)? {
+            http_filters.push(HttpFilter {
+                name: "envoy.filters.http.header_mutation",
+                config: HttpFilterConfig::HeaderMutation(Any(jwt.header_mutation)),
+            });
+            http_filters.push(HttpFilter {
+                name: "envoy.filters.http.jwt_authn",
+                config: HttpFilterConfig::JwtAuthn(Any(jwt.jwt_authn)),
+            });
+            clusters.extend(jwt.clusters);
+        }
         let ecds_dir = out_dir.join(ECDS_DIR);
         let manager = HttpConnectionManager {
             stat_prefix: "gateway",
@@ -167,26 +186,29 @@ impl Bootstrap {
                     routes,
                 }],
             },
-            http_filters: vec![
-                HttpFilter {
-                    name: FILTER_NAME,
-                    config: HttpFilterConfig::ConfigDiscovery(ExtensionConfigSource {
-                        config_source: ConfigSource {
-                            path_config_source: PathConfigSource {
-                                path: ecds_dir.join(ECDS_FILE).display().to_string(),
-                                watched_directory: WatchedDirectory {
-                                    path: ecds_dir.display().to_string(),
+            http_filters: http_filters
+                .into_iter()
+                .chain([
+                    HttpFilter {
+                        name: FILTER_NAME,
+                        config: HttpFilterConfig::ConfigDiscovery(ExtensionConfigSource {
+                            config_source: ConfigSource {
+                                path_config_source: PathConfigSource {
+                                    path: ecds_dir.join(ECDS_FILE).display().to_string(),
+                                    watched_directory: WatchedDirectory {
+                                        path: ecds_dir.display().to_string(),
+                                    },
                                 },
                             },
-                        },
-                        type_urls: vec![Wasm::TYPE_URL],
-                    }),
-                },
-                HttpFilter {
-                    name: "envoy.filters.http.router",
-                    config: HttpFilterConfig::TypedConfig(Any(Router {})),
-                },
-            ],
+                            type_urls: vec![Wasm::TYPE_URL],
+                        }),
+                    },
+                    HttpFilter {
+                        name: "envoy.filters.http.router",
+                        config: HttpFilterConfig::TypedConfig(Any(Router {})),
+                    },
+                ])
+                .collect(),
         };
         Ok(Bootstrap {
             overload_manager: overload_manager(limits),

@@ -30,6 +30,10 @@ pub struct Authorizer {
     /// API's.
     pub(crate) v2: bool,
     pub(crate) rules: AnswerRules,
+    /// JWT: the header Envoy's `jwt_authn` writes the verified payload to.
+    pub(crate) jwt_header: Option<String>,
+    /// JWT: the accepted `aud` values (empty: any).
+    pub(crate) audiences: Vec<String>,
 }
 
 impl PartialEq for Authorizer {
@@ -44,6 +48,8 @@ impl PartialEq for Authorizer {
             && self.timeout == other.timeout
             && self.v2 == other.v2
             && self.rules == other.rules
+            && self.jwt_header == other.jwt_header
+            && self.audiences == other.audiences
     }
 }
 
@@ -63,6 +69,20 @@ fn error(field: impl Into<String>, message: impl Into<String>) -> AuthorizerErro
         message: message.into(),
     }
 }
+
+/// The request header `jwt_authn` writes a verified payload of this
+/// issuer to (base64url JSON): one per issuer, since Envoy verifies a
+/// token with the provider of its `iss`. Render strips any a client sends
+/// before `jwt_authn` runs; the filter reads it and removes it.
+pub fn jwt_payload_header(issuer: &str) -> String {
+    format!(
+        "{JWT_HEADER_PREFIX}{}",
+        crate::ids::base36_id(crate::ids::fnv1a(&[issuer]), 10)
+    )
+}
+
+/// Every JWT payload header starts so.
+pub const JWT_HEADER_PREFIX: &str = "x-lambdagate-jwt-";
 
 impl Authorizer {
     pub fn name(&self) -> &str {
@@ -84,6 +104,16 @@ impl Authorizer {
                 .name
                 .bytes()
                 .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+        if config.kind != AuthorizerType::Jwt
+            && (config.issuer.is_some()
+                || config.jwks_uri.is_some()
+                || !config.audiences.is_empty())
+        {
+            return Err(error(
+                "type",
+                "issuer, audiences and jwks_uri belong to a JWT authorizer (type: jwt)",
+            ));
+        }
         if !valid_name || config.name == NONE {
             return Err(error(
                 "name",
@@ -93,7 +123,14 @@ impl Authorizer {
                 ),
             ));
         }
-        let arn = LambdaArn::parse(&config.arn).map_err(|e| error("arn", e.to_string()))?;
+        let arn_text = if config.kind == AuthorizerType::Jwt {
+            check_jwt(config)?;
+            String::new()
+        } else {
+            LambdaArn::parse(&config.arn)
+                .map_err(|e| error("arn", e.to_string()))?
+                .to_string()
+        };
         let mut identity = Vec::with_capacity(config.identity_source.len());
         for (i, text) in config.identity_source.iter().enumerate() {
             identity.push(
@@ -103,14 +140,20 @@ impl Authorizer {
         }
         let v2 = format == PayloadFormat::V2;
         match config.kind {
-            AuthorizerType::Token => {
+            AuthorizerType::Token | AuthorizerType::Jwt => {
                 if identity.is_empty() {
                     identity.push(IdentitySource::Header("authorization".to_owned()));
                 }
                 if identity.len() != 1 || !identity.iter().all(IdentitySource::is_header) {
                     return Err(error(
                         "identity_source",
-                        "a TOKEN authorizer reads one header, e.g. method.request.header.Authorization (use type: request for more sources)",
+                        "a TOKEN or JWT authorizer reads one header, e.g. method.request.header.Authorization (use type: request for more sources)",
+                    ));
+                }
+                if config.kind == AuthorizerType::Jwt && config.validation_expression.is_some() {
+                    return Err(error(
+                        "validation_expression",
+                        "only a TOKEN authorizer has a validation expression",
                     ));
                 }
                 if config.simple_responses {
@@ -175,7 +218,7 @@ impl Authorizer {
         Ok(Authorizer {
             name: config.name.clone(),
             kind: config.kind,
-            arn_text: arn.to_string(),
+            arn_text,
             identity,
             validation,
             ttl_ms: u64::from(config.ttl_seconds) * 1000,
@@ -185,6 +228,69 @@ impl Authorizer {
                 simple_responses: config.simple_responses,
                 flat_context: !v2,
             },
+            jwt_header: (config.kind == AuthorizerType::Jwt)
+                .then(|| jwt_payload_header(config.issuer.as_deref().unwrap_or_default())),
+            audiences: config.audiences.clone(),
         })
     }
+}
+
+/// A JWT authorizer's own fields; a TOKEN or REQUEST one must not have them.
+fn check_jwt(config: &AuthorizerConfig) -> Result<(), AuthorizerError> {
+    if !config.arn.is_empty() {
+        return Err(error(
+            "arn",
+            "a JWT authorizer invokes no function: Envoy verifies the token against the issuer's keys (remove arn)",
+        ));
+    }
+    match config.issuer.as_deref() {
+        Some(issuer) if !issuer.trim().is_empty() => {}
+        _ => {
+            return Err(error(
+                "issuer",
+                "required for a JWT authorizer: the `iss` its tokens must carry, e.g. https://auth.example.com/",
+            ));
+        }
+    }
+    let Some(uri) = config.jwks_uri.as_deref() else {
+        return Err(error(
+            "jwks_uri",
+            "required for a JWT authorizer: the URL of the issuer's JWKS, e.g. https://auth.example.com/.well-known/jwks.json",
+        ));
+    };
+    if jwks_host(uri).is_none() {
+        return Err(error(
+            "jwks_uri",
+            format!("`{uri}` is not an http:// or https:// URL with a host"),
+        ));
+    }
+    if config.audiences.iter().any(|a| a.trim().is_empty()) {
+        return Err(error("audiences", "an audience is empty"));
+    }
+    Ok(())
+}
+
+/// `(https, host, port, path)` of a JWKS URL.
+pub fn jwks_host(uri: &str) -> Option<(bool, String, u16, String)> {
+    let (https, rest) = if let Some(rest) = uri.strip_prefix("https://") {
+        (true, rest)
+    } else {
+        (false, uri.strip_prefix("http://")?)
+    };
+    let (authority, path) = match rest.find('/') {
+        Some(i) => (rest.get(..i)?, rest.get(i..)?),
+        None => (rest, "/"),
+    };
+    let (host, port) = match authority.rsplit_once(':') {
+        Some((host, port)) if !host.ends_with(']') || authority.starts_with('[') => {
+            (host, port.parse::<u16>().ok()?)
+        }
+        _ => (authority, if https { 443 } else { 80 }),
+    };
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    let valid = !host.is_empty()
+        && host
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-.:".contains(&b));
+    valid.then(|| (https, host.to_owned(), port, path.to_owned()))
 }

@@ -16,6 +16,7 @@ use super::schema::{
 };
 use super::timeout::Timeout;
 use crate::auth::{Authorizer, authorizer};
+use crate::ids::{base36_id, fnv1a};
 use crate::time::{date_days, http_date};
 
 /// A configuration error: where, and what is wrong and allowed.
@@ -69,30 +70,6 @@ pub fn parse(json: &[u8]) -> Result<CompiledConfig, ConfigError> {
     de.end()
         .map_err(|e| ConfigError::new("config", e.to_string()))?;
     config.compile()
-}
-
-/// FNV-1a, 64 bits: a stable short hash for ids (not for security).
-fn fnv1a(parts: &[&str]) -> u64 {
-    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
-    for part in parts {
-        for byte in part.bytes().chain([0]) {
-            hash ^= u64::from(byte);
-            hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
-        }
-    }
-    hash
-}
-
-/// `len` characters of `[0-9a-z]` from a hash, as API Gateway's ids look.
-fn base36_id(mut hash: u64, len: usize) -> String {
-    const DIGITS: &[u8; 36] = b"0123456789abcdefghijklmnopqrstuvwxyz";
-    let mut id = String::with_capacity(len);
-    for _ in 0..len {
-        let digit = usize::try_from(hash % 36).unwrap_or(0);
-        id.push(char::from(DIGITS.get(digit).copied().unwrap_or(b'0')));
-        hash /= 36;
-    }
-    id
 }
 
 /// Stage variable values as API Gateway allows them.
@@ -279,7 +256,17 @@ impl Config {
                         )
                     })?),
                 };
+                let is_jwt = authorizer
+                    .as_ref()
+                    .is_some_and(|a| a.kind == crate::config::AuthorizerType::Jwt);
+                if !res.authorization_scopes.is_empty() && !is_jwt {
+                    return Err(ConfigError::new(
+                        format!("{at}.authorization_scopes"),
+                        "scopes are checked by a JWT authorizer; this resource's authorizer is not one",
+                    ));
+                }
                 let target = RouteTarget {
+                    scopes: res.authorization_scopes.clone(),
                     authorizer,
                     api_name: api.name.clone(),
                     api_version: api.version.clone(),

@@ -202,7 +202,7 @@ fn bad_authorizers_are_refused_naming_the_field_and_what_is_allowed() {
                                "identity_source": ["$request.querystring.t"]}),
             "",
             format!("{at}.authorizers[0].identity_source"),
-            "a TOKEN authorizer reads one header",
+            "a TOKEN or JWT authorizer reads one header",
         ),
         (
             serde_json::json!({"name": "a", "type": "request", "arn": arn}),
@@ -222,6 +222,38 @@ fn bad_authorizers_are_refused_naming_the_field_and_what_is_allowed() {
             "",
             format!("{at}.authorizers[0].name"),
             "`none` is reserved",
+        ),
+        (
+            serde_json::json!({"name": "a", "type": "jwt", "jwks_uri": "https://i.example/jwks"}),
+            "",
+            format!("{at}.authorizers[0].issuer"),
+            "required for a JWT authorizer",
+        ),
+        (
+            serde_json::json!({"name": "a", "type": "jwt", "issuer": "https://i.example/"}),
+            "",
+            format!("{at}.authorizers[0].jwks_uri"),
+            "required for a JWT authorizer: the URL of the issuer's JWKS",
+        ),
+        (
+            serde_json::json!({"name": "a", "type": "jwt", "issuer": "https://i.example/",
+                               "jwks_uri": "ftp://i.example/jwks"}),
+            "",
+            format!("{at}.authorizers[0].jwks_uri"),
+            "is not an http:// or https:// URL with a host",
+        ),
+        (
+            serde_json::json!({"name": "a", "type": "jwt", "arn": arn, "issuer": "https://i.example/",
+                               "jwks_uri": "https://i.example/jwks"}),
+            "",
+            format!("{at}.authorizers[0].arn"),
+            "a JWT authorizer invokes no function",
+        ),
+        (
+            serde_json::json!({"name": "a", "type": "token", "arn": arn, "issuer": "https://i.example/"}),
+            "",
+            format!("{at}.authorizers[0].type"),
+            "belong to a JWT authorizer",
         ),
         (
             serde_json::json!({"name": "a", "type": "token", "arn": arn}),

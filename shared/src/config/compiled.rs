@@ -33,6 +33,8 @@ pub struct RouteTarget {
     pub(crate) api: Arc<ApiFacts>,
     /// Who may call (see `auth`); `None`: anyone.
     pub(crate) authorizer: Option<Arc<Authorizer>>,
+    /// A JWT authorizer's scopes for this resource (any one suffices).
+    pub(crate) scopes: Vec<String>,
 }
 
 /// What every resource of one API shares in its events and replies.

@@ -111,7 +111,9 @@ pub struct AuthorizerConfig {
     pub name: String,
     #[serde(rename = "type")]
     pub kind: AuthorizerType,
-    /// The authorizer function, invoked with the API's endpoint.
+    /// The authorizer function, invoked with the API's endpoint (TOKEN and
+    /// REQUEST; a JWT authorizer has none).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub arn: String,
     /// Where the identity comes from: API Gateway's expressions
     /// (`method.request.header.Authorization` or
@@ -134,6 +136,16 @@ pub struct AuthorizerConfig {
     /// answer `{"isAuthorized": true|false, "context": {...}}`.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub simple_responses: bool,
+    /// JWT: the token's required `iss`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub issuer: Option<String>,
+    /// JWT: accepted `aud` values (empty: any).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub audiences: Vec<String>,
+    /// JWT: where the signing keys are (a JWKS document, `http://` or
+    /// `https://`), fetched and cached by Envoy.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub jwks_uri: Option<String>,
 }
 
 /// API Gateway's two kinds of Lambda authorizer.
@@ -144,6 +156,9 @@ pub enum AuthorizerType {
     Token,
     /// The event holds the request's headers, query, path and context.
     Request,
+    /// A JSON Web Token, verified by Envoy's `jwt_authn` filter against the
+    /// issuer's keys (an HTTP API's JWT authorizer); no function is invoked.
+    Jwt,
 }
 
 pub const DEFAULT_AUTHORIZER_TTL_SECONDS: u32 = 300;
@@ -212,6 +227,10 @@ pub struct ResourceConfig {
     /// in an API that has a default; left out: the API's `authorizer`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub authorizer: Option<String>,
+    /// With a JWT authorizer: the token must hold at least one of these
+    /// scopes (its `scope` or `scp` claim), else 403.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub authorization_scopes: Vec<String>,
 }
 
 /// How a resource's response reaches the client.

@@ -73,6 +73,12 @@ impl RoutePlan {
         let Some(authorizer) = self.authorizer() else {
             return AuthStep::Proceed;
         };
+        if let Some(header) = &authorizer.jwt_header {
+            return match self.authorize_jwt(&authorizer, header) {
+                Ok(()) => AuthStep::Proceed,
+                Err(response) => AuthStep::Respond(response),
+            };
+        }
         let target = Arc::clone(&self.target);
         let route_key = format!("{} {}", target.verb.as_str(), target.template);
         let input = IdentityInput {
@@ -122,7 +128,8 @@ impl RoutePlan {
         let arn = self.method_arn();
         let payload = match authorizer.kind {
             AuthorizerType::Token => token_event(values.first().map_or("", String::as_str), &arn),
-            AuthorizerType::Request => {
+            // (A JWT authorizer returned above.)
+            AuthorizerType::Request | AuthorizerType::Jwt => {
                 match request_event(&self.event_input(b""), authorizer.v2, &arn, &values) {
                     Ok(payload) => payload,
                     Err(_) => {
@@ -142,6 +149,71 @@ impl RoutePlan {
             request_id: self.request_id.clone(),
             trace_id: self.trace_id.clone(),
         }))
+    }
+
+    /// A JWT authorizer: Envoy's `jwt_authn` verified the token (signature
+    /// from the issuer's keys, `iss`, `aud`, `exp`, `nbf`) and left its
+    /// payload in the authorizer's header; no payload means no valid token
+    /// (401). Then the resource's scopes (403), and the claims for the event.
+    fn authorize_jwt(&mut self, authorizer: &Authorizer, header: &str) -> Result<(), HttpResponse> {
+        let payload = crate::headers::last_header(&self.headers, header).map(str::to_owned);
+        // Envoy's payload headers are the gateway's, not the function's.
+        self.headers
+            .retain(|(name, _)| !name.starts_with(crate::auth::authorizer::JWT_HEADER_PREFIX));
+        let claims = payload.as_deref().and_then(jwt_claims);
+        let Some(claims) = claims else {
+            return Err(self.error_response(&GatewayError::Unauthorized {
+                authorizer: authorizer.name.clone(),
+                reason: "no valid JWT: missing, expired or not yet valid, another issuer or audience, or a bad signature (Envoy's jwt_authn log says which)".to_owned(),
+            }));
+        };
+        // Envoy checked the issuer's audiences together (one provider per
+        // issuer); this authorizer's own are checked here.
+        if !authorizer.audiences.is_empty() {
+            let audiences: Vec<&str> = match claims.get("aud") {
+                Some(serde_json::Value::String(a)) => vec![a.as_str()],
+                Some(serde_json::Value::Array(items)) => {
+                    items.iter().filter_map(|a| a.as_str()).collect()
+                }
+                _ => Vec::new(),
+            };
+            if !authorizer
+                .audiences
+                .iter()
+                .any(|a| audiences.contains(&a.as_str()))
+            {
+                return Err(self.error_response(&GatewayError::Unauthorized {
+                    authorizer: authorizer.name.clone(),
+                    reason: "the JWT is for another audience".to_owned(),
+                }));
+            }
+        }
+        let scopes = token_scopes(&claims);
+        if !self.target.scopes.is_empty() && !self.target.scopes.iter().any(|s| scopes.contains(s))
+        {
+            return Err(self.error_response(&GatewayError::AccessDenied {
+                authorizer: authorizer.name.clone(),
+                principal: claims
+                    .get("sub")
+                    .and_then(|s| s.as_str())
+                    .unwrap_or_default()
+                    .to_owned(),
+                method_arn: format!(
+                    "{} (needs one of the scopes {})",
+                    self.method_arn(),
+                    self.target.scopes.join(", ")
+                ),
+                explicit: false,
+                rest: self.target.payload_format != crate::config::PayloadFormat::V2,
+            }));
+        }
+        match jwt_authorizer_json(&claims, &scopes, self.target.payload_format) {
+            Ok(value) => {
+                self.authorization = Some(value);
+                Ok(())
+            }
+            Err(_) => Err(self.error_response(&GatewayError::EventBuild)),
+        }
     }
 
     /// Judges the authorizer's reply (the `InvokeReply` bytes, or the
@@ -239,6 +311,59 @@ impl RoutePlan {
             })),
         }
     }
+}
+
+/// The claims of a verified payload (base64url JSON, as `jwt_authn`
+/// forwards it).
+fn jwt_claims(header: &str) -> Option<serde_json::Map<String, serde_json::Value>> {
+    use base64::Engine as _;
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(header.trim().trim_end_matches('='))
+        .ok()?;
+    match serde_json::from_slice(&bytes).ok()? {
+        serde_json::Value::Object(claims) => Some(claims),
+        _ => None,
+    }
+}
+
+/// The token's scopes: `scope` (space-separated, OAuth 2.0) or `scp` (a
+/// list or a string).
+fn token_scopes(claims: &serde_json::Map<String, serde_json::Value>) -> Vec<String> {
+    let words = |s: &str| s.split_whitespace().map(str::to_owned).collect::<Vec<_>>();
+    match claims.get("scope").or_else(|| claims.get("scp")) {
+        Some(serde_json::Value::String(s)) => words(s),
+        Some(serde_json::Value::Array(items)) => items
+            .iter()
+            .filter_map(|v| v.as_str().map(str::to_owned))
+            .collect(),
+        _ => Vec::new(),
+    }
+}
+
+/// `requestContext.authorizer` for a JWT: an HTTP API's
+/// `{"jwt": {"claims": {...}, "scopes": [...]}}`, a REST API's
+/// `{"claims": {...}}`; claim values as text, as API Gateway passes them.
+fn jwt_authorizer_json(
+    claims: &serde_json::Map<String, serde_json::Value>,
+    scopes: &[String],
+    format: crate::config::PayloadFormat,
+) -> Result<Box<serde_json::value::RawValue>, serde_json::Error> {
+    let text: serde_json::Map<String, serde_json::Value> = claims
+        .iter()
+        .map(|(k, v)| {
+            let value = match v {
+                serde_json::Value::String(s) => s.clone(),
+                other => other.to_string(),
+            };
+            (k.clone(), serde_json::Value::String(value))
+        })
+        .collect();
+    let value = if format == crate::config::PayloadFormat::V2 {
+        serde_json::json!({"jwt": {"claims": text, "scopes": if scopes.is_empty() { serde_json::Value::Null } else { serde_json::json!(scopes) }}})
+    } else {
+        serde_json::json!({"claims": text})
+    };
+    serde_json::value::to_raw_value(&value)
 }
 
 #[cfg(test)]
