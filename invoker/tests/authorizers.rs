@@ -368,7 +368,7 @@ fn check_and_render_name_the_file_and_field_of_a_bad_authorizer() {
         (
             "    type: token ",
             "    type: cognito ",
-            "api.yaml: authorizers[0].type: unknown variant `cognito`, expected `token` or `request`",
+            "api.yaml: authorizers[0].type: unknown variant `cognito`, expected one of `token`, `request`, `jwt`",
         ),
     ] {
         assert!(example.contains(from), "{from}");
@@ -381,4 +381,52 @@ fn check_and_render_name_the_file_and_field_of_a_bad_authorizer() {
             assert!(!ok && text.contains(expected), "{command:?} {to}:\n{text}");
         }
     }
+}
+
+/// An authorizer on the Rust runtime with `aws_lambda_events`' types
+/// works unchanged: 200 with its token (its context reaches the function),
+/// 401 with another (it fails with `Unauthorized`).
+#[tokio::test]
+async fn a_rust_authorizer_on_aws_lambda_events_types_works_unchanged() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("integration.log");
+    let config = format!(
+        "endpoints:\n  local:\n    access_method: local\n    region: {REGION}\n    functions:\n    - name: authorizer-rust\n      command: [\"{}\"]\n{}",
+        lambdagate_harness::authorizer_rust().display(),
+        function("integration", "app.integration", &log, false)
+    );
+    let invoker = InvokerProcess::start(BIN, &config, &[], "info").await;
+    let filter = json!({"apis": [
+        {"name": "rust", "version": "v1", "context": "/rust", "endpoint": "local",
+         "authorizer": "rust",
+         "authorizers": [{"name": "rust", "type": "token", "arn": arn("authorizer-rust")}],
+         "resources": [{"verb": "GET", "uri_template": "/items/{id}", "arn": arn("integration")}]}]});
+    let envoy =
+        EnvoyProcess::start(&InvokerAddress::parse(&invoker.addr), &filter.to_string()).await;
+    let r = envoy
+        .send(
+            "GET",
+            "/rust/items/1",
+            &[("authorization", "Bearer rust-token")],
+            b"",
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}\n{}", r.text(), invoker.logs());
+    assert_eq!(
+        r.json()["authorizer"],
+        json!({"principalId": "rust-user", "runtime": "rust", "level": "2"})
+    );
+    let r = envoy
+        .send(
+            "GET",
+            "/rust/items/1",
+            &[("authorization", "Bearer other")],
+            b"",
+        )
+        .await;
+    assert_eq!(
+        (r.status, r.json()["message"].clone()),
+        (401, json!("Unauthorized"))
+    );
+    assert_eq!(count(&log), 1, "the integration ran once");
 }

@@ -84,6 +84,12 @@ pub fn http_observer_rust() -> PathBuf {
     workspace_binary("http-observer-rust")
 }
 
+/// The Rust TOKEN authorizer (tests/functions/authorizer-rust), built by
+/// `cargo build --workspace`.
+pub fn authorizer_rust() -> PathBuf {
+    workspace_binary("authorizer-rust")
+}
+
 /// A binary of a workspace member, from the debug build.
 fn workspace_binary(package: &str) -> PathBuf {
     let path = repo_root().join("target/debug").join(package);
