@@ -18,7 +18,13 @@ from .common import (
     ARN,
     AUTH_ARN,
     AUTH_CASE,
+    AUTH_NOCACHE_CASE,
     AUTH_TOKEN,
+    JWKS_PATH,
+    JWT_AUDIENCE,
+    JWT_CASE,
+    JWT_ISSUER,
+    jwt_payload_header,
     CLIENT_PATH,
     FUNCTION_BODY,
     KEY_ID,
@@ -197,10 +203,28 @@ static_resources:
                             {
                                 "authorizer": "bench",
                                 "authorizers": [
-                                    {"name": "bench", "type": "token", "arn": AUTH_ARN, "ttl_seconds": 3600}
+                                    {
+                                        "name": "bench",
+                                        "type": "token",
+                                        "arn": AUTH_ARN,
+                                        "ttl_seconds": 0 if case == AUTH_NOCACHE_CASE else 3600,
+                                    }
                                 ],
                             }
-                            if case == AUTH_CASE
+                            if case in (AUTH_CASE, AUTH_NOCACHE_CASE)
+                            else {
+                                "authorizer": "bench",
+                                "authorizers": [
+                                    {
+                                        "name": "bench",
+                                        "type": "jwt",
+                                        "issuer": JWT_ISSUER,
+                                        "audiences": [JWT_AUDIENCE],
+                                        "jwks_uri": f"http://127.0.0.1:{ports['nginx']}{JWKS_PATH}",
+                                    }
+                                ],
+                            }
+                            if case == JWT_CASE
                             else {}
                         ),
                         "resources": [
@@ -218,7 +242,33 @@ static_resources:
                 ],
             }
         )
-        filters = f"""\
+        # The JWT case: Envoy's filters before lambdagate's, as render writes
+        # them (verify only; the payload header a client sent removed first).
+        jwt_filters = ""
+        if case == JWT_CASE:
+            header = jwt_payload_header(JWT_ISSUER)
+            jwt_filters = f"""\
+          - name: envoy.filters.http.header_mutation
+            typed_config:
+              "@type": type.googleapis.com/envoy.extensions.filters.http.header_mutation.v3.HeaderMutation
+              mutations: {{request_mutations: [{{remove: {header}}}]}}
+          - name: envoy.filters.http.jwt_authn
+            typed_config:
+              "@type": type.googleapis.com/envoy.extensions.filters.http.jwt_authn.v3.JwtAuthentication
+              providers:
+                issuer-0:
+                  issuer: "{JWT_ISSUER}"
+                  audiences: ["{JWT_AUDIENCE}"]
+                  remote_jwks:
+                    http_uri: {{uri: "http://127.0.0.1:{ports['nginx']}{JWKS_PATH}", cluster: stand_in_jwks, timeout: 5s}}
+                    cache_duration: 600s
+                  from_headers: [{{name: authorization, value_prefix: "Bearer "}}]
+                  forward: true
+                  forward_payload_header: {header}
+                  jwt_cache_config: {{jwt_cache_size: 1000}}
+              rules: [{{match: {{prefix: /}}, requires: {{requires_any: {{requirements: [{{provider_name: issuer-0}}, {{allow_missing_or_failed: {{}}}}]}}}}}}]
+"""
+        filters = jwt_filters + f"""\
           - name: lambdagate
             typed_config:
               "@type": type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm
@@ -251,6 +301,18 @@ static_resources:
       - lb_endpoints:
         - endpoint:
             address: {{socket_address: {{address: 127.0.0.1, port_value: {ports['invoker']}}}}}
+"""
+        if case == JWT_CASE:
+            cluster += f"""\
+  - name: stand_in_jwks
+    type: STATIC
+    connect_timeout: 1s
+    load_assignment:
+      cluster_name: stand_in_jwks
+      endpoints:
+      - lb_endpoints:
+        - endpoint:
+            address: {{socket_address: {{address: 127.0.0.1, port_value: {ports['nginx']}}}}}
 """
         return (
             head

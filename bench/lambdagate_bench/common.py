@@ -35,8 +35,11 @@ OTHER_CASE = f"lambdagate-{OTHER_PATH}"
 # the authorizer once per run). Every case sends the same Authorization
 # header, so the requests are identical.
 AUTH_ARN = "arn:aws:lambda:us-east-1:123456789012:function:bench-authorizer"
-AUTH_TOKEN = "Bearer bench-token"
 AUTH_CASE = "lambdagate-authorized"
+# The same authorizer without its cache (ttl_seconds: 0): invoked through
+# the invoker on every request. What a cache in the invoker would cost at
+# least (one more gRPC hop per request), measured, not guessed.
+AUTH_NOCACHE_CASE = "lambdagate-authorized-nocache"
 AUTH_REPLY = json.dumps(
     {
         "principalId": "bench",
@@ -49,6 +52,65 @@ AUTH_REPLY = json.dumps(
     separators=(",", ":"),
 )
 
+# The JWT case: the default data path behind a JWT authorizer, verified by
+# Envoy's jwt_authn with keys from a JWKS the stand-in serves. The bench
+# makes an ES256 key per run; every case sends the same token.
+JWT_CASE = "lambdagate-jwt"
+JWT_ISSUER = "https://bench.example.test/"
+JWT_AUDIENCE = "bench"
+JWKS_PATH = "/bench-jwks.json"
+
+
+def _b64url(data: bytes) -> str:
+    import base64
+
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def _make_jwt() -> tuple[str, dict]:
+    """An ES256 token valid for a day, and the JWKS that verifies it."""
+    import time
+
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    numbers = key.public_key().public_numbers()
+    jwk = {
+        "kty": "EC", "crv": "P-256", "alg": "ES256", "use": "sig", "kid": "bench",
+        "x": _b64url(numbers.x.to_bytes(32, "big")), "y": _b64url(numbers.y.to_bytes(32, "big")),
+    }
+    header = _b64url(json.dumps({"alg": "ES256", "typ": "JWT", "kid": "bench"}).encode())
+    now = int(time.time())
+    claims = {"iss": JWT_ISSUER, "aud": JWT_AUDIENCE, "sub": "bench", "iat": now, "exp": now + 86400, "scope": "bench"}
+    payload = _b64url(json.dumps(claims).encode())
+    r, s = decode_dss_signature(key.sign(f"{header}.{payload}".encode(), ec.ECDSA(hashes.SHA256())))
+    signature = _b64url(r.to_bytes(32, "big") + s.to_bytes(32, "big"))
+    return f"{header}.{payload}.{signature}", {"keys": [jwk]}
+
+
+JWT, JWKS = _make_jwt()
+# Sent by every case (the TOKEN authorizer's stand-in accepts anything).
+AUTH_TOKEN = f"Bearer {JWT}"
+
+
+def jwt_payload_header(issuer: str) -> str:
+    """The header jwt_authn forwards a verified payload in: the same
+    derivation as lambdagate_core::auth::authorizer::jwt_payload_header
+    (FNV-1a, 10 base-36 digits); a mismatch shows as 401 in the check."""
+    h = 0xCBF29CE484222325
+    for byte in issuer.encode() + b"\0":
+        h ^= byte
+        h = (h * 0x100000001B3) & 0xFFFFFFFFFFFFFFFF
+    digits = "0123456789abcdefghijklmnopqrstuvwxyz"
+    out = ""
+    for _ in range(10):
+        out += digits[h % 36]
+        h //= 36
+    return "x-lambdagate-jwt-" + out
+
+
 CASES = {
     "floor": "Envoy proxy to the stand-in (floor)",
     "native": "native aws_lambda, JSON event",
@@ -56,6 +118,8 @@ CASES = {
     "lambdagate": f"lambdagate wasm filter + invoker, {DEFAULT_PATH} data path (the default)",
     OTHER_CASE: f"lambdagate wasm filter + invoker, {OTHER_PATH} data path",
     AUTH_CASE: f"lambdagate, {DEFAULT_PATH} data path, behind a Lambda TOKEN authorizer (cache warm)",
+    AUTH_NOCACHE_CASE: f"lambdagate, {DEFAULT_PATH} data path, the same authorizer invoked on every request (ttl 0)",
+    JWT_CASE: f"lambdagate, {DEFAULT_PATH} data path, behind a JWT authorizer (Envoy's jwt_authn)",
 }
 
 

@@ -6,6 +6,7 @@ it, and reading its connection counter (stub_status)."""
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import struct
@@ -15,6 +16,8 @@ import zlib
 from .common import (
     STAND_IN_REPLY,
     AUTH_REPLY,
+    JWKS,
+    JWKS_PATH,
     STREAM_CHUNK,
     STREAM_CHUNKS,
     STREAM_CONTENT_TYPE,
@@ -78,6 +81,9 @@ def nginx_conf(work: str, port: int) -> str:
     # nginx unescapes \" and \\ inside quoted strings: escape the reply once more.
     reply = STAND_IN_REPLY.replace("\\", "\\\\").replace("'", "\\'")
     auth_reply = AUTH_REPLY.replace("\\", "\\\\").replace("'", "\\'")
+    # The JWT case's keys, for Envoy's jwt_authn.
+    with open(os.path.join(work, "jwks.json"), "w") as f:
+        json.dump(JWKS, f)
     return f"""\
 # The Lambda stand-in: one nginx process, no access log, never closes an idle
 # keep-alive connection first (so every new connection is the client's doing).
@@ -162,6 +168,11 @@ http {{
     # The floor's baseline for the streaming case: the same body, a plain file.
     # (sendfile stays off, nginx's default: it writes 32 KiB at a time, so the
     # floor Envoy passes the head on sooner than after reading megabytes.)
+    location = {JWKS_PATH} {{
+      types {{ }}
+      default_type application/json;
+      alias {work}/jwks.json;
+    }}
     location = {STREAM_PLAIN_PATH} {{
       types {{ }}
       default_type application/octet-stream;
