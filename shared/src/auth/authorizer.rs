@@ -29,6 +29,9 @@ pub struct Authorizer {
     /// The REQUEST event's shape: an HTTP API's 2.0 (`true`) or a REST
     /// API's.
     pub(crate) v2: bool,
+    /// An HTTP API's REQUEST authorizer with payload version 1.0: the REST
+    /// shape plus `version`, `identitySource` and `authorizationToken`.
+    pub(crate) http_api_1_0: bool,
     pub(crate) rules: AnswerRules,
     /// JWT: the header Envoy's `jwt_authn` writes the verified payload to.
     pub(crate) jwt_header: Option<String>,
@@ -47,6 +50,7 @@ impl PartialEq for Authorizer {
             && self.ttl_ms == other.ttl_ms
             && self.timeout == other.timeout
             && self.v2 == other.v2
+            && self.http_api_1_0 == other.http_api_1_0
             && self.rules == other.rules
             && self.jwt_header == other.jwt_header
             && self.audiences == other.audiences
@@ -176,6 +180,12 @@ impl Authorizer {
                         "a cached REQUEST authorizer needs at least one identity source (its decisions are cached per identity); add one, or set ttl_seconds: 0",
                     ));
                 }
+                if config.simple_responses && config.payload_version.as_deref() == Some("1.0") {
+                    return Err(error(
+                        "simple_responses",
+                        "simple responses need payload_version 2.0 (API Gateway's rule)",
+                    ));
+                }
                 if config.simple_responses && !v2 {
                     return Err(error(
                         "simple_responses",
@@ -184,6 +194,27 @@ impl Authorizer {
                 }
             }
         }
+        let http_api_1_0 = match config.payload_version.as_deref() {
+            None => false,
+            Some(version) if !(v2 && config.kind == AuthorizerType::Request) => {
+                return Err(error(
+                    "payload_version",
+                    format!(
+                        "`{version}`: only a REQUEST authorizer of an HTTP API (payload_format v2) chooses its event's format"
+                    ),
+                ));
+            }
+            Some("2.0") => false,
+            Some("1.0") => true,
+            Some(other) => {
+                return Err(error(
+                    "payload_version",
+                    format!(
+                        "`{other}` is not a payload version: use \"1.0\" or \"2.0\" (the default)"
+                    ),
+                ));
+            }
+        };
         let validation = match &config.validation_expression {
             None => None,
             Some(expression) => Some(
@@ -224,6 +255,7 @@ impl Authorizer {
             ttl_ms: u64::from(config.ttl_seconds) * 1000,
             timeout,
             v2,
+            http_api_1_0,
             rules: AnswerRules {
                 simple_responses: config.simple_responses,
                 flat_context: !v2,

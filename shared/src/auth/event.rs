@@ -6,6 +6,9 @@
 //!   body, with `type: "REQUEST"` and `methodArn`.
 //! - REQUEST of an HTTP API (payload 2.0): the 2.0 event without its
 //!   body, with `type: "REQUEST"`, `routeArn` and `identitySource`.
+//! - REQUEST of an HTTP API with payload version 1.0: the REST shape plus
+//!   `version: "1.0"`, and `identitySource` and `authorizationToken`
+//!   (the identity values joined by commas).
 
 use serde_json::value::RawValue;
 use serde_json::{Map, Value, json};
@@ -50,9 +53,11 @@ pub fn token_event(token: &str, method_arn: &str) -> Vec<u8> {
 pub fn request_event(
     input: &EventInput<'_>,
     v2: bool,
+    http_api_1_0: bool,
     method_arn: &str,
     identity: &[String],
 ) -> Result<Vec<u8>, serde_json::Error> {
+    let v2 = v2 && !http_api_1_0;
     let input = EventInput {
         body: b"",
         authorizer: None,
@@ -72,6 +77,12 @@ pub fn request_event(
         event.insert("identitySource".into(), identity.into());
     } else {
         event.insert("methodArn".into(), method_arn.into());
+    }
+    if http_api_1_0 {
+        let joined = identity.join(",");
+        event.insert("version".into(), "1.0".into());
+        event.insert("identitySource".into(), joined.clone().into());
+        event.insert("authorizationToken".into(), joined.into());
     }
     serde_json::to_vec(&event)
 }

@@ -136,6 +136,11 @@ pub struct AuthorizerConfig {
     /// answer `{"isAuthorized": true|false, "context": {...}}`.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub simple_responses: bool,
+    /// HTTP API (payload v2) REQUEST authorizers: the event's format,
+    /// `"2.0"` (the default) or `"1.0"` (API Gateway's
+    /// `AuthorizerPayloadFormatVersion`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub payload_version: Option<String>,
     /// JWT: the token's required `iss`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub issuer: Option<String>,

@@ -130,7 +130,13 @@ impl RoutePlan {
             AuthorizerType::Token => token_event(values.first().map_or("", String::as_str), &arn),
             // (A JWT authorizer returned above.)
             AuthorizerType::Request | AuthorizerType::Jwt => {
-                match request_event(&self.event_input(b""), authorizer.v2, &arn, &values) {
+                match request_event(
+                    &self.event_input(b""),
+                    authorizer.v2,
+                    authorizer.http_api_1_0,
+                    &arn,
+                    &values,
+                ) {
                     Ok(payload) => payload,
                     Err(_) => {
                         return AuthStep::Respond(self.error_response(&GatewayError::EventBuild));

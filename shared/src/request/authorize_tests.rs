@@ -339,3 +339,43 @@ fn a_rest_apis_request_authorizer_gets_the_rest_event() {
     let _: aws_lambda_events::apigw::ApiGatewayCustomAuthorizerRequestTypeRequest =
         serde_json::from_value(event).unwrap();
 }
+
+#[test]
+fn an_http_apis_request_authorizer_may_ask_for_the_1_0_event() {
+    let text = r#"{"apis": [{"name": "pets", "version": "v1", "context": "/pets", "endpoint": "main",
+        "payload_format": "v2", "authorizer": "old",
+        "authorizers": [{"name": "old", "type": "request", "arn": "arn:aws:lambda:us-east-1:123456789012:function:auth",
+                         "identity_source": ["$request.header.X-User", "$request.querystring.tenant"],
+                         "payload_version": "1.0"}],
+        "resources": [{"verb": "GET", "uri_template": "/{id}", "arn": "arn:aws:lambda:us-east-1:123456789012:function:pets"}]}]}"#;
+    let config = parse(text.as_bytes()).unwrap();
+    let mut cache = AuthCache::default();
+    let mut p = plan(&config, "GET", "/pets/7?tenant=t1", &[("x-user", "u1")]);
+    let event: Value = serde_json::from_slice(&call(p.authorize(&mut cache)).payload).unwrap();
+    assert_eq!(event["version"], "1.0");
+    assert_eq!(event["type"], "REQUEST");
+    assert_eq!(event["identitySource"], "u1,t1");
+    assert_eq!(event["authorizationToken"], "u1,t1");
+    assert_eq!(event["httpMethod"], "GET");
+    assert!(event["methodArn"].as_str().unwrap().ends_with("/GET/7"));
+    assert!(event.get("routeArn").is_none() && event.get("body").is_none());
+    let _: aws_lambda_events::apigw::ApiGatewayCustomAuthorizerRequestTypeRequest =
+        serde_json::from_value(event).unwrap();
+    // Only an HTTP API's REQUEST authorizer chooses, and only 1.0 or 2.0.
+    for (from, to, words) in [
+        (
+            r#""payload_version": "1.0""#,
+            r#""payload_version": "3.0""#,
+            "is not a payload version",
+        ),
+        (
+            r#""payload_format": "v2""#,
+            r#""payload_format": "v1""#,
+            "only a REQUEST authorizer of an HTTP API",
+        ),
+    ] {
+        let e = parse(text.replace(from, to).as_bytes()).unwrap_err();
+        assert!(e.at().ends_with("authorizers[0].payload_version"), "{e}");
+        assert!(e.message().contains(words), "{e}");
+    }
+}
