@@ -332,11 +332,7 @@ pub fn curl_lines(definition: &ApiDefinition, base: &str) -> Vec<String> {
                 .collect::<Vec<_>>()
                 .join("/");
             let url = format!("{base}{context}{path}?lang=en");
-            let guarded = r
-                .authorizer
-                .as_deref()
-                .or(definition.api.authorizer.as_deref())
-                .is_some_and(|name| name != lambdagate_core::auth::authorizer::NONE);
+            let guarded = definition.api.authorizer_of(r).is_some();
             let auth = if guarded {
                 format!(" -H 'Authorization: {DEMO_TOKEN}'")
             } else {

@@ -26,11 +26,7 @@ pub fn document(api: &ApiDefinition, gateway: &Gateway) -> Value {
                 None => (p, false),
             })
             .collect();
-        let guard = resource
-            .authorizer
-            .as_deref()
-            .or(a.authorizer.as_deref())
-            .filter(|name| *name != lambdagate_core::auth::authorizer::NONE);
+        let guard = a.authorizer_of(resource);
         let verb = resource.verb.to_ascii_lowercase();
         let verbs: Vec<&str> = if verb == "any" {
             ALL_VERBS.to_vec()
@@ -324,16 +320,16 @@ fn security_schemes(api: &lambdagate_core::config::ApiConfig) -> Value {
 /// An operation's security: every client-sent source of its authorizer.
 fn requirement(api: &lambdagate_core::config::ApiConfig, name: &str) -> Value {
     let mut all = Map::new();
-    if let Some(authorizer) = api.authorizers.iter().find(|a| a.name == name)
-        && authorizer.kind == AuthorizerType::Jwt
-    {
-        all.insert(jwt_scheme(name), json!([]));
-        return json!([all]);
-    }
-    if let Some(authorizer) = api.authorizers.iter().find(|a| a.name == name) {
-        for (place, source) in client_sources(authorizer) {
-            all.insert(scheme_name(name, place, &source), json!([]));
+    match api.authorizers.iter().find(|a| a.name == name) {
+        Some(authorizer) if authorizer.kind == AuthorizerType::Jwt => {
+            all.insert(jwt_scheme(name), json!([]));
         }
+        Some(authorizer) => {
+            for (place, source) in client_sources(authorizer) {
+                all.insert(scheme_name(name, place, &source), json!([]));
+            }
+        }
+        None => {}
     }
     if all.is_empty() {
         // Sources the client does not send (stage or context variables):

@@ -247,8 +247,8 @@ impl Config {
                         "`stream` needs invocation_type RequestResponse: an Event invocation has no response to stream",
                     ));
                 }
-                let authorizer = match res.authorizer.as_deref().or(api.authorizer.as_deref()) {
-                    None | Some(authorizer::NONE) => None,
+                let authorizer = match api.authorizer_of(res) {
+                    None => None,
                     Some(name) => Some(find_authorizer(&authorizers, name).ok_or_else(|| {
                         ConfigError::new(
                             format!("{at}.authorizer"),

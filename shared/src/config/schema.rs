@@ -103,6 +103,18 @@ pub struct ApiConfig {
     pub resources: Vec<ResourceConfig>,
 }
 
+impl ApiConfig {
+    /// The authorizer guarding `resource`: its own, else the API's;
+    /// `None` when it is open (no authorizer, or `none`).
+    pub fn authorizer_of<'a>(&'a self, resource: &'a ResourceConfig) -> Option<&'a str> {
+        resource
+            .authorizer
+            .as_deref()
+            .or(self.authorizer.as_deref())
+            .filter(|name| *name != crate::auth::authorizer::NONE)
+    }
+}
+
 /// A Lambda authorizer, as API Gateway's: a function that decides who may
 /// call, from a token (TOKEN) or from parts of the request (REQUEST).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
