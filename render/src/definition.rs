@@ -283,6 +283,10 @@ struct ApiFile {
     authorizers: Vec<lambdagate_core::AuthorizerConfig>,
     #[serde(default)]
     authorizer: Option<String>,
+    /// Resources need an API key of a usage plan (see `gateway.usage`)
+    /// unless they say `api_key_required: false`.
+    #[serde(default)]
+    api_key_required: bool,
     resources: Vec<ResourceConfig>,
     #[serde(default)]
     gateway: Option<Gateway>,
@@ -391,6 +395,7 @@ impl ApiDefinition {
             sunset: raw.sunset,
             authorizers: raw.authorizers,
             authorizer: raw.authorizer,
+            api_key_required: raw.api_key_required,
             resources: raw.resources,
         };
         let definition = ApiDefinition {

@@ -86,11 +86,23 @@ pub enum Outcome {
     /// The authorizer cannot be called: not allowed, not found, no
     /// credentials (500).
     AuthorizerConfigurationError,
+    // Usage plans' answers (see `lambdagate-usage`), given by Envoy's
+    // rate-limit filter before the filter runs.
+    /// No API key, an unknown or revoked one, or one whose plans do not
+    /// name this API (403, API Gateway's INVALID_API_KEY).
+    InvalidApiKey,
+    /// Over the plan's rate for this key (429, API Gateway's THROTTLED).
+    PlanThrottled,
+    /// The key's quota for the period is used (429, QUOTA_EXCEEDED).
+    QuotaExceeded,
+    /// The usage store could not be reached and the gateway is set to
+    /// deny (503).
+    UsageStoreUnavailable,
 }
 
 impl Outcome {
     /// Every outcome, for tests and for reading a label back.
-    pub const ALL: [Outcome; 30] = [
+    pub const ALL: [Outcome; 34] = [
         Outcome::Ok,
         Outcome::Accepted,
         Outcome::ClientGone,
@@ -121,6 +133,10 @@ impl Outcome {
         Outcome::Forbidden,
         Outcome::AuthorizerFailure,
         Outcome::AuthorizerConfigurationError,
+        Outcome::InvalidApiKey,
+        Outcome::PlanThrottled,
+        Outcome::QuotaExceeded,
+        Outcome::UsageStoreUnavailable,
     ];
 
     /// The label in access logs, metrics and the router path's
@@ -157,6 +173,10 @@ impl Outcome {
             Outcome::Forbidden => "forbidden",
             Outcome::AuthorizerFailure => "authorizer_failure",
             Outcome::AuthorizerConfigurationError => "authorizer_configuration_error",
+            Outcome::InvalidApiKey => "invalid_api_key",
+            Outcome::PlanThrottled => "plan_throttled",
+            Outcome::QuotaExceeded => "quota_exceeded",
+            Outcome::UsageStoreUnavailable => "usage_store_unavailable",
         }
     }
 
@@ -176,6 +196,26 @@ impl fmt::Display for Outcome {
 pub const INTERNAL_SERVER_ERROR: &str = "Internal server error";
 /// API Gateway's body when the integration is unavailable.
 pub const SERVICE_UNAVAILABLE: &str = "Service Unavailable";
+/// API Gateway's body for a missing or invalid API key.
+pub const FORBIDDEN: &str = "Forbidden";
+/// API Gateway's body when a usage plan's rate is exceeded.
+pub const TOO_MANY_REQUESTS: &str = "Too Many Requests";
+/// API Gateway's body when a usage plan's quota is used up.
+pub const LIMIT_EXCEEDED: &str = "Limit Exceeded";
+
+/// What the client gets for a usage plan's refusal: status and message.
+/// Envoy's rate-limit filter answers these (render's local-reply mappers
+/// give them the gateway's JSON body); the usage service decides which.
+pub fn usage_refusal(outcome: Outcome) -> Option<(u16, &'static str)> {
+    match outcome {
+        Outcome::InvalidApiKey => Some((403, FORBIDDEN)),
+        Outcome::PlanThrottled => Some((429, TOO_MANY_REQUESTS)),
+        Outcome::QuotaExceeded => Some((429, LIMIT_EXCEEDED)),
+        Outcome::UsageStoreUnavailable => Some((503, SERVICE_UNAVAILABLE)),
+        _ => None,
+    }
+}
+
 /// API Gateway's body for an integration timeout.
 pub const ENDPOINT_TIMED_OUT: &str = "Endpoint request timed out";
 

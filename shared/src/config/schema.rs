@@ -100,6 +100,11 @@ pub struct ApiConfig {
     /// The authorizer of every resource that names none; none: open.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub authorizer: Option<String>,
+    /// Every resource that does not say otherwise needs an API key of a
+    /// usage plan for this API. Envoy's rate-limit filter and the usage
+    /// service (`lambdagate-usage`) enforce it; the filter only carries it.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub api_key_required: bool,
     pub resources: Vec<ResourceConfig>,
 }
 
@@ -112,6 +117,11 @@ impl ApiConfig {
             .as_deref()
             .or(self.authorizer.as_deref())
             .filter(|name| *name != crate::auth::authorizer::NONE)
+    }
+
+    /// Whether `resource` needs an API key: its own setting, else the API's.
+    pub fn key_required(&self, resource: &ResourceConfig) -> bool {
+        resource.api_key_required.unwrap_or(self.api_key_required)
     }
 }
 
@@ -248,6 +258,10 @@ pub struct ResourceConfig {
     /// scopes (its `scope` or `scp` claim), else 403.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub authorization_scopes: Vec<String>,
+    /// This resource's own answer to "is an API key required?" (API
+    /// Gateway's `apiKeyRequired`); left out: the API's `api_key_required`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub api_key_required: Option<bool>,
 }
 
 /// How a resource's response reaches the client.
