@@ -123,6 +123,13 @@ enum Command {
         #[arg(long, short)]
         out: Option<PathBuf>,
     },
+    /// API keys of usage plans, in the store the invoker config names
+    /// (`usage.store`): `create` prints a new key once, `list` shows ids,
+    /// plans and states (never keys), `revoke` stops a key.
+    Keys {
+        #[command(subcommand)]
+        action: KeysCommand,
+    },
     /// List the Lambda functions an endpoint's credentials can see.
     Functions {
         #[arg(long, short)]
@@ -133,6 +140,33 @@ enum Command {
         /// Region to list (default: the endpoint's region).
         #[arg(long)]
         region: Option<String>,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum KeysCommand {
+    /// A new key for one or more plans, printed once on standard output.
+    Create {
+        #[arg(long, short)]
+        config: PathBuf,
+        /// A usage plan of `usage.plans` (repeat for several).
+        #[arg(long = "plan", required = true)]
+        plans: Vec<String>,
+        /// A name for people, shown by `list` (not secret).
+        #[arg(long, default_value = "")]
+        name: String,
+    },
+    /// Every key's id, state, creation time, plans and name.
+    List {
+        #[arg(long, short)]
+        config: PathBuf,
+    },
+    /// Refuse a key from now on (within `usage.keys_refresh_ms`).
+    Revoke {
+        #[arg(long, short)]
+        config: PathBuf,
+        /// The key's id (from `create` or `list`) or its name.
+        id: String,
     },
 }
 
@@ -341,6 +375,24 @@ async fn run(command: Command) -> ExitCode {
                     }
                 },
             }
+        }
+        Command::Keys { action } => {
+            let (config, action) = match action {
+                KeysCommand::Create {
+                    config,
+                    plans,
+                    name,
+                } => (config, crate::keys::KeysAction::Create { plans, name }),
+                KeysCommand::List { config } => (config, crate::keys::KeysAction::List),
+                KeysCommand::Revoke { config, id } => {
+                    (config, crate::keys::KeysAction::Revoke { id })
+                }
+            };
+            let cfg = match load(&config) {
+                Ok(c) => c,
+                Err(code) => return code,
+            };
+            crate::keys::run(&config, &cfg, action).await
         }
         Command::Functions {
             config,

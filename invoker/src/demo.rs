@@ -94,6 +94,7 @@ pub async fn run(options: DemoOptions) -> anyhow::Result<()> {
         invoker_admin: Some(format!("127.0.0.1:{}", options.invoker_admin_port)),
         wasm: Some(wasm),
         portal,
+        usage: definition.gateway.as_ref().and_then(|g| g.usage.clone()),
         ..Gateway::default()
     });
 
@@ -112,8 +113,24 @@ pub async fn run(options: DemoOptions) -> anyhow::Result<()> {
     write_atomically(&invoker_path, &rendered.invoker)?;
     write_atomically(&out.join(ECDS_DIR).join(ECDS_FILE), &rendered.ecds)?;
     write_atomically(&out.join("envoy.yaml"), &rendered.envoy_bootstrap)?;
-    let config = Config::parse(&rendered.invoker, &invoker_path.display().to_string())
-        .map_err(anyhow::Error::new)?;
+    let config = Config::load(&invoker_path).map_err(anyhow::Error::new)?;
+    // A key for the demo's usage plans, in the demo's own store.
+    let api_key = match &config.usage {
+        Some(usage) => {
+            let rules = usage.compile().map_err(anyhow::Error::new)?;
+            let plans = rules.plans.iter().map(|p| p.name.clone()).collect();
+            let admin =
+                lambdagate_usage::KeyAdmin::open(&rules.store).map_err(anyhow::Error::new)?;
+            Some(
+                admin
+                    .create("demo", plans)
+                    .await
+                    .map_err(anyhow::Error::new)?
+                    .key,
+            )
+        }
+        None => None,
+    };
     if let lambdagate_sidecar::config::Access::Local { functions } = &config
         .endpoints
         .get(&definition.endpoint_name)
@@ -206,14 +223,17 @@ pub async fn run(options: DemoOptions) -> anyhow::Result<()> {
         );
     }
     println!("Try:");
-    for line in curl_lines(&definition, &base) {
+    let lines = curl_lines(&definition, &base, api_key.as_deref());
+    for line in &lines {
         println!("  {line}");
     }
-    if curl_lines(&definition, &base)
-        .iter()
-        .any(|line| line.contains(DEMO_TOKEN))
-    {
+    if lines.iter().any(|line| line.contains(DEMO_TOKEN)) {
         println!("(Without its Authorization header the protected resource answers 401.)");
+    }
+    if lines.iter().any(|line| line.contains("x-api-key")) {
+        println!(
+            "(Without its x-api-key header the keyed resource answers 403; past the demo plan's rate, 429.)"
+        );
     }
     println!("Press Ctrl-C to stop.");
     println!();
@@ -302,8 +322,9 @@ async fn stop_envoy(envoy: &mut tokio::process::Child) {
 pub const DEMO_TOKEN: &str = "Bearer demo-token";
 
 /// One curl line per resource: GET with a sample path parameter, POST with
-/// a JSON body, and the demo token where an authorizer guards it.
-pub fn curl_lines(definition: &ApiDefinition, base: &str) -> Vec<String> {
+/// a JSON body, the demo token where an authorizer guards it, and
+/// `api_key` where a key is required.
+pub fn curl_lines(definition: &ApiDefinition, base: &str, api_key: Option<&str>) -> Vec<String> {
     let context = if definition.api.context == "/" {
         ""
     } else {
@@ -333,11 +354,14 @@ pub fn curl_lines(definition: &ApiDefinition, base: &str) -> Vec<String> {
                 .join("/");
             let url = format!("{base}{context}{path}?lang=en");
             let guarded = definition.api.authorizer_of(r).is_some();
-            let auth = if guarded {
+            let mut auth = if guarded {
                 format!(" -H 'Authorization: {DEMO_TOKEN}'")
             } else {
                 String::new()
             };
+            if let Some(key) = api_key.filter(|_| definition.api.key_required(r)) {
+                auth.push_str(&format!(" -H 'x-api-key: {key}'"));
+            }
             // -N: curl shows a streamed response as it arrives.
             let flags = if r.response_mode == lambdagate_core::ResponseMode::Stream {
                 "-sN"

@@ -18,7 +18,7 @@ use lambdagate_sidecar::config::Config as InvokerConfig;
 use crate::limits::EdgeLimits;
 
 /// Where the rendered pieces find each other.
-#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[derive(Clone, Debug, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct Gateway {
     /// Envoy's listener for API clients.
@@ -62,6 +62,11 @@ pub struct Gateway {
     /// What one client may take of the gateway (see [`EdgeLimits`]).
     #[serde(default)]
     pub limits: EdgeLimits,
+    /// Usage plans and where API keys and counters live (the invoker's
+    /// `usage` section without `apis`, which render fills in from the
+    /// APIs' `api_key_required`).
+    #[serde(default)]
+    pub usage: Option<lambdagate_usage::UsageConfig>,
 }
 
 /// `gateway.portal`: the developer portal (a list of the published and
@@ -140,6 +145,7 @@ impl Default for Gateway {
             portal: PortalSettings::default(),
             data_path: lambdagate_core::DataPath::default(),
             limits: EdgeLimits::default(),
+            usage: None,
         }
     }
 }

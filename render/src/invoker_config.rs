@@ -28,6 +28,9 @@ pub struct RenderedInvokerConfig {
     /// Each endpoint as the definitions wrote it (the invoker's own parser
     /// checks it), with `allow` rendered from the ARNs of its APIs.
     endpoints: BTreeMap<String, serde_yaml::Mapping>,
+    /// API keys and usage plans (see `usage.rs`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    usage: Option<lambdagate_usage::UsageConfig>,
 }
 
 impl RenderedInvokerConfig {
@@ -37,6 +40,7 @@ impl RenderedInvokerConfig {
         apis: &[ApiDefinition],
         gateway: &Gateway,
         portal_dir: Option<&Path>,
+        usage: Option<lambdagate_usage::UsageConfig>,
     ) -> Result<Self, DefinitionError> {
         // Per endpoint name: the endpoint, its APIs' ARNs, the first file.
         let mut endpoints: BTreeMap<String, (serde_yaml::Mapping, Vec<String>, String)> =
@@ -89,6 +93,7 @@ impl RenderedInvokerConfig {
             portal_dir: portal_dir.map(|dir| dir.display().to_string()),
             max_inflight_bytes: gateway.limits.invoker_inflight_bytes,
             endpoints,
+            usage,
         })
     }
 

@@ -17,6 +17,7 @@ mod invoker_config;
 pub mod limits;
 pub mod openapi;
 pub mod portal;
+mod usage;
 
 pub use definition::{
     ApiDefinition, DefinitionError, Gateway, PortalSettings, default_filter_path,
@@ -81,7 +82,9 @@ pub fn render(
         None
     };
     let portal_dir = portal_files.is_some().then(|| out_dir.join(portal::DIR));
-    let invoker_config = RenderedInvokerConfig::new(apis, &gateway, portal_dir.as_deref())?;
+    let usage = usage::usage_section(apis, &gateway, gateway_file)?;
+    let invoker_config =
+        RenderedInvokerConfig::new(apis, &gateway, portal_dir.as_deref(), usage.clone())?;
     let refs: Vec<&ApiDefinition> = apis.iter().collect();
     let mut filter = filter_config(&refs)?;
     filter.data_path = gateway.data_path;
@@ -93,7 +96,7 @@ pub fn render(
     let ecds = envoy::ecds_text(&filter_path, &filter_json)
         .map_err(|e| error(&files, "(filter config)", e.to_string()))?;
     let timeout_seconds = envoy::timeout_seconds(apis, &gateway);
-    let bootstrap = envoy::Bootstrap::new(&gateway, apis, out_dir, timeout_seconds)
+    let bootstrap = envoy::Bootstrap::new(&gateway, apis, out_dir, timeout_seconds, usage.as_ref())
         .map_err(|m| error(&files, "gateway", m))?;
     let envoy_bootstrap = envoy::bootstrap_text(&bootstrap, out_dir)
         .map_err(|e| error(&files, "(Envoy bootstrap)", e.to_string()))?;

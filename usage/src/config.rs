@@ -17,6 +17,8 @@ use crate::limit::{Period, Quota, Rate};
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct UsageConfig {
+    /// Default: the folder `usage` beside the invoker's config.
+    #[serde(default)]
     pub store: StoreConfig,
     /// What a request gets when the store cannot be reached in
     /// `store_timeout_ms`: `allow` (default: the API stays up, unmetered;
@@ -36,7 +38,7 @@ pub struct UsageConfig {
     pub keys_refresh_ms: u64,
     #[serde(default)]
     pub plans: Vec<PlanConfig>,
-    /// The APIs with resources that need a key.
+    /// The gateway's APIs and which of their resources need a key.
     #[serde(default)]
     pub apis: Vec<UsageApi>,
 }
@@ -51,6 +53,15 @@ pub struct StoreConfig {
     pub path: Option<PathBuf>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub redis: Option<String>,
+}
+
+impl Default for StoreConfig {
+    fn default() -> Self {
+        StoreConfig {
+            path: Some(PathBuf::from("usage")),
+            redis: None,
+        }
+    }
 }
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -313,7 +324,7 @@ impl UsageConfig {
                 if !api_names.contains(api.as_str()) {
                     return Err(err(
                         format!("{field}.apis[{j}]"),
-                        format!("no API `{api}` needs keys (APIs: {})", join(&api_names)),
+                        format!("no API is named `{api}` (APIs: {})", join(&api_names)),
                     ));
                 }
             }

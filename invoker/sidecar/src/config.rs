@@ -58,6 +58,10 @@ struct FileConfig {
     default_endpoint: Option<String>,
     #[serde(default)]
     endpoints: BTreeMap<String, FileEndpoint>,
+    /// API keys and usage plans (`lambdagate_usage::UsageConfig`): the
+    /// invoker then also serves Envoy's rate-limit service.
+    #[serde(default)]
+    usage: Option<lambdagate_usage::UsageConfig>,
 }
 
 #[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq)]
@@ -203,6 +207,10 @@ pub struct Config {
     pub max_inflight_bytes: u64,
     pub default_endpoint: Option<String>,
     pub endpoints: BTreeMap<String, Endpoint>,
+    /// Checked at parse time; a folder store's relative path is relative
+    /// to the config file's folder when read by [`Config::load`]. Read at
+    /// start-up only.
+    pub usage: Option<lambdagate_usage::UsageConfig>,
 }
 
 #[derive(Clone, Debug)]
@@ -276,6 +284,12 @@ impl Config {
                 });
             }
             config.portal_dir = Some(dir);
+        }
+        if let Some(usage) = &mut config.usage
+            && let (Some(dir), Some(base)) = (&usage.store.path, path.parent())
+            && dir.is_relative()
+        {
+            usage.store.path = Some(base.join(dir));
         }
         Ok(config)
     }
@@ -371,6 +385,11 @@ impl FileConfig {
         let max_inflight_bytes =
             checked_max_inflight_bytes(self.max_inflight_bytes, MAX_GRPC_MESSAGE_BYTES as u64)
                 .map_err(|m| err("max_inflight_bytes", m))?;
+        if let Some(usage) = &self.usage {
+            usage
+                .compile()
+                .map_err(|e| err(&format!("usage.{}", e.field), e.message))?;
+        }
         if self.endpoints.is_empty() {
             return Err(err(
                 "endpoints",
@@ -404,6 +423,7 @@ impl FileConfig {
             max_inflight_bytes,
             default_endpoint: self.default_endpoint,
             endpoints,
+            usage: self.usage,
         })
     }
 }

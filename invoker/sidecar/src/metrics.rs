@@ -44,6 +44,7 @@ pub struct Metrics {
     config_reloads: Family<ResultLabels, Counter>,
     inflight_bytes: Gauge,
     budget_waits: Counter,
+    usage: lambdagate_usage::UsageCounter,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -113,7 +114,14 @@ impl Metrics {
             "Calls that had to wait for in-flight budget before their request message was read",
             budget_waits.clone(),
         );
+        let usage = lambdagate_usage::UsageCounter::default();
+        registry.register(
+            "lambdagate_usage_requests",
+            "Requests of resources that need an API key, by usage plan, key id (a short hash of the key, never the key; `-` when unknown) and outcome: allowed, invalid_api_key, plan_throttled, quota_exceeded or usage_store_unavailable",
+            usage.clone(),
+        );
         Metrics {
+            usage,
             registry: Arc::new(registry),
             inflight_bytes,
             budget_waits,
@@ -124,6 +132,11 @@ impl Metrics {
             credential_fetches,
             credential_errors,
         }
+    }
+
+    /// The usage service's counts (see `lambdagate_usage::service`).
+    pub fn usage_counter(&self) -> lambdagate_usage::UsageCounter {
+        self.usage.clone()
     }
 
     pub fn record_invocation(

@@ -2,6 +2,7 @@
 //! gRPC health service, the optional admin HTTP server (/metrics,
 //! /healthz), and graceful shutdown on SIGTERM / Ctrl-C.
 
+use envoy_types::pb::envoy::service::ratelimit::v3::rate_limit_service_server::RateLimitServiceServer;
 use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
@@ -101,6 +102,23 @@ pub async fn serve_until(
     .max_decoding_message_size(MAX_GRPC_MESSAGE_BYTES)
     .max_encoding_message_size(MAX_GRPC_MESSAGE_BYTES);
 
+    // API keys and usage plans: Envoy's rate-limit filter calls this on
+    // the same address as the filter's Invoke.
+    let usage = match &config.usage {
+        Some(usage) => {
+            let rules = usage
+                .compile()
+                .map_err(|e| anyhow::anyhow!("{file}: {e}"))?;
+            let service = lambdagate_usage::UsageService::start(rules, metrics.usage_counter())
+                .await
+                .map_err(|e| anyhow::anyhow!("{file}: usage.store: {e}"))?;
+            tracing::info!("usage plans on: serving Envoy's rate-limit service");
+            Some(service)
+        }
+        None => None,
+    };
+    let usage_server = usage.clone().map(RateLimitServiceServer::new);
+
     let budget = Budget::new(config.max_inflight_bytes, &metrics);
     let portal: SharedPortal = Arc::new(RwLock::new(config.portal_dir.clone()));
     tokio::spawn(watch_config(
@@ -159,7 +177,8 @@ pub async fn serve_until(
         // calls queue instead of each holding its message at once.
         .layer(BudgetLayer::new(budget))
         .add_service(health_service)
-        .add_service(service);
+        .add_service(service)
+        .add_optional_service(usage_server);
 
     match &config.listen {
         ListenAddr::Tcp(addr) => {
@@ -179,6 +198,9 @@ pub async fn serve_until(
     }
     if let Some(admin) = admin {
         let _ = admin.await;
+    }
+    if let Some(usage) = usage {
+        usage.flush();
     }
     tracing::info!("lambdagate invoker stopped");
     Ok(())

@@ -3,7 +3,7 @@
 
 use serde::Serialize;
 
-use super::names::PORTAL_CLUSTER;
+use super::names::{HELD_CLUSTER, PORTAL_CLUSTER};
 use super::proto::{Address, Any, Http2ProtocolOptions, Seconds, TypeUrl};
 
 #[derive(Serialize)]
@@ -134,5 +134,23 @@ pub(crate) fn portal_cluster(address: Address) -> Cluster {
         connect_timeout: Seconds(1),
         typed_extension_protocol_options: None,
         load_assignment: one_endpoint(PORTAL_CLUSTER, address),
+    }
+}
+
+/// A cluster with no endpoints: the keyed APIs' routes name it, because
+/// Envoy's rate-limit filter asks nothing on a route whose cluster does
+/// not exist. Nothing is ever sent to it (the filter answers every request
+/// of an API); were something to reach it, Envoy would answer 503.
+pub(crate) fn held_cluster() -> Cluster {
+    Cluster {
+        name: HELD_CLUSTER.to_owned(),
+        transport_socket: None,
+        discovery_type: DiscoveryType::Static,
+        connect_timeout: Seconds(1),
+        typed_extension_protocol_options: None,
+        load_assignment: ClusterLoadAssignment {
+            cluster_name: HELD_CLUSTER.to_owned(),
+            endpoints: Vec::new(),
+        },
     }
 }

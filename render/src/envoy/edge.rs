@@ -81,10 +81,12 @@ impl EdgeConnectionOptions {
 /// Envoy's own answers in the gateway's JSON: the overload manager's 503
 /// (it refuses requests before any filter runs, so the filter cannot
 /// answer; Envoy has not given such a request an id yet, so `requestId`
-/// is null) and the catch-all's 404.
+/// is null), the catch-all's 404 and the usage refusals (which only occur
+/// where the rate-limit filter is rendered).
 fn local_reply_config() -> LocalReplyConfig {
     let mapper = |filter, message| ResponseMapper {
         filter,
+        status_code: None,
         body_format_override: JsonFormat {
             json_format: ErrorBody {
                 message,
@@ -93,10 +95,13 @@ fn local_reply_config() -> LocalReplyConfig {
         },
     };
     LocalReplyConfig {
-        mappers: vec![
+        mappers: [
             mapper(AccessLogFilter::overloaded(), SERVICE_UNAVAILABLE),
             mapper(AccessLogFilter::no_api(), NO_API_MESSAGE),
-        ],
+        ]
+        .into_iter()
+        .chain(super::usage::local_reply_mappers())
+        .collect(),
     }
 }
 

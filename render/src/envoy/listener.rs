@@ -100,6 +100,8 @@ pub(crate) enum HttpFilterConfig {
     HeaderMutation(Any<HeaderMutation>),
     #[serde(rename = "typed_config")]
     JwtAuthn(Any<JwtAuthentication>),
+    #[serde(rename = "typed_config")]
+    RateLimit(Any<super::usage::RateLimitFilter>),
 }
 
 #[derive(Serialize)]

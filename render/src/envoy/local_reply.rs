@@ -15,6 +15,9 @@ pub(crate) struct LocalReplyConfig {
 #[derive(Serialize)]
 pub(crate) struct ResponseMapper {
     pub(crate) filter: AccessLogFilter,
+    /// The status the client gets instead of Envoy's (none: Envoy's).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) status_code: Option<u32>,
     pub(crate) body_format_override: JsonFormat,
 }
 
@@ -47,7 +50,7 @@ struct ExtensionFilter {
 
 #[derive(Serialize)]
 pub(crate) struct CelExpressionFilter {
-    pub(crate) expression: &'static str,
+    pub(crate) expression: String,
 }
 
 impl TypeUrl for CelExpressionFilter {
@@ -57,6 +60,10 @@ impl TypeUrl for CelExpressionFilter {
 
 impl AccessLogFilter {
     fn cel(expression: &'static str) -> Self {
+        AccessLogFilter::cel_owned(expression.to_owned())
+    }
+
+    pub(crate) fn cel_owned(expression: String) -> Self {
         AccessLogFilter {
             extension_filter: ExtensionFilter {
                 name: "envoy.access_loggers.extension_filters.cel",
@@ -76,8 +83,12 @@ impl AccessLogFilter {
         AccessLogFilter::cel("response.code_details == 'cluster_not_found'")
     }
 
-    /// All the others.
+    /// All the others (the usage refusals have logs of their own, see
+    /// `usage::refused_logs`).
     pub(crate) fn not_overloaded() -> Self {
-        AccessLogFilter::cel("response.code_details != 'overload'")
+        AccessLogFilter::cel_owned(format!(
+            "response.code_details != 'overload' && {}",
+            super::usage::NOT_REFUSED
+        ))
     }
 }

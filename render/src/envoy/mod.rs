@@ -22,6 +22,7 @@ mod names;
 mod overload;
 mod proto;
 mod routes;
+mod usage;
 
 pub use ecds::ecds_text;
 pub use edge::{EdgeParts, edge_parts};
@@ -122,6 +123,7 @@ impl Bootstrap {
         apis: &[crate::definition::ApiDefinition],
         out_dir: &Path,
         timeout_seconds: u32,
+        usage: Option<&lambdagate_usage::UsageConfig>,
     ) -> Result<Self, String> {
         let listen = Address::parse(&gateway.listen, "gateway.listen")?;
         let admin = Address::parse(&gateway.admin, "gateway.admin")?;
@@ -142,6 +144,23 @@ impl Bootstrap {
             routes.extend(portal_routes(path));
             clusters.push(portal_cluster(admin));
         }
+        // Keyed APIs: their own routes carry the usage descriptors
+        // (longest context first, as the filter routes).
+        if let Some(usage) = usage {
+            let mut contexts: Vec<&str> = usage
+                .apis
+                .iter()
+                .filter(|a| a.resources.iter().any(|r| r.api_key_required))
+                .map(|a| a.context.as_str())
+                .collect();
+            contexts.sort_by_key(|c| std::cmp::Reverse(c.len()));
+            routes.extend(
+                contexts
+                    .into_iter()
+                    .map(|c| routes::keyed_api_route(c, api_body_buffer_limit(limits))),
+            );
+            clusters.push(cluster::held_cluster());
+        }
         routes.push(no_api_route(api_body_buffer_limit(limits)));
         // JWT authorizers: two of Envoy's filters before lambdagate's.
         let mut http_filters = Vec::new();
@@ -156,6 +175,37 @@ impl Bootstrap {
             });
             clusters.extend(jwt.clusters);
         }
+        // API keys and usage plans: after the JWT check (a request without
+        // a valid token is not counted), before lambdagate's filter.
+        if let Some(usage) = usage {
+            http_filters.push(HttpFilter {
+                name: "envoy.filters.http.ratelimit",
+                config: HttpFilterConfig::RateLimit(Any(usage::rate_limit_filter(
+                    std::time::Duration::from_millis(usage.store_timeout_ms),
+                ))),
+            });
+        }
+        // One line per request; the requests Envoy's overload manager
+        // refused (no filter saw them) with the outcome `overloaded`, and
+        // those the usage service refused with its outcome.
+        let mut access_log = vec![
+            stdout_log(
+                AccessLogFilter::not_overloaded(),
+                ACCESS_LOG_FORMAT.to_owned(),
+            ),
+            stdout_log(
+                AccessLogFilter::overloaded(),
+                ACCESS_LOG_FORMAT.replace(OUTCOME_FROM_THE_FILTER, Outcome::Overloaded.label()),
+            ),
+        ];
+        if usage.is_some() {
+            access_log.extend(usage::refused_logs().into_iter().map(|(filter, outcome)| {
+                stdout_log(
+                    filter,
+                    ACCESS_LOG_FORMAT.replace(OUTCOME_FROM_THE_FILTER, &outcome),
+                )
+            }));
+        }
         let ecds_dir = out_dir.join(ECDS_DIR);
         let manager = HttpConnectionManager {
             stat_prefix: "gateway",
@@ -166,18 +216,7 @@ impl Bootstrap {
             stream_idle_timeout: Seconds(timeout_seconds),
             request_timeout: Seconds(timeout_seconds),
             edge: EdgeConnectionOptions::new(limits),
-            // One line per request; the requests Envoy's overload manager
-            // refused (no filter saw them) with the outcome `overloaded`.
-            access_log: vec![
-                stdout_log(
-                    AccessLogFilter::not_overloaded(),
-                    ACCESS_LOG_FORMAT.to_owned(),
-                ),
-                stdout_log(
-                    AccessLogFilter::overloaded(),
-                    ACCESS_LOG_FORMAT.replace(OUTCOME_FROM_THE_FILTER, Outcome::Overloaded.label()),
-                ),
-            ],
+            access_log,
             route_config: RouteConfiguration {
                 validate_clusters: false,
                 virtual_hosts: vec![VirtualHost {

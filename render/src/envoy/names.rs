@@ -7,6 +7,8 @@ pub const ECDS_FILE: &str = "lambdagate.yaml";
 pub const FILTER_NAME: &str = "lambdagate";
 /// Envoy's cluster for the invoker's admin server (the portal).
 pub const PORTAL_CLUSTER: &str = "lambdagate_portal";
+/// The empty cluster of the keyed APIs' routes (see `cluster::held_cluster`).
+pub const HELD_CLUSTER: &str = "lambdagate_held";
 
 /// The access log line of every rendered gateway: request id, Lambda's
 /// request id and lambdagate's outcome (ok, function_error, timeout, ...).

@@ -57,6 +57,8 @@ pub(crate) struct RouteMatch {
 pub(crate) enum PathSpecifier {
     Path(String),
     Prefix(String),
+    /// `/users` matches `/users` and `/users/...`, not `/usersx`.
+    PathSeparatedPrefix(String),
 }
 
 #[derive(Serialize)]
@@ -82,6 +84,10 @@ pub(crate) struct RouteAction {
     pub(crate) timeout: Option<Seconds>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub(crate) cluster_not_found_response_code: Option<&'static str>,
+    /// What Envoy's rate-limit filter sends the usage service (see
+    /// `usage::rate_limits`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub(crate) rate_limits: Vec<super::usage::RateLimit>,
 }
 
 #[derive(Serialize)]
@@ -119,6 +125,7 @@ pub(crate) fn invoker_route(body_limit: u64) -> Route {
             prefix_rewrite: None,
             timeout: Some(Seconds(0)),
             cluster_not_found_response_code: None,
+            rate_limits: Vec::new(),
         }),
         request_body_buffer_limit: Some(body_limit),
         typed_per_filter_config: BTreeMap::new(),
@@ -153,6 +160,7 @@ pub(crate) fn portal_routes(path: &str) -> [Route; 2] {
                 prefix_rewrite: Some(lambdagate_sidecar::portal_http::PREFIX.to_owned()),
                 timeout: None,
                 cluster_not_found_response_code: None,
+                rate_limits: Vec::new(),
             }),
             request_body_buffer_limit: None,
             typed_per_filter_config: filter_off(),
@@ -181,6 +189,32 @@ pub(crate) fn no_api_route(body_limit: u64) -> Route {
             prefix_rewrite: None,
             timeout: None,
             cluster_not_found_response_code: Some("NOT_FOUND"),
+            rate_limits: Vec::new(),
+        }),
+        request_body_buffer_limit: Some(body_limit),
+        typed_per_filter_config: BTreeMap::new(),
+    }
+}
+
+/// The route of an API with resources that need a key: the catch-all's,
+/// plus what Envoy's rate-limit filter sends the usage service, on a
+/// cluster that exists (see `cluster::held_cluster`).
+pub(crate) fn keyed_api_route(context: &str, body_limit: u64) -> Route {
+    Route {
+        route_match: RouteMatch {
+            path: if context == "/" {
+                PathSpecifier::Prefix("/".to_owned())
+            } else {
+                PathSpecifier::PathSeparatedPrefix(context.to_owned())
+            },
+            headers: Vec::new(),
+        },
+        action: Action::Route(RouteAction {
+            cluster: super::names::HELD_CLUSTER,
+            prefix_rewrite: None,
+            timeout: None,
+            cluster_not_found_response_code: None,
+            rate_limits: super::usage::rate_limits(),
         }),
         request_body_buffer_limit: Some(body_limit),
         typed_per_filter_config: BTreeMap::new(),
