@@ -1,0 +1,535 @@
+//! API keys and usage plans through real Envoy: `lambdagate render` puts
+//! Envoy's own rate-limit filter in front of lambdagate's, the invoker
+//! answers as Envoy's rate-limit service, keys are made and revoked with
+//! `lambdagate keys`, and a real function counts its invocations, so
+//! "nothing is invoked" is checked where it happens. The fleet test runs
+//! two Envoy + invoker replicas on one real Redis (Debian's
+//! `redis-server`, started here on a loopback port).
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)] // test code: a panic is a failed test
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use lambdagate_harness::{
+    EnvoyProcess, RenderedPorts, filter_wasm, free_port, repo_root, start_rendered, venv,
+};
+use serde_json::Value;
+
+const BIN: &str = env!("CARGO_BIN_EXE_lambdagate");
+
+/// An API whose resources need a key unless they say otherwise, counting
+/// its invocations in `log`; `usage` is `gateway.usage`'s body.
+fn definition(log: &Path, ports: &RenderedPorts, usage: &str) -> String {
+    format!(
+        r#"name: shop
+version: v1
+context: /shop
+payload_format: v1
+api_key_required: true
+endpoint:
+  name: local
+  access_method: local
+  region: us-east-1
+  functions:
+    - name: integration
+      command: ["{python}", -m, awslambdaric, app.integration]
+      working_dir: "{dir}"
+      environment: {{PYTHONUNBUFFERED: "1", INVOCATION_LOG: "{log}"}}
+resources:
+  - verb: GET
+    uri_template: /items/{{id}}
+    arn: arn:aws:lambda:us-east-1:000000000000:function:integration
+  - verb: GET
+    uri_template: /slow/{{id}}
+    arn: arn:aws:lambda:us-east-1:000000000000:function:integration
+  - verb: GET
+    uri_template: /open
+    arn: arn:aws:lambda:us-east-1:000000000000:function:integration
+    api_key_required: false
+gateway:
+  listen: 127.0.0.1:{listen}
+  admin: 127.0.0.1:{admin}
+  invoker: 127.0.0.1:{invoker}
+  invoker_admin: 127.0.0.1:{invoker_admin}
+  wasm: {wasm}
+  portal: {{enabled: false}}
+  usage:
+{usage}"#,
+        python = venv().join("bin/python").display(),
+        dir = repo_root()
+            .join("tests/functions/powertools-authorizer")
+            .display(),
+        log = log.display(),
+        listen = ports.listen,
+        admin = ports.admin,
+        invoker = ports.invoker,
+        invoker_admin = ports.invoker_admin,
+        wasm = filter_wasm().display(),
+    )
+}
+
+/// Renders `api` into `out`.
+fn render(api: &Path, out: &Path) {
+    let rendered = Command::new(BIN)
+        .args(["render", "--out"])
+        .arg(out)
+        .arg(api)
+        .output()
+        .unwrap();
+    assert!(
+        rendered.status.success(),
+        "{}",
+        String::from_utf8_lossy(&rendered.stderr)
+    );
+}
+
+/// `lambdagate keys ARGS --config out/invoker.yaml`: (stdout, stderr).
+fn keys(out: &Path, args: &[&str]) -> (String, String) {
+    let output = Command::new(BIN)
+        .arg("keys")
+        .args(args)
+        .arg("--config")
+        .arg(out.join("invoker.yaml"))
+        .output()
+        .unwrap();
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    );
+    assert!(output.status.success(), "keys {args:?}: {stderr}");
+    (stdout, stderr)
+}
+
+/// A new key for `plan`: the key (printed once) and its id.
+fn create_key(out: &Path, plan: &str, name: &str) -> (String, String) {
+    let (stdout, stderr) = keys(out, &["create", "--plan", plan, "--name", name]);
+    let key = stdout.trim().to_owned();
+    assert!(key.starts_with("lgk_"), "{stdout}");
+    let id = stderr.split_whitespace().nth(1).unwrap().to_owned();
+    assert_eq!(id.len(), 10, "{stderr}");
+    (key, id)
+}
+
+fn invocations(log: &Path) -> usize {
+    std::fs::read_to_string(log).map_or(0, |t| t.lines().count())
+}
+
+/// Status, JSON body and the response (for its headers).
+async fn get(
+    envoy: &EnvoyProcess,
+    path: &str,
+    key: Option<&str>,
+) -> (u16, Value, lambdagate_harness::http::Response) {
+    let headers: Vec<(&str, &str)> = key.map(|k| ("x-api-key", k)).into_iter().collect();
+    let r = envoy.send("GET", path, &headers, b"").await;
+    let body = serde_json::from_slice(&r.body).unwrap_or(Value::Null);
+    (r.status, body, r)
+}
+
+/// A refusal as API Gateway gives it: the status, `{"message", "requestId"}`
+/// with the request id of the response.
+fn assert_refused(
+    (status, body, response): &(u16, Value, lambdagate_harness::http::Response),
+    want_status: u16,
+    message: &str,
+) {
+    assert_eq!(*status, want_status, "{body}");
+    assert_eq!(body["message"], message, "{body}");
+    let id = response.header("x-request-id").unwrap();
+    assert_eq!(body["requestId"], id, "{body}");
+    assert_eq!(
+        response.header("content-type"),
+        Some("application/json"),
+        "{:?}",
+        response.headers
+    );
+}
+
+const PLANS: &str = r#"    keys_refresh_ms: 200
+    plans:
+      - name: gold
+        rate: 1000
+        burst: 1000
+        apis: [shop]
+        throttle:
+          - {api: shop, verb: GET, uri_template: "/slow/{id}", rate: 1, burst: 2}
+      - name: tiny
+        rate: 1000
+        burst: 1000
+        quota: {limit: 3, period: day}
+        apis: [shop]
+"#;
+
+#[tokio::test]
+async fn api_keys_plans_and_quotas_are_enforced_by_envoys_rate_limit_filter() {
+    let dir = tempfile::tempdir().unwrap();
+    let ports = RenderedPorts::free();
+    let log = dir.path().join("integration.log");
+    let api = dir.path().join("shop.yaml");
+    std::fs::write(&api, definition(&log, &ports, PLANS)).unwrap();
+    let out = dir.path().join("out");
+    render(&api, &out);
+    let invoker_yaml = std::fs::read_to_string(out.join("invoker.yaml")).unwrap();
+    assert!(invoker_yaml.contains("usage:"), "{invoker_yaml}");
+
+    let (gold, gold_id) = create_key(&out, "gold", "alice");
+    let (tiny, tiny_id) = create_key(&out, "tiny", "bob");
+    // The store holds hashes, never a key.
+    let stored = std::fs::read_to_string(out.join("usage/keys.json")).unwrap();
+    assert!(
+        stored.contains(&gold_id) && !stored.contains(&gold[4..]),
+        "{stored}"
+    );
+
+    let (invoker, envoy) = start_rendered(BIN, &out, &[], &ports).await;
+
+    // No key, an unknown key: 403, nothing invoked.
+    let before = invocations(&log);
+    assert_refused(&get(&envoy, "/shop/items/1", None).await, 403, "Forbidden");
+    let unknown = "lgk_0000000000000000000000000000000000000000000000000000000000000000";
+    assert_refused(
+        &get(&envoy, "/shop/items/1", Some(unknown)).await,
+        403,
+        "Forbidden",
+    );
+    assert_eq!(invocations(&log), before);
+
+    // A good key: the function runs. The open resource needs none.
+    let (status, body, _) = get(&envoy, "/shop/items/1", Some(&gold)).await;
+    assert_eq!(status, 200, "{body}\n{}", envoy.logs());
+    assert_eq!(invocations(&log), before + 1);
+    let (status, _, _) = get(&envoy, "/shop/open", None).await;
+    assert_eq!(status, 200);
+
+    // Method throttling: /slow allows 2 at once, then 1 per second.
+    let mut statuses = Vec::new();
+    for _ in 0..3 {
+        statuses.push(get(&envoy, "/shop/slow/1", Some(&gold)).await);
+    }
+    assert_eq!(statuses[0].0, 200);
+    assert_eq!(statuses[1].0, 200);
+    assert_refused(&statuses[2], 429, "Too Many Requests");
+    assert_eq!(statuses[2].2.header("retry-after"), Some("1"));
+    // The plan's own bucket is another: /items still answers.
+    assert_eq!(get(&envoy, "/shop/items/2", Some(&gold)).await.0, 200);
+
+    // The quota: 3 a day, then 429 Limit Exceeded until midnight UTC.
+    for _ in 0..3 {
+        assert_eq!(get(&envoy, "/shop/items/3", Some(&tiny)).await.0, 200);
+    }
+    let before = invocations(&log);
+    let over = get(&envoy, "/shop/items/3", Some(&tiny)).await;
+    assert_refused(&over, 429, "Limit Exceeded");
+    let retry: u64 = over.2.header("retry-after").unwrap().parse().unwrap();
+    assert!((1..=86_400).contains(&retry), "{retry}");
+    assert_eq!(invocations(&log), before);
+
+    // Hostile keys: one far too long (Envoy's header limit or ours), many
+    // unknown ones. None is stored, none gets a metric of its own.
+    let long = "k".repeat(100 * 1024);
+    let r = envoy
+        .send("GET", "/shop/items/1", &[("x-api-key", &long)], b"")
+        .await;
+    assert!(r.status == 403 || r.status == 431, "{}", r.status);
+    for i in 0..2000 {
+        let key = format!("lgk_{i:064x}");
+        let (status, _, _) = get(&envoy, "/shop/items/1", Some(&key)).await;
+        assert_eq!(status, 403);
+    }
+    let metrics = invoker.metrics().await;
+    let usage_lines: Vec<&str> = metrics
+        .lines()
+        .filter(|l| l.starts_with("lambdagate_usage_requests_total"))
+        .collect();
+    assert!(usage_lines.len() <= 6, "{usage_lines:#?}");
+    assert!(
+        usage_lines.iter().any(|l| l.contains(&format!(
+            r#"plan="tiny",key_id="{tiny_id}",outcome="quota_exceeded""#
+        ))),
+        "{usage_lines:#?}"
+    );
+    assert!(!metrics.contains(&gold[4..]) && !metrics.contains(&tiny[4..]));
+    assert!(!invoker.logs().contains(&gold[4..]));
+    assert!(!envoy.logs().contains(&gold[4..]));
+
+    // The access log names the limit.
+    for outcome in ["invalid_api_key", "plan_throttled", "quota_exceeded"] {
+        assert!(
+            envoy.logs().contains(&format!("outcome={outcome}")),
+            "{outcome}\n{}",
+            envoy.logs()
+        );
+    }
+
+    // Revoked: refused within the refresh time, others unaffected.
+    keys(&out, &["revoke", &gold_id]);
+    let deadline = Instant::now() + Duration::from_secs(3);
+    loop {
+        let (status, _, _) = get(&envoy, "/shop/items/1", Some(&gold)).await;
+        if status == 403 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the revoked key still opens");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let (listed, _) = keys(&out, &["list"]);
+    assert!(
+        listed.contains(&gold_id) && listed.contains("revoked"),
+        "{listed}"
+    );
+    assert!(!listed.contains(&gold[4..]));
+
+    // A restart of both processes does not hand out a fresh quota.
+    drop(envoy);
+    invoker.terminate();
+    let mut invoker = invoker;
+    invoker.wait_exit(Duration::from_secs(20)).await;
+    drop(invoker);
+    let (_invoker, envoy) = start_rendered(BIN, &out, &[], &ports).await;
+    assert_refused(
+        &get(&envoy, "/shop/items/3", Some(&tiny)).await,
+        429,
+        "Limit Exceeded",
+    );
+}
+
+#[tokio::test]
+async fn a_plans_rate_holds_under_four_times_the_load() {
+    // 50 req/s with a burst of 100, driven at 200 req/s for 10 s: the
+    // token bucket allows 100 + 50 × 10 = 600.
+    let dir = tempfile::tempdir().unwrap();
+    let ports = RenderedPorts::free();
+    let log = dir.path().join("integration.log");
+    let api = dir.path().join("shop.yaml");
+    let plans = "    plans:\n      - {name: steady, rate: 50, burst: 100, apis: [shop]}\n";
+    std::fs::write(&api, definition(&log, &ports, plans)).unwrap();
+    let out = dir.path().join("out");
+    render(&api, &out);
+    let (key, _) = create_key(&out, "steady", "load");
+    let (_invoker, envoy) = start_rendered(BIN, &out, &[], &ports).await;
+    let addr = format!("127.0.0.1:{}", ports.listen);
+
+    let started = Instant::now();
+    let mut tick = tokio::time::interval(Duration::from_millis(5));
+    let mut calls = Vec::new();
+    while started.elapsed() < Duration::from_secs(10) {
+        tick.tick().await;
+        let (addr, key) = (addr.clone(), key.clone());
+        calls.push(tokio::spawn(async move {
+            lambdagate_harness::http::send(
+                &addr,
+                "GET",
+                "/shop/items/1",
+                &[("x-api-key", &key)],
+                b"",
+            )
+            .await
+            .map(|r| (r.status, String::from_utf8_lossy(&r.body).into_owned()))
+        }));
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    let mut ok = 0;
+    let mut throttled = 0;
+    for call in calls {
+        let (status, body) = call.await.unwrap().unwrap();
+        match status {
+            200 => ok += 1,
+            429 => {
+                assert!(body.contains("Too Many Requests"), "{body}");
+                throttled += 1;
+            }
+            other => panic!("{other} {body}\n{}", envoy.logs()),
+        }
+    }
+    let allowed = 100.0 + 50.0 * elapsed;
+    assert!(
+        (f64::from(ok) - allowed).abs() <= allowed * 0.10,
+        "{ok} passed, the bucket allows {allowed:.0} in {elapsed:.1} s ({throttled} throttled)"
+    );
+    assert!(throttled > 1000, "{throttled}");
+}
+
+/// Debian's redis-server on a loopback port, with its append-only file in
+/// `dir`, so a restart keeps keys and counts.
+struct Redis {
+    child: Child,
+    port: u16,
+    dir: PathBuf,
+}
+
+impl Redis {
+    fn start(dir: &Path, port: u16) -> Redis {
+        let child = Command::new("redis-server")
+            .args([
+                "--port",
+                &port.to_string(),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+            ])
+            .args(["--appendonly", "yes", "--appendfsync", "always", "--dir"])
+            .arg(dir)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("redis-server (Debian's redis-server package; .ci/run installs it)");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(Instant::now() < deadline, "redis-server did not start");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Redis {
+            child,
+            port,
+            dir: dir.to_owned(),
+        }
+    }
+
+    fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Redis {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+#[tokio::test]
+async fn two_replicas_share_one_quota_and_one_key_list_through_redis() {
+    let dir = tempfile::tempdir().unwrap();
+    let redis_dir = dir.path().join("redis");
+    std::fs::create_dir_all(&redis_dir).unwrap();
+    let mut redis = Redis::start(&redis_dir, free_port());
+    let log = dir.path().join("integration.log");
+    // Replica A fails open when Redis is gone (the default), B closed.
+    let replica = |name: &str, failure: &str| {
+        let ports = RenderedPorts::free();
+        let api = dir.path().join(format!("{name}.yaml"));
+        let usage = format!(
+            "    store: {{redis: \"redis://127.0.0.1:{}/0\"}}\n    on_store_unavailable: {failure}\n    keys_refresh_ms: 200\n    plans:\n      - {{name: shared, rate: 1000, burst: 1000, quota: {{limit: 20, period: day}}, apis: [shop]}}\n",
+            redis.port
+        );
+        std::fs::write(&api, definition(&log, &ports, &usage)).unwrap();
+        let out = dir.path().join(format!("out-{name}"));
+        render(&api, &out);
+        (ports, out)
+    };
+    let (ports_a, out_a) = replica("a", "allow");
+    let (ports_b, out_b) = replica("b", "deny");
+    // A key made through one replica's config is the fleet's.
+    let (key, _) = create_key(&out_a, "shared", "fleet");
+    let (other, _) = create_key(&out_b, "shared", "other");
+
+    let start = async || {
+        let a = start_rendered(BIN, &out_a, &[], &ports_a).await;
+        let b = start_rendered(BIN, &out_b, &[], &ports_b).await;
+        (a, b)
+    };
+    let ((inv_a, envoy_a), (inv_b, envoy_b)) = start().await;
+
+    // 30 requests, two at a time, one to each replica: exactly 20 pass.
+    // (Two at a time: each replica's local function runs one invocation
+    // at once and answers a second with Lambda's own 429.)
+    let before = invocations(&log);
+    let mut ok = 0;
+    for _ in 0..15 {
+        let calls = [ports_a.listen, ports_b.listen].map(|port| {
+            let key = key.clone();
+            tokio::spawn(async move {
+                lambdagate_harness::http::send(
+                    &format!("127.0.0.1:{port}"),
+                    "GET",
+                    "/shop/items/1",
+                    &[("x-api-key", &key)],
+                    b"",
+                )
+                .await
+                .unwrap()
+            })
+        });
+        for call in calls {
+            let r = call.await.unwrap();
+            match r.status {
+                200 => ok += 1,
+                429 => assert!(r.text().contains("Limit Exceeded"), "{}", r.text()),
+                s => panic!("{s} {}", r.text()),
+            }
+        }
+    }
+    assert_eq!(ok, 20);
+    assert_eq!(invocations(&log), before + 20);
+
+    // Every process restarted: the quota is still used, on both.
+    drop((envoy_a, envoy_b, inv_a, inv_b));
+    let ((inv_a, envoy_a), (inv_b, envoy_b)) = start().await;
+    for envoy in [&envoy_a, &envoy_b] {
+        assert_refused(
+            &get(envoy, "/shop/items/1", Some(&key)).await,
+            429,
+            "Limit Exceeded",
+        );
+    }
+
+    // Revoking a key under load: both replicas refuse it within the
+    // refresh time; the other key still passes.
+    let (_, id) = keys(&out_b, &["list"])
+        .0
+        .lines()
+        .find(|l| l.contains("fleet"))
+        .map(|l| ((), l.split_whitespace().next().unwrap().to_owned()))
+        .unwrap();
+    keys(&out_a, &["revoke", &id]);
+    let deadline = Instant::now() + Duration::from_secs(3);
+    for envoy in [&envoy_a, &envoy_b] {
+        loop {
+            if get(envoy, "/shop/items/1", Some(&key)).await.0 == 403 {
+                break;
+            }
+            assert!(Instant::now() < deadline, "revoked key still opens");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        assert_eq!(get(envoy, "/shop/items/1", Some(&other)).await.0, 200);
+    }
+
+    // Redis gone: A lets the known key through, B answers 503; neither
+    // waits longer than its bound.
+    redis.kill();
+    for (envoy, want) in [(&envoy_a, 200), (&envoy_b, 503)] {
+        let started = Instant::now();
+        let answer = get(envoy, "/shop/items/1", Some(&other)).await;
+        assert!(
+            started.elapsed() < Duration::from_secs(2),
+            "{:?}",
+            started.elapsed()
+        );
+        if want == 503 {
+            assert_refused(&answer, 503, "Service Unavailable");
+        } else {
+            assert_eq!(answer.0, 200, "{}", answer.1);
+        }
+    }
+    // Redis back (its append-only file keeps keys and counts): counting
+    // again, the quota's count intact.
+    let redis = Redis::start(&redis.dir.clone(), redis.port);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let r = get(&envoy_b, "/shop/items/1", Some(&other)).await;
+        if r.0 == 200 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "B did not recover: {}", r.1);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    drop(redis);
+    let _ = (inv_a, inv_b);
+}
