@@ -234,6 +234,16 @@ fn resource_id(
 }
 
 impl UsageConfig {
+    /// A relative store folder is taken as relative to `base` (the
+    /// config file's folder).
+    pub fn store_relative_to(&mut self, base: &std::path::Path) {
+        if let Some(dir) = &self.store.path
+            && dir.is_relative()
+        {
+            self.store.path = Some(base.join(dir));
+        }
+    }
+
     /// Checks the section and builds its lookups.
     pub fn compile(&self) -> Result<UsageRules, UsageConfigError> {
         let store = match (&self.store.path, &self.store.redis) {

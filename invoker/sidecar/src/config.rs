@@ -58,8 +58,7 @@ struct FileConfig {
     default_endpoint: Option<String>,
     #[serde(default)]
     endpoints: BTreeMap<String, FileEndpoint>,
-    /// API keys and usage plans (`lambdagate_usage::UsageConfig`): the
-    /// invoker then also serves Envoy's rate-limit service.
+    /// API keys and usage plans: then the invoker is also Envoy's rate-limit service.
     #[serde(default)]
     usage: Option<lambdagate_usage::UsageConfig>,
 }
@@ -207,9 +206,7 @@ pub struct Config {
     pub max_inflight_bytes: u64,
     pub default_endpoint: Option<String>,
     pub endpoints: BTreeMap<String, Endpoint>,
-    /// Checked at parse time; a folder store's relative path is relative
-    /// to the config file's folder when read by [`Config::load`]. Read at
-    /// start-up only.
+    /// Read at start-up only; a relative store folder is the config file's (`load`).
     pub usage: Option<lambdagate_usage::UsageConfig>,
 }
 
@@ -285,11 +282,8 @@ impl Config {
             }
             config.portal_dir = Some(dir);
         }
-        if let Some(usage) = &mut config.usage
-            && let (Some(dir), Some(base)) = (&usage.store.path, path.parent())
-            && dir.is_relative()
-        {
-            usage.store.path = Some(base.join(dir));
+        if let (Some(usage), Some(base)) = (&mut config.usage, path.parent()) {
+            usage.store_relative_to(base);
         }
         Ok(config)
     }
@@ -385,10 +379,8 @@ impl FileConfig {
         let max_inflight_bytes =
             checked_max_inflight_bytes(self.max_inflight_bytes, MAX_GRPC_MESSAGE_BYTES as u64)
                 .map_err(|m| err("max_inflight_bytes", m))?;
-        if let Some(usage) = &self.usage {
-            usage
-                .compile()
-                .map_err(|e| err(&format!("usage.{}", e.field), e.message))?;
+        if let Some(Err(e)) = self.usage.as_ref().map(|u| u.compile().map(|_| ())) {
+            return Err(err(&format!("usage.{}", e.field), e.message));
         }
         if self.endpoints.is_empty() {
             return Err(err(

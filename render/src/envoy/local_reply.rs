@@ -34,6 +34,11 @@ pub(crate) struct ErrorBody {
     pub(crate) request_id: &'static str,
 }
 
+/// What Envoy records for a request its rate-limit filter refused (see
+/// `usage.rs`), and for one whose usage service could not be asked.
+pub(crate) const RATE_LIMITED: &str = "response.code_details == 'request_rate_limited'";
+pub(crate) const SERVICE_ERROR: &str = "response.code_details == 'rate_limiter_error'";
+
 /// `envoy.config.accesslog.v3.AccessLogFilter`: which requests an access
 /// log (or a local-reply mapper) applies to; render's are CEL expressions
 /// (the proto has no negation of its own).
@@ -87,8 +92,7 @@ impl AccessLogFilter {
     /// `usage::refused_logs`).
     pub(crate) fn not_overloaded() -> Self {
         AccessLogFilter::cel_owned(format!(
-            "response.code_details != 'overload' && {}",
-            super::usage::NOT_REFUSED
+            "response.code_details != 'overload' && !({RATE_LIMITED} || {SERVICE_ERROR})"
         ))
     }
 }

@@ -15,7 +15,9 @@ use lambdagate_core::Outcome;
 use lambdagate_core::contract::{SERVICE_UNAVAILABLE, usage_refusal};
 use lambdagate_usage::service::{descriptor, envoy_timeout, metadata};
 
-use super::local_reply::{AccessLogFilter, ErrorBody, JsonFormat, ResponseMapper};
+use super::local_reply::{
+    AccessLogFilter, ErrorBody, JsonFormat, RATE_LIMITED, ResponseMapper, SERVICE_ERROR,
+};
 use super::proto::{Millis, TypeUrl};
 
 /// `envoy.extensions.filters.http.ratelimit.v3.RateLimit`.
@@ -111,11 +113,6 @@ pub(crate) fn rate_limits() -> Vec<RateLimit> {
     ]
 }
 
-/// What Envoy records for a request the service refused, and for one it
-/// could not ask.
-const RATE_LIMITED: &str = "response.code_details == 'request_rate_limited'";
-const SERVICE_ERROR: &str = "response.code_details == 'rate_limiter_error'";
-
 fn refused_with(outcome: Outcome) -> String {
     format!(
         "{RATE_LIMITED} && metadata.filter_metadata['{}']['{}'] == '{}'",
@@ -174,6 +171,3 @@ pub(crate) fn refused_logs() -> [(AccessLogFilter, String); 2] {
         ),
     ]
 }
-
-/// Neither of those: what the main access log takes.
-pub(crate) const NOT_REFUSED: &str = "!(response.code_details == 'request_rate_limited' || response.code_details == 'rate_limiter_error')";
