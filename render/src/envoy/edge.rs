@@ -43,6 +43,17 @@ pub(crate) struct EdgeConnectionOptions {
     local_reply_config: LocalReplyConfig,
 }
 
+impl EdgeConnectionOptions {
+    /// The usage refusals' answers too (where the rate-limit filter is
+    /// rendered).
+    pub(crate) fn with_usage_replies(mut self) -> Self {
+        self.local_reply_config
+            .mappers
+            .extend(super::usage::local_reply_mappers());
+        self
+    }
+}
+
 /// Limits on every downstream HTTP connection.
 #[derive(Serialize)]
 struct CommonHttpProtocolOptions {
@@ -81,8 +92,7 @@ impl EdgeConnectionOptions {
 /// Envoy's own answers in the gateway's JSON: the overload manager's 503
 /// (it refuses requests before any filter runs, so the filter cannot
 /// answer; Envoy has not given such a request an id yet, so `requestId`
-/// is null), the catch-all's 404 and the usage refusals (which only occur
-/// where the rate-limit filter is rendered).
+/// is null) and the catch-all's 404; see [`EdgeConnectionOptions::with_usage_replies`].
 fn local_reply_config() -> LocalReplyConfig {
     let mapper = |filter, message| ResponseMapper {
         filter,
@@ -95,13 +105,10 @@ fn local_reply_config() -> LocalReplyConfig {
         },
     };
     LocalReplyConfig {
-        mappers: [
+        mappers: vec![
             mapper(AccessLogFilter::overloaded(), SERVICE_UNAVAILABLE),
             mapper(AccessLogFilter::no_api(), NO_API_MESSAGE),
-        ]
-        .into_iter()
-        .chain(super::usage::local_reply_mappers())
-        .collect(),
+        ],
     }
 }
 

@@ -88,9 +88,14 @@ impl AccessLogFilter {
         AccessLogFilter::cel("response.code_details == 'cluster_not_found'")
     }
 
-    /// All the others (the usage refusals have logs of their own, see
-    /// `usage::refused_logs`).
+    /// All the others.
     pub(crate) fn not_overloaded() -> Self {
+        AccessLogFilter::cel("response.code_details != 'overload'")
+    }
+
+    /// All the others where usage plans are on (their refusals have logs
+    /// of their own, see `usage::refused_logs`).
+    pub(crate) fn neither_overloaded_nor_refused() -> Self {
         AccessLogFilter::cel_owned(format!(
             "response.code_details != 'overload' && !({RATE_LIMITED} || {SERVICE_ERROR})"
         ))

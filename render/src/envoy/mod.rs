@@ -190,7 +190,11 @@ impl Bootstrap {
         // those the usage service refused with its outcome.
         let mut access_log = vec![
             stdout_log(
-                AccessLogFilter::not_overloaded(),
+                if usage.is_some() {
+                    AccessLogFilter::neither_overloaded_nor_refused()
+                } else {
+                    AccessLogFilter::not_overloaded()
+                },
                 ACCESS_LOG_FORMAT.to_owned(),
             ),
             stdout_log(
@@ -215,7 +219,10 @@ impl Bootstrap {
             append_x_forwarded_port: true,
             stream_idle_timeout: Seconds(timeout_seconds),
             request_timeout: Seconds(timeout_seconds),
-            edge: EdgeConnectionOptions::new(limits),
+            edge: match usage {
+                Some(_) => EdgeConnectionOptions::new(limits).with_usage_replies(),
+                None => EdgeConnectionOptions::new(limits),
+            },
             access_log,
             route_config: RouteConfiguration {
                 validate_clusters: false,
