@@ -121,6 +121,33 @@ async fn the_demo_serves_its_curl_lines_and_stops_cleanly_on_ctrl_c() {
             // The demo exposes errors: the reason is in the body.
             assert!(refused.contains("is missing"), "{refused}");
         }
+        if line.contains("/keyed/") {
+            // Needs the demo's key: without it 403; 100 requests in a
+            // second pass the demo plan's rate (10/s, burst 20): 429s.
+            let key_header = line
+                .split(" -H ")
+                .find(|h| h.contains("x-api-key"))
+                .unwrap_or_else(|| panic!("{line}"));
+            let bare = line.replace(&format!(" -H {key_header}"), "");
+            let out = tokio::process::Command::new("sh")
+                .args(["-c", &format!("{bare} -w ' HTTP=%{{http_code}}'")])
+                .output()
+                .await
+                .unwrap();
+            let refused = String::from_utf8_lossy(&out.stdout).into_owned();
+            assert!(refused.ends_with(" HTTP=403"), "{bare}\n{refused}");
+            assert!(refused.contains("\"message\":\"Forbidden\""), "{refused}");
+            let burst =
+                format!("for i in $(seq 1 100); do {line} -o /dev/null -w '%{{http_code}} '; done");
+            let out = tokio::process::Command::new("sh")
+                .args(["-c", &burst])
+                .output()
+                .await
+                .unwrap();
+            let codes = String::from_utf8_lossy(&out.stdout).into_owned();
+            assert!(codes.contains("429"), "{codes}");
+            assert!(codes.starts_with("200 "), "{codes}");
+        }
         if line.contains("/stream") {
             // The streaming sample: curl -N, ten lines.
             assert!(line.starts_with("curl -sN "), "{line}");

@@ -293,6 +293,9 @@ struct ApiFile {
     /// unless they say `api_key_required: false`.
     #[serde(default)]
     api_key_required: bool,
+    /// Browser origins that may call the API (Envoy's CORS filter).
+    #[serde(default)]
+    cors: Option<crate::cors::CorsSettings>,
     resources: Vec<ResourceConfig>,
     #[serde(default)]
     gateway: Option<Gateway>,
@@ -309,6 +312,8 @@ pub struct ApiDefinition {
     /// The endpoint as written, without `name` and `allow`.
     pub endpoint: serde_yaml::Mapping,
     pub gateway: Option<Gateway>,
+    /// The API's CORS policy, checked.
+    pub cors: Option<crate::cors::CorsSettings>,
 }
 
 /// An error in an API definition: the file, where, what is allowed.
@@ -411,7 +416,11 @@ impl ApiDefinition {
             endpoint_name,
             endpoint,
             gateway: raw.gateway,
+            cors: raw.cors,
         };
+        if let Some(cors) = &definition.cors {
+            cors.validate(file)?;
+        }
         // The same checks the filter and the invoker make, one API at a time
         // so that the error points into this file.
         definition.filter_config(&[]).map(|_| ())?;

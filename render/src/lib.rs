@@ -10,6 +10,7 @@
 
 use std::path::{Path, PathBuf};
 
+mod cors;
 mod definition;
 mod envoy;
 mod fs;

@@ -102,6 +102,8 @@ pub(crate) enum HttpFilterConfig {
     JwtAuthn(Any<JwtAuthentication>),
     #[serde(rename = "typed_config")]
     RateLimit(Any<super::usage::RateLimitFilter>),
+    #[serde(rename = "typed_config")]
+    Cors(Any<super::cors::CorsFilter>),
 }
 
 #[derive(Serialize)]

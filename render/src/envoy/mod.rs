@@ -13,6 +13,7 @@ use serde::Serialize;
 use crate::definition::{ApiDefinition, ENVOY_TIMEOUT_MARGIN_SECONDS, Gateway};
 
 mod cluster;
+mod cors;
 mod ecds;
 mod edge;
 mod jwt;
@@ -144,26 +145,39 @@ impl Bootstrap {
             routes.extend(portal_routes(path));
             clusters.push(portal_cluster(admin));
         }
-        // Keyed APIs: their own routes carry the usage descriptors
-        // (longest context first, as the filter routes).
-        if let Some(usage) = usage {
-            let mut contexts: Vec<&str> = usage
-                .apis
-                .iter()
-                .filter(|a| a.resources.iter().any(|r| r.api_key_required))
-                .map(|a| a.context.as_str())
-                .collect();
-            contexts.sort_by_key(|c| std::cmp::Reverse(c.len()));
-            routes.extend(
-                contexts
-                    .into_iter()
-                    .map(|c| routes::keyed_api_route(c, api_body_buffer_limit(limits))),
-            );
+        // APIs with keys or a CORS policy: routes of their own carry the
+        // usage descriptors and the policy (longest context first, as the
+        // filter routes).
+        let keyed = |api: &ApiDefinition| {
+            usage.is_some() && api.api.resources.iter().any(|r| api.api.key_required(r))
+        };
+        let mut own_routes: Vec<&ApiDefinition> = apis
+            .iter()
+            .filter(|api| keyed(api) || api.cors.is_some())
+            .collect();
+        own_routes.sort_by_key(|api| std::cmp::Reverse(api.api.context.len()));
+        for api in &own_routes {
+            let verbs: Vec<String> = api.api.resources.iter().map(|r| r.verb.clone()).collect();
+            routes.push(routes::api_route(
+                &api.api.context,
+                api_body_buffer_limit(limits),
+                keyed(api),
+                api.cors.as_ref().map(|c| cors::cors_policy(c, &verbs)),
+            ));
+        }
+        if !own_routes.is_empty() {
             clusters.push(cluster::held_cluster());
         }
         routes.push(no_api_route(api_body_buffer_limit(limits)));
-        // JWT authorizers: two of Envoy's filters before lambdagate's.
+        // CORS first: a preflight carries no key or token.
         let mut http_filters = Vec::new();
+        if apis.iter().any(|api| api.cors.is_some()) {
+            http_filters.push(HttpFilter {
+                name: cors::CORS_FILTER,
+                config: HttpFilterConfig::Cors(Any(cors::CorsFilter {})),
+            });
+        }
+        // JWT authorizers: two of Envoy's filters before lambdagate's.
         if let Some(jwt) = jwt::jwt_pieces(apis)? {
             http_filters.push(HttpFilter {
                 name: "envoy.filters.http.header_mutation",

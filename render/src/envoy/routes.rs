@@ -41,7 +41,15 @@ pub(crate) struct Route {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub(crate) request_body_buffer_limit: Option<u64>,
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
-    pub(crate) typed_per_filter_config: BTreeMap<&'static str, Any<FilterConfig>>,
+    pub(crate) typed_per_filter_config: BTreeMap<&'static str, PerFilterConfig>,
+}
+
+/// A filter's settings on one route.
+#[derive(Serialize)]
+#[serde(untagged)]
+pub(crate) enum PerFilterConfig {
+    Disabled(Any<FilterConfig>),
+    Cors(Any<super::cors::CorsPolicy>),
 }
 
 #[derive(Serialize)]
@@ -137,7 +145,12 @@ pub(crate) fn invoker_route(body_limit: u64) -> Route {
 /// redirected to the folder. The lambdagate filter is off on these routes,
 /// so an API at `/` cannot take the portal's requests.
 pub(crate) fn portal_routes(path: &str) -> [Route; 2] {
-    let filter_off = || BTreeMap::from([(FILTER_NAME, Any(FilterConfig { disabled: true }))]);
+    let filter_off = || {
+        BTreeMap::from([(
+            FILTER_NAME,
+            PerFilterConfig::Disabled(Any(FilterConfig { disabled: true })),
+        )])
+    };
     [
         Route {
             route_match: RouteMatch {
@@ -196,10 +209,17 @@ pub(crate) fn no_api_route(body_limit: u64) -> Route {
     }
 }
 
-/// The route of an API with resources that need a key: the catch-all's,
-/// plus what Envoy's rate-limit filter sends the usage service, on a
-/// cluster that exists (see `cluster::held_cluster`).
-pub(crate) fn keyed_api_route(context: &str, body_limit: u64) -> Route {
+/// The route of an API with resources that need a key, or with a CORS
+/// policy: the catch-all's, plus what Envoy's rate-limit filter sends the
+/// usage service (`keyed`) and the API's CORS policy, on a cluster that
+/// exists (Envoy's rate-limit filter asks nothing on a route whose cluster
+/// does not; see `cluster::held_cluster`).
+pub(crate) fn api_route(
+    context: &str,
+    body_limit: u64,
+    keyed: bool,
+    cors: Option<super::cors::CorsPolicy>,
+) -> Route {
     Route {
         route_match: RouteMatch {
             path: if context == "/" {
@@ -214,9 +234,16 @@ pub(crate) fn keyed_api_route(context: &str, body_limit: u64) -> Route {
             prefix_rewrite: None,
             timeout: None,
             cluster_not_found_response_code: None,
-            rate_limits: super::usage::rate_limits(),
+            rate_limits: if keyed {
+                super::usage::rate_limits()
+            } else {
+                Vec::new()
+            },
         }),
         request_body_buffer_limit: Some(body_limit),
-        typed_per_filter_config: BTreeMap::new(),
+        typed_per_filter_config: cors
+            .map(|policy| (super::cors::CORS_FILTER, PerFilterConfig::Cors(Any(policy))))
+            .into_iter()
+            .collect(),
     }
 }

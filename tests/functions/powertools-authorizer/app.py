@@ -107,3 +107,17 @@ def integration(event, context):
             }
         ),
     }
+
+
+def own_cors(event, context):
+    """An integration that sets CORS headers of its own (the gateway's
+    CORS policy must replace them, not double them)."""
+    _count("own_cors")
+    return {
+        "statusCode": 200,
+        "headers": {
+            "content-type": "application/json",
+            "access-control-allow-origin": "*",
+        },
+        "body": "{}",
+    }

@@ -1,0 +1,182 @@
+//! CORS through real Envoy: render puts Envoy's own CORS filter first in
+//! the chain with each API's policy on its route. Preflights are answered
+//! by Envoy (the function counts its invocations, so "nothing invoked" is
+//! checked where it happens), even on a resource that needs an API key;
+//! responses carry the policy's headers once, replacing a function's own.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)] // test code: a panic is a failed test
+
+use std::process::Command;
+
+use lambdagate_harness::{RenderedPorts, filter_wasm, repo_root, start_rendered, venv};
+
+const BIN: &str = env!("CARGO_BIN_EXE_lambdagate");
+const APP: &str = "http://app.test:5173";
+
+#[tokio::test]
+async fn envoys_cors_filter_answers_preflights_and_stamps_responses() {
+    let dir = tempfile::tempdir().unwrap();
+    let ports = RenderedPorts::free();
+    let log = dir.path().join("integration.log");
+    let api = dir.path().join("shop.yaml");
+    std::fs::write(
+        &api,
+        format!(
+            r#"name: shop
+version: v1
+context: /shop
+payload_format: v2
+cors:
+  allow_origins: ["{APP}"]
+  allow_headers: [content-type, x-api-key]
+  expose_headers: [x-request-id]
+  allow_credentials: true
+  max_age_seconds: 600
+endpoint:
+  name: local
+  access_method: local
+  region: us-east-1
+  functions:
+    - name: integration
+      command: ["{python}", -m, awslambdaric, app.integration]
+      working_dir: "{dir}"
+      environment: {{PYTHONUNBUFFERED: "1", INVOCATION_LOG: "{log}"}}
+    - name: own-cors
+      command: ["{python}", -m, awslambdaric, app.own_cors]
+      working_dir: "{dir}"
+      environment: {{PYTHONUNBUFFERED: "1", INVOCATION_LOG: "{log}"}}
+resources:
+  - verb: GET
+    uri_template: /items/{{id}}
+    arn: arn:aws:lambda:us-east-1:000000000000:function:integration
+  - verb: POST
+    uri_template: /items/{{id}}
+    arn: arn:aws:lambda:us-east-1:000000000000:function:integration
+    api_key_required: true
+  - verb: GET
+    uri_template: /own
+    arn: arn:aws:lambda:us-east-1:000000000000:function:own-cors
+gateway:
+  listen: 127.0.0.1:{listen}
+  admin: 127.0.0.1:{admin}
+  invoker: 127.0.0.1:{invoker}
+  invoker_admin: 127.0.0.1:{invoker_admin}
+  wasm: {wasm}
+  portal: {{enabled: false}}
+  usage:
+    plans: [{{name: basic, rate: 100, burst: 100, apis: [shop]}}]
+"#,
+            python = venv().join("bin/python").display(),
+            dir = repo_root()
+                .join("tests/functions/powertools-authorizer")
+                .display(),
+            log = log.display(),
+            listen = ports.listen,
+            admin = ports.admin,
+            invoker = ports.invoker,
+            invoker_admin = ports.invoker_admin,
+            wasm = filter_wasm().display(),
+        ),
+    )
+    .unwrap();
+    let out = dir.path().join("out");
+    let rendered = Command::new(BIN)
+        .args(["render", "--out"])
+        .arg(&out)
+        .arg(&api)
+        .output()
+        .unwrap();
+    assert!(
+        rendered.status.success(),
+        "{}",
+        String::from_utf8_lossy(&rendered.stderr)
+    );
+    let (_invoker, envoy) = start_rendered(BIN, &out, &[], &ports).await;
+    let count = || std::fs::read_to_string(&log).map_or(0, |t| t.lines().count());
+
+    // A preflight from a listed origin, for the keyed POST: Envoy answers,
+    // without a key, and nothing is invoked.
+    let preflight = |origin: &'static str| {
+        [
+            ("origin", origin),
+            ("access-control-request-method", "POST"),
+            ("access-control-request-headers", "content-type,x-api-key"),
+        ]
+    };
+    let before = count();
+    let r = envoy
+        .send("OPTIONS", "/shop/items/1", &preflight(APP), b"")
+        .await;
+    assert_eq!(r.status, 200, "{}\n{}", r.text(), envoy.logs());
+    assert_eq!(r.header("access-control-allow-origin"), Some(APP));
+    assert!(
+        r.header("access-control-allow-methods")
+            .unwrap()
+            .contains("POST")
+    );
+    assert!(
+        r.header("access-control-allow-headers")
+            .unwrap()
+            .contains("x-api-key")
+    );
+    assert_eq!(r.header("access-control-max-age"), Some("600"));
+    assert_eq!(r.header("access-control-allow-credentials"), Some("true"));
+    // Another origin: no CORS headers, so a browser blocks the call.
+    let r = envoy
+        .send(
+            "OPTIONS",
+            "/shop/items/1",
+            &preflight("http://evil.test"),
+            b"",
+        )
+        .await;
+    assert_eq!(
+        r.header("access-control-allow-origin"),
+        None,
+        "{:?}",
+        r.headers
+    );
+    assert_eq!(count(), before, "a preflight invoked a function");
+
+    // An actual call from the listed origin: the policy's headers; from
+    // another: none.
+    let r = envoy
+        .send("GET", "/shop/items/1", &[("origin", APP)], b"")
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.header("access-control-allow-origin"), Some(APP));
+    assert_eq!(
+        r.header("access-control-expose-headers"),
+        Some("x-request-id")
+    );
+    assert_eq!(r.header("access-control-allow-credentials"), Some("true"));
+    let r = envoy
+        .send(
+            "GET",
+            "/shop/items/1",
+            &[("origin", "http://evil.test")],
+            b"",
+        )
+        .await;
+    assert_eq!(r.status, 200);
+    assert_eq!(r.header("access-control-allow-origin"), None);
+
+    // The gateway's own answers carry them too (a 403 for a missing key),
+    // so a browser can read the error.
+    let r = envoy
+        .send("POST", "/shop/items/1", &[("origin", APP)], b"{}")
+        .await;
+    assert_eq!(r.status, 403, "{}", r.text());
+    assert_eq!(r.header("access-control-allow-origin"), Some(APP));
+
+    // A function's own CORS header is replaced by the policy's, not doubled.
+    let r = envoy
+        .send("GET", "/shop/own", &[("origin", APP)], b"")
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.header_all("access-control-allow-origin"), vec![APP]);
+}
