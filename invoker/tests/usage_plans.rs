@@ -533,3 +533,62 @@ async fn two_replicas_share_one_quota_and_one_key_list_through_redis() {
     drop(redis);
     let _ = (inv_a, inv_b);
 }
+
+#[test]
+fn bad_usage_settings_are_refused_naming_the_file_and_the_field() {
+    let dir = tempfile::tempdir().unwrap();
+    let ports = RenderedPorts::free();
+    let log = dir.path().join("integration.log");
+    let api = dir.path().join("shop.yaml");
+    let good = "    plans:\n      - {name: basic, rate: 10, burst: 20, apis: [shop]}\n";
+    let cases = [
+        // Keys without plans.
+        (
+            definition(&log, &ports, "").replace("  usage:\n", ""),
+            "api_key_required: API keys need usage plans",
+        ),
+        (
+            definition(&log, &ports, &good.replace("[shop]", "[nope]")),
+            "gateway.usage.plans[0].apis[0]: no API is named `nope`",
+        ),
+        (
+            definition(&log, &ports, &good.replace("rate: 10", "rate: 0")),
+            "gateway.usage.plans[0].rate: must be more than 0",
+        ),
+        (
+            definition(&log, &ports, &good.replace("burst: 20", "burst: 0")),
+            "gateway.usage.plans[0].burst: must be at least 1",
+        ),
+        (
+            definition(
+                &log,
+                &ports,
+                &format!("    store: {{redis: \"http://x\"}}\n{good}"),
+            ),
+            "gateway.usage.store.redis: must be a redis:// or rediss:// URL",
+        ),
+        (
+            definition(
+                &log,
+                &ports,
+                &format!("    on_store_unavailable: maybe\n{good}"),
+            ),
+            "on_store_unavailable",
+        ),
+    ];
+    for (text, expected) in cases {
+        std::fs::write(&api, &text).unwrap();
+        let out = Command::new(BIN)
+            .args(["render", "--out"])
+            .arg(dir.path().join("out"))
+            .arg(&api)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{expected}: rendered");
+        assert!(
+            stderr.contains(&api.display().to_string()) && stderr.contains(expected),
+            "{expected}\n{stderr}"
+        );
+    }
+}

@@ -418,8 +418,8 @@ impl ApiDefinition {
             gateway: raw.gateway,
             cors: raw.cors,
         };
-        if let Some(cors) = &definition.cors {
-            cors.validate(file)?;
+        if let Some(Err((at, message))) = definition.cors.as_ref().map(|c| c.validate()) {
+            return Err(error(file, at, message));
         }
         // The same checks the filter and the invoker make, one API at a time
         // so that the error points into this file.
