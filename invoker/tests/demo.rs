@@ -81,7 +81,7 @@ async fn the_demo_serves_its_curl_lines_and_stops_cleanly_on_ctrl_c() {
         .filter(|l| l.starts_with("curl "))
         .map(str::to_owned)
         .collect();
-    assert_eq!(curls.len(), 6, "{text}");
+    assert_eq!(curls.len(), 7, "{text}");
     assert!(
         text.contains("Without its Authorization header the protected resource answers 401"),
         "{text}"

@@ -90,8 +90,11 @@ fn write_definitions(dir: &Path, p: &RenderedPorts, legacy_state: &str) -> Vec<P
                 ),
                 &(hello(&[("GET", "/hello/{name}"), ("POST", "/echo")])
                     + &hello(&[("GET", "/private/{name}")])
-                    + "    authorizer: demo-token\n"),
-            ) + &gateway,
+                    + "    authorizer: demo-token\n"
+                    + &hello(&[("GET", "/keyed/{name}")])
+                    + "    api_key_required: true\n"),
+            ) + &gateway
+                + "  usage:\n    keys_refresh_ms: 200\n    plans:\n      - {name: portal, rate: 1, burst: 2, apis: [demo]}\n",
         ),
         (
             "legacy.yaml",
@@ -189,6 +192,15 @@ async fn a_person_opens_the_portal_and_calls_a_function_from_its_console_in_a_re
         Some(v) if v == "1" => repo_root().join("docs"),
         _ => repo_root().join("target/test-artifacts/portal"),
     };
+    // A key of the demo API's plan, made as an operator makes one.
+    let made = std::process::Command::new(BIN)
+        .args(["keys", "create", "--plan", "portal", "--config"])
+        .arg(s.out.join("invoker.yaml"))
+        .output()
+        .unwrap();
+    assert!(made.status.success(), "{}", common::output_text(&made));
+    let key = String::from_utf8(made.stdout).unwrap().trim().to_owned();
+    tokio::time::sleep(Duration::from_millis(500)).await; // the invoker reads keys every 200 ms
     let started = Instant::now();
     let mut browser = tokio::process::Command::new(venv().join("bin/python"));
     browser
@@ -208,6 +220,7 @@ async fn a_person_opens_the_portal_and_calls_a_function_from_its_console_in_a_re
             "--token",
             "Bearer demo-token",
         ])
+        .args(["--keyed", "/keyed/{name}", "--key", &key])
         .arg("--screenshots")
         .arg(&screenshots)
         .kill_on_drop(true);
@@ -225,7 +238,13 @@ async fn a_person_opens_the_portal_and_calls_a_function_from_its_console_in_a_re
     );
     assert!(text.contains("ok: listed"), "{text}");
     assert!(text.contains("authorized"), "{text}");
-    for shot in ["portal.png", "portal-try-it.png", "portal-authorized.png"] {
+    assert!(text.contains("429 past the plan"), "{text}");
+    for shot in [
+        "portal.png",
+        "portal-try-it.png",
+        "portal-authorized.png",
+        "portal-keyed.png",
+    ] {
         let bytes = std::fs::read(screenshots.join(shot)).unwrap();
         assert!(
             bytes.starts_with(b"\x89PNG") && bytes.len() > 10_000,
@@ -264,6 +283,13 @@ async fn the_portal_is_served_safely_and_follows_a_rerender_without_a_restart() 
     assert!(!csp.contains("unsafe-eval"), "{csp}");
     assert_eq!(r.header("x-content-type-options"), Some("nosniff"));
     assert_eq!(listed(&r.text()), ["demo", "legacy"], "{}", r.text());
+    // The demo API's entry says it needs a key and names its plan.
+    assert!(
+        r.text()
+            .contains("usage plan: portal: 1 requests a second (2 at once)"),
+        "{}",
+        r.text()
+    );
     assert!(
         r.text()
             .contains("Greets you by name from a Lambda function written in Rust."),

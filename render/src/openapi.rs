@@ -80,10 +80,11 @@ pub fn document(api: &ApiDefinition, gateway: &Gateway) -> Value {
                 "parameters": parameters,
                 "responses": responses(resource.invocation_type, a.lifecycle),
             });
+            let keyed = a.key_required(resource) && usage_plans(api, gateway).is_some();
             if let Some(obj) = op.as_object_mut() {
                 match guard {
                     Some(name) => {
-                        obj.insert("security".into(), requirement(a, name));
+                        obj.insert("security".into(), with_api_key(requirement(a, name), keyed));
                         if let Some(r) = obj.get_mut("responses").and_then(Value::as_object_mut) {
                             r.insert(
                                 "401".into(),
@@ -101,10 +102,20 @@ pub fn document(api: &ApiDefinition, gateway: &Gateway) -> Value {
                         }
                     }
                     // Open in an API whose other operations are guarded.
-                    None if !a.authorizers.is_empty() => {
-                        obj.insert("security".into(), json!([]));
+                    None if !a.authorizers.is_empty() || keyed => {
+                        obj.insert("security".into(), with_api_key(json!([]), keyed));
                     }
                     None => {}
+                }
+                if keyed && let Some(r) = obj.get_mut("responses").and_then(Value::as_object_mut) {
+                    r.insert(
+                        "403".into(),
+                        error_response("No API key, or one that is not in a usage plan for this API (or the authorizer refused)."),
+                    );
+                    r.insert(
+                        "429".into(),
+                        error_response("Over the usage plan's rate (`Too Many Requests`) or its quota (`Limit Exceeded`); `Retry-After` says when to try again."),
+                    );
                 }
             }
             if a.lifecycle == Lifecycle::Deprecated
@@ -138,6 +149,14 @@ pub fn document(api: &ApiDefinition, gateway: &Gateway) -> Value {
         "Served by lambdagate: each operation invokes an AWS Lambda function. Base path `{}`.",
         a.context
     ));
+    if let Some(plans) = usage_plans(api, gateway) {
+        description.push_str(
+            "\n\n**Usage plans.** Operations marked with the API key need `x-api-key`: a key of one of these plans.",
+        );
+        for plan in plans {
+            description.push_str(&format!("\n- `{}`: {}", plan.name, plan_terms(plan)));
+        }
+    }
     match a.lifecycle {
         Lifecycle::Deprecated => {
             description.push_str("\n\n**Deprecated**");
@@ -161,11 +180,17 @@ pub fn document(api: &ApiDefinition, gateway: &Gateway) -> Value {
             "version": a.version,
             "description": description,
             "x-lifecycle": a.lifecycle.as_str(),
+            "x-usage-plans": usage_plans(api, gateway).unwrap_or_default().iter().map(|p| json!({
+                "name": p.name,
+                "rate": p.rate,
+                "burst": p.burst,
+                "quota": p.quota.map(|q| json!({"limit": q.limit, "period": q.period})),
+            })).collect::<Vec<_>>(),
         },
         "servers": [{"url": format!("{}{}", gateway.public_url(), if a.context == "/" { "" } else { a.context.as_str() })}],
         "paths": paths,
         "components": {
-            "securitySchemes": security_schemes(a),
+            "securitySchemes": security_schemes(a, usage_plans(api, gateway).is_some()),
             "schemas": {
                 "Error": {
                     "type": "object",
@@ -276,8 +301,19 @@ fn scheme_name(authorizer: &str, place: &str, name: &str) -> String {
 
 /// One API-key-style scheme per header or query identity source of each
 /// authorizer (what the console's Authorize asks for).
-fn security_schemes(api: &lambdagate_core::config::ApiConfig) -> Value {
+fn security_schemes(api: &lambdagate_core::config::ApiConfig, keyed: bool) -> Value {
     let mut schemes = Map::new();
+    if keyed {
+        schemes.insert(
+            API_KEY_SCHEME.into(),
+            json!({
+                "type": "apiKey",
+                "in": "header",
+                "name": "x-api-key",
+                "description": "An API key of a usage plan for this API; without it the answer is 403, past the plan's rate or quota 429.",
+            }),
+        );
+    }
     for authorizer in &api.authorizers {
         let kind = match authorizer.kind {
             AuthorizerType::Token => "TOKEN",
@@ -315,6 +351,69 @@ fn security_schemes(api: &lambdagate_core::config::ApiConfig) -> Value {
         }
     }
     Value::Object(schemes)
+}
+
+/// The API key's scheme in the document.
+const API_KEY_SCHEME: &str = "api_key";
+
+/// The usage plans naming this API; none when its resources need no key
+/// or no plan names it.
+fn usage_plans<'g>(
+    api: &ApiDefinition,
+    gateway: &'g Gateway,
+) -> Option<Vec<&'g lambdagate_usage::config::PlanConfig>> {
+    let a = &api.api;
+    if !a.resources.iter().any(|r| a.key_required(r)) {
+        return None;
+    }
+    let plans: Vec<_> = gateway
+        .usage
+        .as_ref()?
+        .plans
+        .iter()
+        .filter(|p| p.apis.contains(&a.name))
+        .collect();
+    (!plans.is_empty()).then_some(plans)
+}
+
+/// `10 requests a second (20 at once), 10000 a day`.
+fn plan_terms(plan: &lambdagate_usage::config::PlanConfig) -> String {
+    let mut terms = format!("{} requests a second ({} at once)", plan.rate, plan.burst);
+    if let Some(q) = plan.quota {
+        let period = match q.period {
+            lambdagate_usage::limit::Period::Day => "day",
+            lambdagate_usage::limit::Period::Week => "week",
+            lambdagate_usage::limit::Period::Month => "month",
+        };
+        terms.push_str(&format!(", {} a {period}", q.limit));
+    }
+    terms
+}
+
+/// Each plan naming this API, as `basic: 10 requests a second (20 at
+/// once)`; none when no key is needed.
+pub(crate) fn plan_lines(api: &ApiDefinition, gateway: &Gateway) -> Option<Vec<String>> {
+    Some(
+        usage_plans(api, gateway)?
+            .into_iter()
+            .map(|p| format!("{}: {}", p.name, plan_terms(p)))
+            .collect(),
+    )
+}
+
+/// `requirement` with the API key added to it (both needed).
+fn with_api_key(requirement: Value, keyed: bool) -> Value {
+    if !keyed {
+        return requirement;
+    }
+    let mut all = requirement
+        .as_array()
+        .and_then(|r| r.first())
+        .and_then(Value::as_object)
+        .cloned()
+        .unwrap_or_default();
+    all.insert(API_KEY_SCHEME.into(), json!([]));
+    json!([all])
 }
 
 /// An operation's security: every client-sent source of its authorizer.

@@ -209,7 +209,7 @@ pub fn render_files(
     // Last, so a link never points at a file not yet written.
     files.push(PortalFile {
         path: "index.html".into(),
-        content: index_html(&listed).into_bytes(),
+        content: index_html(&listed, gateway).into_bytes(),
     });
     Ok(files)
 }
@@ -302,7 +302,7 @@ fn lifecycle_note(api: &ApiDefinition) -> String {
     }
 }
 
-fn index_html(apis: &[&ApiDefinition]) -> String {
+fn index_html(apis: &[&ApiDefinition], gateway: &Gateway) -> String {
     let mut body = String::new();
     if apis.is_empty() {
         body.push_str("<p class=\"empty\">No API is published yet.</p>\n");
@@ -327,7 +327,15 @@ fn index_html(apis: &[&ApiDefinition]) -> String {
             .description
             .as_deref()
             .map(|d| format!("    <p class=\"description\">{}</p>\n", escape(d)))
-            .unwrap_or_default();
+            .unwrap_or_default()
+            + &crate::openapi::plan_lines(api, gateway)
+                .map(|lines| {
+                    format!(
+                        "    <p class=\"plans\">Needs an API key (<code>x-api-key</code>) of a usage plan: {}</p>\n",
+                        escape(&lines.join("; "))
+                    )
+                })
+                .unwrap_or_default();
         body.push_str(&format!(
             r#"  <section class="api {state}" data-api="{name_attr}" data-state="{state}">
     <h2><a href="{page}">{name}</a> <span class="version">{version}</span> <span class="state">{state}</span></h2>

@@ -162,14 +162,20 @@ def try_protected(driver, args):
     # Authorize: the scheme's field in the dialog, then Authorize, Close.
     driver.find_element(By.CSS_SELECTOR, "button.btn.authorize").click()
     dialog = wait(driver).until(ec.presence_of_element_located((By.CSS_SELECTOR, ".dialog-ux")))
-    field = wait(driver).until(
-        lambda d: dialog.find_elements(By.CSS_SELECTOR, ".auth-container input")
-    )[0]
-    field.send_keys(args.token)
-    dialog.find_element(By.CSS_SELECTOR, ".auth-btn-wrapper button.authorize").click()
-    wait(driver).until(lambda d: dialog.find_elements(By.CSS_SELECTOR, ".auth-btn-wrapper button.btn-done"))[
-        0
-    ].click()
+    # The authorizer's scheme (the API key's has a container of its own).
+    container = wait(driver).until(
+        lambda d: next(
+            (
+                c
+                for c in dialog.find_elements(By.CSS_SELECTOR, ".auth-container")
+                if "api_key" not in c.text and c.find_elements(By.CSS_SELECTOR, "input")
+            ),
+            None,
+        )
+    )
+    container.find_element(By.CSS_SELECTOR, "input").send_keys(args.token)
+    container.find_element(By.CSS_SELECTOR, "button.authorize").click()
+    wait(driver).until(lambda d: dialog.find_elements(By.CSS_SELECTOR, "button.btn-done"))[0].click()
     # The response table of the first call is replaced by the second's.
     status, body = execute(driver, operation, args.name)
     deadline = time.monotonic() + WAIT_SECONDS
@@ -190,6 +196,67 @@ def try_protected(driver, args):
     return f"{args.protected}: 401 without, 200 authorized; "
 
 
+def execute_until(driver, operation, name, want):
+    """Executes until the page shows status `want` (or gives up)."""
+    deadline = time.monotonic() + WAIT_SECONDS
+    status, body = execute(driver, operation, name)
+    while status != want and time.monotonic() < deadline:
+        time.sleep(0.2)
+        status = operation.find_element(
+            By.CSS_SELECTOR, ".live-responses-table .response .response-col_status"
+        ).text.strip()
+        body = " ".join(
+            b.text
+            for b in operation.find_elements(By.CSS_SELECTOR, ".live-responses-table .response-col_description pre")
+        )
+    return status, body
+
+
+def try_keyed(driver, args):
+    """The keyed operation: 403 without an API key, 200 after Authorize is
+    given --key, then 429 once the console's calls pass the plan's rate."""
+    operation = wait(driver).until(
+        ec.presence_of_element_located(
+            (By.XPATH, f"//div[contains(@class,'opblock-get')][.//*[@data-path='{args.keyed}']]")
+        )
+    )
+    driver.execute_script("arguments[0].scrollIntoView();", operation)
+    operation.find_element(By.CSS_SELECTOR, ".opblock-summary-control").click()
+    wait(driver).until(
+        lambda d: operation.find_elements(By.CSS_SELECTOR, "button.try-out__btn")
+    )[0].click()
+    status, body = execute(driver, operation, args.name)
+    check(status == "403", f"without a key the console shows {status!r}: {body}")
+    check("Forbidden" in body, f"the 403's body: {body}")
+    driver.find_element(By.CSS_SELECTOR, "button.btn.authorize").click()
+    dialog = wait(driver).until(ec.presence_of_element_located((By.CSS_SELECTOR, ".dialog-ux")))
+    container = wait(driver).until(
+        lambda d: next(
+            (
+                c
+                for c in dialog.find_elements(By.CSS_SELECTOR, ".auth-container")
+                if "api_key" in c.text and c.find_elements(By.CSS_SELECTOR, "input")
+            ),
+            None,
+        )
+    )
+    container.find_element(By.CSS_SELECTOR, "input").send_keys(args.key)
+    container.find_element(By.CSS_SELECTOR, "button.authorize").click()
+    wait(driver).until(lambda d: dialog.find_elements(By.CSS_SELECTOR, "button.btn-done"))[0].click()
+    status, body = execute_until(driver, operation, args.name, "200")
+    check(status == "200", f"with the key the console shows {status!r}: {body}")
+    check(f"Hello, {args.name}!" in body, f"not the function's answer: {body}")
+    # Past the plan's rate: the page shows 429 Too Many Requests.
+    for _ in range(10):
+        status, body = execute(driver, operation, args.name)
+        if status == "429":
+            break
+    check(status == "429", f"past the plan's rate the console shows {status!r}: {body}")
+    check("Too Many Requests" in body, f"the 429's body: {body}")
+    driver.save_screenshot(os.path.join(args.screenshots, "portal-keyed.png"))
+    return f"{args.keyed}: 403 without a key, 200 with it, 429 past the plan; "
+
+
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--portal", required=True, help="the portal's URL through the gateway")
@@ -199,6 +266,8 @@ def main():
     parser.add_argument("--name", default="Portal", help="the value typed for {name}")
     parser.add_argument("--protected", help="the path of an operation an authorizer guards")
     parser.add_argument("--token", help="the credential the console's Authorize is given")
+    parser.add_argument("--keyed", help="the path of an operation that needs an API key")
+    parser.add_argument("--key", help="the API key the console's Authorize is given")
     parser.add_argument("--screenshots", required=True, help="folder for portal.png and portal-try-it.png")
     args = parser.parse_args()
     gateway = urlsplit(args.portal)
@@ -283,6 +352,9 @@ def main():
             authorized = ""
             if args.protected:
                 authorized = try_protected(driver, args)
+            if args.keyed:
+                check(args.key, "--keyed needs --key")
+                authorized += try_keyed(driver, args)
 
             # 3. What the browser itself saw.
             network_events(driver, events)
@@ -318,8 +390,10 @@ def main():
                 entry["message"]
                 for entry in driver.get_log("browser")
                 if (entry["level"] == "SEVERE" or "Content Security Policy" in entry["message"])
-                # The protected call without a credential: its 401 is expected.
+                # The protected call without a credential: its 401 is expected;
+                # so are the keyed call's 403 and 429.
                 and not (args.protected and "status of 401" in entry["message"])
+                and not (args.keyed and ("status of 403" in entry["message"] or "status of 429" in entry["message"]))
             ]
             check(not problems, f"the browser console reported: {problems}")
         except SystemExit:

@@ -30,6 +30,8 @@ pub(crate) struct RateLimitFilter {
     /// request is refused (503), whatever `on_store_unavailable` says
     /// (that setting is for the store behind the service).
     failure_mode_deny: bool,
+    /// API Gateway sends no such header; the body and `Retry-After` say it.
+    disable_x_envoy_ratelimited_header: bool,
     timeout: Millis,
     rate_limit_service: RateLimitServiceConfig,
 }
@@ -60,6 +62,7 @@ pub(crate) fn rate_limit_filter(store_timeout: Duration) -> RateLimitFilter {
         domain: descriptor::DOMAIN,
         stage: 0,
         failure_mode_deny: true,
+        disable_x_envoy_ratelimited_header: true,
         timeout: Millis(u32::try_from(envoy_timeout(store_timeout).as_millis()).unwrap_or(1000)),
         rate_limit_service: RateLimitServiceConfig {
             grpc_service: GrpcService {
