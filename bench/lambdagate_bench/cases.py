@@ -20,10 +20,12 @@ from .common import (
     AUTH_CASE,
     AUTH_NOCACHE_CASE,
     AUTH_TOKEN,
+    BENCH_API_KEY,
     JWKS_PATH,
     JWT_AUDIENCE,
     JWT_CASE,
     JWT_ISSUER,
+    KEYED_CASE,
     jwt_payload_header,
     CLIENT_PATH,
     FUNCTION_BODY,
@@ -185,7 +187,22 @@ static_resources:
                   timeout: 0s
                 request_body_buffer_limit: {edge['invoker_route_limit']}
 """
-        route = invoker_route + f"              - {json.dumps(edge['catch_all'])}\n"
+        route = invoker_route
+        if case == KEYED_CASE:
+            # As render writes a keyed API's route: the usage descriptors on
+            # a cluster that exists (lambdagate_held, empty).
+            route += """\
+              - match: {path_separated_prefix: /bench}
+                route:
+                  cluster: lambdagate_held
+                  rate_limits:
+                  - actions:
+                    - request_headers: {header_name: ":method", descriptor_key: lambdagate_method}
+                    - request_headers: {header_name: ":path", descriptor_key: lambdagate_path}
+                  - actions:
+                    - request_headers: {header_name: x-api-key, descriptor_key: lambdagate_api_key}
+"""
+        route += f"              - {json.dumps(edge['catch_all'])}\n"
         manager_extra = "".join(f"          {k}: {json.dumps(v)}\n" for k, v in edge["manager"].items())
         if edge["overload_manager"]:
             head = f"overload_manager: {json.dumps(edge['overload_manager'])}\n" + head
@@ -228,7 +245,13 @@ static_resources:
                             else {}
                         ),
                         "resources": [
-                            {"verb": "POST", "uri_template": "/user/{id}", "arn": ARN, "timeout_seconds": 30},
+                            {
+                                "verb": "POST",
+                                "uri_template": "/user/{id}",
+                                "arn": ARN,
+                                "timeout_seconds": 30,
+                                **({"api_key_required": True} if case == KEYED_CASE else {}),
+                            },
                             # The streaming case: GET /bench/stream.
                             {
                                 "verb": "GET",
@@ -268,6 +291,19 @@ static_resources:
                   jwt_cache_config: {{jwt_cache_size: 1000}}
               rules: [{{match: {{prefix: /}}, requires: {{requires_any: {{requirements: [{{provider_name: issuer-0}}, {{allow_missing_or_failed: {{}}}}]}}}}}}]
 """
+        if case == KEYED_CASE:
+            jwt_filters += """\
+          - name: envoy.filters.http.ratelimit
+            typed_config:
+              "@type": type.googleapis.com/envoy.extensions.filters.http.ratelimit.v3.RateLimit
+              domain: lambdagate
+              failure_mode_deny: true
+              disable_x_envoy_ratelimited_header: true
+              timeout: 0.700s
+              rate_limit_service:
+                grpc_service: {envoy_grpc: {cluster_name: lambdagate_invoker}}
+                transport_api_version: V3
+"""
         filters = jwt_filters + f"""\
           - name: lambdagate
             typed_config:
@@ -301,6 +337,13 @@ static_resources:
       - lb_endpoints:
         - endpoint:
             address: {{socket_address: {{address: 127.0.0.1, port_value: {ports['invoker']}}}}}
+"""
+        if case == KEYED_CASE:
+            cluster += """\
+  - name: lambdagate_held
+    type: STATIC
+    connect_timeout: 1s
+    load_assignment: {cluster_name: lambdagate_held, endpoints: []}
 """
         if case == JWT_CASE:
             cluster += f"""\
@@ -340,7 +383,32 @@ endpoints:
     allow:
       - {ARN}
       - {AUTH_ARN}
+# The keyed case's plan: far above any load here, so only its cost shows.
+usage:
+  store: {{path: usage}}
+  plans:
+    - {{name: bench, rate: 1000000, burst: 1000000, apis: [bench]}}
+  apis:
+    - name: bench
+      context: /bench
+      rest: true
+      resources:
+        - {{verb: POST, uri_template: "/user/{{id}}", api_key_required: true}}
+        - {{verb: GET, uri_template: "{STREAM_PATH[len('/bench'):]}", api_key_required: false}}
 """
+
+
+def write_bench_key(work: str) -> None:
+    """The bench's key in the folder store, as `lambdagate keys create`
+    writes it (only its SHA-256), so the load's header is known in advance."""
+    import hashlib
+
+    digest = hashlib.sha256(BENCH_API_KEY.encode()).hexdigest()
+    folder = os.path.join(work, "usage")
+    os.makedirs(folder, exist_ok=True)
+    record = {"id": digest[:10], "hash": digest, "name": "bench", "plans": ["bench"], "created": 0}
+    with open(os.path.join(folder, "keys.json"), "w") as f:
+        json.dump({"keys": [record]}, f)
 
 
 # ---------------------------------------------------------------- the stack
@@ -368,6 +436,7 @@ class Stack:
         # the invoker
         if any(is_lambdagate(c) for c in self.args.cases):
             conf = os.path.join(self.work, "invoker.yaml")
+            write_bench_key(self.work)
             with open(conf, "w") as f:
                 f.write(invoker_conf(self.ports))
             env = dict(os.environ, BENCH_LAMBDA_KEY_ID=KEY_ID, BENCH_LAMBDA_SECRET=SECRET, LAMBDAGATE_LOG="warn")
@@ -424,8 +493,16 @@ class Stack:
     def check_case(self, case: str) -> None:
         """One request through the case: right status, right body, signed (else the stand-in says 403)."""
         status, headers, body = http(
-            "POST", self.url(case), request_body(1024), {"Content-Type": "application/json", "Authorization": AUTH_TOKEN}
+            "POST",
+            self.url(case),
+            request_body(1024),
+            {"Content-Type": "application/json", "Authorization": AUTH_TOKEN, "x-api-key": BENCH_API_KEY},
         )
+        if case == KEYED_CASE:
+            # Without the key: the plan's 403, nothing invoked.
+            refused, _, _ = http("POST", self.url(case), request_body(1024), {"Content-Type": "application/json"})
+            if refused != 403:
+                raise Failure(f"{case}: a request without the key got {refused}, expected 403")
         if case in ("floor", "native-passthrough"):
             want = STAND_IN_REPLY.encode()  # the raw Invoke reply
         else:

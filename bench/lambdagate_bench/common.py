@@ -52,6 +52,14 @@ AUTH_REPLY = json.dumps(
     separators=(",", ":"),
 )
 
+# The keyed case: the default data path on a resource that needs an API
+# key of a generous usage plan (rate and burst far above any load here),
+# the keys and counters in the invoker's folder store: what a key and a
+# plan cost, through Envoy's rate-limit filter and the invoker's rate-limit
+# service. Every case sends the same x-api-key header.
+KEYED_CASE = "lambdagate-keyed"
+BENCH_API_KEY = "lgk_" + "b" * 64
+
 # The JWT case: the default data path behind a JWT authorizer, verified by
 # Envoy's jwt_authn with keys from a JWKS the stand-in serves. The bench
 # makes an ES256 key per run; every case sends the same token.
@@ -120,6 +128,7 @@ CASES = {
     AUTH_CASE: f"lambdagate, {DEFAULT_PATH} data path, behind a Lambda TOKEN authorizer (cache warm)",
     AUTH_NOCACHE_CASE: f"lambdagate, {DEFAULT_PATH} data path, the same authorizer invoked on every request (ttl 0)",
     JWT_CASE: f"lambdagate, {DEFAULT_PATH} data path, behind a JWT authorizer (Envoy's jwt_authn)",
+    KEYED_CASE: f"lambdagate, {DEFAULT_PATH} data path, API key and usage plan (Envoy's rate-limit filter, folder store)",
 }
 
 

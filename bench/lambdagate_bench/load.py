@@ -14,7 +14,7 @@ import shutil
 import subprocess
 import time
 
-from .common import AUTH_TOKEN, SIZES, STREAM_BYTES, STREAM_PATH, Failure, fmt, is_lambdagate, log
+from .common import AUTH_TOKEN, BENCH_API_KEY, SIZES, STREAM_BYTES, STREAM_PATH, Failure, fmt, is_lambdagate, log
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
@@ -104,6 +104,7 @@ wrk.body = f:read("*a")
 f:close()
 wrk.headers["Content-Type"] = "application/json"
 wrk.headers["Authorization"] = "{AUTH_TOKEN}"
+wrk.headers["x-api-key"] = "{BENCH_API_KEY}"
 paced = -1
 {pacing}
 function done(summary, latency, requests)

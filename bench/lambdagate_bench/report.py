@@ -16,6 +16,7 @@ from .common import (
     AUTH_NOCACHE_CASE,
     CASES,
     JWT_CASE,
+    KEYED_CASE,
     DEFAULT_PATH,
     OTHER_CASE,
     OTHER_PATH,
@@ -248,7 +249,7 @@ def comparison_lines(summary: dict) -> list[str]:
                 f"p99={d['p99_ms'] / o['p99_ms']:.2f} cpu/request={d['cpu_s_per_10k'] / o['cpu_s_per_10k']:.2f}"
             )
     for size in ("1KB", "1MB"):
-        for case, goal in ((AUTH_CASE, 0.95), (AUTH_NOCACHE_CASE, None), (JWT_CASE, 0.9)):
+        for case, goal in ((AUTH_CASE, 0.95), (AUTH_NOCACHE_CASE, None), (JWT_CASE, 0.9), (KEYED_CASE, 0.95)):
             a, d = summary.get(f"{case}/{size}"), summary.get(f"lambdagate/{size}")
             if a and d and d["rps"] and d["p99_ms"] and d["cpu_s_per_10k"]:
                 lines.append(

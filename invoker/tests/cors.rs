@@ -17,21 +17,16 @@ use lambdagate_harness::{RenderedPorts, filter_wasm, repo_root, start_rendered, 
 const BIN: &str = env!("CARGO_BIN_EXE_lambdagate");
 const APP: &str = "http://app.test:5173";
 
-#[tokio::test]
-async fn envoys_cors_filter_answers_preflights_and_stamps_responses() {
-    let dir = tempfile::tempdir().unwrap();
-    let ports = RenderedPorts::free();
-    let log = dir.path().join("integration.log");
-    let api = dir.path().join("shop.yaml");
-    std::fs::write(
-        &api,
-        format!(
-            r#"name: shop
+/// The `shop` API with a CORS policy for `origin`; its functions count
+/// their invocations in `log`.
+fn definition(origin: &str, ports: &RenderedPorts, log: &std::path::Path) -> String {
+    format!(
+        r#"name: shop
 version: v1
 context: /shop
 payload_format: v2
 cors:
-  allow_origins: ["{APP}"]
+  allow_origins: ["{origin}"]
   allow_headers: [content-type, x-api-key]
   expose_headers: [x-request-id]
   allow_credentials: true
@@ -70,19 +65,26 @@ gateway:
   usage:
     plans: [{{name: basic, rate: 100, burst: 100, apis: [shop]}}]
 "#,
-            python = venv().join("bin/python").display(),
-            dir = repo_root()
-                .join("tests/functions/powertools-authorizer")
-                .display(),
-            log = log.display(),
-            listen = ports.listen,
-            admin = ports.admin,
-            invoker = ports.invoker,
-            invoker_admin = ports.invoker_admin,
-            wasm = filter_wasm().display(),
-        ),
+        python = venv().join("bin/python").display(),
+        dir = repo_root()
+            .join("tests/functions/powertools-authorizer")
+            .display(),
+        log = log.display(),
+        listen = ports.listen,
+        admin = ports.admin,
+        invoker = ports.invoker,
+        invoker_admin = ports.invoker_admin,
+        wasm = filter_wasm().display(),
     )
-    .unwrap();
+}
+
+#[tokio::test]
+async fn envoys_cors_filter_answers_preflights_and_stamps_responses() {
+    let dir = tempfile::tempdir().unwrap();
+    let ports = RenderedPorts::free();
+    let log = dir.path().join("integration.log");
+    let api = dir.path().join("shop.yaml");
+    std::fs::write(&api, definition(APP, &ports, &log)).unwrap();
     let out = dir.path().join("out");
     let rendered = Command::new(BIN)
         .args(["render", "--out"])
@@ -179,4 +181,108 @@ gateway:
         .await;
     assert_eq!(r.status, 200, "{}", r.text());
     assert_eq!(r.header_all("access-control-allow-origin"), vec![APP]);
+}
+
+/// Python's `http.server` on a folder: a page's origin.
+struct PageServer(std::process::Child);
+
+impl PageServer {
+    fn start(dir: &std::path::Path, port: u16) -> PageServer {
+        let child = Command::new(venv().join("bin/python"))
+            .args([
+                "-m",
+                "http.server",
+                "--bind",
+                "127.0.0.1",
+                &port.to_string(),
+            ])
+            .current_dir(dir)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the page server did not start"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        PageServer(child)
+    }
+}
+
+impl Drop for PageServer {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[tokio::test]
+async fn a_page_on_another_origin_may_call_the_api_in_a_real_browser_only_when_listed() {
+    let dir = tempfile::tempdir().unwrap();
+    let ports = RenderedPorts::free();
+    let (listed_port, other_port) = (
+        lambdagate_harness::free_port(),
+        lambdagate_harness::free_port(),
+    );
+    let listed = format!("http://127.0.0.1:{listed_port}");
+    let log = dir.path().join("integration.log");
+    let api = dir.path().join("shop.yaml");
+    std::fs::write(&api, definition(&listed, &ports, &log)).unwrap();
+    let out = dir.path().join("out");
+    let rendered = Command::new(BIN)
+        .args(["render", "--out"])
+        .arg(&out)
+        .arg(&api)
+        .output()
+        .unwrap();
+    assert!(
+        rendered.status.success(),
+        "{}",
+        String::from_utf8_lossy(&rendered.stderr)
+    );
+    let (_invoker, envoy) = start_rendered(BIN, &out, &[], &ports).await;
+
+    // The same page on both origins: a fetch with a header of its own, so
+    // the browser asks Envoy first (a preflight).
+    let pages = dir.path().join("pages");
+    std::fs::create_dir_all(&pages).unwrap();
+    std::fs::write(
+        pages.join("call.html"),
+        format!(
+            r#"<!doctype html><title>waiting</title><script>
+fetch("http://127.0.0.1:{listen}/shop/items/1", {{headers: {{"x-api-key": "not-needed-here"}}}})
+  .then(async r => {{ document.title = "ok " + r.status + " " + (await r.text()); }})
+  .catch(e => {{ document.title = "blocked " + e; }});
+</script>"#,
+            listen = ports.listen
+        ),
+    )
+    .unwrap();
+    let _listed_server = PageServer::start(&pages, listed_port);
+    let _other_server = PageServer::start(&pages, other_port);
+
+    let browser = tokio::process::Command::new(venv().join("bin/python"))
+        .arg(repo_root().join("tests/browser/cors_test.py"))
+        .args(["--allowed", &format!("{listed}/call.html")])
+        .args([
+            "--blocked",
+            &format!("http://127.0.0.1:{other_port}/call.html"),
+        ])
+        .kill_on_drop(true)
+        .output();
+    let output = tokio::time::timeout(std::time::Duration::from_secs(90), browser)
+        .await
+        .expect("the browser test did not finish within 90 s")
+        .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(output.status.success(), "{text}\nenvoy:\n{}", envoy.logs());
+    assert!(text.contains("ok: listed origin"), "{text}");
 }
