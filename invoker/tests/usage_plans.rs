@@ -592,3 +592,56 @@ fn bad_usage_settings_are_refused_naming_the_file_and_the_field() {
         );
     }
 }
+
+#[tokio::test]
+async fn the_gateways_and_an_apis_own_throttles_hold_per_instance() {
+    // (setting, where it goes): an API's own throttle, then the gateway's.
+    let cases = [
+        ("throttle: {rate: 1, burst: 2}\n", "api"),
+        ("  throttle: {rate: 1, burst: 2}\n", "gateway"),
+    ];
+    for (setting, place) in cases {
+        let dir = tempfile::tempdir().unwrap();
+        let ports = RenderedPorts::free();
+        let log = dir.path().join("integration.log");
+        let api = dir.path().join("shop.yaml");
+        let plans = "    plans:\n      - {name: basic, rate: 100, burst: 100, apis: [shop]}\n";
+        let text = definition(&log, &ports, plans);
+        let text = if place == "api" {
+            text.replacen(
+                "api_key_required: true\n",
+                &format!("api_key_required: true\n{setting}"),
+                1,
+            )
+        } else {
+            text.replacen("  usage:\n", &format!("{setting}  usage:\n"), 1)
+        };
+        std::fs::write(&api, text).unwrap();
+        let out = dir.path().join("out");
+        render(&api, &out);
+        let (_invoker, envoy) = start_rendered(BIN, &out, &[], &ports).await;
+        let before = invocations(&log);
+        let mut answers = Vec::new();
+        for _ in 0..3 {
+            answers.push(get(&envoy, "/shop/open", None).await);
+        }
+        assert_eq!(answers[0].0, 200, "{place}: {}", answers[0].1);
+        assert_eq!(answers[1].0, 200, "{place}: {}", answers[1].1);
+        assert_refused(&answers[2], 429, "Too Many Requests");
+        assert_eq!(answers[2].2.header("retry-after"), Some("1"), "{place}");
+        assert_eq!(
+            invocations(&log),
+            before + 2,
+            "{place}: a throttled request was invoked"
+        );
+        let deadline = Instant::now() + Duration::from_secs(3);
+        while !envoy.logs().contains("outcome=gateway_throttled") {
+            assert!(
+                Instant::now() < deadline,
+                "{place}: no access-log line\n{}",
+                envoy.logs()
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+}

@@ -67,6 +67,10 @@ pub struct Gateway {
     /// APIs' `api_key_required`).
     #[serde(default)]
     pub usage: Option<lambdagate_usage::UsageConfig>,
+    /// Every API request of this gateway instance together, as API
+    /// Gateway's account-level throttle.
+    #[serde(default)]
+    pub throttle: Option<crate::throttle::Throttle>,
 }
 
 /// `gateway.portal`: the developer portal (a list of the published and
@@ -146,6 +150,7 @@ impl Default for Gateway {
             data_path: lambdagate_core::DataPath::default(),
             limits: EdgeLimits::default(),
             usage: None,
+            throttle: None,
         }
     }
 }
@@ -296,6 +301,9 @@ struct ApiFile {
     /// Browser origins that may call the API (Envoy's CORS filter).
     #[serde(default)]
     cors: Option<crate::cors::CorsSettings>,
+    /// This API's requests together, per gateway instance.
+    #[serde(default)]
+    throttle: Option<crate::throttle::Throttle>,
     resources: Vec<ResourceConfig>,
     #[serde(default)]
     gateway: Option<Gateway>,
@@ -314,6 +322,8 @@ pub struct ApiDefinition {
     pub gateway: Option<Gateway>,
     /// The API's CORS policy, checked.
     pub cors: Option<crate::cors::CorsSettings>,
+    /// The API's own throttle, checked.
+    pub throttle: Option<crate::throttle::Throttle>,
 }
 
 /// An error in an API definition: the file, where, what is allowed.
@@ -417,7 +427,20 @@ impl ApiDefinition {
             endpoint,
             gateway: raw.gateway,
             cors: raw.cors,
+            throttle: raw.throttle,
         };
+        let throttles = [
+            ("throttle", definition.throttle),
+            (
+                "gateway.throttle",
+                definition.gateway.as_ref().and_then(|g| g.throttle),
+            ),
+        ];
+        for (at, throttle) in throttles {
+            if let Some(Err((at, message))) = throttle.map(|t| t.validate(at)) {
+                return Err(error(file, at, message));
+            }
+        }
         if let Some(Err((at, message))) = definition.cors.as_ref().map(|c| c.validate()) {
             return Err(error(file, at, message));
         }

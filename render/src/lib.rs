@@ -18,6 +18,7 @@ mod invoker_config;
 pub mod limits;
 pub mod openapi;
 pub mod portal;
+pub mod throttle;
 mod usage;
 
 pub use definition::{

@@ -98,11 +98,14 @@ pub enum Outcome {
     /// The usage store could not be reached and the gateway is set to
     /// deny (503).
     UsageStoreUnavailable,
+    /// Over the gateway's or the API's own throttle, kept per Envoy
+    /// instance (429, API Gateway's account and stage throttling).
+    GatewayThrottled,
 }
 
 impl Outcome {
     /// Every outcome, for tests and for reading a label back.
-    pub const ALL: [Outcome; 34] = [
+    pub const ALL: [Outcome; 35] = [
         Outcome::Ok,
         Outcome::Accepted,
         Outcome::ClientGone,
@@ -137,6 +140,7 @@ impl Outcome {
         Outcome::PlanThrottled,
         Outcome::QuotaExceeded,
         Outcome::UsageStoreUnavailable,
+        Outcome::GatewayThrottled,
     ];
 
     /// The label in access logs, metrics and the router path's
@@ -177,6 +181,7 @@ impl Outcome {
             Outcome::PlanThrottled => "plan_throttled",
             Outcome::QuotaExceeded => "quota_exceeded",
             Outcome::UsageStoreUnavailable => "usage_store_unavailable",
+            Outcome::GatewayThrottled => "gateway_throttled",
         }
     }
 
@@ -212,6 +217,7 @@ pub fn usage_refusal(outcome: Outcome) -> Option<(u16, &'static str)> {
         Outcome::PlanThrottled => Some((429, TOO_MANY_REQUESTS)),
         Outcome::QuotaExceeded => Some((429, LIMIT_EXCEEDED)),
         Outcome::UsageStoreUnavailable => Some((503, SERVICE_UNAVAILABLE)),
+        Outcome::GatewayThrottled => Some((429, TOO_MANY_REQUESTS)),
         _ => None,
     }
 }

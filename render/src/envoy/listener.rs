@@ -104,6 +104,8 @@ pub(crate) enum HttpFilterConfig {
     RateLimit(Any<super::usage::RateLimitFilter>),
     #[serde(rename = "typed_config")]
     Cors(Any<super::cors::CorsFilter>),
+    #[serde(rename = "typed_config")]
+    Throttle(Any<super::throttle::LocalRateLimit>),
 }
 
 #[derive(Serialize)]

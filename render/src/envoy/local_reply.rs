@@ -38,6 +38,8 @@ pub(crate) struct ErrorBody {
 /// `usage.rs`), and for one whose usage service could not be asked.
 pub(crate) const RATE_LIMITED: &str = "response.code_details == 'request_rate_limited'";
 pub(crate) const SERVICE_ERROR: &str = "response.code_details == 'rate_limiter_error'";
+/// And for one Envoy's local rate-limit filter refused (`throttle.rs`).
+pub(crate) const LOCAL_RATE_LIMITED: &str = "response.code_details == 'local_rate_limited'";
 
 /// `envoy.config.accesslog.v3.AccessLogFilter`: which requests an access
 /// log (or a local-reply mapper) applies to; render's are CEL expressions
@@ -93,11 +95,11 @@ impl AccessLogFilter {
         AccessLogFilter::cel("response.code_details != 'overload'")
     }
 
-    /// All the others where usage plans are on (their refusals have logs
-    /// of their own, see `usage::refused_logs`).
+    /// All the others where usage plans or throttles are on (their
+    /// refusals have logs of their own, see `usage::refused_logs`).
     pub(crate) fn neither_overloaded_nor_refused() -> Self {
         AccessLogFilter::cel_owned(format!(
-            "response.code_details != 'overload' && !({RATE_LIMITED} || {SERVICE_ERROR})"
+            "response.code_details != 'overload' && !({RATE_LIMITED} || {SERVICE_ERROR} || {LOCAL_RATE_LIMITED})"
         ))
     }
 }

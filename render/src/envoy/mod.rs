@@ -23,6 +23,7 @@ mod names;
 mod overload;
 mod proto;
 mod routes;
+mod throttle;
 mod usage;
 
 pub use ecds::ecds_text;
@@ -153,7 +154,7 @@ impl Bootstrap {
         };
         let mut own_routes: Vec<&ApiDefinition> = apis
             .iter()
-            .filter(|api| keyed(api) || api.cors.is_some())
+            .filter(|api| keyed(api) || api.cors.is_some() || api.throttle.is_some())
             .collect();
         own_routes.sort_by_key(|api| std::cmp::Reverse(api.api.context.len()));
         for api in &own_routes {
@@ -163,6 +164,7 @@ impl Bootstrap {
                 api_body_buffer_limit(limits),
                 keyed(api),
                 api.cors.as_ref().map(|c| cors::cors_policy(c, &verbs)),
+                api.throttle.map(|t| throttle::bucket(t, "api_throttle")),
             ));
         }
         if !own_routes.is_empty() {
@@ -177,6 +179,26 @@ impl Bootstrap {
                 config: HttpFilterConfig::Cors(Any(cors::CorsFilter {})),
             });
         }
+        // Throttles per instance: the gateway's bucket, then the APIs'
+        // (each on its API's route), before any token is verified.
+        if let Some(bucket) = gateway.throttle {
+            http_filters.push(HttpFilter {
+                name: throttle::GATEWAY_THROTTLE,
+                config: HttpFilterConfig::Throttle(Any(throttle::bucket(
+                    bucket,
+                    "gateway_throttle",
+                ))),
+            });
+        }
+        if apis.iter().any(|api| api.throttle.is_some()) {
+            http_filters.push(HttpFilter {
+                name: throttle::API_THROTTLE,
+                config: HttpFilterConfig::Throttle(Any(throttle::off())),
+            });
+        }
+        let refusals = usage.is_some()
+            || gateway.throttle.is_some()
+            || apis.iter().any(|api| api.throttle.is_some());
         // JWT authorizers: two of Envoy's filters before lambdagate's.
         if let Some(jwt) = jwt::jwt_pieces(apis)? {
             http_filters.push(HttpFilter {
@@ -204,7 +226,7 @@ impl Bootstrap {
         // those the usage service refused with its outcome.
         let mut access_log = vec![
             stdout_log(
-                if usage.is_some() {
+                if refusals {
                     AccessLogFilter::neither_overloaded_nor_refused()
                 } else {
                     AccessLogFilter::not_overloaded()
@@ -216,7 +238,7 @@ impl Bootstrap {
                 ACCESS_LOG_FORMAT.replace(OUTCOME_FROM_THE_FILTER, Outcome::Overloaded.label()),
             ),
         ];
-        if usage.is_some() {
+        if refusals {
             access_log.extend(usage::refused_logs().into_iter().map(|(filter, outcome)| {
                 stdout_log(
                     filter,
@@ -233,9 +255,10 @@ impl Bootstrap {
             append_x_forwarded_port: true,
             stream_idle_timeout: Seconds(timeout_seconds),
             request_timeout: Seconds(timeout_seconds),
-            edge: match usage {
-                Some(_) => EdgeConnectionOptions::new(limits).with_usage_replies(),
-                None => EdgeConnectionOptions::new(limits),
+            edge: if refusals {
+                EdgeConnectionOptions::new(limits).with_usage_replies()
+            } else {
+                EdgeConnectionOptions::new(limits)
             },
             access_log,
             route_config: RouteConfiguration {

@@ -50,6 +50,7 @@ pub(crate) struct Route {
 pub(crate) enum PerFilterConfig {
     Disabled(Any<FilterConfig>),
     Cors(Any<super::cors::CorsPolicy>),
+    Throttle(Any<super::throttle::LocalRateLimit>),
 }
 
 #[derive(Serialize)]
@@ -209,9 +210,9 @@ pub(crate) fn no_api_route(body_limit: u64) -> Route {
     }
 }
 
-/// The route of an API with resources that need a key, or with a CORS
-/// policy: the catch-all's, plus what Envoy's rate-limit filter sends the
-/// usage service (`keyed`) and the API's CORS policy, on a cluster that
+/// The route of an API with resources that need a key, a CORS policy or a
+/// throttle: the catch-all's, plus what Envoy's rate-limit filter sends the
+/// usage service (`keyed`), the API's CORS policy and its bucket, on a cluster that
 /// exists (Envoy's rate-limit filter asks nothing on a route whose cluster
 /// does not; see `cluster::held_cluster`).
 pub(crate) fn api_route(
@@ -219,6 +220,7 @@ pub(crate) fn api_route(
     body_limit: u64,
     keyed: bool,
     cors: Option<super::cors::CorsPolicy>,
+    throttle: Option<super::throttle::LocalRateLimit>,
 ) -> Route {
     Route {
         route_match: RouteMatch {
@@ -244,6 +246,12 @@ pub(crate) fn api_route(
         typed_per_filter_config: cors
             .map(|policy| (super::cors::CORS_FILTER, PerFilterConfig::Cors(Any(policy))))
             .into_iter()
+            .chain(throttle.map(|bucket| {
+                (
+                    super::throttle::API_THROTTLE,
+                    PerFilterConfig::Throttle(Any(bucket)),
+                )
+            }))
             .collect(),
     }
 }

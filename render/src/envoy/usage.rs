@@ -16,7 +16,8 @@ use lambdagate_core::contract::{SERVICE_UNAVAILABLE, usage_refusal};
 use lambdagate_usage::service::{descriptor, envoy_timeout, metadata};
 
 use super::local_reply::{
-    AccessLogFilter, ErrorBody, JsonFormat, RATE_LIMITED, ResponseMapper, SERVICE_ERROR,
+    AccessLogFilter, ErrorBody, JsonFormat, LOCAL_RATE_LIMITED, RATE_LIMITED, ResponseMapper,
+    SERVICE_ERROR,
 };
 use super::proto::{Millis, TypeUrl};
 
@@ -133,7 +134,8 @@ const REFUSALS: [Outcome; 4] = [
     Outcome::UsageStoreUnavailable,
 ];
 
-/// One mapper per refusal, and one for a service that did not answer.
+/// One mapper per refusal, one for a service that did not answer, and one
+/// for the local throttles (`throttle.rs`).
 pub(crate) fn local_reply_mappers() -> Vec<ResponseMapper> {
     let mapper = |expression: String, status: u16, message: &'static str| ResponseMapper {
         filter: AccessLogFilter::cel_owned(expression),
@@ -151,14 +153,21 @@ pub(crate) fn local_reply_mappers() -> Vec<ResponseMapper> {
             let (status, message) = usage_refusal(outcome)?;
             Some(mapper(refused_with(outcome), status, message))
         })
-        .chain([mapper(SERVICE_ERROR.to_owned(), 503, SERVICE_UNAVAILABLE)])
+        .chain([
+            mapper(SERVICE_ERROR.to_owned(), 503, SERVICE_UNAVAILABLE),
+            mapper(
+                LOCAL_RATE_LIMITED.to_owned(),
+                429,
+                usage_refusal(Outcome::GatewayThrottled).map_or(SERVICE_UNAVAILABLE, |(_, m)| m),
+            ),
+        ])
         .collect()
 }
 
 /// The access logs of the requests the rate-limit filter answered, each
 /// with what replaces the filter's outcome in its line: the service's
 /// outcome for a refusal, `invoker_unreachable` when it could not be asked.
-pub(crate) fn refused_logs() -> [(AccessLogFilter, String); 2] {
+pub(crate) fn refused_logs() -> [(AccessLogFilter, String); 3] {
     [
         (
             AccessLogFilter::cel_owned(RATE_LIMITED.to_owned()),
@@ -171,6 +180,10 @@ pub(crate) fn refused_logs() -> [(AccessLogFilter, String); 2] {
         (
             AccessLogFilter::cel_owned(SERVICE_ERROR.to_owned()),
             Outcome::InvokerUnreachable.label().to_owned(),
+        ),
+        (
+            AccessLogFilter::cel_owned(LOCAL_RATE_LIMITED.to_owned()),
+            Outcome::GatewayThrottled.label().to_owned(),
         ),
     ]
 }
