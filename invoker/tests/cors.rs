@@ -12,7 +12,9 @@
 
 use std::process::Command;
 
-use lambdagate_harness::{RenderedPorts, filter_wasm, repo_root, start_rendered, venv};
+use lambdagate_harness::{
+    RenderedPorts, powertools_function, render_apis, repo_root, start_rendered, venv,
+};
 
 const BIN: &str = env!("CARGO_BIN_EXE_lambdagate");
 const APP: &str = "http://app.test:5173";
@@ -36,15 +38,7 @@ endpoint:
   access_method: local
   region: us-east-1
   functions:
-    - name: integration
-      command: ["{python}", -m, awslambdaric, app.integration]
-      working_dir: "{dir}"
-      environment: {{PYTHONUNBUFFERED: "1", INVOCATION_LOG: "{log}"}}
-    - name: own-cors
-      command: ["{python}", -m, awslambdaric, app.own_cors]
-      working_dir: "{dir}"
-      environment: {{PYTHONUNBUFFERED: "1", INVOCATION_LOG: "{log}"}}
-resources:
+{integration}{own_cors}resources:
   - verb: GET
     uri_template: /items/{{id}}
     arn: arn:aws:lambda:us-east-1:000000000000:function:integration
@@ -56,25 +50,12 @@ resources:
     uri_template: /own
     arn: arn:aws:lambda:us-east-1:000000000000:function:own-cors
 gateway:
-  listen: 127.0.0.1:{listen}
-  admin: 127.0.0.1:{admin}
-  invoker: 127.0.0.1:{invoker}
-  invoker_admin: 127.0.0.1:{invoker_admin}
-  wasm: {wasm}
-  portal: {{enabled: false}}
-  usage:
+{gateway}  usage:
     plans: [{{name: basic, rate: 100, burst: 100, apis: [shop]}}]
 "#,
-        python = venv().join("bin/python").display(),
-        dir = repo_root()
-            .join("tests/functions/powertools-authorizer")
-            .display(),
-        log = log.display(),
-        listen = ports.listen,
-        admin = ports.admin,
-        invoker = ports.invoker,
-        invoker_admin = ports.invoker_admin,
-        wasm = filter_wasm().display(),
+        integration = powertools_function("integration", "integration", log),
+        own_cors = powertools_function("own-cors", "own_cors", log),
+        gateway = ports.gateway_keys(),
     )
 }
 
@@ -86,17 +67,7 @@ async fn envoys_cors_filter_answers_preflights_and_stamps_responses() {
     let api = dir.path().join("shop.yaml");
     std::fs::write(&api, definition(APP, &ports, &log)).unwrap();
     let out = dir.path().join("out");
-    let rendered = Command::new(BIN)
-        .args(["render", "--out"])
-        .arg(&out)
-        .arg(&api)
-        .output()
-        .unwrap();
-    assert!(
-        rendered.status.success(),
-        "{}",
-        String::from_utf8_lossy(&rendered.stderr)
-    );
+    render_apis(BIN, &out, &[&api]);
     let (_invoker, envoy) = start_rendered(BIN, &out, &[], &ports).await;
     let count = || std::fs::read_to_string(&log).map_or(0, |t| t.lines().count());
 
@@ -233,17 +204,7 @@ async fn a_page_on_another_origin_may_call_the_api_in_a_real_browser_only_when_l
     let api = dir.path().join("shop.yaml");
     std::fs::write(&api, definition(&listed, &ports, &log)).unwrap();
     let out = dir.path().join("out");
-    let rendered = Command::new(BIN)
-        .args(["render", "--out"])
-        .arg(&out)
-        .arg(&api)
-        .output()
-        .unwrap();
-    assert!(
-        rendered.status.success(),
-        "{}",
-        String::from_utf8_lossy(&rendered.stderr)
-    );
+    render_apis(BIN, &out, &[&api]);
     let (_invoker, envoy) = start_rendered(BIN, &out, &[], &ports).await;
 
     // The same page on both origins: a fetch with a header of its own, so

@@ -36,6 +36,16 @@ fn children_of(pid: u32) -> Vec<u32> {
     found
 }
 
+/// What `sh -c COMMAND` prints.
+async fn sh(command: &str) -> String {
+    let out = tokio::process::Command::new("sh")
+        .args(["-c", command])
+        .output()
+        .await
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
 #[tokio::test]
 async fn the_demo_serves_its_curl_lines_and_stops_cleanly_on_ctrl_c() {
     filter_wasm();
@@ -92,12 +102,7 @@ async fn the_demo_serves_its_curl_lines_and_stops_cleanly_on_ctrl_c() {
             "{line}"
         );
         // Run the printed line as a user would paste it.
-        let out = tokio::process::Command::new("sh")
-            .args(["-c", &format!("{line} -w ' HTTP=%{{http_code}}'")])
-            .output()
-            .await
-            .unwrap();
-        let answer = String::from_utf8_lossy(&out.stdout).into_owned();
+        let answer = sh(&format!("{line} -w ' HTTP=%{{http_code}}'")).await;
         assert!(
             answer.ends_with(" HTTP=200"),
             "{line}\n{answer}\n{}",
@@ -111,12 +116,7 @@ async fn the_demo_serves_its_curl_lines_and_stops_cleanly_on_ctrl_c() {
                 "{line}"
             );
             let bare = line.replace(" -H 'Authorization: Bearer demo-token'", "");
-            let out = tokio::process::Command::new("sh")
-                .args(["-c", &format!("{bare} -w ' HTTP=%{{http_code}}'")])
-                .output()
-                .await
-                .unwrap();
-            let refused = String::from_utf8_lossy(&out.stdout).into_owned();
+            let refused = sh(&format!("{bare} -w ' HTTP=%{{http_code}}'")).await;
             assert!(refused.ends_with(" HTTP=401"), "{bare}\n{refused}");
             // The demo exposes errors: the reason is in the body.
             assert!(refused.contains("is missing"), "{refused}");
@@ -129,22 +129,12 @@ async fn the_demo_serves_its_curl_lines_and_stops_cleanly_on_ctrl_c() {
                 .find(|h| h.contains("x-api-key"))
                 .unwrap_or_else(|| panic!("{line}"));
             let bare = line.replace(&format!(" -H {key_header}"), "");
-            let out = tokio::process::Command::new("sh")
-                .args(["-c", &format!("{bare} -w ' HTTP=%{{http_code}}'")])
-                .output()
-                .await
-                .unwrap();
-            let refused = String::from_utf8_lossy(&out.stdout).into_owned();
+            let refused = sh(&format!("{bare} -w ' HTTP=%{{http_code}}'")).await;
             assert!(refused.ends_with(" HTTP=403"), "{bare}\n{refused}");
             assert!(refused.contains("\"message\":\"Forbidden\""), "{refused}");
             let burst =
                 format!("for i in $(seq 1 100); do {line} -o /dev/null -w '%{{http_code}} '; done");
-            let out = tokio::process::Command::new("sh")
-                .args(["-c", &burst])
-                .output()
-                .await
-                .unwrap();
-            let codes = String::from_utf8_lossy(&out.stdout).into_owned();
+            let codes = sh(&burst).await;
             assert!(codes.contains("429"), "{codes}");
             assert!(codes.starts_with("200 "), "{codes}");
         }

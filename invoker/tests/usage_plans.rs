@@ -17,7 +17,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use lambdagate_harness::{
-    EnvoyProcess, RenderedPorts, filter_wasm, free_port, repo_root, start_rendered, venv,
+    EnvoyProcess, RenderedPorts, free_port, powertools_function, render_apis, start_rendered,
 };
 use serde_json::Value;
 
@@ -37,11 +37,7 @@ endpoint:
   access_method: local
   region: us-east-1
   functions:
-    - name: integration
-      command: ["{python}", -m, awslambdaric, app.integration]
-      working_dir: "{dir}"
-      environment: {{PYTHONUNBUFFERED: "1", INVOCATION_LOG: "{log}"}}
-resources:
+{function}resources:
   - verb: GET
     uri_template: /items/{{id}}
     arn: arn:aws:lambda:us-east-1:000000000000:function:integration
@@ -53,40 +49,16 @@ resources:
     arn: arn:aws:lambda:us-east-1:000000000000:function:integration
     api_key_required: false
 gateway:
-  listen: 127.0.0.1:{listen}
-  admin: 127.0.0.1:{admin}
-  invoker: 127.0.0.1:{invoker}
-  invoker_admin: 127.0.0.1:{invoker_admin}
-  wasm: {wasm}
-  portal: {{enabled: false}}
-  usage:
+{gateway}  usage:
 {usage}"#,
-        python = venv().join("bin/python").display(),
-        dir = repo_root()
-            .join("tests/functions/powertools-authorizer")
-            .display(),
-        log = log.display(),
-        listen = ports.listen,
-        admin = ports.admin,
-        invoker = ports.invoker,
-        invoker_admin = ports.invoker_admin,
-        wasm = filter_wasm().display(),
+        function = powertools_function("integration", "integration", log),
+        gateway = ports.gateway_keys(),
     )
 }
 
 /// Renders `api` into `out`.
 fn render(api: &Path, out: &Path) {
-    let rendered = Command::new(BIN)
-        .args(["render", "--out"])
-        .arg(out)
-        .arg(api)
-        .output()
-        .unwrap();
-    assert!(
-        rendered.status.success(),
-        "{}",
-        String::from_utf8_lossy(&rendered.stderr)
-    );
+    render_apis(BIN, out, &[api]);
 }
 
 /// `lambdagate keys ARGS --config out/invoker.yaml`: (stdout, stderr).

@@ -142,13 +142,11 @@ def execute(driver, operation, name):
     return status, " ".join(b.text for b in bodies)
 
 
-def try_protected(driver, args):
-    """The protected operation: 401 without a credential, 200 after the
-    console's Authorize is given --token."""
-    check(args.token, "--protected needs --token")
+def open_operation(driver, path):
+    """Expands the GET operation at `path` and presses "Try it out"."""
     operation = wait(driver).until(
         ec.presence_of_element_located(
-            (By.XPATH, f"//div[contains(@class,'opblock-get')][.//*[@data-path='{args.protected}']]")
+            (By.XPATH, f"//div[contains(@class,'opblock-get')][.//*[@data-path='{path}']]")
         )
     )
     driver.execute_script("arguments[0].scrollIntoView();", operation)
@@ -156,38 +154,42 @@ def try_protected(driver, args):
     wait(driver).until(
         lambda d: operation.find_elements(By.CSS_SELECTOR, "button.try-out__btn")
     )[0].click()
-    status, body = execute(driver, operation, args.name)
-    check(status == "401", f"without a credential the console shows {status!r}: {body}")
-    check("Unauthorized" in body, f"the 401's body: {body}")
-    # Authorize: the scheme's field in the dialog, then Authorize, Close.
+    return operation
+
+
+def authorize(driver, pick, secret):
+    """Gives `secret` to the Authorize dialog's scheme whose text `pick`
+    accepts (one still asking for a value), then closes the dialog."""
     driver.find_element(By.CSS_SELECTOR, "button.btn.authorize").click()
     dialog = wait(driver).until(ec.presence_of_element_located((By.CSS_SELECTOR, ".dialog-ux")))
-    # The authorizer's scheme (the API key's has a container of its own).
     container = wait(driver).until(
         lambda d: next(
             (
                 c
                 for c in dialog.find_elements(By.CSS_SELECTOR, ".auth-container")
-                if "api_key" not in c.text and c.find_elements(By.CSS_SELECTOR, "input")
+                if pick(c.text) and c.find_elements(By.CSS_SELECTOR, "input")
             ),
             None,
         )
     )
-    container.find_element(By.CSS_SELECTOR, "input").send_keys(args.token)
+    container.find_element(By.CSS_SELECTOR, "input").send_keys(secret)
     container.find_element(By.CSS_SELECTOR, "button.authorize").click()
     wait(driver).until(lambda d: dialog.find_elements(By.CSS_SELECTOR, "button.btn-done"))[0].click()
-    # The response table of the first call is replaced by the second's.
+
+
+def try_protected(driver, args):
+    """The protected operation: 401 without a credential, 200 after the
+    console's Authorize is given --token."""
+    check(args.token, "--protected needs --token")
+    operation = open_operation(driver, args.protected)
     status, body = execute(driver, operation, args.name)
-    deadline = time.monotonic() + WAIT_SECONDS
-    while status != "200" and time.monotonic() < deadline:
-        time.sleep(0.2)
-        status = operation.find_element(
-            By.CSS_SELECTOR, ".live-responses-table .response .response-col_status"
-        ).text.strip()
-        body = " ".join(
-            b.text
-            for b in operation.find_elements(By.CSS_SELECTOR, ".live-responses-table .response-col_description pre")
-        )
+    check(status == "401", f"without a credential the console shows {status!r}: {body}")
+    check("Unauthorized" in body, f"the 401's body: {body}")
+    # Authorize: the scheme's field in the dialog, then Authorize, Close.
+    # The authorizer's scheme (the API key's has a container of its own).
+    authorize(driver, lambda text: "api_key" not in text, args.token)
+    # The response table of the first call is replaced by the second's.
+    status, body = execute_until(driver, operation, args.name, "200")
     check(status == "200", f"with the credential the console shows {status!r}: {body}")
     check(f"Hello, {args.name}!" in body, f"not the function's answer: {body}")
     curl = " ".join(c.text for c in operation.find_elements(By.CSS_SELECTOR, ".curl-command, .curl"))
@@ -215,34 +217,11 @@ def execute_until(driver, operation, name, want):
 def try_keyed(driver, args):
     """The keyed operation: 403 without an API key, 200 after Authorize is
     given --key, then 429 once the console's calls pass the plan's rate."""
-    operation = wait(driver).until(
-        ec.presence_of_element_located(
-            (By.XPATH, f"//div[contains(@class,'opblock-get')][.//*[@data-path='{args.keyed}']]")
-        )
-    )
-    driver.execute_script("arguments[0].scrollIntoView();", operation)
-    operation.find_element(By.CSS_SELECTOR, ".opblock-summary-control").click()
-    wait(driver).until(
-        lambda d: operation.find_elements(By.CSS_SELECTOR, "button.try-out__btn")
-    )[0].click()
+    operation = open_operation(driver, args.keyed)
     status, body = execute(driver, operation, args.name)
     check(status == "403", f"without a key the console shows {status!r}: {body}")
     check("Forbidden" in body, f"the 403's body: {body}")
-    driver.find_element(By.CSS_SELECTOR, "button.btn.authorize").click()
-    dialog = wait(driver).until(ec.presence_of_element_located((By.CSS_SELECTOR, ".dialog-ux")))
-    container = wait(driver).until(
-        lambda d: next(
-            (
-                c
-                for c in dialog.find_elements(By.CSS_SELECTOR, ".auth-container")
-                if "api_key" in c.text and c.find_elements(By.CSS_SELECTOR, "input")
-            ),
-            None,
-        )
-    )
-    container.find_element(By.CSS_SELECTOR, "input").send_keys(args.key)
-    container.find_element(By.CSS_SELECTOR, "button.authorize").click()
-    wait(driver).until(lambda d: dialog.find_elements(By.CSS_SELECTOR, "button.btn-done"))[0].click()
+    authorize(driver, lambda text: "api_key" in text, args.key)
     status, body = execute_until(driver, operation, args.name, "200")
     check(status == "200", f"with the key the console shows {status!r}: {body}")
     check(f"Hello, {args.name}!" in body, f"not the function's answer: {body}")

@@ -151,6 +151,51 @@ impl RenderedPorts {
     }
 }
 
+impl RenderedPorts {
+    /// The `gateway:` keys that put a rendered stack on these ports with
+    /// the built filter and no portal (two-space indented, for a
+    /// definition's `gateway:` block).
+    pub fn gateway_keys(&self) -> String {
+        format!(
+            "  listen: 127.0.0.1:{}\n  admin: 127.0.0.1:{}\n  invoker: 127.0.0.1:{}\n  invoker_admin: 127.0.0.1:{}\n  wasm: {}\n  portal: {{enabled: false}}\n",
+            self.listen,
+            self.admin,
+            self.invoker,
+            self.invoker_admin,
+            filter_wasm().display()
+        )
+    }
+}
+
+/// `lambdagate render --out OUT APIS...`, which must succeed.
+pub fn render_apis(bin: &str, out: &std::path::Path, apis: &[&std::path::Path]) {
+    let rendered = std::process::Command::new(bin)
+        .args(["render", "--out"])
+        .arg(out)
+        .args(apis)
+        .output()
+        .expect("run lambdagate render");
+    assert!(
+        rendered.status.success(),
+        "render failed: {}",
+        String::from_utf8_lossy(&rendered.stderr)
+    );
+}
+
+/// A Python function of tests/functions/powertools-authorizer (`app.HANDLER`)
+/// as a local endpoint's function entry, counting its invocations in `log`
+/// (four-space indented, for `functions:`).
+pub fn powertools_function(name: &str, handler: &str, log: &std::path::Path) -> String {
+    format!(
+        "    - name: {name}\n      command: [\"{python}\", -m, awslambdaric, app.{handler}]\n      working_dir: \"{dir}\"\n      environment: {{PYTHONUNBUFFERED: \"1\", INVOCATION_LOG: \"{log}\"}}\n",
+        python = venv().join("bin/python").display(),
+        dir = repo_root()
+            .join("tests/functions/powertools-authorizer")
+            .display(),
+        log = log.display(),
+    )
+}
+
 /// Starts the invoker on `out/invoker.yaml` (watched, so redeploys reach
 /// it) and Envoy on `out/envoy.yaml`, as an operator runs what `render`
 /// wrote into `out`.
