@@ -10,10 +10,8 @@
     clippy::indexing_slicing
 )] // test code: a panic is a failed test
 
-use std::process::Command;
-
 use lambdagate_harness::{
-    RenderedPorts, powertools_function, render_apis, repo_root, start_rendered, venv,
+    RenderedPorts, StaticFiles, powertools_function, render_apis, repo_root, start_rendered, venv,
 };
 
 const BIN: &str = env!("CARGO_BIN_EXE_lambdagate");
@@ -154,43 +152,6 @@ async fn envoys_cors_filter_answers_preflights_and_stamps_responses() {
     assert_eq!(r.header_all("access-control-allow-origin"), vec![APP]);
 }
 
-/// Python's `http.server` on a folder: a page's origin.
-struct PageServer(std::process::Child);
-
-impl PageServer {
-    fn start(dir: &std::path::Path, port: u16) -> PageServer {
-        let child = Command::new(venv().join("bin/python"))
-            .args([
-                "-m",
-                "http.server",
-                "--bind",
-                "127.0.0.1",
-                &port.to_string(),
-            ])
-            .current_dir(dir)
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .unwrap();
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(
-                std::time::Instant::now() < deadline,
-                "the page server did not start"
-            );
-            std::thread::sleep(std::time::Duration::from_millis(50));
-        }
-        PageServer(child)
-    }
-}
-
-impl Drop for PageServer {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 #[tokio::test]
 async fn a_page_on_another_origin_may_call_the_api_in_a_real_browser_only_when_listed() {
     let dir = tempfile::tempdir().unwrap();
@@ -223,8 +184,8 @@ fetch("http://127.0.0.1:{listen}/shop/items/1", {{headers: {{"x-api-key": "not-n
         ),
     )
     .unwrap();
-    let _listed_server = PageServer::start(&pages, listed_port);
-    let _other_server = PageServer::start(&pages, other_port);
+    let _listed_server = StaticFiles::serve(&pages, listed_port);
+    let _other_server = StaticFiles::serve(&pages, other_port);
 
     let browser = tokio::process::Command::new(venv().join("bin/python"))
         .arg(repo_root().join("tests/browser/cors_test.py"))

@@ -11,8 +11,8 @@
 )] // test code: a panic is a failed test
 
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::process::Command;
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use aws_lc_rs::rand::SystemRandom;
 use aws_lc_rs::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, KeyPair};
@@ -80,43 +80,6 @@ fn claims(extra: Value) -> Value {
     claims
 }
 
-/// A real HTTP server for the JWKS: Python's `http.server` on a folder.
-struct JwksServer(Child);
-
-impl JwksServer {
-    fn start(dir: &Path, port: u16) -> JwksServer {
-        let child = Command::new(venv().join("bin/python"))
-            .args([
-                "-m",
-                "http.server",
-                "--bind",
-                "127.0.0.1",
-                &port.to_string(),
-            ])
-            .current_dir(dir)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let deadline = std::time::Instant::now() + Duration::from_secs(10);
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(
-                std::time::Instant::now() < deadline,
-                "the JWKS server did not start"
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        JwksServer(child)
-    }
-}
-
-impl Drop for JwksServer {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 fn definition(
     name: &str,
     context: &str,
@@ -177,7 +140,7 @@ async fn jwt_authorizers_verify_tokens_with_envoys_jwt_authn() {
     )
     .unwrap();
     let jwks_port = free_port();
-    let jwks = JwksServer::start(&jwks_dir, jwks_port);
+    let jwks = lambdagate_harness::StaticFiles::serve(&jwks_dir, jwks_port);
     let jwks_uri = format!("http://127.0.0.1:{jwks_port}/jwks.json");
 
     let ports = RenderedPorts::free();

@@ -167,6 +167,44 @@ impl RenderedPorts {
     }
 }
 
+/// A folder served over HTTP on a loopback port by Python's `http.server`
+/// (a real web server, for a JWKS or a page's origin); stopped on drop.
+pub struct StaticFiles(std::process::Child);
+
+impl StaticFiles {
+    pub fn serve(dir: &std::path::Path, port: u16) -> StaticFiles {
+        let child = std::process::Command::new(venv().join("bin/python"))
+            .args([
+                "-m",
+                "http.server",
+                "--bind",
+                "127.0.0.1",
+                &port.to_string(),
+            ])
+            .current_dir(dir)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("start python -m http.server");
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "http.server on {port} did not start"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        StaticFiles(child)
+    }
+}
+
+impl Drop for StaticFiles {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 /// `lambdagate render --out OUT APIS...`, which must succeed.
 pub fn render_apis(bin: &str, out: &std::path::Path, apis: &[&std::path::Path]) {
     let rendered = std::process::Command::new(bin)
