@@ -26,6 +26,8 @@ from .common import (
     JWT_CASE,
     JWT_ISSUER,
     KEYED_CASE,
+    KEYED_CASES,
+    KEYED_REDIS_CASE,
     jwt_payload_header,
     CLIENT_PATH,
     FUNCTION_BODY,
@@ -188,7 +190,7 @@ static_resources:
                 request_body_buffer_limit: {edge['invoker_route_limit']}
 """
         route = invoker_route
-        if case == KEYED_CASE:
+        if case in KEYED_CASES:
             # As render writes a keyed API's route: the usage descriptors on
             # a cluster that exists (lambdagate_held, empty).
             route += """\
@@ -250,7 +252,7 @@ static_resources:
                                 "uri_template": "/user/{id}",
                                 "arn": ARN,
                                 "timeout_seconds": 30,
-                                **({"api_key_required": True} if case == KEYED_CASE else {}),
+                                **({"api_key_required": True} if case in KEYED_CASES else {}),
                             },
                             # The streaming case: GET /bench/stream.
                             {
@@ -291,7 +293,7 @@ static_resources:
                   jwt_cache_config: {{jwt_cache_size: 1000}}
               rules: [{{match: {{prefix: /}}, requires: {{requires_any: {{requirements: [{{provider_name: issuer-0}}, {{allow_missing_or_failed: {{}}}}]}}}}}}]
 """
-        if case == KEYED_CASE:
+        if case in KEYED_CASES:
             jwt_filters += """\
           - name: envoy.filters.http.ratelimit
             typed_config:
@@ -338,7 +340,7 @@ static_resources:
         - endpoint:
             address: {{socket_address: {{address: 127.0.0.1, port_value: {ports['invoker']}}}}}
 """
-        if case == KEYED_CASE:
+        if case in KEYED_CASES:
             cluster += """\
   - name: lambdagate_held
     type: STATIC
@@ -366,7 +368,7 @@ static_resources:
     raise ValueError(case)
 
 
-def invoker_conf(ports: dict) -> str:
+def invoker_conf(ports: dict, store: str = "{path: usage}") -> str:
     return f"""\
 # bench/run: the invoker, stored keys from the environment, Lambda = the stand-in.
 listen: 127.0.0.1:{ports['invoker']}
@@ -385,7 +387,7 @@ endpoints:
       - {AUTH_ARN}
 # The keyed case's plan: far above any load here, so only its cost shows.
 usage:
-  store: {{path: usage}}
+  store: {store}
   plans:
     - {{name: bench, rate: 1000000, burst: 1000000, apis: [bench]}}
   apis:
@@ -398,7 +400,7 @@ usage:
 """
 
 
-def write_bench_key(work: str) -> None:
+def write_bench_key(work: str) -> dict:
     """The bench's key in the folder store, as `lambdagate keys create`
     writes it (only its SHA-256), so the load's header is known in advance."""
     import hashlib
@@ -409,6 +411,26 @@ def write_bench_key(work: str) -> None:
     record = {"id": digest[:10], "hash": digest, "name": "bench", "plans": ["bench"], "created": 0}
     with open(os.path.join(folder, "keys.json"), "w") as f:
         json.dump({"keys": [record]}, f)
+    return record
+
+
+def start_redis_store(work: str, port: int, procs: Procs) -> subprocess.Popen:
+    """redis-server on loopback holding the bench's key, as `lambdagate keys
+    create` stores it on Redis."""
+    redis = procs.start(
+        "redis",
+        ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
+    )
+    wait_until("redis", lambda: _redis(port, "PING") == "PONG", redis, procs, "redis")
+    record = write_bench_key(work)
+    _redis(port, "HSET", "lambdagate:keys", record["hash"], json.dumps(record))
+    _redis(port, "INCR", "lambdagate:keys:version")
+    return redis
+
+
+def _redis(port: int, *args: str) -> str:
+    out = subprocess.run(["redis-cli", "-p", str(port), *args], capture_output=True, text=True, timeout=5)
+    return out.stdout.strip()
 
 
 # ---------------------------------------------------------------- the stack
@@ -426,6 +448,9 @@ class Stack:
         self.ports: dict = {}
         self.envoys: dict[str, dict] = {}
         self.invoker: subprocess.Popen | None = None
+        # The Redis case's own invoker, and the Redis it counts in.
+        self.invoker_redis: subprocess.Popen | None = None
+        self.redis: subprocess.Popen | None = None
         self.nginx: subprocess.Popen | None = None
 
     def start(self) -> None:
@@ -443,24 +468,29 @@ class Stack:
             for k in list(env):
                 if k.startswith("AWS_"):
                     del env[k]  # nothing from this shell may change the invoker's credentials
-            self.invoker = self.procs.start(
-                "invoker",
-                [self.tools["invoker"], "serve", "--config", conf, "--worker-threads", "1"],
-                env=env,
-            )
-            wait_until(
-                "invoker",
-                lambda: http("GET", f"http://127.0.0.1:{self.ports['invoker_admin']}/healthz")[0] == 200,
-                self.invoker,
-                self.procs,
-                "invoker",
-            )
+            self.invoker = self.start_invoker("invoker", conf, env, self.ports["invoker_admin"])
+            if KEYED_REDIS_CASE in self.args.cases:
+                self.ports.update(
+                    redis=free_port(taken), invoker_redis=free_port(taken), invoker_redis_admin=free_port(taken)
+                )
+                self.redis = start_redis_store(self.work, self.ports["redis"], self.procs)
+                conf = os.path.join(self.work, "invoker-redis.yaml")
+                with open(conf, "w") as f:
+                    f.write(
+                        invoker_conf(
+                            dict(self.ports, invoker=self.ports["invoker_redis"], invoker_admin=self.ports["invoker_redis_admin"]),
+                            store=f'{{redis: "redis://127.0.0.1:{self.ports["redis"]}/0"}}',
+                        )
+                    )
+                self.invoker_redis = self.start_invoker("invoker-redis", conf, env, self.ports["invoker_redis_admin"])
         # the Envoys
         envoy_env = dict(os.environ, AWS_ACCESS_KEY_ID=KEY_ID, AWS_SECRET_ACCESS_KEY=SECRET, AWS_EC2_METADATA_DISABLED="true")
         envoy_env.pop("AWS_SESSION_TOKEN", None)
         envoy_env.pop("AWS_PROFILE", None)
         for case in self.args.cases:
             ports = dict(self.ports, admin=free_port(taken), listen=free_port(taken))
+            if case == KEYED_REDIS_CASE:
+                ports["invoker"] = self.ports["invoker_redis"]
             conf = os.path.join(self.work, f"envoy-{case}.yaml")
             with open(conf, "w") as f:
                 f.write(envoy_conf(case, ports, self.tools["wasm"]))
@@ -490,6 +520,25 @@ class Stack:
         for case in self.stream_cases():
             self.check_stream(case)
 
+    def start_invoker(self, name: str, conf: str, env: dict, admin_port: int) -> subprocess.Popen:
+        p = self.procs.start(
+            name,
+            [self.tools["invoker"], "serve", "--config", conf, "--worker-threads", "1"],
+            env=env,
+        )
+        wait_until(name, lambda: http("GET", f"http://127.0.0.1:{admin_port}/healthz")[0] == 200, p, self.procs, name)
+        return p
+
+    def invoker_of(self, case: str) -> subprocess.Popen | None:
+        """The invoker a case's Envoy calls (none for the native cases)."""
+        if not is_lambdagate(case):
+            return None
+        return self.invoker_redis if case == KEYED_REDIS_CASE else self.invoker
+
+    def extra_pids(self, case: str) -> list[int]:
+        """Processes whose CPU counts with the invoker's: the Redis store."""
+        return [self.redis.pid] if case == KEYED_REDIS_CASE and self.redis else []
+
     def check_case(self, case: str) -> None:
         """One request through the case: right status, right body, signed (else the stand-in says 403)."""
         status, headers, body = http(
@@ -498,7 +547,7 @@ class Stack:
             request_body(1024),
             {"Content-Type": "application/json", "Authorization": AUTH_TOKEN, "x-api-key": BENCH_API_KEY},
         )
-        if case == KEYED_CASE:
+        if case in KEYED_CASES:
             # Without the key: refused by the rate-limit filter (429 here:
             # the bench's Envoy has render's edge pieces, not the usage
             # refusals' local-reply mappers that make it render's 403).
@@ -553,10 +602,11 @@ class Stack:
                 return int(v.strip())
         return 0
 
-    def invoker_metrics(self) -> dict:
+    def invoker_metrics(self, case: str = "lambdagate") -> dict:
         if self.invoker is None:
             return {}
-        _, _, body = http("GET", f"http://127.0.0.1:{self.ports['invoker_admin']}/metrics")
+        admin = self.ports["invoker_redis_admin"] if case == KEYED_REDIS_CASE else self.ports["invoker_admin"]
+        _, _, body = http("GET", f"http://127.0.0.1:{admin}/metrics")
         sums: dict[str, float] = {}
         for line in body.decode().splitlines():
             if not line or line.startswith("#"):
@@ -575,7 +625,7 @@ class Stack:
         c = {"nginx_accepts": standin.nginx_accepts(self.ports["nginx"])}
         if is_lambdagate(case):
             c["envoy_to_invoker_cx_total"] = self.envoy_stat(case, "cluster.lambdagate_invoker.upstream_cx_total")
-            c.update(self.invoker_metrics())
+            c.update(self.invoker_metrics(case))
         else:
             c["envoy_to_stand_in_cx_total"] = self.envoy_stat(case, "cluster.stand_in.upstream_cx_total")
         return c

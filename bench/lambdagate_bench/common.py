@@ -59,6 +59,11 @@ AUTH_REPLY = json.dumps(
 # service. Every case sends the same x-api-key header.
 KEYED_CASE = "lambdagate-keyed"
 BENCH_API_KEY = "lgk_" + "b" * 64
+# The same with the fleet's store: a second invoker whose counters and keys
+# are in a redis-server on loopback (Redis's CPU is counted with the
+# invoker's).
+KEYED_REDIS_CASE = "lambdagate-keyed-redis"
+KEYED_CASES = (KEYED_CASE, KEYED_REDIS_CASE)
 
 # The JWT case: the default data path behind a JWT authorizer, verified by
 # Envoy's jwt_authn with keys from a JWKS the stand-in serves. The bench
@@ -129,6 +134,7 @@ CASES = {
     AUTH_NOCACHE_CASE: f"lambdagate, {DEFAULT_PATH} data path, the same authorizer invoked on every request (ttl 0)",
     JWT_CASE: f"lambdagate, {DEFAULT_PATH} data path, behind a JWT authorizer (Envoy's jwt_authn)",
     KEYED_CASE: f"lambdagate, {DEFAULT_PATH} data path, API key and usage plan (Envoy's rate-limit filter, folder store)",
+    KEYED_REDIS_CASE: f"lambdagate, {DEFAULT_PATH} data path, API key and usage plan, Redis store (its CPU with the invoker's)",
 }
 
 

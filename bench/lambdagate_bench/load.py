@@ -159,10 +159,13 @@ class Load:
         ]
         envoy = self.stack.envoys[case]["proc"]
         before = self.stack.counters(case) if measure else {}
-        if self.stack.invoker is not None and is_lambdagate(case):
-            reset_peak_rss(self.stack.invoker.pid)
+        invoker = self.stack.invoker_of(case)
+        # The invoker's CPU, with the Redis store's in the Redis case.
+        inv_pids = ([invoker.pid] if invoker else []) + self.stack.extra_pids(case)
+        if invoker is not None:
+            reset_peak_rss(invoker.pid)
         envoy_rss_reset = reset_peak_rss(envoy.pid)
-        t_env, t_inv = cpu_ticks(envoy.pid), (cpu_ticks(self.stack.invoker.pid) if is_lambdagate(case) else 0)
+        t_env, t_inv = cpu_ticks(envoy.pid), sum(cpu_ticks(p) for p in inv_pids)
         t_ngx, t_busy = cpu_ticks(self.stack.nginx.pid), machine_busy_ticks()
         ru0 = resource.getrusage(resource.RUSAGE_CHILDREN)
         t0 = time.monotonic()
@@ -170,7 +173,7 @@ class Load:
         wall = time.monotonic() - t0
         ru1 = resource.getrusage(resource.RUSAGE_CHILDREN)
         d_env = (cpu_ticks(envoy.pid) - t_env) / CLK_TCK
-        d_inv = (cpu_ticks(self.stack.invoker.pid) - t_inv) / CLK_TCK if is_lambdagate(case) else 0.0
+        d_inv = (sum(cpu_ticks(p) for p in inv_pids) - t_inv) / CLK_TCK
         d_ngx = (cpu_ticks(self.stack.nginx.pid) - t_ngx) / CLK_TCK
         d_busy = (machine_busy_ticks() - t_busy) / CLK_TCK
         d_wrk = (ru1.ru_utime + ru1.ru_stime) - (ru0.ru_utime + ru0.ru_stime)
@@ -198,7 +201,7 @@ class Load:
             "envoy_cpu_s_per_10k": d_env / reqs * 10000 if reqs else None,
             "invoker_cpu_s_per_10k": d_inv / reqs * 10000 if reqs else None,
             "envoy_peak_rss_kb": status_kb(envoy.pid, "VmHWM") if envoy_rss_reset else None,
-            "invoker_peak_rss_kb": status_kb(self.stack.invoker.pid, "VmHWM") if is_lambdagate(case) else None,
+            "invoker_peak_rss_kb": status_kb(invoker.pid, "VmHWM") if invoker else None,
             "counters_before": before,
             "counters_after": after,
         }

@@ -17,6 +17,7 @@ from .common import (
     CASES,
     JWT_CASE,
     KEYED_CASE,
+    KEYED_REDIS_CASE,
     DEFAULT_PATH,
     OTHER_CASE,
     OTHER_PATH,
@@ -249,13 +250,25 @@ def comparison_lines(summary: dict) -> list[str]:
                 f"p99={d['p99_ms'] / o['p99_ms']:.2f} cpu/request={d['cpu_s_per_10k'] / o['cpu_s_per_10k']:.2f}"
             )
     for size in ("1KB", "1MB"):
-        for case, goal in ((AUTH_CASE, 0.95), (AUTH_NOCACHE_CASE, None), (JWT_CASE, 0.9), (KEYED_CASE, 0.95)):
+        for case, goal in (
+            (AUTH_CASE, 0.95),
+            (AUTH_NOCACHE_CASE, None),
+            (JWT_CASE, 0.9),
+            (KEYED_CASE, 0.95),
+            (KEYED_REDIS_CASE, None),
+        ):
             a, d = summary.get(f"{case}/{size}"), summary.get(f"lambdagate/{size}")
             if a and d and d["rps"] and d["p99_ms"] and d["cpu_s_per_10k"]:
                 lines.append(
                     f"{size}: authorized/unauthorized ({case}/lambdagate) throughput={a['rps'] / d['rps']:.2f} "
                     f"p99={a['p99_ms'] / d['p99_ms']:.2f} cpu/request={a['cpu_s_per_10k'] / d['cpu_s_per_10k']:.2f}"
-                    + (f" (goal: throughput >= {goal})" if goal else " (no cache: an extra hop per request)")
+                    + (
+                        f" (goal: throughput >= {goal})"
+                        if goal
+                        else " (Redis store)"
+                        if case == KEYED_REDIS_CASE
+                        else " (no cache: an extra hop per request)"
+                    )
                 )
     lg, nat = summary.get("lambdagate/1KB"), summary.get("native/1KB")
     if lg and nat and nat["cpu_s_per_10k"]:
