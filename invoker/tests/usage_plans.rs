@@ -209,6 +209,23 @@ async fn api_keys_plans_and_quotas_are_enforced_by_envoys_rate_limit_filter() {
         .send("GET", "/shop/items/1", &[("x-api-key", &long)], b"")
         .await;
     assert!(r.status == 403 || r.status == 431, "{}", r.status);
+    // Control characters in a key: Envoy's codec refuses the request (400)
+    // or the key is unknown (403); never a pass, never a 5xx.
+    for bad in ["lgk_\u{1}bad", "lgk_\u{7f}bad", "lgk_\tbad"] {
+        let raw = format!(
+            "GET /shop/items/1 HTTP/1.1\r\nhost: shop\r\nx-api-key: {bad}\r\nconnection: close\r\n\r\n"
+        );
+        let r = lambdagate_harness::faults::raw_exchange(
+            &envoy.addr,
+            raw.as_bytes(),
+            4096,
+            Duration::ZERO,
+            Duration::from_secs(5),
+        )
+        .await
+        .unwrap();
+        assert!(r.status == 400 || r.status == 403, "{bad:?}: {}", r.status);
+    }
     for i in 0..2000 {
         let key = format!("lgk_{i:064x}");
         let (status, _, _) = get(&envoy, "/shop/items/1", Some(&key)).await;
