@@ -363,7 +363,7 @@ fn usage_plans<'g>(
     gateway: &'g Gateway,
 ) -> Option<Vec<&'g lambdagate_usage::config::PlanConfig>> {
     let a = &api.api;
-    if !a.resources.iter().any(|r| a.key_required(r)) {
+    if !a.any_key_required() {
         return None;
     }
     let plans: Vec<_> = gateway

@@ -38,21 +38,12 @@ pub(crate) fn usage_section(
         })
         .collect();
     let Some(settings) = &gateway.usage else {
-        return match all
-            .iter()
-            .find(|a| a.resources.iter().any(|r| r.api_key_required))
-        {
-            Some(api) => {
-                let file = apis
-                    .iter()
-                    .find(|d| d.api.name == api.name)
-                    .map_or(gateway_file, |d| d.file.as_str());
-                Err(error(
-                    file,
-                    "api_key_required",
-                    "API keys need usage plans: add `gateway.usage.plans` (see the README, \"Usage plans and API keys\")",
-                ))
-            }
+        return match apis.iter().find(|d| d.api.any_key_required()) {
+            Some(keyed) => Err(error(
+                &keyed.file,
+                "api_key_required",
+                "API keys need usage plans: add `gateway.usage.plans` (see the README, \"How much: API keys and usage plans\")",
+            )),
             None => Ok(None),
         };
     };

@@ -241,41 +241,30 @@ impl UsageService {
                 "no answer in store_timeout_ms".into(),
             ))
         });
-        let (plan, key_id) = (Some(plan.name.clone()), Some(record.id.clone()));
+        let (plan, key_id) = (plan.name.as_str(), record.id.as_str());
+        let allowed = || Verdict::Allowed {
+            plan: plan.to_owned(),
+            key_id: key_id.to_owned(),
+        };
+        let refused = |outcome, retry_after_seconds| Verdict::Refused {
+            outcome,
+            plan: Some(plan.to_owned()),
+            key_id: Some(key_id.to_owned()),
+            retry_after_seconds: Some(retry_after_seconds),
+        };
         match taken {
-            Ok(Admission::Allowed) => Verdict::Allowed {
-                plan: plan.unwrap_or_default(),
-                key_id: key_id.unwrap_or_default(),
-            },
+            Ok(Admission::Allowed) => allowed(),
             Ok(Admission::Throttled {
                 retry_after_seconds,
-            }) => Verdict::Refused {
-                outcome: Outcome::PlanThrottled,
-                plan,
-                key_id,
-                retry_after_seconds: Some(retry_after_seconds),
-            },
+            }) => refused(Outcome::PlanThrottled, retry_after_seconds),
             Ok(Admission::QuotaExceeded {
                 retry_after_seconds,
-            }) => Verdict::Refused {
-                outcome: Outcome::QuotaExceeded,
-                plan,
-                key_id,
-                retry_after_seconds: Some(retry_after_seconds),
-            },
+            }) => refused(Outcome::QuotaExceeded, retry_after_seconds),
             Err(e) => {
-                tracing::warn!(error = %e, plan = ?plan, key_id = ?key_id, mode = ?self.rules.on_store_unavailable, "usage: store unavailable");
+                tracing::warn!(error = %e, plan, key_id, mode = ?self.rules.on_store_unavailable, "usage: store unavailable");
                 match self.rules.on_store_unavailable {
-                    FailureMode::Allow => Verdict::Allowed {
-                        plan: plan.unwrap_or_default(),
-                        key_id: key_id.unwrap_or_default(),
-                    },
-                    FailureMode::Deny => Verdict::Refused {
-                        outcome: Outcome::UsageStoreUnavailable,
-                        plan,
-                        key_id,
-                        retry_after_seconds: Some(1),
-                    },
+                    FailureMode::Allow => allowed(),
+                    FailureMode::Deny => refused(Outcome::UsageStoreUnavailable, 1),
                 }
             }
         }

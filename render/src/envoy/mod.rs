@@ -149,9 +149,7 @@ impl Bootstrap {
         // APIs with keys or a CORS policy: routes of their own carry the
         // usage descriptors and the policy (longest context first, as the
         // filter routes).
-        let keyed = |api: &ApiDefinition| {
-            usage.is_some() && api.api.resources.iter().any(|r| api.api.key_required(r))
-        };
+        let keyed = |api: &ApiDefinition| usage.is_some() && api.api.any_key_required();
         let mut own_routes: Vec<&ApiDefinition> = apis
             .iter()
             .filter(|api| keyed(api) || api.cors.is_some() || api.throttle.is_some())

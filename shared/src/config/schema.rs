@@ -123,6 +123,11 @@ impl ApiConfig {
     pub fn key_required(&self, resource: &ResourceConfig) -> bool {
         resource.api_key_required.unwrap_or(self.api_key_required)
     }
+
+    /// Whether any resource needs an API key (then the API is keyed).
+    pub fn any_key_required(&self) -> bool {
+        self.resources.iter().any(|r| self.key_required(r))
+    }
 }
 
 /// A Lambda authorizer, as API Gateway's: a function that decides who may
