@@ -18,7 +18,7 @@ use aws_lc_rs::rand::SystemRandom;
 use aws_lc_rs::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, KeyPair};
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use lambdagate_harness::{RenderedPorts, filter_wasm, free_port, repo_root, start_rendered, venv};
+use lambdagate_harness::{RenderedPorts, free_port, start_rendered};
 use serde_json::{Value, json};
 
 const BIN: &str = env!("CARGO_BIN_EXE_lambdagate");
@@ -98,11 +98,7 @@ endpoint:
   access_method: local
   region: us-east-1
   functions:
-    - name: integration
-      command: ["{python}", -m, awslambdaric, app.integration]
-      working_dir: "{dir}"
-      environment: {{PYTHONUNBUFFERED: "1", INVOCATION_LOG: "{log}"}}
-authorizer: issuer
+{function}authorizer: issuer
 authorizers:
   - name: issuer
     type: jwt
@@ -119,11 +115,7 @@ resources:
     arn: arn:aws:lambda:us-east-1:000000000000:function:integration
     authorizer: none
 {gateway}"#,
-        python = venv().join("bin/python").display(),
-        dir = repo_root()
-            .join("tests/functions/powertools-authorizer")
-            .display(),
-        log = log.display(),
+        function = lambdagate_harness::powertools_function("integration", "integration", log),
     )
 }
 
@@ -144,14 +136,7 @@ async fn jwt_authorizers_verify_tokens_with_envoys_jwt_authn() {
     let jwks_uri = format!("http://127.0.0.1:{jwks_port}/jwks.json");
 
     let ports = RenderedPorts::free();
-    let gateway = format!(
-        "gateway:\n  listen: 127.0.0.1:{}\n  admin: 127.0.0.1:{}\n  invoker: 127.0.0.1:{}\n  invoker_admin: 127.0.0.1:{}\n  wasm: {}\n  portal: {{enabled: false}}\n",
-        ports.listen,
-        ports.admin,
-        ports.invoker,
-        ports.invoker_admin,
-        filter_wasm().display()
-    );
+    let gateway = format!("gateway:\n{}", ports.gateway_keys());
     let log = dir.path().join("integration.log");
     let http_api = dir.path().join("http.yaml");
     let rest_api = dir.path().join("rest.yaml");
