@@ -1,10 +1,11 @@
-//! API keys and usage plans through real Envoy: `lambdagate render` puts
-//! Envoy's own rate-limit filter in front of lambdagate's, the invoker
-//! answers as Envoy's rate-limit service, keys are made and revoked with
-//! `lambdagate keys`, and a real function counts its invocations, so
-//! "nothing is invoked" is checked where it happens. The fleet test runs
-//! two Envoy + invoker replicas on one real Redis (Debian's
-//! `redis-server`, started here on a loopback port).
+//! API keys and usage plans through real Envoy, both ways render offers:
+//! checked in the filter's own call to the invoker (the default), and by
+//! Envoy's own rate-limit filter in front of lambdagate's, with the
+//! invoker answering as Envoy's rate-limit service. Keys are made and
+//! revoked with `lambdagate keys`, and a real function counts its
+//! invocations, so "nothing is invoked" is checked where it happens. The
+//! fleet test runs two Envoy + invoker replicas on one real Redis
+//! (Debian's `redis-server`, started here on a loopback port).
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -139,16 +140,51 @@ const PLANS: &str = r#"    keys_refresh_ms: 200
 "#;
 
 #[tokio::test]
+async fn api_keys_plans_and_quotas_are_checked_in_the_filters_call() {
+    keys_plans_and_quotas(None).await;
+}
+
+#[tokio::test]
 async fn api_keys_plans_and_quotas_are_enforced_by_envoys_rate_limit_filter() {
+    keys_plans_and_quotas(Some("rate_limit_filter")).await;
+}
+
+/// The same user-visible contract whoever checks the key
+/// (`gateway.usage_check`; `None`: the default).
+async fn keys_plans_and_quotas(usage_check: Option<&str>) {
     let dir = tempfile::tempdir().unwrap();
     let ports = RenderedPorts::free();
     let log = dir.path().join("integration.log");
     let api = dir.path().join("shop.yaml");
-    std::fs::write(&api, definition(&log, &ports, PLANS)).unwrap();
+    let text = definition(&log, &ports, PLANS);
+    let text = match usage_check {
+        Some(check) => text.replacen(
+            "  usage:\n",
+            &format!("  usage_check: {check}\n  usage:\n"),
+            1,
+        ),
+        None => text,
+    };
+    std::fs::write(&api, text).unwrap();
     let out = dir.path().join("out");
     render(&api, &out);
     let invoker_yaml = std::fs::read_to_string(out.join("invoker.yaml")).unwrap();
     assert!(invoker_yaml.contains("usage:"), "{invoker_yaml}");
+    // Who checks: Envoy's rate-limit filter (and then the filter must not
+    // ask again), or the filter's own call (one hop, no second filter).
+    let bootstrap = std::fs::read_to_string(out.join("envoy.yaml")).unwrap();
+    let filter_config = std::fs::read_to_string(out.join("ecds/lambdagate.yaml")).unwrap();
+    let envoy_checks = usage_check == Some("rate_limit_filter");
+    assert_eq!(
+        bootstrap.contains("envoy.filters.http.ratelimit"),
+        envoy_checks,
+        "{bootstrap}"
+    );
+    assert_eq!(
+        filter_config.contains("api_key_required"),
+        !envoy_checks,
+        "{filter_config}"
+    );
 
     let (gold, gold_id) = create_key(&out, "gold", "alice");
     let (tiny, tiny_id) = create_key(&out, "tiny", "bob");
@@ -523,6 +559,207 @@ async fn two_replicas_share_one_quota_and_one_key_list_through_redis() {
     let _ = (inv_a, inv_b);
 }
 
+/// API Gateway's `apiKeySource: AUTHORIZER`: the Lambda authorizer's
+/// `usageIdentifierKey` is the key; a client's own `x-api-key` is not
+/// read. The authorizer's answer is cached, its key with it, and every
+/// request still takes from the plan.
+#[tokio::test]
+async fn an_authorizers_usage_identifier_key_picks_the_plan() {
+    let dir = tempfile::tempdir().unwrap();
+    let ports = RenderedPorts::free();
+    let log = dir.path().join("integration.log");
+    let api = dir.path().join("shop.yaml");
+    let text = definition(&log, &ports, PLANS)
+        .replacen(
+            "api_key_required: true\n",
+            "api_key_required: true\napi_key_source: authorizer\nauthorizers:\n  - {name: tokens, type: token, arn: \"arn:aws:lambda:us-east-1:000000000000:function:authorizer\"}\nauthorizer: tokens\n",
+            1,
+        )
+        .replacen(
+            "  functions:\n",
+            &format!(
+                "  functions:\n{}",
+                powertools_function("authorizer", "handler", &log)
+            ),
+            1,
+        );
+    std::fs::write(&api, text).unwrap();
+    let out = dir.path().join("out");
+    render(&api, &out);
+    let (tiny, tiny_id) = create_key(&out, "tiny", "carol");
+    let (gold, _) = create_key(&out, "gold", "dave");
+    let (invoker, envoy) = start_rendered(BIN, &out, &[], &ports).await;
+    let call = async |token: &str, header_key: Option<&str>| {
+        let auth = format!("Bearer {token}");
+        let mut headers = vec![("authorization", auth.as_str())];
+        headers.extend(header_key.map(|k| ("x-api-key", k)));
+        let r = envoy.send("GET", "/shop/items/1", &headers, b"").await;
+        let body = serde_json::from_slice(&r.body).unwrap_or(Value::Null);
+        (r.status, body, r)
+    };
+    let integrations = || {
+        std::fs::read_to_string(&log)
+            .unwrap_or_default()
+            .lines()
+            .filter(|l| *l == "integration")
+            .count()
+    };
+
+    // The authorizer names no key: 403, even with a good x-api-key.
+    assert_refused(&call("allow", Some(&gold)).await, 403, "Forbidden");
+    // It names an unknown key: 403.
+    let unknown = format!("key:lgk_{}", "0".repeat(64));
+    assert_refused(&call(&unknown, None).await, 403, "Forbidden");
+    assert_eq!(integrations(), 0);
+    // It names a key: that key's plan counts, 3 a day; the fourth is
+    // refused, though the authorizer's answer now comes from its cache.
+    let token = format!("key:{tiny}");
+    for i in 0..3 {
+        let (status, body, _) = call(&token, None).await;
+        assert_eq!(status, 200, "call {i}: {body}\n{}", envoy.logs());
+        assert_eq!(body["authorizer"]["principalId"], "user-with-key", "{body}");
+    }
+    assert_refused(&call(&token, None).await, 429, "Limit Exceeded");
+    assert_eq!(integrations(), 3);
+    let authorizer_calls = std::fs::read_to_string(&log)
+        .unwrap()
+        .lines()
+        .filter(|l| *l == "authorizer")
+        .count();
+    assert!(
+        authorizer_calls < 6,
+        "the authorizer's answer was not cached: {authorizer_calls} calls"
+    );
+    let metrics = invoker.metrics().await;
+    assert!(
+        metrics.contains(&format!(
+            r#"lambdagate_usage_requests_total{{plan="tiny",key_id="{tiny_id}",outcome="allowed"}} 3"#
+        )),
+        "{metrics}"
+    );
+    assert!(!metrics.contains(&tiny[4..]) && !invoker.logs().contains(&tiny[4..]));
+}
+
+/// The key check through the invoker's gRPC API, as any caller of
+/// `Invoke` meets it: typed refusals (the kind in the reply, or in the
+/// status's trailer), nothing invoked, and a clear INVALID_CONFIG when
+/// the check cannot be made.
+#[tokio::test]
+async fn the_invokers_grpc_api_checks_a_key_before_invoking() {
+    use lambdagate_proto::{ErrorKind, InvocationType, UsageCheck};
+    let dir = tempfile::tempdir().unwrap();
+    let ports = RenderedPorts::free();
+    let log = dir.path().join("integration.log");
+    let api = dir.path().join("shop.yaml");
+    std::fs::write(&api, definition(&log, &ports, PLANS)).unwrap();
+    let out = dir.path().join("out");
+    render(&api, &out);
+    let (tiny, _) = create_key(&out, "tiny", "erin");
+    let (invoker, _envoy) = start_rendered(BIN, &out, &[], &ports).await;
+    let mut client = invoker.client().await;
+    let arn = "arn:aws:lambda:us-east-1:000000000000:function:integration";
+    let request = |path: &str, key: &str, in_reply: bool| {
+        let mut r = lambdagate_harness::invoke_request(
+            "local",
+            arn,
+            br#"{"requestContext": {}}"#,
+            10_000,
+            InvocationType::RequestResponse,
+        );
+        r.failure_in_reply = in_reply;
+        r.usage = Some(UsageCheck {
+            method: "GET".into(),
+            path: path.into(),
+            api_key: key.into(),
+        });
+        r
+    };
+
+    // No key: a status with its kind in the trailer, or the kind in the
+    // reply; nothing invoked.
+    let status = client
+        .invoke(request("/shop/items/1", "", false))
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), tonic::Code::PermissionDenied, "{status:?}");
+    assert_eq!(
+        lambdagate_proto::error_kind(&status),
+        ErrorKind::InvalidApiKey
+    );
+    let reply = client
+        .invoke(request("/shop/items/1", "lgk_unknown", true))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(reply.error_kind, ErrorKind::InvalidApiKey as i32);
+    assert_eq!(invocations(&log), 0);
+
+    // A good key: invoked; past the quota: QUOTA_EXCEEDED with when.
+    for _ in 0..3 {
+        let reply = client
+            .invoke(request("/shop/items/1", &tiny, true))
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(reply.error_kind, 0, "{}", reply.error_message);
+    }
+    let reply = client
+        .invoke(request("/shop/items/1", &tiny, true))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(reply.error_kind, ErrorKind::QuotaExceeded as i32);
+    assert!(
+        (1..=86_400).contains(&reply.retry_after_seconds),
+        "{reply:?}"
+    );
+    assert!(!reply.error_message.contains(&tiny[4..]), "{reply:?}");
+    assert_eq!(invocations(&log), 3);
+
+    // A check for a path the usage section says is open: the configs
+    // disagree, and the invoker says so instead of letting it pass.
+    let status = client
+        .invoke(request("/shop/open", &tiny, false))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        lambdagate_proto::error_kind(&status),
+        ErrorKind::InvalidConfig
+    );
+    assert!(
+        status.message().contains("same API definition"),
+        "{status:?}"
+    );
+    assert_eq!(invocations(&log), 3);
+
+    // An invoker without a `usage` section cannot check: INVALID_CONFIG.
+    let plain = lambdagate_harness::InvokerProcess::start(
+        BIN,
+        &format!(
+            "endpoints:\n  local:\n    access_method: local\n    region: us-east-1\n    functions:\n{}",
+            powertools_function("integration", "integration", &log)
+        ),
+        &[],
+        "info",
+    )
+    .await;
+    let status = plain
+        .client()
+        .await
+        .invoke(request("/shop/items/1", &tiny, false))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        lambdagate_proto::error_kind(&status),
+        ErrorKind::InvalidConfig
+    );
+    assert!(
+        status.message().contains("no `usage` section"),
+        "{status:?}"
+    );
+    assert_eq!(invocations(&log), 3);
+}
+
 #[test]
 fn bad_usage_settings_are_refused_naming_the_file_and_the_field() {
     let dir = tempfile::tempdir().unwrap();
@@ -563,6 +800,27 @@ fn bad_usage_settings_are_refused_naming_the_file_and_the_field() {
                 &format!("    on_store_unavailable: maybe\n{good}"),
             ),
             "on_store_unavailable",
+        ),
+        // The key from an authorizer that is not there.
+        (
+            definition(&log, &ports, good).replacen(
+                "api_key_required: true\n",
+                "api_key_required: true\napi_key_source: authorizer\n",
+                1,
+            ),
+            "api_key_source is `authorizer`",
+        ),
+        // The authorizer's key where Envoy's rate-limit filter checks
+        // keys: it runs before the authorizer.
+        (
+            definition(&log, &ports, good)
+                .replacen(
+                    "api_key_required: true\n",
+                    "api_key_required: true\napi_key_source: authorizer\nauthorizers:\n  - {name: t, type: token, arn: \"arn:aws:lambda:us-east-1:000000000000:function:integration\"}\nauthorizer: t\n",
+                    1,
+                )
+                .replacen("  usage:\n", "  usage_check: rate_limit_filter\n  usage:\n", 1),
+            "api_key_source: `authorizer` needs gateway.usage_check: in_call",
         ),
     ];
     for (text, expected) in cases {

@@ -10,7 +10,7 @@ pub mod v1 {
 
 pub use v1::{
     ErrorDetail, ErrorKind, HttpBodyChunk, HttpHeader, HttpReply, InvocationType, InvokeReply,
-    InvokeRequest,
+    InvokeRequest, UsageCheck,
 };
 
 /// Fully qualified gRPC method path, for callers that frame calls themselves
@@ -153,6 +153,11 @@ mod tests {
                 }],
                 head_request: false,
                 stream: false,
+            }),
+            usage: Some(UsageCheck {
+                method: "GET".into(),
+                path: "/keyed/a".into(),
+                api_key: "lgk_0123".into(),
             }),
         };
         let bytes = request.encode_to_vec();

@@ -67,10 +67,29 @@ pub struct Gateway {
     /// APIs' `api_key_required`).
     #[serde(default)]
     pub usage: Option<lambdagate_usage::UsageConfig>,
+    /// Who checks API keys and takes from the plans (see [`UsageCheck`]).
+    #[serde(default)]
+    pub usage_check: UsageCheck,
     /// Every API request of this gateway instance together, as API
     /// Gateway's account-level throttle.
     #[serde(default)]
     pub throttle: Option<crate::throttle::Throttle>,
+}
+
+/// `gateway.usage_check`: where a keyed request's key is checked. Both
+/// ask the same usage service in the invoker, with the same store.
+#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum UsageCheck {
+    /// In the filter's own call to the invoker, after the authorizer: one
+    /// hop per request, and the key may be the authorizer's
+    /// `usageIdentifierKey` (`api_key_source: authorizer`).
+    #[default]
+    InCall,
+    /// By Envoy's rate-limit filter, before lambdagate's filter, as
+    /// Envoy's rate-limit service (`envoy.service.ratelimit.v3`): a second
+    /// call per request, and only `x-api-key`.
+    RateLimitFilter,
 }
 
 /// `gateway.portal`: the developer portal (a list of the published and
@@ -150,6 +169,7 @@ impl Default for Gateway {
             data_path: lambdagate_core::DataPath::default(),
             limits: EdgeLimits::default(),
             usage: None,
+            usage_check: UsageCheck::default(),
             throttle: None,
         }
     }
@@ -298,6 +318,10 @@ struct ApiFile {
     /// unless they say `api_key_required: false`.
     #[serde(default)]
     api_key_required: bool,
+    /// Where the key comes from: `header` (`x-api-key`, the default) or
+    /// `authorizer` (its `usageIdentifierKey`).
+    #[serde(default)]
+    api_key_source: lambdagate_core::ApiKeySource,
     /// Browser origins that may call the API (Envoy's CORS filter).
     #[serde(default)]
     cors: Option<crate::cors::CorsSettings>,
@@ -417,6 +441,7 @@ impl ApiDefinition {
             authorizers: raw.authorizers,
             authorizer: raw.authorizer,
             api_key_required: raw.api_key_required,
+            api_key_source: raw.api_key_source,
             resources: raw.resources,
         };
         let definition = ApiDefinition {

@@ -89,6 +89,24 @@ pub fn render(
         RenderedInvokerConfig::new(apis, &gateway, portal_dir.as_deref(), usage.clone())?;
     let refs: Vec<&ApiDefinition> = apis.iter().collect();
     let mut filter = filter_config(&refs)?;
+    // Envoy's rate-limit filter checks keys before lambdagate's filter:
+    // the filter must not ask again (each ask takes from the plan).
+    let envoy_checks_keys = gateway.usage_check == definition::UsageCheck::RateLimitFilter;
+    if envoy_checks_keys {
+        for (api, definition) in filter.apis.iter_mut().zip(apis) {
+            if api.api_key_source == lambdagate_core::ApiKeySource::Authorizer {
+                return Err(error(
+                    &definition.file,
+                    "api_key_source",
+                    "`authorizer` needs gateway.usage_check: in_call (Envoy's rate-limit filter runs before the authorizer and reads only x-api-key)",
+                ));
+            }
+            api.api_key_required = false;
+            for resource in &mut api.resources {
+                resource.api_key_required = None;
+            }
+        }
+    }
     filter.data_path = gateway.data_path;
     filter.upload_budget_bytes = gateway.limits.upload_budget_bytes;
     let filter_json = serde_json::to_string(&filter)
@@ -98,7 +116,8 @@ pub fn render(
     let ecds = envoy::ecds_text(&filter_path, &filter_json)
         .map_err(|e| error(&files, "(filter config)", e.to_string()))?;
     let timeout_seconds = envoy::timeout_seconds(apis, &gateway);
-    let bootstrap = envoy::Bootstrap::new(&gateway, apis, out_dir, timeout_seconds, usage.as_ref())
+    let envoy_usage = usage.as_ref().filter(|_| envoy_checks_keys);
+    let bootstrap = envoy::Bootstrap::new(&gateway, apis, out_dir, timeout_seconds, envoy_usage)
         .map_err(|m| error(&files, "gateway", m))?;
     let envoy_bootstrap = envoy::bootstrap_text(&bootstrap, out_dir)
         .map_err(|e| error(&files, "(Envoy bootstrap)", e.to_string()))?;

@@ -81,10 +81,16 @@ pub fn document(api: &ApiDefinition, gateway: &Gateway) -> Value {
                 "responses": responses(resource.invocation_type, a.lifecycle),
             });
             let keyed = a.key_required(resource) && usage_plans(api, gateway).is_some();
+            // With `api_key_source: authorizer` the client sends no key
+            // of its own: the authorizer's scheme covers it.
+            let sends_key = keyed && a.api_key_source == lambdagate_core::ApiKeySource::Header;
             if let Some(obj) = op.as_object_mut() {
                 match guard {
                     Some(name) => {
-                        obj.insert("security".into(), with_api_key(requirement(a, name), keyed));
+                        obj.insert(
+                            "security".into(),
+                            with_api_key(requirement(a, name), sends_key),
+                        );
                         if let Some(r) = obj.get_mut("responses").and_then(Value::as_object_mut) {
                             r.insert(
                                 "401".into(),
@@ -103,7 +109,7 @@ pub fn document(api: &ApiDefinition, gateway: &Gateway) -> Value {
                     }
                     // Open in an API whose other operations are guarded.
                     None if !a.authorizers.is_empty() || keyed => {
-                        obj.insert("security".into(), with_api_key(json!([]), keyed));
+                        obj.insert("security".into(), with_api_key(json!([]), sends_key));
                     }
                     None => {}
                 }
@@ -190,7 +196,11 @@ pub fn document(api: &ApiDefinition, gateway: &Gateway) -> Value {
         "servers": [{"url": format!("{}{}", gateway.public_url(), if a.context == "/" { "" } else { a.context.as_str() })}],
         "paths": paths,
         "components": {
-            "securitySchemes": security_schemes(a, usage_plans(api, gateway).is_some()),
+            "securitySchemes": security_schemes(
+                a,
+                usage_plans(api, gateway).is_some()
+                    && a.api_key_source == lambdagate_core::ApiKeySource::Header
+            ),
             "schemas": {
                 "Error": {
                     "type": "object",

@@ -86,8 +86,9 @@ pub enum Outcome {
     /// The authorizer cannot be called: not allowed, not found, no
     /// credentials (500).
     AuthorizerConfigurationError,
-    // Usage plans' answers (see `lambdagate-usage`), given by Envoy's
-    // rate-limit filter before the filter runs.
+    // Usage plans' answers (see `lambdagate-usage`): the invoker's, when
+    // it checks the key in the filter's call, else Envoy's rate-limit
+    // filter's.
     /// No API key, an unknown or revoked one, or one whose plans do not
     /// name this API (403, API Gateway's INVALID_API_KEY).
     InvalidApiKey,
@@ -208,18 +209,21 @@ pub const TOO_MANY_REQUESTS: &str = "Too Many Requests";
 /// API Gateway's body when a usage plan's quota is used up.
 pub const LIMIT_EXCEEDED: &str = "Limit Exceeded";
 
-/// What the client gets for a usage plan's refusal: status and message.
-/// Envoy's rate-limit filter answers these (render's local-reply mappers
-/// give them the gateway's JSON body); the usage service decides which.
+/// What the client gets for a usage plan's refusal or a throttle:
+/// status and message. The invoker's usage kinds take theirs from
+/// [`contract`]; Envoy answers the rest (render's local-reply mappers
+/// give them the gateway's JSON body).
 pub fn usage_refusal(outcome: Outcome) -> Option<(u16, &'static str)> {
-    match outcome {
-        Outcome::InvalidApiKey => Some((403, FORBIDDEN)),
-        Outcome::PlanThrottled => Some((429, TOO_MANY_REQUESTS)),
-        Outcome::QuotaExceeded => Some((429, LIMIT_EXCEEDED)),
-        Outcome::UsageStoreUnavailable => Some((503, SERVICE_UNAVAILABLE)),
-        Outcome::GatewayThrottled => Some((429, TOO_MANY_REQUESTS)),
-        _ => None,
-    }
+    let kind = match outcome {
+        Outcome::InvalidApiKey => ErrorKind::InvalidApiKey,
+        Outcome::PlanThrottled => ErrorKind::PlanThrottled,
+        Outcome::QuotaExceeded => ErrorKind::QuotaExceeded,
+        Outcome::UsageStoreUnavailable => ErrorKind::UsageStoreUnavailable,
+        Outcome::GatewayThrottled => return Some((429, TOO_MANY_REQUESTS)),
+        _ => return None,
+    };
+    let row = contract(kind);
+    Some((row.http_status, row.public_message))
 }
 
 /// API Gateway's body for an integration timeout.
@@ -382,7 +386,65 @@ pub const fn contract(kind: ErrorKind) -> KindContract {
             Outcome::Internal,
             "the invoker failed to invoke {arn}",
         ),
+        // A usage plan's refusals are about the client's own key: the
+        // message is API Gateway's words whether or not the API exposes
+        // errors, and the reason (which key id, which plan) goes to the
+        // invoker's log only.
+        ErrorKind::InvalidApiKey => KindContract {
+            advice: "create a key with `lambdagate keys create` in a plan that names this API",
+            ..row(
+                GrpcCode::PermissionDenied,
+                403,
+                FORBIDDEN,
+                Outcome::InvalidApiKey,
+                FORBIDDEN,
+            )
+        },
+        ErrorKind::PlanThrottled => KindContract {
+            retry_after: Some("1"),
+            advice: "the key's plan allows no more requests per second",
+            ..row(
+                GrpcCode::ResourceExhausted,
+                429,
+                TOO_MANY_REQUESTS,
+                Outcome::PlanThrottled,
+                TOO_MANY_REQUESTS,
+            )
+        },
+        ErrorKind::QuotaExceeded => KindContract {
+            advice: "the key's quota for this period is used up",
+            ..row(
+                GrpcCode::ResourceExhausted,
+                429,
+                LIMIT_EXCEEDED,
+                Outcome::QuotaExceeded,
+                LIMIT_EXCEEDED,
+            )
+        },
+        ErrorKind::UsageStoreUnavailable => KindContract {
+            retry_after: Some("1"),
+            advice: "the usage store (folder or Redis) did not answer within store_timeout_ms",
+            ..row(
+                GrpcCode::Unavailable,
+                503,
+                SERVICE_UNAVAILABLE,
+                Outcome::UsageStoreUnavailable,
+                SERVICE_UNAVAILABLE,
+            )
+        },
     }
+}
+
+/// Whether a kind is a usage plan's refusal: its message is the client's
+/// whatever the API's `expose_errors`, and nothing was invoked.
+pub fn is_usage_refusal(kind: ErrorKind) -> bool {
+    matches!(
+        kind,
+        ErrorKind::InvalidApiKey
+            | ErrorKind::PlanThrottled
+            | ErrorKind::QuotaExceeded
+            | ErrorKind::UsageStoreUnavailable
+    )
 }
 
 /// Why an invocation did not produce a Lambda result, as the invoker
@@ -393,6 +455,9 @@ pub const fn contract(kind: ErrorKind) -> KindContract {
 pub struct Failure {
     pub kind: ErrorKind,
     pub message: String,
+    /// When the client may try again (a usage plan's refusal knows);
+    /// `None`: the contract's `retry_after`, if any.
+    pub retry_after_seconds: Option<u32>,
 }
 
 impl Failure {
@@ -400,7 +465,21 @@ impl Failure {
         Failure {
             kind,
             message: message.into(),
+            retry_after_seconds: None,
         }
+    }
+
+    /// With a `Retry-After` of its own.
+    pub fn retry_after(mut self, seconds: u32) -> Self {
+        self.retry_after_seconds = Some(seconds);
+        self
+    }
+
+    /// `Retry-After` for the client, if waiting helps.
+    pub fn retry_after_header(&self) -> Option<String> {
+        self.retry_after_seconds
+            .map(|s| s.to_string())
+            .or_else(|| self.contract().retry_after.map(str::to_owned))
     }
 
     pub fn contract(&self) -> KindContract {
@@ -419,6 +498,7 @@ impl Failure {
         InvokeReply {
             error_kind: self.kind as i32,
             error_message: self.message,
+            retry_after_seconds: self.retry_after_seconds.unwrap_or(0),
             ..InvokeReply::default()
         }
     }
@@ -431,7 +511,10 @@ impl Failure {
         let kind = ErrorKind::try_from(reply.error_kind).unwrap_or(ErrorKind::Internal);
         match kind {
             ErrorKind::Unspecified | ErrorKind::FunctionError => None,
-            kind => Some(Failure::new(kind, reply.error_message.clone())),
+            kind => Some(Failure {
+                retry_after_seconds: Some(reply.retry_after_seconds).filter(|s| *s > 0),
+                ..Failure::new(kind, reply.error_message.clone())
+            }),
         }
     }
 }
@@ -479,7 +562,7 @@ mod tests {
     #[test]
     fn a_failure_crosses_the_reply_typed() {
         for kind in ErrorKind::all() {
-            let failure = Failure::new(kind, "function f: try again");
+            let failure = Failure::new(kind, "function f: try again").retry_after(7);
             let reply = failure.clone().into_reply();
             let back = Failure::from_reply(&reply);
             match kind {
@@ -508,7 +591,9 @@ mod tests {
                     INTERNAL_SERVER_ERROR,
                     SERVICE_UNAVAILABLE,
                     ENDPOINT_TIMED_OUT,
-                    "Too Many Requests",
+                    TOO_MANY_REQUESTS,
+                    FORBIDDEN,
+                    LIMIT_EXCEEDED,
                     "the request or the function's response is over Lambda's payload limit",
                 ]
                 .contains(&row.public_message),

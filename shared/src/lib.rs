@@ -38,7 +38,7 @@ pub use config::arn::{ArnError, LambdaArn};
 pub use config::route::Verb;
 pub use config::timeout::{Timeout, TimeoutError};
 pub use config::{
-    AuthorizerConfig, AuthorizerType, CompiledConfig, Config, ConfigError, DataPath,
+    ApiKeySource, AuthorizerConfig, AuthorizerType, CompiledConfig, Config, ConfigError, DataPath,
     InvocationType, Lifecycle, PayloadFormat, ResponseMode, RouteTarget, parse,
 };
 pub use contract::{Failure, Outcome};

@@ -226,8 +226,9 @@ fn random_requests_and_replies_never_panic() {
                     function_error,
                     executed_version: rng.text(&["$LATEST", "\n", "3"], 2),
                     lambda_request_id: rng.text(&["id", "\r", ""], 2),
-                    error_kind: rng.next() as i32 % 16,
+                    error_kind: rng.next() as i32 % 20,
                     error_message: rng.text(&["x", "é", "\u{0}", "arn:aws:iam::1:user/u"], 3),
+                    retry_after_seconds: rng.next() as u32,
                 };
                 assert_sane(&plan.on_reply(Ok(&reply.encode_to_vec())));
                 assert_sane(&plan.on_reply(Ok(&rng.bytes(40))));

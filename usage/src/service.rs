@@ -1,11 +1,14 @@
-//! Envoy's rate-limit service (`envoy.service.ratelimit.v3`), as Envoy's
-//! rate-limit filter calls it before the lambdagate filter runs. A request
-//! arrives as descriptors (see [`descriptor`]): its method and path, and
-//! its `x-api-key` when it has one. The service routes it as the filter
-//! does, checks the key against the key list, and takes from the key's
-//! plan in the store. A refusal is `OVER_LIMIT` with the outcome in the
-//! dynamic metadata, which render's local-reply mappers turn into the
-//! gateway's 403, 429 or 503 with its JSON body and request id.
+//! The usage service: routes a request as the filter does, checks its key
+//! against the key list, and takes from the key's plan in the store.
+//!
+//! Two callers. The invoker asks [`UsageService::judge`] when the
+//! filter's call carries a key check (the default: one hop per request).
+//! Envoy's rate-limit filter asks it as Envoy's rate-limit service
+//! (`envoy.service.ratelimit.v3`) when render is set to check keys there:
+//! the request then arrives as descriptors (see [`descriptor`]), and a
+//! refusal is `OVER_LIMIT` with the outcome in the dynamic metadata, which
+//! render's local-reply mappers turn into the gateway's 403, 429 or 503
+//! with its JSON body and request id.
 
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
@@ -270,6 +273,15 @@ impl UsageService {
         }
     }
 
+    /// Decides and counts: the invoker's check of a key that came with
+    /// the filter's call (as [`RateLimitService`] does for Envoy's
+    /// rate-limit filter).
+    pub async fn judge(&self, method: &str, path: &str, api_key: Option<&str>) -> Verdict {
+        let verdict = self.decide(method, path, api_key).await;
+        self.count(&verdict);
+        verdict
+    }
+
     fn count(&self, verdict: &Verdict) {
         let (plan, key_id, outcome) = match verdict {
             Verdict::Open => return,
@@ -365,8 +377,7 @@ impl RateLimitService for UsageService {
             // Not a request render's config describes: nothing to limit.
             return Ok(tonic::Response::new(response(&Verdict::Open)));
         };
-        let verdict = self.decide(method, path, parts.api_key).await;
-        self.count(&verdict);
+        let verdict = self.judge(method, path, parts.api_key).await;
         Ok(tonic::Response::new(response(&verdict)))
     }
 }

@@ -171,6 +171,7 @@ impl LocalFunction {
                 ErrorKind::FunctionError as i32
             },
             error_message: String::new(),
+            retry_after_seconds: 0,
         };
         let timed_out = || {
             Failure::new(

@@ -5,9 +5,11 @@
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
+use lambdagate_core::Outcome;
 use lambdagate_proto::http_path::INVOKE_METADATA;
 use lambdagate_proto::v1::invoker_server::Invoker as InvokerRpc;
-use lambdagate_proto::{ErrorKind, InvokeReply, InvokeRequest};
+use lambdagate_proto::{ErrorKind, InvokeReply, InvokeRequest, UsageCheck};
+use lambdagate_usage::service::Verdict;
 use prost::Message as _;
 use tonic::metadata::MetadataMap;
 use tonic::{Request, Response, Status, Streaming};
@@ -32,6 +34,62 @@ pub(crate) fn current(shared: &SharedInvoker) -> Arc<Invoker> {
 
 pub struct InvokerService {
     pub(crate) invoker: SharedInvoker,
+    /// Usage plans, when the invoker's config has a `usage` section.
+    pub(crate) usage: Option<lambdagate_usage::UsageService>,
+}
+
+impl InvokerService {
+    /// A keyed route's check, before anything is invoked: `Err` is the
+    /// refusal (403, 429, 503) the client gets instead.
+    async fn admit(&self, check: Option<&UsageCheck>) -> Result<(), Failure> {
+        let Some(check) = check else {
+            return Ok(());
+        };
+        let route = format!("{} {}", check.method, check.path);
+        let Some(usage) = &self.usage else {
+            return Err(Failure::new(
+                ErrorKind::InvalidConfig,
+                format!(
+                    "{route} needs an API key, but the invoker's config has no `usage` section: render the invoker's config from the same API definition as Envoy's"
+                ),
+            ));
+        };
+        let api_key = Some(check.api_key.as_str()).filter(|k| !k.is_empty());
+        match usage.judge(&check.method, &check.path, api_key).await {
+            Verdict::Allowed { .. } => Ok(()),
+            Verdict::Open => Err(Failure::new(
+                ErrorKind::InvalidConfig,
+                format!(
+                    "the filter says {route} needs an API key, but the invoker's `usage` section has no keyed resource there: render both configs from the same API definition"
+                ),
+            )),
+            Verdict::Refused {
+                outcome,
+                plan,
+                key_id,
+                retry_after_seconds,
+            } => {
+                let kind = match outcome {
+                    Outcome::PlanThrottled => ErrorKind::PlanThrottled,
+                    Outcome::QuotaExceeded => ErrorKind::QuotaExceeded,
+                    Outcome::UsageStoreUnavailable => ErrorKind::UsageStoreUnavailable,
+                    _ => ErrorKind::InvalidApiKey,
+                };
+                let failure = Failure::new(
+                    kind,
+                    format!(
+                        "{route}: key id {}, plan {}",
+                        key_id.as_deref().unwrap_or("-"),
+                        plan.as_deref().unwrap_or("-")
+                    ),
+                );
+                Err(match retry_after_seconds {
+                    Some(s) => failure.retry_after(u32::try_from(s).unwrap_or(u32::MAX)),
+                    None => failure,
+                })
+            }
+        }
+    }
 }
 
 fn deadline_of(metadata: &MetadataMap) -> Option<Duration> {
@@ -51,7 +109,11 @@ impl InvokerRpc for InvokerService {
         let request = request.into_inner();
         let failure_in_reply = request.failure_in_reply;
         let invoker = current(&self.invoker);
-        match invoker.invoke(request, deadline).await {
+        let result = match self.admit(request.usage.as_ref()).await {
+            Ok(()) => invoker.invoke(request, deadline).await,
+            Err(refused) => Err(refused),
+        };
+        match result {
             Ok(reply) => Ok(Response::new(reply)),
             // The filter's callout: Envoy would hand it only the status.
             Err(failure) if failure_in_reply => Ok(Response::new(failure.into_reply())),
@@ -87,6 +149,9 @@ impl InvokerRpc for InvokerService {
         let rules = call.clone();
         call.payload = payload;
         let streamed = rules.http_reply.as_ref().is_some_and(|r| r.stream);
+        if let Err(refused) = self.admit(rules.usage.as_ref()).await {
+            return Ok(buffered_reply(&rules, Err(refused)));
+        }
         let invoker = current(&self.invoker);
         // In a task of its own: when the client leaves, Envoy resets this
         // stream and tonic drops this future, but a request the gateway

@@ -223,6 +223,7 @@ impl LambdaInvokeClient {
             lambda_request_id,
             error_kind: error_kind as i32,
             error_message: String::new(),
+            ..InvokeReply::default()
         })
     }
 

@@ -96,14 +96,8 @@ pub async fn serve_until(
     let (health, health_service) = tonic_health::server::health_reporter();
     health.set_serving::<InvokerServer<InvokerService>>().await;
 
-    let service = InvokerServer::new(InvokerService {
-        invoker: invoker.clone(),
-    })
-    .max_decoding_message_size(MAX_GRPC_MESSAGE_BYTES)
-    .max_encoding_message_size(MAX_GRPC_MESSAGE_BYTES);
-
-    // API keys and usage plans: Envoy's rate-limit filter calls this on
-    // the same address as the filter's Invoke.
+    // API keys and usage plans: checked in the filter's own call, or by
+    // Envoy's rate-limit filter calling this on the same address.
     let usage = match &config.usage {
         Some(usage) => {
             let rules = usage
@@ -112,12 +106,18 @@ pub async fn serve_until(
             let service = lambdagate_usage::UsageService::start(rules, metrics.usage_counter())
                 .await
                 .map_err(|e| anyhow::anyhow!("{file}: usage.store: {e}"))?;
-            tracing::info!("usage plans on: serving Envoy's rate-limit service");
+            tracing::info!("usage plans on: checking keys, and serving Envoy's rate-limit service");
             Some(service)
         }
         None => None,
     };
     let usage_server = usage.clone().map(RateLimitServiceServer::new);
+    let service = InvokerServer::new(InvokerService {
+        invoker: invoker.clone(),
+        usage: usage.clone(),
+    })
+    .max_decoding_message_size(MAX_GRPC_MESSAGE_BYTES)
+    .max_encoding_message_size(MAX_GRPC_MESSAGE_BYTES);
 
     let budget = Budget::new(config.max_inflight_bytes, &metrics);
     let portal: SharedPortal = Arc::new(RwLock::new(config.portal_dir.clone()));

@@ -11,7 +11,7 @@ use super::arn::LambdaArn;
 use super::compiled::{ApiFacts, CompiledConfig, MediaRange, RouteTarget};
 use super::route::{ApiRoutes, RouteTable, Template, VERB_CHOICES, Verb, validate_context};
 use super::schema::{
-    ApiConfig, Config, DEFAULT_FUNCTION_ERROR_STATUS, DEFAULT_INVOKER_CLUSTER,
+    ApiConfig, ApiKeySource, Config, DEFAULT_FUNCTION_ERROR_STATUS, DEFAULT_INVOKER_CLUSTER,
     DEFAULT_UPLOAD_BUDGET_BYTES, InvocationType, Lifecycle, PayloadFormat, ResponseMode,
 };
 use super::timeout::Timeout;
@@ -265,7 +265,15 @@ impl Config {
                         "scopes are checked by a JWT authorizer; this resource's authorizer is not one",
                     ));
                 }
+                let api_key = api.key_required(res).then_some(api.api_key_source);
+                if api_key == Some(ApiKeySource::Authorizer) && (authorizer.is_none() || is_jwt) {
+                    return Err(ConfigError::new(
+                        format!("{at}.api_key_required"),
+                        "the API's api_key_source is `authorizer`, so this resource's key is its Lambda authorizer's usageIdentifierKey; give it a TOKEN or REQUEST authorizer, or set api_key_source: header",
+                    ));
+                }
                 let target = RouteTarget {
+                    api_key,
                     scopes: res.authorization_scopes.clone(),
                     authorizer,
                     api_name: api.name.clone(),

@@ -6,7 +6,9 @@ use std::sync::Arc;
 
 use super::arn::LambdaArn;
 use super::route::{RouteTable, Verb};
-use super::schema::{Config, DataPath, InvocationType, Lifecycle, PayloadFormat, ResponseMode};
+use super::schema::{
+    ApiKeySource, Config, DataPath, InvocationType, Lifecycle, PayloadFormat, ResponseMode,
+};
 use super::timeout::Timeout;
 use crate::auth::Authorizer;
 
@@ -35,6 +37,8 @@ pub struct RouteTarget {
     pub(crate) authorizer: Option<Arc<Authorizer>>,
     /// A JWT authorizer's scopes for this resource (any one suffices).
     pub(crate) scopes: Vec<String>,
+    /// Where its API key comes from; `None`: no key needed.
+    pub(crate) api_key: Option<ApiKeySource>,
 }
 
 /// What every resource of one API shares in its events and replies.

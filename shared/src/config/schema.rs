@@ -101,10 +101,14 @@ pub struct ApiConfig {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub authorizer: Option<String>,
     /// Every resource that does not say otherwise needs an API key of a
-    /// usage plan for this API. Envoy's rate-limit filter and the usage
-    /// service (`lambdagate-usage`) enforce it; the filter only carries it.
+    /// usage plan for this API. The filter sends the key with its call
+    /// and the invoker's usage service (`lambdagate-usage`) judges it.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub api_key_required: bool,
+    /// Where a keyed request's key comes from (API Gateway's
+    /// `apiKeySource`).
+    #[serde(default, skip_serializing_if = "ApiKeySource::is_default")]
+    pub api_key_source: ApiKeySource,
     pub resources: Vec<ResourceConfig>,
 }
 
@@ -127,6 +131,24 @@ impl ApiConfig {
     /// Whether any resource needs an API key (then the API is keyed).
     pub fn any_key_required(&self) -> bool {
         self.resources.iter().any(|r| self.key_required(r))
+    }
+}
+
+/// Where a keyed request's API key comes from.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ApiKeySource {
+    /// The client's `x-api-key` header.
+    #[default]
+    Header,
+    /// The `usageIdentifierKey` of the resource's Lambda authorizer's
+    /// answer (cached with it).
+    Authorizer,
+}
+
+impl ApiKeySource {
+    fn is_default(&self) -> bool {
+        *self == ApiKeySource::default()
     }
 }
 

@@ -26,7 +26,7 @@ use crate::config::route::Verb;
 use crate::config::timeout::Timeout;
 use crate::contract::{
     ENDPOINT_TIMED_OUT, Failure, GrpcCode, INTERNAL_SERVER_ERROR, Outcome, SERVICE_UNAVAILABLE,
-    contract,
+    contract, is_usage_refusal,
 };
 
 /// A non-OK gRPC status of the invoker call that did not come with a
@@ -85,6 +85,8 @@ pub enum GatewayError {
         text: String,
         arn: String,
         timeout: Timeout,
+        /// The failure's own `Retry-After` (else the contract's).
+        retry_after: Option<u32>,
     },
     /// gRPC UNAVAILABLE without a kind: Envoy could not reach the invoker.
     InvokerUnreachable,
@@ -230,6 +232,7 @@ impl GatewayError {
             text: failure.message,
             arn: arn.to_owned(),
             timeout,
+            retry_after: failure.retry_after_seconds,
         }
     }
 
@@ -255,9 +258,12 @@ impl GatewayError {
                 let allow: Vec<&str> = allow.iter().map(|v| v.as_str()).collect();
                 vec![("allow".to_owned(), allow.join(", "))]
             }
-            GatewayError::Invoker { kind, .. } => contract(*kind)
-                .retry_after
-                .map(|seconds| ("retry-after".to_owned(), seconds.to_owned()))
+            GatewayError::Invoker {
+                kind, retry_after, ..
+            } => retry_after
+                .map(|seconds| seconds.to_string())
+                .or_else(|| contract(*kind).retry_after.map(str::to_owned))
+                .map(|seconds| ("retry-after".to_owned(), seconds))
                 .into_iter()
                 .collect(),
             GatewayError::Overloaded { .. } => vec![("retry-after".to_owned(), "1".to_owned())],
@@ -352,13 +358,16 @@ impl fmt::Display for GatewayError {
                 text,
                 arn,
                 timeout,
+                ..
             } => {
                 let message = contract(*kind)
                     .message
                     .replace("{arn}", arn)
                     .replace("{timeout}", &timeout.to_string());
                 f.write_str(&message)?;
-                if !text.is_empty() {
+                // A usage refusal's reason names the key's id and plan:
+                // the invoker's log has it, the client never.
+                if !text.is_empty() && !is_usage_refusal(*kind) {
                     write!(f, ": {text}")?;
                 }
                 Ok(())

@@ -154,6 +154,8 @@ impl RoutePlan {
             grpc_timeout: authorizer.timeout.invoker_deadline(),
             request_id: self.request_id.clone(),
             trace_id: self.trace_id.clone(),
+            // The authorizer is never counted against a plan.
+            usage: None,
         }))
     }
 
@@ -304,6 +306,7 @@ impl RoutePlan {
             Verdict::Allow => match integration_authorizer(grant, self.target.payload_format) {
                 Ok(value) => {
                     self.authorization = Some(value);
+                    self.usage_identifier_key = grant.usage_identifier_key.clone();
                     Ok(())
                 }
                 Err(_) => Err(self.error_response(&GatewayError::EventBuild)),

@@ -379,3 +379,96 @@ fn an_http_apis_request_authorizer_may_ask_for_the_1_0_event() {
         assert!(e.message().contains(words), "{e}");
     }
 }
+
+#[test]
+fn the_key_check_carries_the_header_or_the_authorizers_usage_identifier_key() {
+    let keyed = |source: &str| {
+        let mut config: Value = json!({"apis": [{
+            "name": "pets", "version": "v1", "context": "/pets", "endpoint": "main",
+            "authorizer": "tokens", "api_key_required": true, "api_key_source": source,
+            "authorizers": [{"name": "tokens", "type": "token", "arn": format!("{ARN}auth")}],
+            "resources": [
+                {"verb": "GET", "uri_template": "/{id}", "arn": format!("{ARN}pets")},
+                {"verb": "GET", "uri_template": "/free/{id}", "arn": format!("{ARN}pets"),
+                 "api_key_required": false},
+            ],
+        }]});
+        if source.is_empty() {
+            config["apis"][0]
+                .as_object_mut()
+                .unwrap()
+                .remove("api_key_source");
+        }
+        parse(config.to_string().as_bytes()).unwrap()
+    };
+    let mut answer = policy("Allow", "*");
+    // (`*`: every method ARN.)
+    answer["usageIdentifierKey"] = json!("lgk_from_the_authorizer");
+    let check_with = |answer: &Value,
+                      config: &crate::config::CompiledConfig,
+                      path: &str,
+                      extra: &[(&str, &str)]| {
+        let mut cache = AuthCache::default();
+        let mut p = plan(config, "GET", path, extra);
+        call(p.authorize(&mut cache));
+        p.on_authorizer_reply(Ok(&reply(answer.clone())), &mut cache)
+            .unwrap();
+        p.build_invoke(b"").unwrap().usage
+    };
+    let check = |config: &crate::config::CompiledConfig, path: &str, extra: &[(&str, &str)]| {
+        check_with(&answer, config, path, extra)
+    };
+    let with_key = [GOOD, ("x-api-key", "lgk_from_the_client")];
+
+    // The default source is the client's header; no header: an empty key.
+    let header = keyed("");
+    let usage = check(&header, "/pets/7?x=1", &with_key).unwrap();
+    assert_eq!(
+        (
+            usage.method.as_str(),
+            usage.path.as_str(),
+            usage.api_key.as_str()
+        ),
+        ("GET", "/pets/7", "lgk_from_the_client")
+    );
+    assert_eq!(check(&header, "/pets/7", &[GOOD]).unwrap().api_key, "");
+    // An open resource of a keyed API asks nothing.
+    assert_eq!(check(&header, "/pets/free/7", &with_key), None);
+
+    // `authorizer`: the answer's key, never the client's header.
+    let authorizer = keyed("authorizer");
+    assert_eq!(
+        check(&authorizer, "/pets/7", &with_key).unwrap().api_key,
+        "lgk_from_the_authorizer"
+    );
+    let mut keyless = answer.clone();
+    keyless
+        .as_object_mut()
+        .unwrap()
+        .remove("usageIdentifierKey");
+    assert_eq!(
+        check_with(&keyless, &authorizer, "/pets/7", &with_key)
+            .unwrap()
+            .api_key,
+        ""
+    );
+}
+
+#[test]
+fn a_key_from_an_authorizer_needs_a_lambda_authorizer() {
+    let config = json!({"apis": [{
+        "name": "pets", "version": "v1", "context": "/pets", "endpoint": "main",
+        "api_key_required": true, "api_key_source": "authorizer",
+        "resources": [{"verb": "GET", "uri_template": "/{id}", "arn": format!("{ARN}pets")}],
+    }]});
+    let e = parse(config.to_string().as_bytes()).unwrap_err();
+    assert_eq!(
+        e.at(),
+        "apis[0] (pets).resources[0] (GET /{id}).api_key_required"
+    );
+    assert!(
+        e.message().contains("usageIdentifierKey"),
+        "{}",
+        e.message()
+    );
+}

@@ -17,13 +17,15 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use lambdagate_proto::InvokeRequest;
 use lambdagate_proto::http_path::FORWARDED_HEADER;
+use lambdagate_proto::{InvokeRequest, UsageCheck};
 use prost::Message as _;
 use serde_json::value::RawValue;
 
 use crate::config::route::RouteMatch;
-use crate::config::{CompiledConfig, InvocationType, Lifecycle, PayloadFormat, RouteTarget};
+use crate::config::{
+    ApiKeySource, CompiledConfig, InvocationType, Lifecycle, PayloadFormat, RouteTarget,
+};
 use crate::headers::first_header;
 use crate::reply::error::GatewayError;
 use crate::reply::response::HttpResponse;
@@ -31,6 +33,9 @@ use crate::request::budget::UploadBudget;
 use crate::request::event::{self, EventInput, TRACE_HEADER, max_body_bytes};
 use crate::request::trace::trace_header;
 use crate::url::{ip_without_port, split_path};
+
+/// The header a client sends its API key in (API Gateway's).
+pub const API_KEY_HEADER: &str = "x-api-key";
 
 /// Facts about the request that are not in its headers (from Envoy's
 /// properties and the host clock).
@@ -79,6 +84,9 @@ pub struct RoutePlan {
     pub(crate) authorization: Option<Box<RawValue>>,
     /// The cache key of the authorizer call under way.
     pub(crate) auth_key: Option<String>,
+    /// The authorizer's `usageIdentifierKey`, for an API whose
+    /// `api_key_source` is `authorizer`.
+    pub(crate) usage_identifier_key: Option<String>,
 }
 
 /// An invocation for the glue to dispatch to the invoker cluster.
@@ -95,6 +103,8 @@ pub struct Invoke {
     pub grpc_timeout: Duration,
     pub request_id: String,
     pub trace_id: String,
+    /// The key check, for a route that needs an API key.
+    pub usage: Option<UsageCheck>,
 }
 
 impl Invoke {
@@ -111,6 +121,7 @@ impl Invoke {
             // Envoy hands the callout only a failed call's status code and
             // message: the failure's kind must come in the reply.
             failure_in_reply: true,
+            usage: self.usage,
         }
     }
 
@@ -208,6 +219,7 @@ impl CompiledConfig {
                     declared_body: declared,
                     authorization: None,
                     auth_key: None,
+                    usage_identifier_key: None,
                     headers,
                 }))
             }
@@ -342,6 +354,21 @@ impl RoutePlan {
             grpc_timeout: target.timeout.invoker_deadline(),
             request_id: self.request_id.clone(),
             trace_id: self.trace_id.clone(),
+            usage: self.usage_check(),
+        })
+    }
+
+    /// What the invoker needs to judge this request's API key, when its
+    /// route needs one. No key is an empty one: the invoker refuses it.
+    pub(crate) fn usage_check(&self) -> Option<UsageCheck> {
+        let api_key = match self.target.api_key? {
+            ApiKeySource::Header => first_header(&self.headers, API_KEY_HEADER).map(str::to_owned),
+            ApiKeySource::Authorizer => self.usage_identifier_key.clone(),
+        };
+        Some(UsageCheck {
+            method: self.method.clone(),
+            path: self.path.clone(),
+            api_key: api_key.unwrap_or_default(),
         })
     }
 

@@ -16,6 +16,8 @@ answer:
     garbage       answer a string
     nested        a context holding an object (a REST API refuses it)
     big           a 1 MB context
+    key:<key>     allow every route, naming <key> as the caller's API key
+                  (usageIdentifierKey, for a usage plan)
 
 Every invocation appends one line to the file named by $INVOCATION_LOG, so
 that the test counts invocations where they happen.
@@ -55,9 +57,15 @@ def _policy(word, arn):
         context = {"user": {"id": 7}}
     if word == "big":
         context = {"blob": "x" * (1024 * 1024)}
-    response = APIGatewayAuthorizerResponse.from_route_arn(arn, principal_id=f"user-{word}", context=context)
+    usage_key = word.removeprefix("key:") if word.startswith("key:") else None
+    response = APIGatewayAuthorizerResponse.from_route_arn(
+        arn,
+        principal_id="user-with-key" if usage_key else f"user-{word}",
+        context=context,
+        usage_identifier_key=usage_key,
+    )
     route = parse_api_gateway_arn(arn)
-    if word in ("allow", "slow", "nested", "big"):
+    if word in ("allow", "slow", "nested", "big") or usage_key is not None:
         response.allow_all_routes()
     elif word == "deny":
         response.deny_all_routes()

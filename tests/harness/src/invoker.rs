@@ -271,6 +271,7 @@ pub fn invoke_request(
         trace_id: String::new(),
         http_reply: None,
         failure_in_reply: false,
+        usage: None,
     }
 }
 

@@ -156,8 +156,13 @@ impl RenderedPorts {
     /// the built filter and no portal (two-space indented, for a
     /// definition's `gateway:` block).
     pub fn gateway_keys(&self) -> String {
+        // `$LAMBDAGATE_DATA_PATH` reaches rendered stacks too, so the
+        // suite's run on the router path covers them.
+        let data_path = std::env::var("LAMBDAGATE_DATA_PATH")
+            .map(|path| format!("  data_path: {path}\n"))
+            .unwrap_or_default();
         format!(
-            "  listen: 127.0.0.1:{}\n  admin: 127.0.0.1:{}\n  invoker: 127.0.0.1:{}\n  invoker_admin: 127.0.0.1:{}\n  wasm: {}\n  portal: {{enabled: false}}\n",
+            "  listen: 127.0.0.1:{}\n  admin: 127.0.0.1:{}\n  invoker: 127.0.0.1:{}\n  invoker_admin: 127.0.0.1:{}\n  wasm: {}\n  portal: {{enabled: false}}\n{data_path}",
             self.listen,
             self.admin,
             self.invoker,

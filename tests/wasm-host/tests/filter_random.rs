@@ -551,7 +551,8 @@ fn random_outcome(rng: &mut Rng) -> Outcome {
                     .into(),
                 executed_version: rng.pick(&["$LATEST", "", "3", "bad\r\nvalue"]).into(),
                 lambda_request_id: rng.pick(&["lambda-1", "", "\u{e9}"]).into(),
-                error_kind: rng.pick(&[0, 0, 0, 6, -1, 999, 4, 5, 12]),
+                error_kind: rng.pick(&[0, 0, 0, 6, -1, 999, 4, 5, 12, 13, 14, 15, 16]),
+                retry_after_seconds: rng.pick(&[0, 1, 86_400, u32::MAX]),
                 error_message: rng
                     .pick(&["", "reason", "arn:aws:iam::1:user/u", "\u{e9}"])
                     .into(),

@@ -80,6 +80,7 @@ pub fn function_error_reply(
         lambda_request_id: lambda_request_id.to_owned(),
         error_kind: ErrorKind::FunctionError as i32,
         error_message: String::new(),
+        ..InvokeReply::default()
     }
 }
 
