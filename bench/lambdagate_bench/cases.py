@@ -28,6 +28,7 @@ from .common import (
     KEYED_CASE,
     KEYED_CASES,
     KEYED_REDIS_CASE,
+    KEYED_RLS_CASE,
     jwt_payload_header,
     CLIENT_PATH,
     FUNCTION_BODY,
@@ -190,9 +191,10 @@ static_resources:
                 request_body_buffer_limit: {edge['invoker_route_limit']}
 """
         route = invoker_route
-        if case in KEYED_CASES:
-            # As render writes a keyed API's route: the usage descriptors on
-            # a cluster that exists (lambdagate_held, empty).
+        if case == KEYED_RLS_CASE:
+            # As render writes a keyed API's route for Envoy's rate-limit
+            # filter: the usage descriptors on a cluster that exists
+            # (lambdagate_held, empty).
             route += """\
               - match: {path_separated_prefix: /bench}
                 route:
@@ -252,7 +254,11 @@ static_resources:
                                 "uri_template": "/user/{id}",
                                 "arn": ARN,
                                 "timeout_seconds": 30,
-                                **({"api_key_required": True} if case in KEYED_CASES else {}),
+                                **(
+                                    {"api_key_required": True}
+                                    if case in KEYED_CASES and case != KEYED_RLS_CASE
+                                    else {}
+                                ),
                             },
                             # The streaming case: GET /bench/stream.
                             {
@@ -293,7 +299,7 @@ static_resources:
                   jwt_cache_config: {{jwt_cache_size: 1000}}
               rules: [{{match: {{prefix: /}}, requires: {{requires_any: {{requirements: [{{provider_name: issuer-0}}, {{allow_missing_or_failed: {{}}}}]}}}}}}]
 """
-        if case in KEYED_CASES:
+        if case == KEYED_RLS_CASE:
             jwt_filters += """\
           - name: envoy.filters.http.ratelimit
             typed_config:
@@ -340,7 +346,7 @@ static_resources:
         - endpoint:
             address: {{socket_address: {{address: 127.0.0.1, port_value: {ports['invoker']}}}}}
 """
-        if case in KEYED_CASES:
+        if case == KEYED_RLS_CASE:
             cluster += """\
   - name: lambdagate_held
     type: STATIC
@@ -548,9 +554,9 @@ class Stack:
             {"Content-Type": "application/json", "Authorization": AUTH_TOKEN, "x-api-key": BENCH_API_KEY},
         )
         if case in KEYED_CASES:
-            # Without the key: refused by the rate-limit filter (429 here:
-            # the bench's Envoy has render's edge pieces, not the usage
-            # refusals' local-reply mappers that make it render's 403).
+            # Without the key: refused (403; 429 from Envoy's rate-limit
+            # filter, as the bench's Envoy has render's edge pieces but not
+            # the usage refusals' local-reply mappers that make it 403).
             refused, _, _ = http("POST", self.url(case), request_body(1024), {"Content-Type": "application/json"})
             if refused not in (403, 429):
                 raise Failure(f"{case}: a request without the key got {refused}, expected a refusal")

@@ -55,15 +55,19 @@ AUTH_REPLY = json.dumps(
 # The keyed case: the default data path on a resource that needs an API
 # key of a generous usage plan (rate and burst far above any load here),
 # the keys and counters in the invoker's folder store: what a key and a
-# plan cost, through Envoy's rate-limit filter and the invoker's rate-limit
-# service. Every case sends the same x-api-key header.
+# plan cost, checked in the filter's own call to the invoker (render's
+# default). Every case sends the same x-api-key header.
 KEYED_CASE = "lambdagate-keyed"
 BENCH_API_KEY = "lgk_" + "b" * 64
 # The same with the fleet's store: a second invoker whose counters and keys
 # are in a redis-server on loopback (Redis's CPU is counted with the
 # invoker's).
 KEYED_REDIS_CASE = "lambdagate-keyed-redis"
-KEYED_CASES = (KEYED_CASE, KEYED_REDIS_CASE)
+# The same plan and store checked by Envoy's rate-limit filter asking the
+# invoker's rate-limit service first (`gateway.usage_check:
+# rate_limit_filter`): a second gRPC call per request.
+KEYED_RLS_CASE = "lambdagate-keyed-rls"
+KEYED_CASES = (KEYED_CASE, KEYED_REDIS_CASE, KEYED_RLS_CASE)
 
 # The JWT case: the default data path behind a JWT authorizer, verified by
 # Envoy's jwt_authn with keys from a JWKS the stand-in serves. The bench
@@ -133,7 +137,8 @@ CASES = {
     AUTH_CASE: f"lambdagate, {DEFAULT_PATH} data path, behind a Lambda TOKEN authorizer (cache warm)",
     AUTH_NOCACHE_CASE: f"lambdagate, {DEFAULT_PATH} data path, the same authorizer invoked on every request (ttl 0)",
     JWT_CASE: f"lambdagate, {DEFAULT_PATH} data path, behind a JWT authorizer (Envoy's jwt_authn)",
-    KEYED_CASE: f"lambdagate, {DEFAULT_PATH} data path, API key and usage plan (Envoy's rate-limit filter, folder store)",
+    KEYED_CASE: f"lambdagate, {DEFAULT_PATH} data path, API key and usage plan (checked in the filter's call, folder store)",
+    KEYED_RLS_CASE: f"lambdagate, {DEFAULT_PATH} data path, API key and usage plan (Envoy's rate-limit filter, folder store)",
     KEYED_REDIS_CASE: f"lambdagate, {DEFAULT_PATH} data path, API key and usage plan, Redis store (its CPU with the invoker's)",
 }
 

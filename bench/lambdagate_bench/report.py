@@ -18,6 +18,7 @@ from .common import (
     JWT_CASE,
     KEYED_CASE,
     KEYED_REDIS_CASE,
+    KEYED_RLS_CASE,
     DEFAULT_PATH,
     OTHER_CASE,
     OTHER_PATH,
@@ -256,6 +257,7 @@ def comparison_lines(summary: dict) -> list[str]:
             (JWT_CASE, 0.9),
             (KEYED_CASE, 0.95),
             (KEYED_REDIS_CASE, None),
+            (KEYED_RLS_CASE, None),
         ):
             a, d = summary.get(f"{case}/{size}"), summary.get(f"lambdagate/{size}")
             if a and d and d["rps"] and d["p99_ms"] and d["cpu_s_per_10k"]:
@@ -267,6 +269,8 @@ def comparison_lines(summary: dict) -> list[str]:
                         if goal
                         else " (Redis store)"
                         if case == KEYED_REDIS_CASE
+                        else " (Envoy's rate-limit filter: a second call)"
+                        if case == KEYED_RLS_CASE
                         else " (no cache: an extra hop per request)"
                     )
                 )
