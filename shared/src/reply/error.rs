@@ -210,6 +210,10 @@ impl GatewayError {
         }
     }
 
+    fn is_usage_refusal(&self) -> bool {
+        matches!(self, GatewayError::Invoker { kind, .. } if is_usage_refusal(*kind))
+    }
+
     /// The HTTP status (see [`Self::answer`]).
     pub fn status(&self) -> u16 {
         self.answer().status
@@ -278,6 +282,10 @@ impl GatewayError {
     pub fn to_response(&self, request_id: &str, expose: bool) -> HttpResponse {
         let mut headers = vec![("content-type".to_owned(), "application/json".to_owned())];
         headers.extend(self.headers());
+        // A usage plan's refusal is about the client's own key: API
+        // Gateway's words whatever `expose`, and the reason (the key's id,
+        // the plan) for the log only.
+        let expose = expose && !self.is_usage_refusal();
         let (body, detail) = match self.public_message() {
             None => (error_body(&self.to_string(), request_id, None), None),
             Some(_) if expose => {
@@ -365,9 +373,7 @@ impl fmt::Display for GatewayError {
                     .replace("{arn}", arn)
                     .replace("{timeout}", &timeout.to_string());
                 f.write_str(&message)?;
-                // A usage refusal's reason names the key's id and plan:
-                // the invoker's log has it, the client never.
-                if !text.is_empty() && !is_usage_refusal(*kind) {
+                if !text.is_empty() {
                     write!(f, ": {text}")?;
                 }
                 Ok(())

@@ -716,3 +716,49 @@ fn route_errors() {
         "DELETE is not allowed on /users/user/7; allowed: GET, POST"
     );
 }
+
+#[test]
+fn a_usage_refusal_speaks_api_gateways_words_even_to_an_exposing_api() {
+    let arn = "arn:aws:lambda:us-east-1:123456789012:function:f";
+    for (kind, status, message, retry_after) in [
+        (ErrorKind::InvalidApiKey, 403, "Forbidden", None),
+        (
+            ErrorKind::PlanThrottled,
+            429,
+            "Too Many Requests",
+            Some("3"),
+        ),
+        (ErrorKind::QuotaExceeded, 429, "Limit Exceeded", Some("3")),
+        (
+            ErrorKind::UsageStoreUnavailable,
+            503,
+            "Service Unavailable",
+            Some("3"),
+        ),
+    ] {
+        let failure = Failure::new(kind, "GET /x: key id 0123456789, plan gold");
+        let failure = if retry_after.is_some() {
+            failure.retry_after(3)
+        } else {
+            failure
+        };
+        let error = GatewayError::from_failure(failure, arn, Timeout::DEFAULT);
+        for expose in [false, true] {
+            let r = error.to_response("rid-9", expose);
+            assert_eq!(r.status, status, "{kind:?}");
+            let body: Value = serde_json::from_slice(&r.body).unwrap();
+            assert_eq!(body, json!({"message": message, "requestId": "rid-9"}));
+            let header = r
+                .headers
+                .iter()
+                .find(|(k, _)| k == "retry-after")
+                .map(|(_, v)| v.as_str());
+            assert_eq!(header, retry_after, "{kind:?}");
+            // The reason is the operator's: in the log line, never the body.
+            assert!(
+                r.detail.as_deref().unwrap().contains("plan gold"),
+                "{kind:?}"
+            );
+        }
+    }
+}
