@@ -29,6 +29,7 @@ from .common import (
     KEYED_CASES,
     KEYED_REDIS_CASE,
     KEYED_RLS_CASE,
+    BASELINE_CASE,
     jwt_payload_header,
     CLIENT_PATH,
     FUNCTION_BODY,
@@ -260,14 +261,21 @@ static_resources:
                                     else {}
                                 ),
                             },
-                            # The streaming case: GET /bench/stream.
-                            {
-                                "verb": "GET",
-                                "uri_template": STREAM_PATH[len("/bench"):],
-                                "arn": ARN,
-                                "response_mode": "stream",
-                                "timeout_seconds": 30,
-                            },
+                            # The streaming case: GET /bench/stream (not for
+                            # a baseline build, which may predate streaming).
+                            *(
+                                []
+                                if case == BASELINE_CASE
+                                else [
+                                    {
+                                        "verb": "GET",
+                                        "uri_template": STREAM_PATH[len("/bench"):],
+                                        "arn": ARN,
+                                        "response_mode": "stream",
+                                        "timeout_seconds": 30,
+                                    }
+                                ]
+                            ),
                         ],
                     }
                 ],
@@ -374,8 +382,10 @@ static_resources:
     raise ValueError(case)
 
 
-def invoker_conf(ports: dict, store: str = "{path: usage}") -> str:
-    return f"""\
+def invoker_conf(ports: dict, store: str | None = "{path: usage}") -> str:
+    """The invoker's config; `store: None` leaves out the usage section (a
+    baseline build may not know it)."""
+    text = f"""\
 # bench/run: the invoker, stored keys from the environment, Lambda = the stand-in.
 listen: 127.0.0.1:{ports['invoker']}
 admin_listen: 127.0.0.1:{ports['invoker_admin']}
@@ -391,6 +401,10 @@ endpoints:
     allow:
       - {ARN}
       - {AUTH_ARN}
+"""
+    if store is None:
+        return text
+    return text + f"""\
 # The keyed case's plan: far above any load here, so only its cost shows.
 usage:
   store: {store}
@@ -457,6 +471,8 @@ class Stack:
         # The Redis case's own invoker, and the Redis it counts in.
         self.invoker_redis: subprocess.Popen | None = None
         self.redis: subprocess.Popen | None = None
+        # `--baseline`: the other revision's invoker.
+        self.invoker_baseline: subprocess.Popen | None = None
         self.nginx: subprocess.Popen | None = None
 
     def start(self) -> None:
@@ -489,6 +505,27 @@ class Stack:
                         )
                     )
                 self.invoker_redis = self.start_invoker("invoker-redis", conf, env, self.ports["invoker_redis_admin"])
+            if BASELINE_CASE in self.args.cases:
+                self.ports.update(invoker_baseline=free_port(taken), invoker_baseline_admin=free_port(taken))
+                conf = os.path.join(self.work, "invoker-baseline.yaml")
+                with open(conf, "w") as f:
+                    f.write(
+                        invoker_conf(
+                            dict(
+                                self.ports,
+                                invoker=self.ports["invoker_baseline"],
+                                invoker_admin=self.ports["invoker_baseline_admin"],
+                            ),
+                            store=None,
+                        )
+                    )
+                self.invoker_baseline = self.start_invoker(
+                    "invoker-baseline",
+                    conf,
+                    env,
+                    self.ports["invoker_baseline_admin"],
+                    self.tools["baseline_invoker"],
+                )
         # the Envoys
         envoy_env = dict(os.environ, AWS_ACCESS_KEY_ID=KEY_ID, AWS_SECRET_ACCESS_KEY=SECRET, AWS_EC2_METADATA_DISABLED="true")
         envoy_env.pop("AWS_SESSION_TOKEN", None)
@@ -497,9 +534,12 @@ class Stack:
             ports = dict(self.ports, admin=free_port(taken), listen=free_port(taken))
             if case == KEYED_REDIS_CASE:
                 ports["invoker"] = self.ports["invoker_redis"]
+            if case == BASELINE_CASE:
+                ports["invoker"] = self.ports["invoker_baseline"]
             conf = os.path.join(self.work, f"envoy-{case}.yaml")
+            wasm = self.tools["baseline_wasm"] if case == BASELINE_CASE else self.tools["wasm"]
             with open(conf, "w") as f:
-                f.write(envoy_conf(case, ports, self.tools["wasm"]))
+                f.write(envoy_conf(case, ports, wasm))
             p = self.procs.start(
                 f"envoy-{case}",
                 [
@@ -526,10 +566,12 @@ class Stack:
         for case in self.stream_cases():
             self.check_stream(case)
 
-    def start_invoker(self, name: str, conf: str, env: dict, admin_port: int) -> subprocess.Popen:
+    def start_invoker(
+        self, name: str, conf: str, env: dict, admin_port: int, binary: str | None = None
+    ) -> subprocess.Popen:
         p = self.procs.start(
             name,
-            [self.tools["invoker"], "serve", "--config", conf, "--worker-threads", "1"],
+            [binary or self.tools["invoker"], "serve", "--config", conf, "--worker-threads", "1"],
             env=env,
         )
         wait_until(name, lambda: http("GET", f"http://127.0.0.1:{admin_port}/healthz")[0] == 200, p, self.procs, name)
@@ -539,6 +581,8 @@ class Stack:
         """The invoker a case's Envoy calls (none for the native cases)."""
         if not is_lambdagate(case):
             return None
+        if case == BASELINE_CASE:
+            return self.invoker_baseline
         return self.invoker_redis if case == KEYED_REDIS_CASE else self.invoker
 
     def extra_pids(self, case: str) -> list[int]:
@@ -611,7 +655,10 @@ class Stack:
     def invoker_metrics(self, case: str = "lambdagate") -> dict:
         if self.invoker is None:
             return {}
-        admin = self.ports["invoker_redis_admin"] if case == KEYED_REDIS_CASE else self.ports["invoker_admin"]
+        admin = {
+            KEYED_REDIS_CASE: self.ports.get("invoker_redis_admin"),
+            BASELINE_CASE: self.ports.get("invoker_baseline_admin"),
+        }.get(case, self.ports["invoker_admin"])
         _, _, body = http("GET", f"http://127.0.0.1:{admin}/metrics")
         sums: dict[str, float] = {}
         for line in body.decode().splitlines():

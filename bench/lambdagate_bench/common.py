@@ -69,6 +69,13 @@ KEYED_REDIS_CASE = "lambdagate-keyed-redis"
 KEYED_RLS_CASE = "lambdagate-keyed-rls"
 KEYED_CASES = (KEYED_CASE, KEYED_REDIS_CASE, KEYED_RLS_CASE)
 
+# `--baseline REV`: the `lambdagate` case as another revision builds it (its
+# invoker and filter, its own invoker process), so a regression is found in
+# one run, interleaved, not across two runs on a machine whose load moves.
+# Its configs are the `lambdagate` case's, less what an older build may not
+# know (the invoker's `usage` section, the streamed resource).
+BASELINE_CASE = "lambdagate-baseline"
+
 # The JWT case: the default data path behind a JWT authorizer, verified by
 # Envoy's jwt_authn with keys from a JWKS the stand-in serves. The bench
 # makes an ES256 key per run; every case sends the same token.
@@ -140,6 +147,7 @@ CASES = {
     KEYED_CASE: f"lambdagate, {DEFAULT_PATH} data path, API key and usage plan (checked in the filter's call, folder store)",
     KEYED_RLS_CASE: f"lambdagate, {DEFAULT_PATH} data path, API key and usage plan (Envoy's rate-limit filter, folder store)",
     KEYED_REDIS_CASE: f"lambdagate, {DEFAULT_PATH} data path, API key and usage plan, Redis store (its CPU with the invoker's)",
+    BASELINE_CASE: "lambdagate as --baseline REV builds it (its own invoker and filter)",
 }
 
 

@@ -54,10 +54,51 @@ def setup(args) -> dict:
         "invoker": os.path.join(REPO, "target", "release", "lambdagate"),
         "wasm": os.path.join(REPO, "target", "wasm32-wasip1", "wasm", "lambdagate_filter.wasm"),
     }
+    if args.baseline:
+        tools.update(build_baseline(args.baseline, args.no_build))
     for k, v in tools.items():
+        if k == "baseline_commit":
+            continue
         if not v or not os.path.exists(v):
             raise Failure(f"{k} not found ({v}); run without --no-build / --no-install")
     return tools
+
+
+def build_baseline(rev: str, no_build: bool) -> dict:
+    """`--baseline REV`: REV's invoker and filter, built from a detached
+    worktree in target/bench-baseline/ with a target folder of its own
+    (kept, so the next run with the same REV builds nothing)."""
+    root = os.path.join(REPO, "target", "bench-baseline")
+    src, target = os.path.join(root, "src"), os.path.join(root, "target")
+    commit = subprocess.run(
+        ["git", "-C", REPO, "rev-parse", "--verify", f"{rev}^{{commit}}"], capture_output=True, text=True
+    )
+    if commit.returncode != 0:
+        raise Failure(f"--baseline {rev}: not a commit of this repository")
+    commit = commit.stdout.strip()
+    if not no_build:
+        have = subprocess.run(["git", "-C", src, "rev-parse", "HEAD"], capture_output=True, text=True).stdout.strip()
+        if have != commit:
+            if os.path.isdir(src):
+                run_step("git worktree remove (old baseline)", ["git", "worktree", "remove", "--force", src])
+            run_step(f"git worktree add {rev}", ["git", "worktree", "add", "--detach", src, commit])
+        env = dict(os.environ, CARGO_TARGET_DIR=target)
+        for what, argv in (
+            ("baseline: cargo build --release -p lambdagate-invoker", ["cargo", "build", "--release", "-p", "lambdagate-invoker"]),
+            (
+                "baseline: cargo build -p lambdagate-filter --target wasm32-wasip1 --profile wasm",
+                ["cargo", "build", "-p", "lambdagate-filter", "--target", "wasm32-wasip1", "--profile", "wasm"],
+            ),
+        ):
+            log(what)
+            r = subprocess.run(argv, cwd=src, env=env)
+            if r.returncode != 0:
+                raise Failure(f"{what}: exited with status {r.returncode}")
+    return {
+        "baseline_invoker": os.path.join(target, "release", "lambdagate"),
+        "baseline_wasm": os.path.join(target, "wasm32-wasip1", "wasm", "lambdagate_filter.wasm"),
+        "baseline_commit": commit,
+    }
 
 
 def _has_wasm_target() -> bool:
@@ -78,8 +119,11 @@ def sha256(path: str) -> str:
 
 def copy_for_measuring(tools: dict, workdir: str) -> None:
     """Measure copies: a rebuild in target/ during the run changes nothing here."""
-    for k in ("invoker", "wasm"):
-        dst = os.path.join(workdir, os.path.basename(tools[k]))
+    for k in ("invoker", "wasm", "baseline_invoker", "baseline_wasm"):
+        if k not in tools:
+            continue
+        prefix = "baseline-" if k.startswith("baseline_") else ""
+        dst = os.path.join(workdir, prefix + os.path.basename(tools[k]))
         shutil.copy2(tools[k], dst)
         tools[k] = dst
 
@@ -106,4 +150,13 @@ def machine_info(tools: dict) -> dict:
         "git_dirty_files": dirty.splitlines(),
         "invoker_sha256": sha256(tools["invoker"]),
         "wasm_sha256": sha256(tools["wasm"]),
+        **(
+            {
+                "baseline_commit": tools["baseline_commit"],
+                "baseline_invoker_sha256": sha256(tools["baseline_invoker"]),
+                "baseline_wasm_sha256": sha256(tools["baseline_wasm"]),
+            }
+            if "baseline_commit" in tools
+            else {}
+        ),
     }

@@ -19,6 +19,7 @@ from .common import (
     KEYED_CASE,
     KEYED_REDIS_CASE,
     KEYED_RLS_CASE,
+    BASELINE_CASE,
     DEFAULT_PATH,
     OTHER_CASE,
     OTHER_PATH,
@@ -274,6 +275,15 @@ def comparison_lines(summary: dict) -> list[str]:
                         else " (no cache: an extra hop per request)"
                     )
                 )
+    for size in ("1KB", "1MB"):
+        d, b = summary.get(f"lambdagate/{size}"), summary.get(f"{BASELINE_CASE}/{size}")
+        if d and b and b["rps"] and b["p99_ms"] and b["cpu_s_per_10k"]:
+            lines.append(
+                f"{size}: this build/baseline (lambdagate/{BASELINE_CASE}) throughput={d['rps'] / b['rps']:.2f} "
+                f"p99={d['p99_ms'] / b['p99_ms']:.2f} cpu/request={d['cpu_s_per_10k'] / b['cpu_s_per_10k']:.2f} "
+                f"(Envoy {d['envoy_cpu_s_per_10k'] * 100:.0f} vs {b['envoy_cpu_s_per_10k'] * 100:.0f} us, "
+                f"invoker {d['invoker_cpu_s_per_10k'] * 100:.0f} vs {b['invoker_cpu_s_per_10k'] * 100:.0f} us per request)"
+            )
     lg, nat = summary.get("lambdagate/1KB"), summary.get("native/1KB")
     if lg and nat and nat["cpu_s_per_10k"]:
         lines.append(

@@ -214,16 +214,23 @@ pub const LIMIT_EXCEEDED: &str = "Limit Exceeded";
 /// [`contract`]; Envoy answers the rest (render's local-reply mappers
 /// give them the gateway's JSON body).
 pub fn usage_refusal(outcome: Outcome) -> Option<(u16, &'static str)> {
-    let kind = match outcome {
-        Outcome::InvalidApiKey => ErrorKind::InvalidApiKey,
-        Outcome::PlanThrottled => ErrorKind::PlanThrottled,
-        Outcome::QuotaExceeded => ErrorKind::QuotaExceeded,
-        Outcome::UsageStoreUnavailable => ErrorKind::UsageStoreUnavailable,
-        Outcome::GatewayThrottled => return Some((429, TOO_MANY_REQUESTS)),
-        _ => return None,
-    };
-    let row = contract(kind);
+    if outcome == Outcome::GatewayThrottled {
+        return Some((429, TOO_MANY_REQUESTS));
+    }
+    let row = contract(usage_kind(outcome)?);
     Some((row.http_status, row.public_message))
+}
+
+/// The invoker's kind for a usage plan's refusal (the usage service
+/// decides in outcomes); `None` for any other outcome.
+pub fn usage_kind(outcome: Outcome) -> Option<ErrorKind> {
+    match outcome {
+        Outcome::InvalidApiKey => Some(ErrorKind::InvalidApiKey),
+        Outcome::PlanThrottled => Some(ErrorKind::PlanThrottled),
+        Outcome::QuotaExceeded => Some(ErrorKind::QuotaExceeded),
+        Outcome::UsageStoreUnavailable => Some(ErrorKind::UsageStoreUnavailable),
+        _ => None,
+    }
 }
 
 /// API Gateway's body for an integration timeout.

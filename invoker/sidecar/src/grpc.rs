@@ -5,7 +5,7 @@
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
-use lambdagate_core::Outcome;
+use lambdagate_core::contract::usage_kind;
 use lambdagate_proto::http_path::INVOKE_METADATA;
 use lambdagate_proto::v1::invoker_server::Invoker as InvokerRpc;
 use lambdagate_proto::{ErrorKind, InvokeReply, InvokeRequest, UsageCheck};
@@ -69,12 +69,7 @@ impl InvokerService {
                 key_id,
                 retry_after_seconds,
             } => {
-                let kind = match outcome {
-                    Outcome::PlanThrottled => ErrorKind::PlanThrottled,
-                    Outcome::QuotaExceeded => ErrorKind::QuotaExceeded,
-                    Outcome::UsageStoreUnavailable => ErrorKind::UsageStoreUnavailable,
-                    _ => ErrorKind::InvalidApiKey,
-                };
+                let kind = usage_kind(outcome).unwrap_or(ErrorKind::InvalidApiKey);
                 let failure = Failure::new(
                     kind,
                     format!(
