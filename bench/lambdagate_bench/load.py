@@ -316,8 +316,9 @@ class Load:
         if not perf:
             raise Failure("--profile needs `perf` (apt-get install linux-perf)")
         pids = {"envoy": self.stack.envoys[case]["proc"].pid}
-        if self.stack.invoker is not None and is_lambdagate(case):
-            pids["invoker"] = self.stack.invoker.pid
+        invoker = self.stack.invoker_of(case)
+        if invoker is not None:
+            pids["invoker"] = invoker.pid
         records = {}
         for name, pid in pids.items():
             out = os.path.join(self.work, f"perf-{case}-{size}-{name}.data")
