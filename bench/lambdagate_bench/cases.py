@@ -30,6 +30,7 @@ from .common import (
     KEYED_REDIS_CASE,
     KEYED_RLS_CASE,
     BASELINE_CASE,
+    RENDERED_CASE,
     jwt_payload_header,
     CLIENT_PATH,
     FUNCTION_BODY,
@@ -72,10 +73,21 @@ def _edge_limits() -> dict:
         "path_with_escaped_slashes_action",
         "local_reply_config",
     )
+    # What render adds to every request beyond the edge limits: the
+    # client's address from the connection, the request id and port
+    # headers, and the access log (the `lambdagate-rendered` case).
+    request_fields = (
+        "use_remote_address",
+        "xff_num_trusted_hops",
+        "always_set_request_id_in_response",
+        "append_x_forwarded_port",
+        "access_log",
+    )
     return {
         "overload_manager": rendered["overload_manager"],
         "buffer": listener["per_connection_buffer_limit_bytes"],
         "manager": {k: manager[k] for k in edge_fields},
+        "request_pieces": {k: manager[k] for k in request_fields},
         "invoker_route_limit": routes[0]["request_body_buffer_limit"],
         "catch_all": routes[-1],
     }
@@ -178,7 +190,7 @@ static_resources:
         # LAMBDAGATE_BENCH_EDGE_LIMITS=off asks for the config without them
         # (what the lambdagate cases ran before the limits), to compare.
         if os.environ.get("LAMBDAGATE_BENCH_EDGE_LIMITS") == "off":
-            edge = {"overload_manager": None, "buffer": 7340032, "manager": {}, "invoker_route_limit": 7340032,
+            edge = {"overload_manager": None, "buffer": 7340032, "manager": {}, "request_pieces": {}, "invoker_route_limit": 7340032,
                     "catch_all": {"match": {"prefix": "/"}, "direct_response": {"status": 404}}}
         else:
             edge = _edge_limits()
@@ -208,7 +220,10 @@ static_resources:
                     - request_headers: {header_name: x-api-key, descriptor_key: lambdagate_api_key}
 """
         route += f"              - {json.dumps(edge['catch_all'])}\n"
-        manager_extra = "".join(f"          {k}: {json.dumps(v)}\n" for k, v in edge["manager"].items())
+        manager = dict(edge["manager"])
+        if case == RENDERED_CASE:
+            manager.update(edge["request_pieces"])
+        manager_extra = "".join(f"          {k}: {json.dumps(v)}\n" for k, v in manager.items())
         if edge["overload_manager"]:
             head = f"overload_manager: {json.dumps(edge['overload_manager'])}\n" + head
         filter_config = json.dumps(

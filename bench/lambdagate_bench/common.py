@@ -76,6 +76,14 @@ KEYED_CASES = (KEYED_CASE, KEYED_REDIS_CASE, KEYED_RLS_CASE)
 # know (the invoker's `usage` section, the streamed resource).
 BASELINE_CASE = "lambdagate-baseline"
 
+# `lambdagate` with what render's connection manager adds to every request
+# beyond the edge limits (which every lambdagate case has): the client's
+# address from the connection (`use_remote_address`), `x-request-id` in
+# the response, `x-forwarded-port`, and the access log with its filters
+# (to the Envoy's stdout, a file here). The report's rendered/lambdagate
+# ratio is what they cost.
+RENDERED_CASE = "lambdagate-rendered"
+
 # The JWT case: the default data path behind a JWT authorizer, verified by
 # Envoy's jwt_authn with keys from a JWKS the stand-in serves. The bench
 # makes an ES256 key per run; every case sends the same token.
@@ -147,6 +155,7 @@ CASES = {
     KEYED_CASE: f"lambdagate, {DEFAULT_PATH} data path, API key and usage plan (checked in the filter's call, folder store)",
     KEYED_RLS_CASE: f"lambdagate, {DEFAULT_PATH} data path, API key and usage plan (Envoy's rate-limit filter, folder store)",
     KEYED_REDIS_CASE: f"lambdagate, {DEFAULT_PATH} data path, API key and usage plan, Redis store (its CPU with the invoker's)",
+    RENDERED_CASE: f"lambdagate, {DEFAULT_PATH} data path, with render's per-request pieces (use_remote_address, request id and port headers, access log)",
     BASELINE_CASE: "lambdagate as --baseline REV builds it (its own invoker and filter)",
 }
 

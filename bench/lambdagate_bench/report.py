@@ -20,6 +20,7 @@ from .common import (
     KEYED_REDIS_CASE,
     KEYED_RLS_CASE,
     BASELINE_CASE,
+    RENDERED_CASE,
     DEFAULT_PATH,
     OTHER_CASE,
     OTHER_PATH,
@@ -259,11 +260,12 @@ def comparison_lines(summary: dict) -> list[str]:
             (KEYED_CASE, 0.95),
             (KEYED_REDIS_CASE, None),
             (KEYED_RLS_CASE, None),
+            (RENDERED_CASE, None),
         ):
             a, d = summary.get(f"{case}/{size}"), summary.get(f"lambdagate/{size}")
             if a and d and d["rps"] and d["p99_ms"] and d["cpu_s_per_10k"]:
                 lines.append(
-                    f"{size}: authorized/unauthorized ({case}/lambdagate) throughput={a['rps'] / d['rps']:.2f} "
+                    f"{size}: {case}/lambdagate throughput={a['rps'] / d['rps']:.2f} "
                     f"p99={a['p99_ms'] / d['p99_ms']:.2f} cpu/request={a['cpu_s_per_10k'] / d['cpu_s_per_10k']:.2f}"
                     + (
                         f" (goal: throughput >= {goal})"
@@ -272,6 +274,8 @@ def comparison_lines(summary: dict) -> list[str]:
                         if case == KEYED_REDIS_CASE
                         else " (Envoy's rate-limit filter: a second call)"
                         if case == KEYED_RLS_CASE
+                        else " (render's access log, use_remote_address and headers)"
+                        if case == RENDERED_CASE
                         else " (no cache: an extra hop per request)"
                     )
                 )
