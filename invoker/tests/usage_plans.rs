@@ -62,6 +62,32 @@ fn render(api: &Path, out: &Path) {
     render_apis(BIN, out, &[api]);
 }
 
+/// The shop API rendered into a temp folder (kept while this lives):
+/// `usage` as `gateway.usage`, the definition's text changed by `edit`
+/// (which gets the invocation log's path).
+struct Shop {
+    _dir: tempfile::TempDir,
+    ports: RenderedPorts,
+    log: PathBuf,
+    out: PathBuf,
+}
+
+fn shop(usage: &str, edit: impl FnOnce(&Path, String) -> String) -> Shop {
+    let dir = tempfile::tempdir().unwrap();
+    let ports = RenderedPorts::free();
+    let log = dir.path().join("integration.log");
+    let api = dir.path().join("shop.yaml");
+    std::fs::write(&api, edit(&log, definition(&log, &ports, usage))).unwrap();
+    let out = dir.path().join("out");
+    render(&api, &out);
+    Shop {
+        _dir: dir,
+        ports,
+        log,
+        out,
+    }
+}
+
 /// `lambdagate keys ARGS --config out/invoker.yaml`: (stdout, stderr).
 fn keys(out: &Path, args: &[&str]) -> (String, String) {
     let output = Command::new(BIN)
@@ -152,22 +178,19 @@ async fn api_keys_plans_and_quotas_are_enforced_by_envoys_rate_limit_filter() {
 /// The same user-visible contract whoever checks the key
 /// (`gateway.usage_check`; `None`: the default).
 async fn keys_plans_and_quotas(usage_check: Option<&str>) {
-    let dir = tempfile::tempdir().unwrap();
-    let ports = RenderedPorts::free();
-    let log = dir.path().join("integration.log");
-    let api = dir.path().join("shop.yaml");
-    let text = definition(&log, &ports, PLANS);
-    let text = match usage_check {
+    let Shop {
+        _dir,
+        ports,
+        log,
+        out,
+    } = shop(PLANS, |_, text| match usage_check {
         Some(check) => text.replacen(
             "  usage:\n",
             &format!("  usage_check: {check}\n  usage:\n"),
             1,
         ),
         None => text,
-    };
-    std::fs::write(&api, text).unwrap();
-    let out = dir.path().join("out");
-    render(&api, &out);
+    });
     let invoker_yaml = std::fs::read_to_string(out.join("invoker.yaml")).unwrap();
     assert!(invoker_yaml.contains("usage:"), "{invoker_yaml}");
     // Who checks: Envoy's rate-limit filter (and then the filter must not
@@ -328,14 +351,10 @@ async fn keys_plans_and_quotas(usage_check: Option<&str>) {
 async fn a_plans_rate_holds_under_four_times_the_load() {
     // 50 req/s with a burst of 100, driven at 200 req/s for 10 s: the
     // token bucket allows 100 + 50 × 10 = 600.
-    let dir = tempfile::tempdir().unwrap();
-    let ports = RenderedPorts::free();
-    let log = dir.path().join("integration.log");
-    let api = dir.path().join("shop.yaml");
     let plans = "    plans:\n      - {name: steady, rate: 50, burst: 100, apis: [shop]}\n";
-    std::fs::write(&api, definition(&log, &ports, plans)).unwrap();
-    let out = dir.path().join("out");
-    render(&api, &out);
+    let Shop {
+        _dir, ports, out, ..
+    } = shop(plans, |_, text| text);
     let (key, _) = create_key(&out, "steady", "load");
     let (_invoker, envoy) = start_rendered(BIN, &out, &[], &ports).await;
     let addr = format!("127.0.0.1:{}", ports.listen);
@@ -569,13 +588,12 @@ async fn a_hundred_thousand_unknown_keys_leave_nothing_behind() {
     const KEYS: usize = 100_000;
     const CONNECTIONS: usize = 4;
     const PER_CONNECTION: usize = 8;
-    let dir = tempfile::tempdir().unwrap();
-    let ports = RenderedPorts::free();
-    let log = dir.path().join("integration.log");
-    let api = dir.path().join("shop.yaml");
-    std::fs::write(&api, definition(&log, &ports, PLANS)).unwrap();
-    let out = dir.path().join("out");
-    render(&api, &out);
+    let Shop {
+        _dir,
+        ports,
+        log,
+        out,
+    } = shop(PLANS, |_, text| text);
     let (gold, _) = create_key(&out, "gold", "frank");
     let (invoker, envoy) = start_rendered(BIN, &out, &[], &ports).await;
     assert_eq!(get(&envoy, "/shop/items/1", Some(&gold)).await.0, 200);
@@ -645,12 +663,13 @@ async fn a_hundred_thousand_unknown_keys_leave_nothing_behind() {
 /// request still takes from the plan.
 #[tokio::test]
 async fn an_authorizers_usage_identifier_key_picks_the_plan() {
-    let dir = tempfile::tempdir().unwrap();
-    let ports = RenderedPorts::free();
-    let log = dir.path().join("integration.log");
-    let api = dir.path().join("shop.yaml");
-    let text = definition(&log, &ports, PLANS)
-        .replacen(
+    let Shop {
+        _dir,
+        ports,
+        log,
+        out,
+    } = shop(PLANS, |log, text| {
+        text.replacen(
             "api_key_required: true\n",
             "api_key_required: true\napi_key_source: authorizer\nauthorizers:\n  - {name: tokens, type: token, arn: \"arn:aws:lambda:us-east-1:000000000000:function:authorizer\"}\nauthorizer: tokens\n",
             1,
@@ -659,13 +678,11 @@ async fn an_authorizers_usage_identifier_key_picks_the_plan() {
             "  functions:\n",
             &format!(
                 "  functions:\n{}",
-                powertools_function("authorizer", "handler", &log)
+                powertools_function("authorizer", "handler", log)
             ),
             1,
-        );
-    std::fs::write(&api, text).unwrap();
-    let out = dir.path().join("out");
-    render(&api, &out);
+        )
+    });
     let (tiny, tiny_id) = create_key(&out, "tiny", "carol");
     let (gold, _) = create_key(&out, "gold", "dave");
     let (invoker, envoy) = start_rendered(BIN, &out, &[], &ports).await;
@@ -727,13 +744,12 @@ async fn an_authorizers_usage_identifier_key_picks_the_plan() {
 #[tokio::test]
 async fn the_invokers_grpc_api_checks_a_key_before_invoking() {
     use lambdagate_proto::{ErrorKind, InvocationType, UsageCheck};
-    let dir = tempfile::tempdir().unwrap();
-    let ports = RenderedPorts::free();
-    let log = dir.path().join("integration.log");
-    let api = dir.path().join("shop.yaml");
-    std::fs::write(&api, definition(&log, &ports, PLANS)).unwrap();
-    let out = dir.path().join("out");
-    render(&api, &out);
+    let Shop {
+        _dir,
+        ports,
+        log,
+        out,
+    } = shop(PLANS, |_, text| text);
     let (tiny, _) = create_key(&out, "tiny", "erin");
     let (invoker, _envoy) = start_rendered(BIN, &out, &[], &ports).await;
     let mut client = invoker.client().await;
@@ -917,24 +933,23 @@ async fn the_gateways_and_an_apis_own_throttles_hold_per_instance() {
         ("  throttle: {rate: 1, burst: 2}\n", "gateway"),
     ];
     for (setting, place) in cases {
-        let dir = tempfile::tempdir().unwrap();
-        let ports = RenderedPorts::free();
-        let log = dir.path().join("integration.log");
-        let api = dir.path().join("shop.yaml");
         let plans = "    plans:\n      - {name: basic, rate: 100, burst: 100, apis: [shop]}\n";
-        let text = definition(&log, &ports, plans);
-        let text = if place == "api" {
-            text.replacen(
-                "api_key_required: true\n",
-                &format!("api_key_required: true\n{setting}"),
-                1,
-            )
-        } else {
-            text.replacen("  usage:\n", &format!("{setting}  usage:\n"), 1)
-        };
-        std::fs::write(&api, text).unwrap();
-        let out = dir.path().join("out");
-        render(&api, &out);
+        let Shop {
+            _dir,
+            ports,
+            log,
+            out,
+        } = shop(plans, |_, text| {
+            if place == "api" {
+                text.replacen(
+                    "api_key_required: true\n",
+                    &format!("api_key_required: true\n{setting}"),
+                    1,
+                )
+            } else {
+                text.replacen("  usage:\n", &format!("{setting}  usage:\n"), 1)
+            }
+        });
         let (_invoker, envoy) = start_rendered(BIN, &out, &[], &ports).await;
         let before = invocations(&log);
         let mut answers = Vec::new();
