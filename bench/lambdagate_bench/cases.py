@@ -31,6 +31,7 @@ from .common import (
     KEYED_RLS_CASE,
     BASELINE_CASE,
     RENDERED_CASE,
+    ACCESS_LOG_CASE,
     jwt_payload_header,
     CLIENT_PATH,
     FUNCTION_BODY,
@@ -223,6 +224,8 @@ static_resources:
         manager = dict(edge["manager"])
         if case == RENDERED_CASE:
             manager.update(edge["request_pieces"])
+        if case == ACCESS_LOG_CASE and "access_log" in edge["request_pieces"]:
+            manager["access_log"] = edge["request_pieces"]["access_log"]
         manager_extra = "".join(f"          {k}: {json.dumps(v)}\n" for k, v in manager.items())
         if edge["overload_manager"]:
             head = f"overload_manager: {json.dumps(edge['overload_manager'])}\n" + head

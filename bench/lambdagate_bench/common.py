@@ -83,6 +83,8 @@ BASELINE_CASE = "lambdagate-baseline"
 # (to the Envoy's stdout, a file here). The report's rendered/lambdagate
 # ratio is what they cost.
 RENDERED_CASE = "lambdagate-rendered"
+# Only the access log of those pieces, to tell its cost from the rest.
+ACCESS_LOG_CASE = "lambdagate-access-log"
 
 # The JWT case: the default data path behind a JWT authorizer, verified by
 # Envoy's jwt_authn with keys from a JWKS the stand-in serves. The bench
@@ -156,6 +158,7 @@ CASES = {
     KEYED_RLS_CASE: f"lambdagate, {DEFAULT_PATH} data path, API key and usage plan (Envoy's rate-limit filter, folder store)",
     KEYED_REDIS_CASE: f"lambdagate, {DEFAULT_PATH} data path, API key and usage plan, Redis store (its CPU with the invoker's)",
     RENDERED_CASE: f"lambdagate, {DEFAULT_PATH} data path, with render's per-request pieces (use_remote_address, request id and port headers, access log)",
+    ACCESS_LOG_CASE: f"lambdagate, {DEFAULT_PATH} data path, with render's access log only",
     BASELINE_CASE: "lambdagate as --baseline REV builds it (its own invoker and filter)",
 }
 

@@ -21,6 +21,7 @@ from .common import (
     KEYED_RLS_CASE,
     BASELINE_CASE,
     RENDERED_CASE,
+    ACCESS_LOG_CASE,
     DEFAULT_PATH,
     OTHER_CASE,
     OTHER_PATH,
@@ -261,6 +262,7 @@ def comparison_lines(summary: dict) -> list[str]:
             (KEYED_REDIS_CASE, None),
             (KEYED_RLS_CASE, None),
             (RENDERED_CASE, None),
+            (ACCESS_LOG_CASE, None),
         ):
             a, d = summary.get(f"{case}/{size}"), summary.get(f"lambdagate/{size}")
             if a and d and d["rps"] and d["p99_ms"] and d["cpu_s_per_10k"]:
@@ -276,6 +278,8 @@ def comparison_lines(summary: dict) -> list[str]:
                         if case == KEYED_RLS_CASE
                         else " (render's access log, use_remote_address and headers)"
                         if case == RENDERED_CASE
+                        else " (render's access log only)"
+                        if case == ACCESS_LOG_CASE
                         else " (no cache: an extra hop per request)"
                     )
                 )
