@@ -81,9 +81,7 @@ pub fn document(api: &ApiDefinition, gateway: &Gateway) -> Value {
                 "responses": responses(resource.invocation_type, a.lifecycle),
             });
             let keyed = a.key_required(resource) && usage_plans(api, gateway).is_some();
-            // With `api_key_source: authorizer` the client sends no key
-            // of its own: the authorizer's scheme covers it.
-            let sends_key = keyed && a.api_key_source == lambdagate_core::ApiKeySource::Header;
+            let sends_key = keyed && client_sends_key(a);
             if let Some(obj) = op.as_object_mut() {
                 match guard {
                     Some(name) => {
@@ -198,8 +196,7 @@ pub fn document(api: &ApiDefinition, gateway: &Gateway) -> Value {
         "components": {
             "securitySchemes": security_schemes(
                 a,
-                usage_plans(api, gateway).is_some()
-                    && a.api_key_source == lambdagate_core::ApiKeySource::Header
+                usage_plans(api, gateway).is_some() && client_sends_key(a)
             ),
             "schemas": {
                 "Error": {
@@ -319,7 +316,7 @@ fn security_schemes(api: &lambdagate_core::config::ApiConfig, keyed: bool) -> Va
             json!({
                 "type": "apiKey",
                 "in": "header",
-                "name": "x-api-key",
+                "name": lambdagate_core::request::plan::API_KEY_HEADER,
                 "description": "An API key of a usage plan for this API; without it the answer is 403, past the plan's rate or quota 429.",
             }),
         );
@@ -409,6 +406,13 @@ pub(crate) fn plan_lines(api: &ApiDefinition, gateway: &Gateway) -> Option<Vec<S
             .map(|p| format!("{}: {}", p.name, plan_terms(p)))
             .collect(),
     )
+}
+
+/// Whether clients send this API's key themselves (`x-api-key`); with
+/// `api_key_source: authorizer` they do not, and the authorizer's scheme
+/// covers it.
+fn client_sends_key(api: &lambdagate_core::config::ApiConfig) -> bool {
+    api.api_key_source == lambdagate_core::ApiKeySource::Header
 }
 
 /// `requirement` with the API key added to it (both needed).

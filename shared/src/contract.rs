@@ -396,7 +396,7 @@ pub const fn contract(kind: ErrorKind) -> KindContract {
         // A usage plan's refusals are about the client's own key: the
         // message is API Gateway's words whether or not the API exposes
         // errors, and the reason (which key id, which plan) goes to the
-        // invoker's log only.
+        // gateway's and the invoker's logs only.
         ErrorKind::InvalidApiKey => KindContract {
             advice: "create a key with `lambdagate keys create` in a plan that names this API",
             ..row(
@@ -442,16 +442,19 @@ pub const fn contract(kind: ErrorKind) -> KindContract {
     }
 }
 
-/// Whether a kind is a usage plan's refusal: its message is the client's
-/// whatever the API's `expose_errors`, and nothing was invoked.
+/// Whether a kind is a usage plan's refusal (one of [`usage_kind`]'s):
+/// its message is the client's whatever the API's `expose_errors`, and
+/// nothing was invoked.
 pub fn is_usage_refusal(kind: ErrorKind) -> bool {
-    matches!(
-        kind,
-        ErrorKind::InvalidApiKey
-            | ErrorKind::PlanThrottled
-            | ErrorKind::QuotaExceeded
-            | ErrorKind::UsageStoreUnavailable
-    )
+    usage_kind(contract(kind).outcome) == Some(kind)
+}
+
+/// `Retry-After` for a failure of `kind`: its own seconds (a usage plan's
+/// refusal knows them), else the contract's, if waiting helps.
+pub fn retry_after(kind: ErrorKind, own_seconds: Option<u32>) -> Option<String> {
+    own_seconds
+        .map(|s| s.to_string())
+        .or_else(|| contract(kind).retry_after.map(str::to_owned))
 }
 
 /// Why an invocation did not produce a Lambda result, as the invoker
@@ -480,13 +483,6 @@ impl Failure {
     pub fn retry_after(mut self, seconds: u32) -> Self {
         self.retry_after_seconds = Some(seconds);
         self
-    }
-
-    /// `Retry-After` for the client, if waiting helps.
-    pub fn retry_after_header(&self) -> Option<String> {
-        self.retry_after_seconds
-            .map(|s| s.to_string())
-            .or_else(|| self.contract().retry_after.map(str::to_owned))
     }
 
     pub fn contract(&self) -> KindContract {

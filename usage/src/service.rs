@@ -42,7 +42,7 @@ pub mod descriptor {
     /// descriptor out when the header is absent).
     pub const API_KEY: &str = "lambdagate_api_key";
     /// The header a client sends its key in.
-    pub const API_KEY_HEADER: &str = "x-api-key";
+    pub use lambdagate_core::request::plan::API_KEY_HEADER;
     /// The rate-limit filter's domain.
     pub const DOMAIN: &str = "lambdagate";
 }

@@ -26,7 +26,7 @@ use crate::config::route::Verb;
 use crate::config::timeout::Timeout;
 use crate::contract::{
     ENDPOINT_TIMED_OUT, Failure, GrpcCode, INTERNAL_SERVER_ERROR, Outcome, SERVICE_UNAVAILABLE,
-    contract, is_usage_refusal,
+    contract, is_usage_refusal, retry_after as retry_after_of,
 };
 
 /// A non-OK gRPC status of the invoker call that did not come with a
@@ -264,9 +264,7 @@ impl GatewayError {
             }
             GatewayError::Invoker {
                 kind, retry_after, ..
-            } => retry_after
-                .map(|seconds| seconds.to_string())
-                .or_else(|| contract(*kind).retry_after.map(str::to_owned))
+            } => retry_after_of(*kind, *retry_after)
                 .map(|seconds| ("retry-after".to_owned(), seconds))
                 .into_iter()
                 .collect(),
