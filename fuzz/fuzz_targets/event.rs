@@ -195,11 +195,14 @@ fuzz_target!(|input: Input| {
         Decision::Respond(response) => return assert_sane(&response),
         Decision::NeedBody(plan) => plan,
     };
-    let invoke = match plan.build_invoke(&input.body) {
+    let invoke = match plan.build_invoke(input.body.as_slice()) {
         Err(response) => return assert_sane(&response),
         Ok(invoke) => invoke,
     };
-    let payload = &invoke.payload;
+    assert_eq!(invoke.payload, input.body, "the raw body goes beside the head");
+    // What the invoker makes of the head and the body.
+    let event = invoke.lambda_event().expect("the filter's head finishes");
+    let payload = &event;
     match plan.target().payload_format() {
         PayloadFormat::Passthrough => assert_eq!(payload, &input.body),
         PayloadFormat::Wso2 => {

@@ -287,3 +287,70 @@ async fn the_trace_header_reaches_the_function_and_the_client() {
     let (second, _) = s.observed("/http/echo", &[], b"").await;
     assert_ne!(second.header("x-amzn-trace-id"), Some(new.as_str()));
 }
+
+/// The gateway sends the event without its body and the raw body beside
+/// it (on the router path the body never leaves Envoy's buffer); the
+/// invoker writes the body in. A function must see every byte as API
+/// Gateway would pass it, for bodies large enough to arrive in many
+/// pieces.
+#[tokio::test]
+async fn large_bodies_reach_the_function_byte_for_byte() {
+    let s = stack().await;
+    // Every byte value, in an order no pattern repeats soon.
+    let mut state = 0x2545_f491_4f6c_dd1d_u64;
+    let binary: Vec<u8> = (0..1024 * 1024 + 7)
+        .map(|_| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state.to_be_bytes()[0]
+        })
+        .collect();
+    // Text JSON must escape: quotes, backslashes, control characters, and
+    // characters beyond ASCII.
+    let text: String = "\"q\" \\ \u{1} tab\t line\n é 日本 🎉 "
+        .repeat(24 * 1024)
+        .chars()
+        .collect();
+
+    // REST: a binary media type goes in base64.
+    let (_, seen) = s
+        .observed("/rest/echo", &[("content-type", "image/png")], &binary)
+        .await;
+    assert_eq!(seen["event"]["isBase64Encoded"], true);
+    let got = STANDARD
+        .decode(seen["event"]["body"].as_str().unwrap())
+        .unwrap();
+    assert!(got == binary, "REST binary body differs");
+    // REST: any other type is text, bytes that are not UTF-8 replaced.
+    let (_, seen) = s
+        .observed("/rest/echo", &[("content-type", "text/plain")], &binary)
+        .await;
+    assert_eq!(seen["event"]["isBase64Encoded"], false);
+    assert!(
+        seen["event"]["body"].as_str().unwrap() == String::from_utf8_lossy(&binary),
+        "REST lossy text body differs"
+    );
+    // HTTP API: text stays text, escaped and unescaped again.
+    let (_, seen) = s
+        .observed(
+            "/http/echo",
+            &[("content-type", "text/plain; charset=utf-8")],
+            text.as_bytes(),
+        )
+        .await;
+    assert_eq!(seen["event"]["isBase64Encoded"], false);
+    assert!(
+        seen["event"]["body"].as_str().unwrap() == text,
+        "HTTP API text body differs"
+    );
+    // HTTP API: a text type that is not UTF-8 goes in base64.
+    let (_, seen) = s
+        .observed("/http/echo", &[("content-type", "text/plain")], &binary)
+        .await;
+    assert_eq!(seen["event"]["isBase64Encoded"], true);
+    let got = STANDARD
+        .decode(seen["event"]["body"].as_str().unwrap())
+        .unwrap();
+    assert!(got == binary, "HTTP API binary body differs");
+}

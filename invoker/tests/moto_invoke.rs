@@ -11,10 +11,11 @@
 mod common;
 
 use common::*;
+use lambdagate_core::request::event;
 use lambdagate_harness::http::metric_value;
 use lambdagate_harness::standins::{CannedReply, LambdaStandIn};
 use lambdagate_harness::{InvokerProcess, Moto, MotoOptions, invoke_request};
-use lambdagate_proto::InvocationType;
+use lambdagate_proto::{BodyEncoding, EventHead, InvocationType};
 use std::time::Duration;
 use tonic::Code;
 
@@ -93,6 +94,28 @@ async fn stored_keys_invoke_with_every_invocation_type() {
         .into_inner();
     assert_eq!(reply.status_code, 200);
 
+    // The gateway's way: the event without its body, and the raw body,
+    // which the invoker writes in (escaped, or base64 when not UTF-8).
+    for body in [&b"{\"message\": \"Hello\"}\n\x01"[..], b"\xff\xfe binary"] {
+        let head = EventHead {
+            json: br#"{"version":"2.0","rawPath":"/users/user/7""#.to_vec(),
+            body: BodyEncoding::BodyHttpText as i32,
+        };
+        let mut request =
+            invoke_request("main", &echo, body, 5000, InvocationType::RequestResponse);
+        request.event = Some(head.clone());
+        let reply = client.invoke(request).await.expect("invoke").into_inner();
+        assert_eq!(reply.status_code, 200);
+        assert_eq!(reply.payload, event::finish(&head, body).unwrap());
+        let event: serde_json::Value = serde_json::from_slice(&reply.payload).unwrap();
+        let base64 = event["isBase64Encoded"].as_bool().unwrap();
+        let sent = event["body"].as_str().unwrap();
+        match std::str::from_utf8(body) {
+            Ok(text) => assert_eq!((sent, base64), (text, false)),
+            Err(_) => assert!(base64),
+        }
+    }
+
     let metrics = invoker.metrics().await;
     assert_eq!(
         metric_value(
@@ -100,7 +123,7 @@ async fn stored_keys_invoke_with_every_invocation_type() {
             "lambdagate_invocations_total",
             &[("endpoint", "main"), ("outcome", "ok")]
         ),
-        Some(4.0),
+        Some(6.0),
         "{metrics}"
     );
     assert!(
@@ -307,6 +330,49 @@ async fn allow_list_and_request_checks_refuse_before_calling_aws() {
         .await
         .expect_err("over 1 MB for Event");
     assert_eq!(failure(&status).1, "PAYLOAD_TOO_LARGE");
+
+    // An event head with a body: a body under the limit whose escaped
+    // event is over it (a control character is six bytes in JSON) is
+    // refused before it is written whole; a head the invoker cannot
+    // complete is a bad request.
+    let head = EventHead {
+        json: br#"{"version":"2.0""#.to_vec(),
+        body: BodyEncoding::BodyHttpText as i32,
+    };
+    for (head, body, kind, words) in [
+        (
+            head.clone(),
+            vec![1u8; 1024 * 1024],
+            "PAYLOAD_TOO_LARGE",
+            "exceeds Lambda's synchronous limit of 6291456 bytes",
+        ),
+        (
+            EventHead {
+                body: 42,
+                ..head.clone()
+            },
+            b"{}".to_vec(),
+            "INVALID_REQUEST",
+            "body encoding 42 is unknown",
+        ),
+        (
+            EventHead {
+                json: b"[".to_vec(),
+                ..head
+            },
+            b"{}".to_vec(),
+            "INVALID_REQUEST",
+            "not a JSON object",
+        ),
+    ] {
+        let mut request =
+            invoke_request("main", orders, &body, 5000, InvocationType::RequestResponse);
+        request.event = Some(head);
+        let status = client.invoke(request).await.expect_err(words);
+        let (_, got, message) = failure(&status);
+        assert_eq!(got, kind, "{message}");
+        assert!(message.contains(words), "{message}");
+    }
 
     assert_eq!(
         lambda.request_count(),

@@ -9,8 +9,8 @@ pub mod v1 {
 }
 
 pub use v1::{
-    ErrorDetail, ErrorKind, HttpBodyChunk, HttpHeader, HttpReply, InvocationType, InvokeReply,
-    InvokeRequest, UsageCheck,
+    BodyEncoding, ErrorDetail, ErrorKind, EventHead, HttpBodyChunk, HttpHeader, HttpReply,
+    InvocationType, InvokeReply, InvokeRequest, UsageCheck,
 };
 
 /// Fully qualified gRPC method path, for callers that frame calls themselves
@@ -158,6 +158,10 @@ mod tests {
                 method: "GET".into(),
                 path: "/keyed/a".into(),
                 api_key: "lgk_0123".into(),
+            }),
+            event: Some(EventHead {
+                json: b"{\"version\":\"2.0\"".to_vec(),
+                body: BodyEncoding::BodyHttpText as i32,
             }),
         };
         let bytes = request.encode_to_vec();

@@ -454,7 +454,14 @@ fn lambdagate_event(request: &Rebuilt) -> Value {
         Decision::NeedBody(plan) => plan,
         other => panic!("the rebuilt request was not routed: {other:?}"),
     };
-    serde_json::from_slice(&plan.build_invoke(&request.body).unwrap().payload).unwrap()
+    serde_json::from_slice(
+        &plan
+            .build_invoke(request.body.as_slice())
+            .unwrap()
+            .lambda_event()
+            .unwrap(),
+    )
+    .unwrap()
 }
 
 /// A difference between a sample and lambdagate's event.

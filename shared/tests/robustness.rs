@@ -200,17 +200,17 @@ fn random_requests_and_replies_never_panic() {
             Decision::NeedBody(plan) => {
                 seen[2] += 1;
                 let body = rng.bytes(300);
-                match plan.build_invoke(&body) {
+                match plan.build_invoke(body.as_slice()) {
                     Err(response) => assert_sane(&response),
                     Ok(invoke) => {
                         if !matches!(
                             plan.target().payload_format(),
                             lambdagate_core::PayloadFormat::Passthrough
                         ) {
-                            serde_json::from_slice::<serde_json::Value>(&invoke.payload)
-                                .unwrap_or_else(|e| {
-                                    panic!("round {round}: invalid event JSON: {e}")
-                                });
+                            serde_json::from_slice::<serde_json::Value>(
+                                &invoke.lambda_event().unwrap(),
+                            )
+                            .unwrap_or_else(|e| panic!("round {round}: invalid event JSON: {e}"));
                         }
                         let _ = invoke.encode();
                     }
@@ -258,7 +258,8 @@ fn huge_and_many_headers() {
         h[1].1 = format!("/{context}/user/{big}");
         let plan = common::plan(&config, h);
         let invoke = plan.build_invoke(b"{}").unwrap();
-        let event: serde_json::Value = serde_json::from_slice(&invoke.payload).unwrap();
+        let event: serde_json::Value =
+            serde_json::from_slice(&invoke.lambda_event().unwrap()).unwrap();
         assert_eq!(
             event["pathParameters"]["id"].as_str().map(str::len),
             Some(512 << 10)
@@ -294,10 +295,7 @@ fn deep_and_large_replies() {
             &[("content-type", "application/octet-stream")],
         ),
     );
-    assert_eq!(
-        plan.build_invoke(&vec![0; 6 << 20]).unwrap_err().status,
-        413
-    );
+    assert_eq!(plan.build_invoke(vec![0; 6 << 20]).unwrap_err().status, 413);
 }
 
 /// A location `parse` may name: the top level, the cluster, a place under

@@ -168,6 +168,16 @@ enum State {
     Done,
 }
 
+/// A complete request body, where Envoy holds it.
+#[derive(Clone, Copy)]
+enum Body {
+    /// The request has none (the filter cannot add one).
+    None,
+    /// Buffered by Envoy: this many bytes (`usize::MAX`: ended by
+    /// trailers, length unknown).
+    Buffered(usize),
+}
+
 struct Stream {
     config: Option<Rc<CompiledConfig>>,
     auth_cache: Rc<RefCell<AuthCache>>,
@@ -255,24 +265,25 @@ impl Stream {
         Action::Pause
     }
 
-    /// Builds the event from the whole body and dispatches it.
-    fn invoke(
-        &mut self,
-        plan: Box<RoutePlan>,
-        body: Result<Vec<u8>, GatewayError>,
-        has_body: bool,
-    ) -> Action {
-        let body = match body {
-            Ok(body) => body,
-            Err(e) => return self.respond(plan.error_response(&e)),
-        };
+    /// Sends the request, its body complete, to the invoker: on the router
+    /// path (and for streamed routes) as the request Envoy's router
+    /// forwards, else as a gRPC callout. The body is the raw bytes; the
+    /// invoker writes them into the event.
+    fn invoke(&mut self, plan: Box<RoutePlan>, body: Body) -> Action {
         let Some(config) = self.config.clone() else {
             return self.respond(plan.error_response(&GatewayError::EventBuild));
         };
         if config.data_path() == DataPath::Router || plan.streams() {
-            return self.forward(plan, &body, has_body);
+            return self.forward(plan, body);
         }
-        let invoke = match plan.build_invoke(&body) {
+        let body = match body {
+            Body::None => Vec::new(),
+            Body::Buffered(size) => match Self::whole_body(size) {
+                Ok(body) => body,
+                Err(e) => return self.respond(plan.error_response(&e)),
+            },
+        };
+        let invoke = match plan.build_invoke(body) {
             Ok(invoke) => invoke,
             Err(response) => return self.respond(response),
         };
@@ -386,11 +397,8 @@ impl Stream {
                 self.state = State::CollectingBody(plan);
                 return;
             }
-            Some(None) => self.invoke(plan, Ok(Vec::new()), false),
-            Some(Some(size)) => {
-                let body = Self::whole_body(size);
-                self.invoke(plan, body, true)
-            }
+            Some(None) => self.invoke(plan, Body::None),
+            Some(Some(size)) => self.invoke(plan, Body::Buffered(size)),
         };
         if matches!(action, Action::Continue) {
             let _ = hostcalls::resume_http_request();
@@ -398,21 +406,30 @@ impl Stream {
     }
 
     /// Router path: turns the request into the invoker's `InvokeHttp` call
-    /// and lets it continue to Envoy's router. The host calls cannot fail
-    /// here: the request's headers and (when `has_body`) its buffered body
-    /// are there while the request is paused, and the body is replaced
-    /// whole (start 0).
-    fn forward(&mut self, plan: Box<RoutePlan>, body: &[u8], has_body: bool) -> Action {
-        let forward = match plan.build_forward(body, has_body) {
+    /// and lets it continue to Envoy's router. The body stays in Envoy's
+    /// buffer: the call's message goes in front of it, so it never enters
+    /// the VM (its length is all the filter needs). The host calls cannot
+    /// fail here: the request's headers and its buffered body are there
+    /// while the request is paused.
+    fn forward(&mut self, plan: Box<RoutePlan>, body: Body) -> Action {
+        let body_len = match body {
+            Body::None => None,
+            // Ended by trailers: the length is known only by reading it.
+            Body::Buffered(usize::MAX) => match Self::whole_body(usize::MAX) {
+                Ok(body) => Some(body.len()),
+                Err(e) => return self.respond(plan.error_response(&e)),
+            },
+            Body::Buffered(size) => Some(size),
+        };
+        let forward = match plan.build_forward(body_len) {
             Ok(forward) => forward,
             Err(response) => return self.respond(response),
         };
-        if let Some(message) = &forward.body
-            && let Err(status) =
-                hostcalls::set_buffer(BufferType::HttpRequestBody, 0, body.len(), message)
+        if let Some(prefix) = &forward.body_prefix
+            && let Err(status) = hostcalls::set_buffer(BufferType::HttpRequestBody, 0, 0, prefix)
         {
             let e = GatewayError::HostRead {
-                what: "the request body (replacing it)",
+                what: "the request body (framing it)",
                 reason: format!("{status:?}"),
             };
             return self.respond(plan.error_response(&e));
@@ -694,7 +711,7 @@ impl HttpContext for Stream {
                     }
                 }
                 if end_of_stream {
-                    self.invoke(plan, Ok(Vec::new()), false)
+                    self.invoke(plan, Body::None)
                 } else {
                     self.state = State::CollectingBody(plan);
                     Action::Pause
@@ -737,8 +754,7 @@ impl HttpContext for Stream {
             self.state = State::CollectingBody(plan);
             return Action::Pause;
         }
-        let body = Self::whole_body(body_size);
-        self.invoke(plan, body, true)
+        self.invoke(plan, Body::Buffered(body_size))
     }
 
     fn on_http_response_headers(&mut self, _num_headers: usize, _end_of_stream: bool) -> Action {
@@ -818,10 +834,7 @@ impl HttpContext for Stream {
                 };
                 Action::Pause
             }
-            State::CollectingBody(plan) => {
-                let body = Self::whole_body(usize::MAX);
-                self.invoke(plan, body, true)
-            }
+            State::CollectingBody(plan) => self.invoke(plan, Body::Buffered(usize::MAX)),
             State::Idle => Action::Continue,
             other => {
                 self.state = other;

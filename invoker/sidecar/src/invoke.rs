@@ -4,6 +4,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use lambdagate_core::request::event::{self, EventError};
 use lambdagate_core::{LambdaArn, Timeout};
 use lambdagate_proto::{
     ErrorKind, InvocationType, InvokeReply, InvokeRequest, MAX_EVENT_PAYLOAD_BYTES,
@@ -219,24 +220,38 @@ impl Invoker {
             InvocationType::Event => MAX_EVENT_PAYLOAD_BYTES,
             InvocationType::RequestResponse | InvocationType::DryRun => MAX_SYNC_PAYLOAD_BYTES,
         };
-        if request.payload.len() > limit {
+        let kind = match invocation_type {
+            InvocationType::Event => "Event (asynchronous)",
+            _ => "synchronous",
+        };
+        let payload = match &request.event {
+            // The gateway sent the event without its body: it is written
+            // in here, natively, and never past the limit.
+            Some(head) => event::finish_within(head, &request.payload, limit).map_err(|e| match e {
+                EventError::TooLarge { .. } => Failure::new(
+                    ErrorKind::PayloadTooLarge,
+                    format!(
+                        "the Lambda event for a body of {} bytes exceeds Lambda's {kind} limit of {limit} bytes",
+                        request.payload.len()
+                    ),
+                ),
+                other => Failure::new(ErrorKind::InvalidRequest, other.to_string()),
+            })?,
+            None => request.payload,
+        };
+        if payload.len() > limit {
             return Err(Failure::new(
                 ErrorKind::PayloadTooLarge,
                 format!(
-                    "payload of {} bytes exceeds Lambda's {} limit of {} bytes",
-                    request.payload.len(),
-                    match invocation_type {
-                        InvocationType::Event => "Event (asynchronous)",
-                        _ => "synchronous",
-                    },
-                    limit
+                    "payload of {} bytes exceeds Lambda's {kind} limit of {limit} bytes",
+                    payload.len()
                 ),
             ));
         }
         backend
             .invoke(Call {
                 arn: arn.clone(),
-                payload: request.payload,
+                payload,
                 timeout,
                 invocation_type,
                 request_id: request.request_id,

@@ -15,7 +15,7 @@ use serde_json::{Map, Value, json};
 
 use super::policy::Grant;
 use crate::config::PayloadFormat;
-use crate::request::event::{self, EventInput};
+use crate::request::event::{self, EventError, EventInput};
 
 /// API Gateway's method ARN for a request:
 /// `arn:{partition}:execute-api:{region}:{account}:{apiId}/{stage}/{VERB}/{path}`,
@@ -56,7 +56,7 @@ pub fn request_event(
     http_api_1_0: bool,
     method_arn: &str,
     identity: &[String],
-) -> Result<Vec<u8>, serde_json::Error> {
+) -> Result<Vec<u8>, EventError> {
     let v2 = v2 && !http_api_1_0;
     let input = EventInput {
         body: b"",
@@ -68,9 +68,10 @@ pub fn request_event(
     } else {
         PayloadFormat::V1
     };
-    let mut event: Map<String, Value> = serde_json::from_slice(&event::build(format, &input)?)?;
-    event.remove("body");
-    event.remove("isBase64Encoded");
+    // The integration's event without its body fields.
+    let mut json = event::head(format, &input)?.ok_or(EventError::Head)?.json;
+    json.push(b'}');
+    let mut event: Map<String, Value> = serde_json::from_slice(&json)?;
     event.insert("type".into(), "REQUEST".into());
     if v2 {
         event.insert("routeArn".into(), method_arn.into());
@@ -84,7 +85,7 @@ pub fn request_event(
         event.insert("identitySource".into(), joined.clone().into());
         event.insert("authorizationToken".into(), joined.into());
     }
-    serde_json::to_vec(&event)
+    Ok(serde_json::to_vec(&event)?)
 }
 
 /// `requestContext.authorizer` of the integration's event: a REST API's

@@ -61,7 +61,8 @@ pub enum GatewayError {
         invocation_type: InvocationType,
     },
     /// The event built from the request is over Lambda's limit (base64
-    /// grows binary bodies by a third).
+    /// grows binary bodies by a third). `size` is a lower bound, exact for
+    /// base64 bodies; the invoker checks the whole event it writes.
     EventTooLarge { size: usize, limit: usize },
     /// The event could not be serialized (never expected).
     EventBuild,
@@ -349,7 +350,7 @@ impl fmt::Display for GatewayError {
             ),
             GatewayError::EventTooLarge { size, limit } => write!(
                 f,
-                "the Lambda event built from this request is {size} bytes, over Lambda's limit of {limit} bytes \
+                "the Lambda event built from this request is at least {size} bytes, over Lambda's limit of {limit} bytes \
                  (binary bodies grow by a third in base64)"
             ),
             GatewayError::EventBuild => f.write_str("the Lambda event could not be built"),

@@ -148,7 +148,9 @@ impl RoutePlan {
         AuthStep::Call(Box::new(Invoke {
             endpoint: target.endpoint.clone(),
             function_arn: authorizer.arn_text.clone(),
+            // Small and body-less: the whole event.
             payload,
+            event: None,
             timeout_ms: authorizer.timeout.as_millis(),
             invocation_type: InvocationType::RequestResponse,
             grpc_timeout: authorizer.timeout.invoker_deadline(),

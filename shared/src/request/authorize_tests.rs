@@ -121,7 +121,7 @@ fn a_token_authorizer_is_invoked_once_then_its_cached_policy_decides() {
         (invoke.endpoint.as_str(), invoke.timeout_ms),
         ("main", 10_000)
     );
-    let event: Value = serde_json::from_slice(&invoke.payload).unwrap();
+    let event: Value = serde_json::from_slice(&invoke.lambda_event().unwrap()).unwrap();
     let arn = event["methodArn"].as_str().unwrap().to_owned();
     assert_eq!(event["type"], "TOKEN");
     assert_eq!(event["authorizationToken"], "Bearer good");
@@ -135,7 +135,8 @@ fn a_token_authorizer_is_invoked_once_then_its_cached_policy_decides() {
     // The policy allows GET /7 only.
     p.on_authorizer_reply(Ok(&reply(policy("Allow", &arn))), &mut cache)
         .unwrap();
-    let event: Value = serde_json::from_slice(&p.build_invoke(b"").unwrap().payload).unwrap();
+    let event: Value =
+        serde_json::from_slice(&p.build_invoke(b"").unwrap().lambda_event().unwrap()).unwrap();
     // A REST API's context values arrive as text, with the principal.
     assert_eq!(
         event["requestContext"]["authorizer"],
@@ -292,7 +293,7 @@ fn an_http_apis_request_authorizer_gets_the_2_0_event_and_its_context_typed() {
         // TTL 0: invoked every time.
         let mut p = plan(&config, "POST", "/pets/7?tenant=t%201", &extra);
         let invoke = call(p.authorize(&mut cache));
-        let event: Value = serde_json::from_slice(&invoke.payload).unwrap();
+        let event: Value = serde_json::from_slice(&invoke.lambda_event().unwrap()).unwrap();
         assert_eq!(event["type"], "REQUEST");
         assert_eq!(event["version"], "2.0");
         assert_eq!(event["identitySource"], json!(["k-1", "t 1"]));
@@ -308,7 +309,9 @@ fn an_http_apis_request_authorizer_gets_the_2_0_event_and_its_context_typed() {
             "context": {"list": [1], "n": 3}});
         p.on_authorizer_reply(Ok(&reply(answer)), &mut cache)
             .unwrap();
-        let event: Value = serde_json::from_slice(&p.build_invoke(b"{}").unwrap().payload).unwrap();
+        let event: Value =
+            serde_json::from_slice(&p.build_invoke(b"{}").unwrap().lambda_event().unwrap())
+                .unwrap();
         assert_eq!(
             event["requestContext"]["authorizer"],
             json!({"lambda": {"list": [1], "n": 3}})

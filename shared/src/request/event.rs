@@ -5,6 +5,14 @@
 //! The JSON is written by serde from structs that borrow the request: no
 //! intermediate `serde_json::Value`.
 //!
+//! An event is built in two halves: [`head`], everything but the body (the
+//! filter, in Envoy's wasm VM), and [`finish`], the body written in (the
+//! invoker, natively). The body is the last field but `isBase64Encoded`,
+//! so the head is the object up to it; the head also says how the body
+//! goes in, as far as the request's headers decide it. A large body is
+//! then never copied, escaped or base64-encoded inside the VM, and on the
+//! router path never read into it at all.
+//!
 //! Header names are lower-case (as Envoy gives them); pseudo-headers
 //! (`:path`, ...) are left out; when there is no `host` header (HTTP/2, or
 //! Envoy moved it to `:authority`), `host` is added from `:authority`.
@@ -24,6 +32,8 @@ use base64::engine::general_purpose::STANDARD;
 use serde::ser::{SerializeMap, SerializeSeq};
 use serde::{Serialize, Serializer};
 use serde_json::value::RawValue;
+
+use lambdagate_proto::{BodyEncoding, EventHead};
 
 use crate::config::{ApiFacts, InvocationType, PayloadFormat};
 use crate::headers::last_header;
@@ -82,91 +92,245 @@ pub struct EventInput<'a> {
     pub authorizer: Option<&'a RawValue>,
 }
 
-/// Builds the event payload in the given format.
-pub fn build(format: PayloadFormat, input: &EventInput<'_>) -> Result<Vec<u8>, serde_json::Error> {
-    match format {
-        PayloadFormat::V1 => to_json(&v1(input, &mut Scratch::default()), input),
-        PayloadFormat::V2 => to_json(&v2(input, &mut Scratch::default()), input),
-        PayloadFormat::Wso2 => to_json(&wso2(input, &mut Scratch::default()), input),
-        PayloadFormat::Passthrough => Ok(input.body.to_vec()),
+/// Builds the event payload in the given format: [`head`], then
+/// [`finish`] with the body, as the invoker does with a head the filter
+/// sent.
+pub fn build(format: PayloadFormat, input: &EventInput<'_>) -> Result<Vec<u8>, EventError> {
+    match head(format, input)? {
+        Some(head) => finish(&head, input.body),
+        None => Ok(input.body.to_vec()),
     }
 }
 
-fn to_json<T: Serialize>(event: &T, input: &EventInput<'_>) -> Result<Vec<u8>, serde_json::Error> {
-    let headers: usize = input.headers.iter().map(|(k, v)| k.len() + v.len()).sum();
-    // Base64 grows a body by 4/3; headers appear twice in v1.
-    let capacity = input.body.len() + input.body.len() / 3 + 2 * headers + 1024;
-    let mut out = Vec::with_capacity(capacity);
-    serde_json::to_writer(&mut out, event)?;
-    Ok(out)
-}
-
-/// Owned pieces an event borrows from (base64 bodies).
-#[derive(Default)]
-struct Scratch {
-    base64: String,
-}
-
-/// A body as it goes into the event.
-enum Body<'a> {
-    Empty,
-    Text(&'a str),
-    Base64(&'a str),
-}
-
-impl<'a> Body<'a> {
-    /// A REST API's rule: base64 when the content-type is one of the API's
-    /// binary media types, text otherwise (bytes that are not UTF-8 are
-    /// replaced, as a REST API passes a binary body it was not told about).
-    fn rest(
-        body: &'a [u8],
-        content_type: Option<&str>,
-        api: &ApiFacts,
-        scratch: &'a mut Scratch,
-    ) -> Body<'a> {
-        if body.is_empty() {
-            return Body::Empty;
+/// The event without its body, and how the body goes in; `None` for the
+/// passthrough format (the body is the event). `input.body` is not read:
+/// the body's encoding is decided by the format, the content-type and the
+/// API's binary media types, and, where it depends on the bytes (text that
+/// is not UTF-8, WSO2's JSON), by [`finish`].
+pub fn head(
+    format: PayloadFormat,
+    input: &EventInput<'_>,
+) -> Result<Option<EventHead>, EventError> {
+    let content_type = last_header(input.headers, "content-type");
+    let (json, body) = match format {
+        PayloadFormat::V1 => {
+            let binary = content_type.is_some_and(|ct| {
+                input
+                    .api
+                    .binary_media_types
+                    .iter()
+                    .any(|range| range.matches(ct))
+            });
+            let encoding = if binary {
+                BodyEncoding::BodyRestBase64
+            } else {
+                BodyEncoding::BodyRestText
+            };
+            (head_json(&v1(input), input)?, encoding)
         }
-        let binary = content_type
-            .is_some_and(|ct| api.binary_media_types.iter().any(|range| range.matches(ct)));
-        if binary {
-            scratch.base64 = STANDARD.encode(body);
-            return Body::Base64(&scratch.base64);
+        PayloadFormat::V2 => {
+            let encoding = if is_text(content_type) {
+                BodyEncoding::BodyHttpText
+            } else {
+                BodyEncoding::BodyHttpBase64
+            };
+            (head_json(&v2(input), input)?, encoding)
         }
-        match String::from_utf8_lossy(body) {
-            Cow::Borrowed(text) => Body::Text(text),
-            Cow::Owned(text) => {
-                scratch.base64 = text;
-                Body::Text(&scratch.base64)
+        PayloadFormat::Wso2 => (head_json(&wso2(input), input)?, BodyEncoding::BodyWso2),
+        PayloadFormat::Passthrough => return Ok(None),
+    };
+    Ok(Some(EventHead {
+        json,
+        body: body as i32,
+    }))
+}
+
+/// The whole event: `head` with `body` written in as its encoding says;
+/// byte for byte what [`build`] writes.
+pub fn finish(head: &EventHead, body: &[u8]) -> Result<Vec<u8>, EventError> {
+    finish_within(head, body, usize::MAX)
+}
+
+/// [`finish`], refusing an event over `limit` bytes before it is written
+/// whole: what the invoker runs for a head the filter sent (the body never
+/// crossed into the wasm VM). Escaping can make text six times longer, so
+/// the bound keeps a hostile body from costing more than `limit`.
+pub fn finish_within(head: &EventHead, body: &[u8], limit: usize) -> Result<Vec<u8>, EventError> {
+    let json = head.json.as_slice();
+    // At least one field before the body's, which follows it after a comma.
+    if json.first() != Some(&b'{') || json.len() < 2 {
+        return Err(EventError::Head);
+    }
+    let encoding = BodyEncoding::try_from(head.body)
+        .ok()
+        .filter(|e| *e != BodyEncoding::Unspecified)
+        .ok_or(EventError::Encoding(head.body))?;
+    let at_least = min_len(head, body.len());
+    if at_least > limit {
+        return Err(EventError::TooLarge { limit });
+    }
+    let mut out = Vec::with_capacity(at_least + 64);
+    out.extend_from_slice(json);
+    let base64 = match encoding {
+        BodyEncoding::Unspecified => return Err(EventError::Encoding(head.body)),
+        BodyEncoding::BodyRestText => {
+            out.extend_from_slice(BODY_KEY);
+            if body.is_empty() {
+                out.extend_from_slice(b"null");
+            } else {
+                // A REST API passes a binary body it was not told about
+                // with its invalid bytes replaced.
+                write_text(&mut out, &String::from_utf8_lossy(body), limit)?;
+            }
+            false
+        }
+        BodyEncoding::BodyRestBase64 => {
+            out.extend_from_slice(BODY_KEY);
+            write_base64(&mut out, body)
+        }
+        BodyEncoding::BodyHttpText | BodyEncoding::BodyHttpBase64 if body.is_empty() => false,
+        BodyEncoding::BodyHttpText => {
+            out.extend_from_slice(BODY_KEY);
+            match std::str::from_utf8(body) {
+                Ok(text) => write_text(&mut out, text, limit).map(|()| false)?,
+                Err(_) => write_base64(&mut out, body),
             }
         }
+        BodyEncoding::BodyHttpBase64 => {
+            out.extend_from_slice(BODY_KEY);
+            write_base64(&mut out, body)
+        }
+        BodyEncoding::BodyWso2 => {
+            // The body as WSO2 passes it: parsed JSON, else a string
+            // (base64 when it is not UTF-8), null when empty.
+            out.extend_from_slice(BODY_KEY);
+            match std::str::from_utf8(body) {
+                _ if body.is_empty() => out.extend_from_slice(b"null"),
+                Ok(text) => match serde_json::from_str::<&RawValue>(text) {
+                    Ok(json) => out.extend_from_slice(json.get().as_bytes()),
+                    Err(_) => write_text(&mut out, text, limit)?,
+                },
+                Err(_) => {
+                    write_base64(&mut out, body);
+                }
+            }
+            out.push(b'}');
+            return within(out, limit);
+        }
+    };
+    out.extend_from_slice(if base64 {
+        b",\"isBase64Encoded\":true}"
+    } else {
+        b",\"isBase64Encoded\":false}"
+    });
+    within(out, limit)
+}
+
+fn within(event: Vec<u8>, limit: usize) -> Result<Vec<u8>, EventError> {
+    if event.len() > limit {
+        return Err(EventError::TooLarge { limit });
+    }
+    Ok(event)
+}
+
+/// The body's key, after the head's last field.
+const BODY_KEY: &[u8] = b",\"body\":";
+
+/// A lower bound of the event's size for a body of `body_len` bytes (exact
+/// for base64 bodies), so an event that cannot fit is refused before the
+/// body is read.
+pub fn min_len(head: &EventHead, body_len: usize) -> usize {
+    let base64 = matches!(
+        BodyEncoding::try_from(head.body),
+        Ok(BodyEncoding::BodyRestBase64 | BodyEncoding::BodyHttpBase64)
+    );
+    let body = if base64 {
+        body_len.div_ceil(3).saturating_mul(4)
+    } else {
+        body_len
+    };
+    head.json.len().saturating_add(body).saturating_add(1)
+}
+
+/// Why an event could not be built (or finished from a head).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum EventError {
+    #[error("the event could not be written as JSON: {0}")]
+    Json(String),
+    #[error("the event head is not a JSON object without its closing brace")]
+    Head,
+    #[error("the event head's body encoding {0} is unknown")]
+    Encoding(i32),
+    #[error("the Lambda event is over Lambda's limit of {limit} bytes")]
+    TooLarge { limit: usize },
+}
+
+impl From<serde_json::Error> for EventError {
+    fn from(e: serde_json::Error) -> Self {
+        EventError::Json(e.to_string())
+    }
+}
+
+/// A JSON string, escaped, as long as `out` stays within `limit` bytes.
+fn write_text(out: &mut Vec<u8>, text: &str, limit: usize) -> Result<(), EventError> {
+    serde_json::to_writer(Bounded { out, limit }, text).map_err(|e| {
+        if e.is_io() {
+            EventError::TooLarge { limit }
+        } else {
+            EventError::from(e)
+        }
+    })
+}
+
+/// A writer that refuses to grow its vector past `limit` bytes.
+struct Bounded<'a> {
+    out: &'a mut Vec<u8>,
+    limit: usize,
+}
+
+impl std::io::Write for Bounded<'_> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        if self.out.len().saturating_add(buf.len()) > self.limit {
+            return Err(std::io::Error::other("over the limit"));
+        }
+        self.out.extend_from_slice(buf);
+        Ok(buf.len())
     }
 
-    /// An HTTP API's rule (and WSO2's): text content types that are UTF-8
-    /// go as text, anything else base64.
-    fn new(body: &'a [u8], content_type: Option<&str>, scratch: &'a mut Scratch) -> Body<'a> {
-        if body.is_empty() {
-            return Body::Empty;
-        }
-        if is_text(content_type)
-            && let Ok(text) = std::str::from_utf8(body)
-        {
-            return Body::Text(text);
-        }
-        scratch.base64 = STANDARD.encode(body);
-        Body::Base64(&scratch.base64)
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
     }
+}
 
-    fn as_str(&self) -> Option<&'a str> {
-        match self {
-            Body::Empty => None,
-            Body::Text(s) | Body::Base64(s) => Some(s),
-        }
+/// A JSON string of the body in base64, or `null` for an empty body;
+/// whether it wrote base64.
+fn write_base64(out: &mut Vec<u8>, body: &[u8]) -> bool {
+    if body.is_empty() {
+        out.extend_from_slice(b"null");
+        return false;
     }
+    out.push(b'"');
+    let start = out.len();
+    out.resize(start + body.len().div_ceil(3) * 4, 0);
+    if let Some(space) = out.get_mut(start..) {
+        // The space is exactly the padded length: this cannot fail.
+        let _ = STANDARD.encode_slice(body, space);
+    }
+    out.push(b'"');
+    true
+}
 
-    fn is_base64(&self) -> bool {
-        matches!(self, Body::Base64(_))
+/// The event without its body fields, as an object without its closing
+/// brace.
+fn head_json<T: Serialize>(event: &T, input: &EventInput<'_>) -> Result<Vec<u8>, EventError> {
+    let headers: usize = input.headers.iter().map(|(k, v)| k.len() + v.len()).sum();
+    // Headers appear twice in v1.
+    let mut out = Vec::with_capacity(2 * headers + 1024);
+    serde_json::to_writer(&mut out, event)?;
+    if out.pop() != Some(b'}') {
+        return Err(EventError::Head);
     }
+    Ok(out)
 }
 
 /// Whether a content-type is text that Lambda gets as a string.
@@ -382,8 +546,7 @@ struct V1Event<'a, 'g> {
     path_parameters: Option<Params<'a>>,
     stage_variables: Option<Params<'a>>,
     request_context: V1Context<'a>,
-    body: Option<&'a str>,
-    is_base64_encoded: bool,
+    // `body` and `isBase64Encoded` follow: see `finish`.
 }
 
 #[derive(Serialize)]
@@ -429,16 +592,10 @@ struct Identity<'a> {
 }
 
 /// The v1 event's owned parts; serializing it writes the event.
-fn v1<'a>(input: &EventInput<'a>, scratch: &'a mut Scratch) -> V1Owned<'a> {
+fn v1<'a>(input: &EventInput<'a>) -> V1Owned<'a> {
     V1Owned {
         headers: Grouped::headers(input, false),
         query: Grouped::query(input.query),
-        body: Body::rest(
-            input.body,
-            last_header(input.headers, "content-type"),
-            input.api,
-            scratch,
-        ),
         context_path: staged_path(input),
         input: *input,
     }
@@ -447,7 +604,6 @@ fn v1<'a>(input: &EventInput<'a>, scratch: &'a mut Scratch) -> V1Owned<'a> {
 struct V1Owned<'a> {
     headers: Grouped<'a>,
     query: Grouped<'a>,
-    body: Body<'a>,
     /// `requestContext.path`: the stage in front, as a REST API's.
     context_path: Cow<'a, str>,
     input: EventInput<'a>,
@@ -502,8 +658,6 @@ impl Serialize for V1Owned<'_> {
                 },
                 authorizer: input.authorizer,
             },
-            body: self.body.as_str(),
-            is_base64_encoded: self.body.is_base64(),
         };
         event.serialize(serializer)
     }
@@ -528,9 +682,7 @@ struct V2Event<'a, 'g> {
     #[serde(skip_serializing_if = "Option::is_none")]
     stage_variables: Option<Params<'a>>,
     request_context: V2Context<'a>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    body: Option<&'a str>,
-    is_base64_encoded: bool,
+    // `body` and `isBase64Encoded` follow: see `finish`.
 }
 
 #[derive(Serialize)]
@@ -568,11 +720,10 @@ struct V2Owned<'a> {
     query: Grouped<'a>,
     cookies: Vec<&'a str>,
     route_key: String,
-    body: Body<'a>,
     input: EventInput<'a>,
 }
 
-fn v2<'a>(input: &EventInput<'a>, scratch: &'a mut Scratch) -> V2Owned<'a> {
+fn v2<'a>(input: &EventInput<'a>) -> V2Owned<'a> {
     let cookies = input
         .headers
         .iter()
@@ -587,11 +738,6 @@ fn v2<'a>(input: &EventInput<'a>, scratch: &'a mut Scratch) -> V2Owned<'a> {
         query: Grouped::query(input.query),
         cookies,
         route_key: format!("{} {}", input.route_verb, input.template),
-        body: Body::new(
-            input.body,
-            last_header(input.headers, "content-type"),
-            scratch,
-        ),
         input: *input,
     }
 }
@@ -631,8 +777,6 @@ impl Serialize for V2Owned<'_> {
                 time_epoch: input.time_ms,
                 authorizer: input.authorizer,
             },
-            body: self.body.as_str(),
-            is_base64_encoded: self.body.is_base64(),
         };
         event.serialize(serializer)
     }
@@ -643,18 +787,7 @@ impl Serialize for V2Owned<'_> {
 struct Wso2Owned<'a> {
     headers: Grouped<'a>,
     query: Grouped<'a>,
-    body: Wso2Body<'a>,
     input: EventInput<'a>,
-}
-
-/// The body as WSO2 passes it: parsed JSON, else a string (base64 when it
-/// is not UTF-8), `null` when empty.
-#[derive(Serialize)]
-#[serde(untagged)]
-enum Wso2Body<'a> {
-    Json(&'a RawValue),
-    Text(&'a str),
-    Null(Option<()>),
 }
 
 #[derive(Serialize)]
@@ -665,28 +798,13 @@ struct Wso2Event<'a, 'g> {
     query_string_parameters: LastValue<'g, 'a>,
     http_method: &'a str,
     path: &'a str,
-    body: &'g Wso2Body<'a>,
+    // `body` follows: see `finish`.
 }
 
-fn wso2<'a>(input: &EventInput<'a>, scratch: &'a mut Scratch) -> Wso2Owned<'a> {
-    let body = if input.body.is_empty() {
-        Wso2Body::Null(None)
-    } else {
-        match std::str::from_utf8(input.body) {
-            Ok(text) => match serde_json::from_str::<&RawValue>(text) {
-                Ok(json) => Wso2Body::Json(json),
-                Err(_) => Wso2Body::Text(text),
-            },
-            Err(_) => {
-                scratch.base64 = STANDARD.encode(input.body);
-                Wso2Body::Text(&scratch.base64)
-            }
-        }
-    };
+fn wso2<'a>(input: &EventInput<'a>) -> Wso2Owned<'a> {
     Wso2Owned {
         headers: Grouped::headers(input, false),
         query: Grouped::query(input.query),
-        body,
         input: *input,
     }
 }
@@ -699,7 +817,6 @@ impl Serialize for Wso2Owned<'_> {
             query_string_parameters: self.query.last(),
             http_method: self.input.method,
             path: self.input.template,
-            body: &self.body,
         }
         .serialize(serializer)
     }

@@ -310,3 +310,86 @@ fn limits() {
     );
     assert_eq!(max_body_bytes(InvocationType::Event), 1024 * 1024);
 }
+
+#[test]
+fn the_head_leaves_the_body_to_finish_and_min_len_never_overshoots() {
+    let headers = h(&[("content-type", "application/octet-stream")]);
+    let text = h(&[("content-type", "text/plain")]);
+    for (format, headers) in [
+        (PayloadFormat::V1, &headers),
+        (PayloadFormat::V1, &text),
+        (PayloadFormat::V2, &headers),
+        (PayloadFormat::V2, &text),
+        (PayloadFormat::Wso2, &text),
+    ] {
+        for body in [&b""[..], b"hi \"there\"\n", b"\xff\xfe", br#" {"a": [1]} "#] {
+            let input = input(headers, &[], body, None);
+            let head = head(format, &input).unwrap().unwrap();
+            // The head does not depend on the body.
+            assert_eq!(
+                head,
+                super::head(
+                    format,
+                    &EventInput {
+                        body: b"x",
+                        ..input
+                    }
+                )
+                .unwrap()
+                .unwrap()
+            );
+            let event = finish(&head, body).unwrap();
+            serde_json::from_slice::<Value>(&event).unwrap();
+            assert!(min_len(&head, body.len()) <= event.len(), "{format:?}");
+            let base64 = head.body == BodyEncoding::BodyRestBase64 as i32
+                || head.body == BodyEncoding::BodyHttpBase64 as i32;
+            if base64 && !body.is_empty() {
+                // Exact for base64: `,"body":` and the tail are the rest.
+                let tail = r#","body":"","isBase64Encoded":true}"#.len();
+                assert_eq!(min_len(&head, body.len()) - 1 + tail, event.len());
+            }
+        }
+    }
+    assert_eq!(
+        head(PayloadFormat::Passthrough, &input(&[], &[], b"x", None)).unwrap(),
+        None
+    );
+}
+
+#[test]
+fn finish_refuses_a_head_it_cannot_complete() {
+    let good = head(PayloadFormat::V2, &input(&[], &[], b"", None))
+        .unwrap()
+        .unwrap();
+    for (json, body, error) in [
+        (&b""[..], good.body, EventError::Head),
+        (b"{", good.body, EventError::Head),
+        (b"[1", good.body, EventError::Head),
+        (&good.json[..], 0, EventError::Encoding(0)),
+        (&good.json[..], 99, EventError::Encoding(99)),
+    ] {
+        let head = EventHead {
+            json: json.to_vec(),
+            body,
+        };
+        assert_eq!(finish(&head, b"x"), Err(error));
+    }
+}
+
+#[test]
+fn finish_within_stops_at_the_limit() {
+    let head = head(PayloadFormat::V2, &input(&[], &[], b"", None))
+        .unwrap()
+        .unwrap();
+    // Control characters escape to six bytes each.
+    let body = vec![1u8; 1000];
+    let whole = finish(&head, &body).unwrap();
+    assert!(whole.len() > head.json.len() + 6000);
+    assert_eq!(finish_within(&head, &body, whole.len()), Ok(whole.clone()));
+    for limit in [whole.len() - 1, head.json.len() + 2000, 10] {
+        assert_eq!(
+            finish_within(&head, &body, limit),
+            Err(EventError::TooLarge { limit })
+        );
+    }
+}

@@ -6,7 +6,7 @@
 //!     Decision::Respond(r)    → send_http_response(r)
 //!     Decision::NeedBody(plan)→ keep the plan; buffer the body
 //!                               (plan.check_body_size(len) while it grows)
-//! on_http_request_body(end)  ─► plan.build_invoke(&body)
+//! on_http_request_body(end)  ─► plan.build_invoke(body)
 //!     Err(r)                  → send_http_response(r)
 //!     Ok(invoke)              → dispatch_grpc_call(cluster, INVOKER_SERVICE,
 //!                               INVOKE_METHOD, invoke.encode(), invoke.grpc_timeout)
@@ -18,7 +18,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use lambdagate_proto::http_path::FORWARDED_HEADER;
-use lambdagate_proto::{InvokeRequest, UsageCheck};
+use lambdagate_proto::{EventHead, InvokeRequest, UsageCheck};
 use prost::Message as _;
 use serde_json::value::RawValue;
 
@@ -30,7 +30,7 @@ use crate::headers::first_header;
 use crate::reply::error::GatewayError;
 use crate::reply::response::HttpResponse;
 use crate::request::budget::UploadBudget;
-use crate::request::event::{self, EventInput, TRACE_HEADER, max_body_bytes};
+use crate::request::event::{self, EventError, EventInput, TRACE_HEADER, max_body_bytes};
 use crate::request::trace::trace_header;
 use crate::url::{ip_without_port, split_path};
 
@@ -94,8 +94,11 @@ pub struct RoutePlan {
 pub struct Invoke {
     pub endpoint: String,
     pub function_arn: String,
-    /// The Lambda event.
+    /// The Lambda event; with `event`, the request's raw body.
     pub payload: Vec<u8>,
+    /// The event without its body: the invoker writes `payload` into it
+    /// (see `event::finish`). `None`: `payload` is the whole event.
+    pub event: Option<EventHead>,
     pub timeout_ms: u32,
     pub invocation_type: InvocationType,
     /// Timeout for `dispatch_grpc_call`: route timeout + 1 s, so that the
@@ -122,6 +125,16 @@ impl Invoke {
             // message: the failure's kind must come in the reply.
             failure_in_reply: true,
             usage: self.usage,
+            event: self.event,
+        }
+    }
+
+    /// The Lambda event Lambda gets for this invocation (what the invoker
+    /// makes of `event` and `payload`).
+    pub fn lambda_event(&self) -> Result<Vec<u8>, EventError> {
+        match &self.event {
+            Some(head) => event::finish(head, &self.payload),
+            None => Ok(self.payload.clone()),
         }
     }
 
@@ -329,26 +342,37 @@ impl RoutePlan {
         }
     }
 
-    /// Builds the Lambda event from the whole body (empty when the request
-    /// has none) and the invocation to dispatch; `Err` is the response to
-    /// send instead (413 for a body or event over Lambda's limit).
-    pub fn build_invoke(&self, body: &[u8]) -> Result<Invoke, HttpResponse> {
-        self.check_body_size(body.len())?;
+    /// The invocation for the whole body (empty when the request has
+    /// none): the event without its body, and the body, which the invoker
+    /// writes into it; `Err` is the response to send instead (413 for a
+    /// body or event over Lambda's limit).
+    pub fn build_invoke(&self, body: impl Into<Vec<u8>>) -> Result<Invoke, HttpResponse> {
+        let body = body.into();
+        let mut invoke = self.invoke_for_body(body.len())?;
+        invoke.payload = body;
+        Ok(invoke)
+    }
+
+    /// The invocation for a body of `body_len` bytes, still without them
+    /// (the router path puts them behind the message without reading
+    /// them): the body and the event are checked against Lambda's limit.
+    pub(crate) fn invoke_for_body(&self, body_len: usize) -> Result<Invoke, HttpResponse> {
+        self.check_body_size(body_len)?;
         let target = &self.target;
-        let input = self.event_input(body);
-        let payload = event::build(target.payload_format, &input)
+        let head = event::head(target.payload_format, &self.event_input(b""))
             .map_err(|_| self.error_response(&GatewayError::EventBuild))?;
+        let size = head
+            .as_ref()
+            .map_or(body_len, |head| event::min_len(head, body_len));
         let limit = self.max_body_bytes();
-        if payload.len() > limit {
-            return Err(self.error_response(&GatewayError::EventTooLarge {
-                size: payload.len(),
-                limit,
-            }));
+        if size > limit {
+            return Err(self.error_response(&GatewayError::EventTooLarge { size, limit }));
         }
         Ok(Invoke {
             endpoint: target.endpoint.clone(),
             function_arn: target.arn_text.clone(),
-            payload,
+            payload: Vec::new(),
+            event: head,
             timeout_ms: target.timeout.as_millis(),
             invocation_type: target.invocation_type,
             grpc_timeout: target.timeout.invoker_deadline(),
@@ -639,7 +663,9 @@ mod tests {
         assert_eq!(invoke.timeout_ms, 5000);
         assert_eq!(invoke.grpc_timeout, Duration::from_secs(6));
         assert_eq!(invoke.invocation_type, InvocationType::RequestResponse);
-        let event: Value = serde_json::from_slice(&invoke.payload).unwrap();
+        // The body goes as it came; the invoker writes it into the event.
+        assert_eq!(invoke.payload, br#"{"message":"Hello"}"#);
+        let event: Value = serde_json::from_slice(&invoke.lambda_event().unwrap()).unwrap();
         assert_eq!(event["path"], "/users/user/7");
         assert_eq!(event["resource"], "/user/{id}");
         assert_eq!(event["pathParameters"]["id"], "7");
@@ -650,6 +676,7 @@ mod tests {
 
         let request = InvokeRequest::decode(invoke.clone().encode().as_slice()).unwrap();
         assert_eq!(request.payload, invoke.payload);
+        assert_eq!(request.event, invoke.event);
         assert_eq!(request.request_id, "rid-7");
         assert_eq!(request.invocation_type, 0);
     }
@@ -661,11 +688,11 @@ mod tests {
             "/users/events",
             &[("content-type", "application/octet-stream")],
         );
-        let r = plan.build_invoke(&vec![0u8; 1024 * 1024 + 1]).unwrap_err();
+        let r = plan.build_invoke(vec![0u8; 1024 * 1024 + 1]).unwrap_err();
         assert_eq!(r.status, 413);
         assert_eq!(plan.check_body_size(1024 * 1024), Ok(()));
         // Under the body limit, but base64 makes the event too large.
-        let r = plan.build_invoke(&vec![0u8; 1024 * 1024]).unwrap_err();
+        let r = plan.build_invoke(vec![0u8; 1024 * 1024]).unwrap_err();
         assert_eq!(r.status, 413);
         let body: Value = serde_json::from_slice(&r.body).unwrap();
         assert!(

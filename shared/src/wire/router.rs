@@ -1,11 +1,12 @@
 //! The router data path (`data_path: router`).
 //!
 //! ```text
-//! on_http_request_headers/body ─► plan.build_forward(&body)
+//! on_http_request_headers/body ─► plan.build_forward(body_len)
 //!     Err(r)   → send_http_response(r)
-//!     Ok(fwd)  → replace the request's headers (fwd.headers) and body
-//!                (fwd.body), continue: Envoy's router sends the call to
-//!                the invoker cluster
+//!     Ok(fwd)  → replace the request's headers (fwd.headers), put
+//!                fwd.body_prefix in front of the body Envoy buffered
+//!                (never read into the VM), continue: Envoy's router
+//!                sends the call to the invoker cluster
 //! on_http_response_headers     ─► plan.reply_head(&headers)
 //!     ReplyHead::Http { .. }  → replace the response's headers
 //!     ReplyHead::Failed(r)    → send_http_response(r) (Envoy's own reply:
@@ -39,9 +40,12 @@ use crate::request::plan::RoutePlan;
 pub struct Forward {
     /// The whole new header map (pseudo-headers included).
     pub headers: Vec<(String, String)>,
-    /// The new body (one gRPC frame), or `None` when the client's request
-    /// has no body: the call then travels in [`INVOKE_METADATA`].
-    pub body: Option<Vec<u8>>,
+    /// What goes in front of the client's body to make it one gRPC frame
+    /// of the `InvokeRequest` whose `payload` is that body: the frame
+    /// header, the message's other fields, the payload's tag and length.
+    /// `None` when the client's request has no body: the call then travels
+    /// in [`INVOKE_METADATA`].
+    pub body_prefix: Option<Vec<u8>>,
 }
 
 /// Headers the filter keeps from the client's request on the forwarded
@@ -69,12 +73,12 @@ impl RoutePlan {
         }
     }
 
-    /// Builds the invoker call that replaces the client's request.
-    /// `has_body`: whether the client's request has a body (the filter can
-    /// replace a body but not add one). `Err` is the response to send
-    /// instead, as for [`RoutePlan::build_invoke`].
-    pub fn build_forward(&self, body: &[u8], has_body: bool) -> Result<Forward, HttpResponse> {
-        let invoke = self.build_invoke(body)?;
+    /// Builds the invoker call that replaces the client's request, whose
+    /// body (if any, `Some(length)`; the filter can replace a body but not
+    /// add one) stays where Envoy buffered it. `Err` is the response to
+    /// send instead, as for [`RoutePlan::build_invoke`].
+    pub fn build_forward(&self, body_len: Option<usize>) -> Result<Forward, HttpResponse> {
+        let invoke = self.invoke_for_body(body_len.unwrap_or(0))?;
         let deadline_ms = invoke.grpc_timeout.as_millis();
         let mut request = invoke.into_request();
         request.http_reply = Some(self.http_reply());
@@ -107,17 +111,18 @@ impl RoutePlan {
                 out.push((name.clone(), value.clone()));
             }
         }
-        if has_body {
-            Ok(Forward {
+        match body_len {
+            Some(len) => Ok(Forward {
                 headers: out,
-                body: Some(grpc_frame(&message)),
-            })
-        } else {
-            out.push((INVOKE_METADATA.into(), STANDARD.encode(&message)));
-            Ok(Forward {
-                headers: out,
-                body: None,
-            })
+                body_prefix: Some(payload_frame_prefix(&message, len)),
+            }),
+            None => {
+                out.push((INVOKE_METADATA.into(), STANDARD.encode(&message)));
+                Ok(Forward {
+                    headers: out,
+                    body_prefix: None,
+                })
+            }
         }
     }
 
@@ -203,6 +208,26 @@ pub fn reserved_request_headers(headers: &[(String, String)]) -> Vec<String> {
         .collect()
 }
 
+/// `InvokeRequest.payload`'s field number (invoker.proto).
+const PAYLOAD_FIELD: u32 = 3;
+
+/// The front of one gRPC frame holding `message` (an `InvokeRequest`
+/// without its payload) and then a payload of `payload_len` bytes, which
+/// follow it: protobuf decodes fields in any order.
+pub fn payload_frame_prefix(message: &[u8], payload_len: usize) -> Vec<u8> {
+    use prost::encoding::{WireType, encode_key, encode_varint, encoded_len_varint};
+    let len = u64::try_from(payload_len).unwrap_or(u64::MAX);
+    let field = 1 + encoded_len_varint(len);
+    let total = message.len() + field + payload_len;
+    let mut prefix = Vec::with_capacity(5 + message.len() + field);
+    prefix.push(0);
+    prefix.extend_from_slice(&u32::try_from(total).unwrap_or(u32::MAX).to_be_bytes());
+    prefix.extend_from_slice(message);
+    encode_key(PAYLOAD_FIELD, WireType::LengthDelimited, &mut prefix);
+    encode_varint(len, &mut prefix);
+    prefix
+}
+
 /// One uncompressed gRPC message frame.
 pub fn grpc_frame(message: &[u8]) -> Vec<u8> {
     let mut framed = Vec::with_capacity(message.len() + 5);
@@ -244,4 +269,36 @@ pub fn http_reply_response(
     };
     add_route_headers(&mut response.headers, spec.headers);
     response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_prefix_and_the_body_behind_it_are_one_invoke_request() {
+        let request = InvokeRequest {
+            function_arn: "arn:aws:lambda:us-east-1:123456789012:function:f".into(),
+            request_id: "r-1".into(),
+            timeout_ms: 5000,
+            ..InvokeRequest::default()
+        };
+        let message = request.encode_to_vec();
+        // Lengths around the varint's one- and two-byte forms, and a large one.
+        for len in [0, 1, 127, 128, 300, 1 << 20] {
+            let body = vec![b'x'; len];
+            let mut frame = payload_frame_prefix(&message, len);
+            frame.extend_from_slice(&body);
+            let declared = u32::from_be_bytes(frame[1..5].try_into().unwrap());
+            assert_eq!((frame[0], declared as usize), (0, frame.len() - 5));
+            let decoded = InvokeRequest::decode(&frame[5..]).unwrap();
+            assert_eq!(
+                decoded,
+                InvokeRequest {
+                    payload: body,
+                    ..request.clone()
+                }
+            );
+        }
+    }
 }

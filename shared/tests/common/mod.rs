@@ -100,7 +100,11 @@ pub fn respond(config: &CompiledConfig, headers: Vec<(String, String)>) -> HttpR
 
 /// The event payload for a request.
 pub fn event(config: &CompiledConfig, headers: Vec<(String, String)>, body: &[u8]) -> Vec<u8> {
-    plan(config, headers).build_invoke(body).unwrap().payload
+    plan(config, headers)
+        .build_invoke(body)
+        .unwrap()
+        .lambda_event()
+        .unwrap()
 }
 
 /// The reviewed event fixtures: the seed document's request through the

@@ -272,6 +272,7 @@ pub fn invoke_request(
         http_reply: None,
         failure_in_reply: false,
         usage: None,
+        event: None,
     }
 }
 

@@ -832,7 +832,8 @@ fn random_requests_and_replies_never_trap() {
             if invoke.function_arn == RAW {
                 assert_eq!(invoke.payload, request.body.bytes, "{ctx}: passthrough");
             } else {
-                let event: Value = serde_json::from_slice(&invoke.payload)
+                assert_eq!(invoke.payload, request.body.bytes, "{ctx}: the raw body");
+                let event: Value = serde_json::from_slice(&lambda_event(&invoke))
                     .unwrap_or_else(|e| panic!("{ctx}: the event is not JSON: {e}"));
                 assert!(event.is_object(), "{ctx}");
             }

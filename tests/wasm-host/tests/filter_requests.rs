@@ -1432,3 +1432,50 @@ fn non_utf8_header_values_do_not_trap() {
         "no resource matches GET /users/\u{fffd}t\u{fffd}"
     );
 }
+
+/// On the router path the body never enters the VM: the filter puts the
+/// call's message in front of the body Envoy buffered and never reads it
+/// (a read would fail here), and its work does not grow with the body.
+#[test]
+fn on_the_router_path_the_body_stays_in_envoys_buffer() {
+    use lambdagate_proto::InvokeRequest;
+    use prost::Message as _;
+    const REQUEST_BODY: u32 = 0;
+    let mut config = config();
+    config["data_path"] = json!("router");
+    let mut host = filter_with(&config);
+    host.fail_buffer_reads(REQUEST_BODY, status::NOT_FOUND);
+    let mut fuel = Vec::new();
+    for size in [1024, 1024 * 1024] {
+        let body: Vec<u8> = (0..size).map(|i| (i % 251) as u8).collect();
+        let (stream, actions) = send(
+            &mut host,
+            headers(
+                "POST",
+                "/users/user/7",
+                &[("content-type", "application/octet-stream")],
+            ),
+            &[&body[..size / 2], &body[size / 2..]],
+        );
+        assert_eq!(actions.last(), Some(&Action::Continue), "{size}");
+        fuel.push(host.fuel_used_by_last_call());
+        let forwarded = host.stream(stream);
+        assert_eq!(
+            forwarded.request_header(":path"),
+            Some("/lambdagate.v1.Invoker/InvokeHttp")
+        );
+        let framed = &forwarded.request_body;
+        let declared = u32::from_be_bytes(framed[1..5].try_into().unwrap()) as usize;
+        assert_eq!((framed[0], declared), (0, framed.len() - 5));
+        let request = InvokeRequest::decode(&framed[5..]).unwrap();
+        assert!(request.payload == body, "{size}: the raw body, whole");
+        assert_eq!(request.function_arn, CREATE_USER);
+        let event = event_of(&request);
+        assert_eq!(event["isBase64Encoded"], true);
+        assert!(STANDARD.decode(event["body"].as_str().unwrap()).unwrap() == body);
+    }
+    assert!(
+        fuel[1] < fuel[0] * 3 / 2,
+        "the VM's work for 1 MB vs 1 KB: {fuel:?}"
+    );
+}

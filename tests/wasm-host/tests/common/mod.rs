@@ -184,12 +184,23 @@ pub fn request_of(call: &GrpcCall) -> InvokeRequest {
         .unwrap_or_else(|e| panic!("the gRPC message is not an InvokeRequest: {e}"))
 }
 
-/// The Lambda event of an `InvokeRequest`.
+/// The Lambda event the invoker makes of an `InvokeRequest`: the filter
+/// sends the event without its body, and the raw body.
+pub fn lambda_event(request: &InvokeRequest) -> Vec<u8> {
+    match &request.event {
+        Some(head) => lambdagate_core::request::event::finish(head, &request.payload)
+            .unwrap_or_else(|e| panic!("the event head cannot be finished: {e}")),
+        None => request.payload.clone(),
+    }
+}
+
+/// The Lambda event of an `InvokeRequest`, as JSON.
 pub fn event_of(request: &InvokeRequest) -> Value {
-    serde_json::from_slice(&request.payload).unwrap_or_else(|e| {
+    let event = lambda_event(request);
+    serde_json::from_slice(&event).unwrap_or_else(|e| {
         panic!(
-            "the payload is not JSON ({e}): {}",
-            String::from_utf8_lossy(&request.payload)
+            "the event is not JSON ({e}): {}",
+            String::from_utf8_lossy(&event)
         )
     })
 }
