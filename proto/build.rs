@@ -36,6 +36,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .build_client(grpc)
         // A streamed body passes through the invoker without copies.
         .bytes(".lambdagate.v1.HttpBodyChunk.data")
+        // A request body is decoded without a copy (a slice of the frame).
+        .bytes(".lambdagate.v1.InvokeRequest.payload")
         .out_dir(out)
         .compile_fds(fds)?;
     Ok(())

@@ -75,7 +75,7 @@ async fn a_client_cannot_take_the_route_to_the_invoker() {
     let call = lambdagate_proto::InvokeRequest {
         function_arn: s.echo.clone(),
         endpoint: "main".into(),
-        payload: br#"{"forged":true}"#.to_vec(),
+        payload: br#"{"forged":true}"#.to_vec().into(),
         ..Default::default()
     };
     let metadata = base64::engine::general_purpose::STANDARD.encode(call.encode_to_vec());

@@ -136,7 +136,7 @@ mod tests {
         let request = InvokeRequest {
             function_arn: "arn:aws:lambda:us-east-1:123456789012:function:f:live".into(),
             endpoint: "prod".into(),
-            payload: b"{\"a\":1}".to_vec(),
+            payload: b"{\"a\":1}".to_vec().into(),
             timeout_ms: 1500,
             invocation_type: InvocationType::Event as i32,
             request_id: "r-1".into(),

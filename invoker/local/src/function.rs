@@ -122,7 +122,7 @@ impl LocalFunction {
 
     pub(crate) async fn run(
         self: &Arc<Self>,
-        payload: Vec<u8>,
+        payload: Bytes,
         route_timeout: Duration,
         request_id: &str,
         trace_id: &str,

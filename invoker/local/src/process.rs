@@ -30,7 +30,7 @@ pub(crate) struct Invocation {
     pub(crate) request_id: String,
     /// The gateway's X-Ray trace header; empty: the runtime makes one.
     pub(crate) trace_id: String,
-    pub(crate) payload: Vec<u8>,
+    pub(crate) payload: axum::body::Bytes,
     pub(crate) deadline_ms: u64,
     pub(crate) reply: oneshot::Sender<Outcome>,
 }

@@ -8,6 +8,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
+use bytes::Bytes;
 use lambdagate_core::LambdaArn;
 use lambdagate_proto::InvocationType;
 
@@ -20,7 +21,7 @@ use crate::stream::Answer;
 #[derive(Debug)]
 pub struct Call {
     pub arn: LambdaArn,
-    pub payload: Vec<u8>,
+    pub payload: Bytes,
     pub timeout: Duration,
     pub invocation_type: InvocationType,
     /// The gateway's request id (empty: the backend makes one).

@@ -4,6 +4,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use bytes::Bytes;
 use lambdagate_core::request::event::{self, EventError};
 use lambdagate_core::{LambdaArn, Timeout};
 use lambdagate_proto::{
@@ -201,7 +202,7 @@ impl Invoker {
         &self,
         backend: &dyn Backend,
         arn: &LambdaArn,
-        request: InvokeRequest,
+        mut request: InvokeRequest,
         timeout: Result<Duration, Failure>,
         stream: bool,
     ) -> Result<Answer, Failure> {
@@ -224,21 +225,7 @@ impl Invoker {
             InvocationType::Event => "Event (asynchronous)",
             _ => "synchronous",
         };
-        let payload = match &request.event {
-            // The gateway sent the event without its body: it is written
-            // in here, natively, and never past the limit.
-            Some(head) => event::finish_within(head, &request.payload, limit).map_err(|e| match e {
-                EventError::TooLarge { .. } => Failure::new(
-                    ErrorKind::PayloadTooLarge,
-                    format!(
-                        "the Lambda event for a body of {} bytes exceeds Lambda's {kind} limit of {limit} bytes",
-                        request.payload.len()
-                    ),
-                ),
-                other => Failure::new(ErrorKind::InvalidRequest, other.to_string()),
-            })?,
-            None => request.payload,
-        };
+        let payload = lambda_payload(&mut request, limit, kind)?;
         if payload.len() > limit {
             return Err(Failure::new(
                 ErrorKind::PayloadTooLarge,
@@ -259,6 +246,28 @@ impl Invoker {
                 stream,
             })
             .await
+    }
+}
+
+/// What Lambda gets: the payload, or, when the gateway sent the event
+/// without its body (`event`), the event with the body (`payload`) written
+/// in, natively and never past `limit`. The raw body is let go once it is
+/// written in.
+fn lambda_payload(request: &mut InvokeRequest, limit: usize, kind: &str) -> Result<Bytes, Failure> {
+    let body = std::mem::take(&mut request.payload);
+    let Some(head) = &request.event else {
+        return Ok(body);
+    };
+    match event::finish_within(head, &body, limit) {
+        Ok(event) => Ok(Bytes::from(event)),
+        Err(EventError::TooLarge { .. }) => Err(Failure::new(
+            ErrorKind::PayloadTooLarge,
+            format!(
+                "the Lambda event for a body of {} bytes exceeds Lambda's {kind} limit of {limit} bytes",
+                body.len()
+            ),
+        )),
+        Err(other) => Err(Failure::new(ErrorKind::InvalidRequest, other.to_string())),
     }
 }
 

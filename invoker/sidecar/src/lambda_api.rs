@@ -122,7 +122,7 @@ impl LambdaInvokeClient {
         &self,
         arn: &LambdaArn,
         invocation_type: InvocationType,
-        payload: Vec<u8>,
+        payload: Bytes,
         trace_id: &str,
         timeout: Duration,
     ) -> Result<InvokeReply, Failure> {
@@ -144,7 +144,7 @@ impl LambdaInvokeClient {
         &self,
         arn: &LambdaArn,
         operation: Operation,
-        payload: Vec<u8>,
+        payload: Bytes,
         trace_id: &str,
     ) -> Result<aws_smithy_runtime_api::client::orchestrator::HttpResponse, Failure> {
         let credentials = self
@@ -198,7 +198,7 @@ impl LambdaInvokeClient {
         &self,
         arn: &LambdaArn,
         invocation_type: InvocationType,
-        payload: Vec<u8>,
+        payload: Bytes,
         trace_id: &str,
     ) -> Result<InvokeReply, Failure> {
         let response = self
@@ -231,7 +231,7 @@ impl LambdaInvokeClient {
         &self,
         arn: &LambdaArn,
         operation: Operation,
-        payload: Vec<u8>,
+        payload: Bytes,
         trace_id: &str,
         credentials: &Credentials,
         now: SystemTime,
@@ -303,7 +303,7 @@ impl LambdaInvokeClient {
             // Unsigned, as in the SDK: proxies may rewrite it. CloudTrail
             // shows it, so operators can tell gateway calls apart.
             .header("user-agent", USER_AGENT)
-            .body(SdkBody::from(Bytes::from(payload)))
+            .body(SdkBody::from(payload))
             .map_err(|e| format!("the request could not be built: {e}"))?;
         HttpRequest::try_from(request).map_err(|e| format!("the request could not be built: {e}"))
     }
@@ -614,7 +614,7 @@ mod tests {
                     .signed_request(
                         &arn,
                         Operation::Invoke(InvocationType::RequestResponse),
-                        b"{\"a\":1}".to_vec(),
+                        Bytes::from_static(b"{\"a\":1}"),
                         TRACE,
                         &creds,
                         time,

@@ -115,7 +115,7 @@ impl Invoke {
         InvokeRequest {
             function_arn: self.function_arn,
             endpoint: self.endpoint,
-            payload: self.payload,
+            payload: self.payload.into(),
             timeout_ms: self.timeout_ms,
             invocation_type: self.invocation_type.to_proto() as i32,
             request_id: self.request_id,

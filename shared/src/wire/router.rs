@@ -295,7 +295,7 @@ mod tests {
             assert_eq!(
                 decoded,
                 InvokeRequest {
-                    payload: body,
+                    payload: body.into(),
                     ..request.clone()
                 }
             );

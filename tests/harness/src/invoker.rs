@@ -264,7 +264,7 @@ pub fn invoke_request(
     InvokeRequest {
         function_arn: arn.to_owned(),
         endpoint: endpoint.to_owned(),
-        payload: payload.to_vec(),
+        payload: payload.to_vec().into(),
         timeout_ms,
         invocation_type: invocation_type as i32,
         request_id: format!("test-{}", free_port()),

@@ -21,7 +21,7 @@ impl LambdaInvokeClient {
     pub async fn invoke_stream(
         &self,
         arn: &LambdaArn,
-        payload: Vec<u8>,
+        payload: bytes::Bytes,
         trace_id: &str,
         timeout: Duration,
     ) -> Result<Answer, Failure> {

@@ -190,7 +190,7 @@ pub fn lambda_event(request: &InvokeRequest) -> Vec<u8> {
     match &request.event {
         Some(head) => lambdagate_core::request::event::finish(head, &request.payload)
             .unwrap_or_else(|e| panic!("the event head cannot be finished: {e}")),
-        None => request.payload.clone(),
+        None => request.payload.to_vec(),
     }
 }
 
