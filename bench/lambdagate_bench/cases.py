@@ -52,6 +52,18 @@ from .procs import Procs, free_port, http, wait_until
 # ---------------------------------------------------------------- configs
 
 
+def _router_body_bytes() -> int:
+    """The callout path's `router_body_bytes` as `lambdagate render` writes
+    it (the rendered example's filter config): bodies from this size take
+    the router path, so the `lambdagate` case runs what render's users run."""
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    with open(os.path.join(root, "envoy", "dynamic", "ecds", "lambdagate.yaml")) as f:
+        found = re.search(r'router_body_bytes\\?":(\d+)', f.read())
+    if not found:
+        raise Failure("envoy/dynamic/ecds/lambdagate.yaml has no router_body_bytes: is it what render writes?")
+    return int(found.group(1))
+
+
 def _edge_limits() -> dict:
     """The edge limits `lambdagate render` writes by default, taken from the
     rendered example (envoy/dynamic/envoy.yaml, which a test holds equal to
@@ -233,6 +245,13 @@ static_resources:
             {
                 "invoker_cluster": "lambdagate_invoker",
                 "data_path": data_path,
+                # As render writes it (not for a baseline build, which may
+                # predate it).
+                **(
+                    {"router_body_bytes": _router_body_bytes()}
+                    if data_path == "callout" and case != BASELINE_CASE
+                    else {}
+                ),
                 "apis": [
                     {
                         "name": "bench",

@@ -246,14 +246,14 @@ def comparison_lines(summary: dict) -> list[str]:
         lines.append(
             f"1 MB: lambdagate/native-passthrough throughput={lg['rps'] / pt['rps']:.2f} p99={lg['p99_ms'] / pt['p99_ms']:.2f}"
         )
-    for size in ("1KB", "1MB"):
+    for size in SIZES:
         d, o = summary.get(f"lambdagate/{size}"), summary.get(f"{OTHER_CASE}/{size}")
         if d and o and o["rps"] and o["p99_ms"] and o["cpu_s_per_10k"]:
             lines.append(
                 f"{size}: {DEFAULT_PATH}/{OTHER_PATH} (lambdagate/{OTHER_CASE}) throughput={d['rps'] / o['rps']:.2f} "
                 f"p99={d['p99_ms'] / o['p99_ms']:.2f} cpu/request={d['cpu_s_per_10k'] / o['cpu_s_per_10k']:.2f}"
             )
-    for size in ("1KB", "1MB"):
+    for size in SIZES:
         for case, goal in (
             (AUTH_CASE, 0.95),
             (AUTH_NOCACHE_CASE, None),
@@ -283,7 +283,7 @@ def comparison_lines(summary: dict) -> list[str]:
                         else " (no cache: an extra hop per request)"
                     )
                 )
-    for size in ("1KB", "1MB"):
+    for size in SIZES:
         d, b = summary.get(f"lambdagate/{size}"), summary.get(f"{BASELINE_CASE}/{size}")
         if d and b and b["rps"] and b["p99_ms"] and b["cpu_s_per_10k"]:
             lines.append(

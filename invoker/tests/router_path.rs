@@ -244,3 +244,69 @@ async fn a_big_response_arrives_byte_for_byte() {
         Some(r.body.len().to_string())
     );
 }
+
+/// On the callout data path, `router_body_bytes` (render's default, 64 KiB)
+/// sends large bodies by the router path, their bytes never read into the
+/// VM, and keeps small ones on the callout. Both answer alike; Envoy's own
+/// stats tell which path each took (its gRPC client counts the callouts).
+#[tokio::test]
+async fn large_bodies_take_the_router_path_from_the_callout_one() {
+    let moto = Moto::start(MotoOptions::default()).await;
+    let echo = moto.fixture.function("echo").to_owned();
+    let invoker = moto_invoker(&moto).await;
+    let filter = json!({
+        "invoker_cluster": "lambdagate_invoker",
+        "data_path": "callout",
+        "router_body_bytes": 65536,
+        "apis": [{
+            "name": "shop", "version": "v1", "context": "/shop", "endpoint": "main",
+            "payload_format": "v2",
+            "resources": [{"verb": "ANY", "uri_template": "/items/{id}", "arn": echo, "timeout_seconds": 5}]
+        }]
+    });
+    let envoy =
+        EnvoyProcess::start(&InvokerAddress::parse(&invoker.addr), &filter.to_string()).await;
+    // Envoy counts its gRPC client's calls (the callouts) as internal
+    // requests of the invoker cluster, and the client's request its router
+    // forwards (the router path) as external ones.
+    let count = |path: &'static str| {
+        let admin = envoy.admin.clone();
+        async move {
+            let name = format!("cluster.lambdagate_invoker.{path}.upstream_rq_completed");
+            lambdagate_harness::faults::envoy_stats(&admin, &name)
+                .await
+                .get(&name)
+                .copied()
+                .unwrap_or(0)
+        }
+    };
+    for (size, router) in [(100, false), (65535, false), (65536, true), (300_000, true)] {
+        let (callouts, forwarded) = (count("internal").await, count("external").await);
+        let body = "b".repeat(size);
+        let r = envoy
+            .send(
+                "POST",
+                "/shop/items/1",
+                &[("content-type", "text/plain")],
+                body.as_bytes(),
+            )
+            .await;
+        assert_eq!(
+            r.status,
+            200,
+            "{size}: {}",
+            &r.text()[..200.min(r.text().len())]
+        );
+        assert!(
+            r.json()["body"] == body,
+            "{size}: the function saw the body"
+        );
+        let moved = (
+            count("internal").await - callouts,
+            count("external").await - forwarded,
+        );
+        let expected = if router { (0, 1) } else { (1, 0) };
+        assert_eq!(moved, expected, "{size} bytes: (callouts, forwarded)");
+    }
+    drop(invoker);
+}

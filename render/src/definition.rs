@@ -591,6 +591,7 @@ pub(crate) fn filter_config(
     let config = lambdagate_core::Config {
         invoker_cluster: lambdagate_core::config::DEFAULT_INVOKER_CLUSTER.to_owned(),
         data_path: lambdagate_core::DataPath::default(),
+        router_body_bytes: None,
         upload_budget_bytes: lambdagate_core::config::DEFAULT_UPLOAD_BUDGET_BYTES,
         apis: apis.iter().map(|a| a.api.clone()).collect(),
     };

@@ -322,3 +322,27 @@ fn an_empty_unknown_key_is_refused_at_the_top_level() {
     assert_eq!(e.at(), "config", "{e}");
     assert!(e.message().contains("unknown field ``"), "{e}");
 }
+
+#[test]
+fn router_body_bytes_belongs_to_the_callout_path() {
+    let mut config = good();
+    config["router_body_bytes"] = json!(65536);
+    let compiled = lambdagate_core::parse(config.to_string().as_bytes()).unwrap();
+    // Small and unknown bodies take the callout, large ones the router.
+    assert!(!compiled.takes_router_path(false, None));
+    assert!(!compiled.takes_router_path(false, Some(65535)));
+    assert!(compiled.takes_router_path(false, Some(65536)));
+    // A streamed route always does.
+    assert!(compiled.takes_router_path(true, None));
+    refused(
+        |c| {
+            c["data_path"] = json!("router");
+            c["router_body_bytes"] = json!(65536);
+        },
+        "router_body_bytes",
+        &["applies to `data_path: callout` only"],
+    );
+    // Without it, the callout takes every body.
+    let compiled = lambdagate_core::parse(good().to_string().as_bytes()).unwrap();
+    assert!(!compiled.takes_router_path(false, Some(6 << 20)));
+}

@@ -26,8 +26,8 @@ use lambdagate_core::request::budget::UploadBudget;
 use lambdagate_core::wire::deframe::{ChunkEdit, Deframer, MAX_FRAMING_BYTES};
 use lambdagate_core::wire::router::{ReplyHead, reserved_request_headers};
 use lambdagate_core::{
-    CompiledConfig, DataPath, Decision, GrpcStatus, HttpResponse, INVOKE_METHOD, INVOKER_SERVICE,
-    Outcome, RequestInfo, RoutePlan,
+    CompiledConfig, Decision, GrpcStatus, HttpResponse, INVOKE_METHOD, INVOKER_SERVICE, Outcome,
+    RequestInfo, RoutePlan,
 };
 use proxy_wasm::hostcalls;
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
@@ -265,15 +265,22 @@ impl Stream {
         Action::Pause
     }
 
-    /// Sends the request, its body complete, to the invoker: on the router
-    /// path (and for streamed routes) as the request Envoy's router
-    /// forwards, else as a gRPC callout. The body is the raw bytes; the
+    /// Sends the request, its body complete, to the invoker: by the router
+    /// path (the router data path, streamed routes, large bodies with
+    /// `router_body_bytes`) as the request Envoy's router forwards, else as
+    /// a gRPC callout. The body is the raw bytes; the
     /// invoker writes them into the event.
     fn invoke(&mut self, plan: Box<RoutePlan>, body: Body) -> Action {
         let Some(config) = self.config.clone() else {
             return self.respond(plan.error_response(&GatewayError::EventBuild));
         };
-        if config.data_path() == DataPath::Router || plan.streams() {
+        let body_len = match body {
+            Body::None => None,
+            // Ended by trailers: its length is not known without reading it.
+            Body::Buffered(usize::MAX) => None,
+            Body::Buffered(size) => Some(size),
+        };
+        if config.takes_router_path(plan.streams(), body_len) {
             return self.forward(plan, body);
         }
         let body = match body {

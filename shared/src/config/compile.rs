@@ -12,7 +12,7 @@ use super::compiled::{ApiFacts, CompiledConfig, MediaRange, RouteTarget};
 use super::route::{ApiRoutes, RouteTable, Template, VERB_CHOICES, Verb, validate_context};
 use super::schema::{
     ApiConfig, ApiKeySource, Config, DEFAULT_FUNCTION_ERROR_STATUS, DEFAULT_INVOKER_CLUSTER,
-    DEFAULT_UPLOAD_BUDGET_BYTES, InvocationType, Lifecycle, PayloadFormat, ResponseMode,
+    DEFAULT_UPLOAD_BUDGET_BYTES, DataPath, InvocationType, Lifecycle, PayloadFormat, ResponseMode,
 };
 use super::timeout::Timeout;
 use crate::auth::{Authorizer, authorizer};
@@ -121,6 +121,12 @@ impl Config {
                     "{} is less than one 6 MB request body ({one_body} bytes), so no such body could ever be received; allowed: at least that (default {DEFAULT_UPLOAD_BUDGET_BYTES})",
                     self.upload_budget_bytes
                 ),
+            ));
+        }
+        if self.router_body_bytes.is_some() && self.data_path == DataPath::Router {
+            return Err(ConfigError::new(
+                "router_body_bytes",
+                "applies to `data_path: callout` only (on the router path every request takes it already); allowed: leave it out, or set data_path: callout",
             ));
         }
         if self.apis.is_empty() {

@@ -184,4 +184,18 @@ impl CompiledConfig {
     pub fn data_path(&self) -> DataPath {
         self.config.data_path
     }
+
+    /// Whether a routed request goes to the invoker by the router path
+    /// (Envoy's router carries it, its body never read into the VM) rather
+    /// than the callout: on the router data path, for a streamed route,
+    /// and for a body of `body_len` bytes at or over `router_body_bytes`.
+    pub fn takes_router_path(&self, streams: bool, body_len: Option<usize>) -> bool {
+        if self.config.data_path == DataPath::Router || streams {
+            return true;
+        }
+        match (self.config.router_body_bytes, body_len) {
+            (Some(from), Some(len)) => u64::try_from(len).unwrap_or(u64::MAX) >= from,
+            _ => false,
+        }
+    }
 }

@@ -19,6 +19,14 @@ pub struct Config {
     /// How a request reaches the invoker (see [`DataPath`]).
     #[serde(default, skip_serializing_if = "DataPath::is_default")]
     pub data_path: DataPath,
+    /// On the callout data path, a request whose body is at least this
+    /// many bytes takes the router path instead: its body then never
+    /// enters the VM, which for large bodies costs Envoy less than the
+    /// callout (bench/RESULTS.md). Needs the route to the invoker that
+    /// `lambdagate render` writes. `None`: every request takes the
+    /// callout.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub router_body_bytes: Option<u64>,
     /// Request bodies one filter VM (one Envoy worker) buffers at once: a
     /// routed request whose body would take more is answered 503 before
     /// its body is read (see `request::budget`).

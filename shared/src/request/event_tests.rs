@@ -393,27 +393,3 @@ fn finish_within_stops_at_the_limit() {
         );
     }
 }
-
-#[test]
-fn text_is_escaped_exactly_as_serde_json_escapes_it() {
-    let mut samples: Vec<String> = (0u8..=0x7f)
-        .map(|b| format!("ab{}cdefghij{}", b as char, b as char))
-        .collect();
-    samples.push(String::new());
-    samples.push("é 日本 🎉 \"q\" \\ \u{7f}\u{1}\u{1f}".repeat(5));
-    // Escapes at every offset of an eight-byte word.
-    for at in 0..17 {
-        let mut s = "x".repeat(17);
-        s.insert(at, '"');
-        samples.push(s);
-    }
-    for text in samples {
-        let mut out = Vec::new();
-        write_text(&mut out, &text, usize::MAX).unwrap();
-        assert_eq!(
-            String::from_utf8(out).unwrap(),
-            serde_json::to_string(&text).unwrap(),
-            "{text:?}"
-        );
-    }
-}

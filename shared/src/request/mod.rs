@@ -5,6 +5,7 @@
 pub mod authorize;
 pub mod budget;
 pub mod event;
+mod event_body;
 pub mod plan;
 pub mod trace;
 
