@@ -46,7 +46,7 @@ pub struct Rendered {
 /// On the callout data path, bodies from this size take the router path:
 /// there the two paths are even, and above it the router's body never
 /// entering the VM wins (bench/RESULTS.md, round 10: at 1 MB +7 %
-/// throughput, -11 % CPU).
+/// throughput).
 pub const ROUTER_BODY_BYTES: u64 = 64 * 1024;
 
 /// Renders the APIs into the Envoy bootstrap, the ECDS filter config and
