@@ -37,18 +37,25 @@ struct Stack {
 /// moto's echo function behind an HTTP API (payload v2: its echo is the
 /// response as is) at `/shop`, on the router path.
 async fn stack() -> Stack {
+    stack_with(json!({"data_path": "router"})).await
+}
+
+/// The same stack with `data_path` (and what goes with it) from `path`.
+async fn stack_with(path: Value) -> Stack {
     let moto = Moto::start(MotoOptions::default()).await;
     let echo = moto.fixture.function("echo").to_owned();
     let invoker = moto_invoker(&moto).await;
-    let filter = json!({
+    let mut filter = json!({
         "invoker_cluster": "lambdagate_invoker",
-        "data_path": "router",
         "apis": [{
             "name": "shop", "version": "v1", "context": "/shop", "endpoint": "main",
             "payload_format": "v2",
             "resources": [{"verb": "ANY", "uri_template": "/items/{id}", "arn": echo, "timeout_seconds": 5}]
         }]
     });
+    if let (Some(filter), Value::Object(path)) = (filter.as_object_mut(), path) {
+        filter.extend(path);
+    }
     let envoy =
         EnvoyProcess::start(&InvokerAddress::parse(&invoker.addr), &filter.to_string()).await;
     Stack {
@@ -251,21 +258,8 @@ async fn a_big_response_arrives_byte_for_byte() {
 /// stats tell which path each took (its gRPC client counts the callouts).
 #[tokio::test]
 async fn large_bodies_take_the_router_path_from_the_callout_one() {
-    let moto = Moto::start(MotoOptions::default()).await;
-    let echo = moto.fixture.function("echo").to_owned();
-    let invoker = moto_invoker(&moto).await;
-    let filter = json!({
-        "invoker_cluster": "lambdagate_invoker",
-        "data_path": "callout",
-        "router_body_bytes": 65536,
-        "apis": [{
-            "name": "shop", "version": "v1", "context": "/shop", "endpoint": "main",
-            "payload_format": "v2",
-            "resources": [{"verb": "ANY", "uri_template": "/items/{id}", "arn": echo, "timeout_seconds": 5}]
-        }]
-    });
-    let envoy =
-        EnvoyProcess::start(&InvokerAddress::parse(&invoker.addr), &filter.to_string()).await;
+    let s = stack_with(json!({"data_path": "callout", "router_body_bytes": 65536})).await;
+    let envoy = &s.envoy;
     // Envoy counts its gRPC client's calls (the callouts) as internal
     // requests of the invoker cluster, and the client's request its router
     // forwards (the router path) as external ones.
@@ -308,5 +302,4 @@ async fn large_bodies_take_the_router_path_from_the_callout_one() {
         let expected = if router { (0, 1) } else { (1, 0) };
         assert_eq!(moved, expected, "{size} bytes: (callouts, forwarded)");
     }
-    drop(invoker);
 }
