@@ -32,6 +32,7 @@ from .common import (
     BASELINE_CASE,
     RENDERED_CASE,
     ACCESS_LOG_CASE,
+    UDS_CASE,
     jwt_payload_header,
     CLIENT_PATH,
     FUNCTION_BODY,
@@ -373,6 +374,11 @@ static_resources:
                   "@type": type.googleapis.com/google.protobuf.StringValue
                   value: {json.dumps(filter_config)}
 """
+        invoker_address = (
+            f"{{pipe: {{path: {ports['invoker_socket']}}}}}"
+            if case == UDS_CASE
+            else f"{{socket_address: {{address: 127.0.0.1, port_value: {ports['invoker']}}}}}"
+        )
         cluster = f"""\
   - name: lambdagate_invoker
     type: STATIC
@@ -389,7 +395,7 @@ static_resources:
       endpoints:
       - lb_endpoints:
         - endpoint:
-            address: {{socket_address: {{address: 127.0.0.1, port_value: {ports['invoker']}}}}}
+            address: {invoker_address}
 """
         if case == KEYED_RLS_CASE:
             cluster += """\
@@ -419,12 +425,12 @@ static_resources:
     raise ValueError(case)
 
 
-def invoker_conf(ports: dict, store: str | None = "{path: usage}") -> str:
+def invoker_conf(ports: dict, store: str | None = "{path: usage}", listen: str | None = None) -> str:
     """The invoker's config; `store: None` leaves out the usage section (a
-    baseline build may not know it)."""
+    baseline build may not know it); `listen` replaces the TCP port."""
     text = f"""\
 # bench/run: the invoker, stored keys from the environment, Lambda = the stand-in.
-listen: 127.0.0.1:{ports['invoker']}
+listen: {listen or f"127.0.0.1:{ports['invoker']}"}
 admin_listen: 127.0.0.1:{ports['invoker_admin']}
 default_endpoint: bench
 endpoints:
@@ -510,6 +516,8 @@ class Stack:
         self.redis: subprocess.Popen | None = None
         # `--baseline`: the other revision's invoker.
         self.invoker_baseline: subprocess.Popen | None = None
+        # The unix-socket case's invoker.
+        self.invoker_uds: subprocess.Popen | None = None
         self.nginx: subprocess.Popen | None = None
 
     def start(self) -> None:
@@ -563,6 +571,20 @@ class Stack:
                     self.ports["invoker_baseline_admin"],
                     self.tools["baseline_invoker"],
                 )
+            if UDS_CASE in self.args.cases:
+                self.ports.update(
+                    invoker_uds_admin=free_port(taken), invoker_socket=os.path.join(self.work, "invoker.sock")
+                )
+                conf = os.path.join(self.work, "invoker-uds.yaml")
+                with open(conf, "w") as f:
+                    f.write(
+                        invoker_conf(
+                            dict(self.ports, invoker_admin=self.ports["invoker_uds_admin"]),
+                            store=None,  # one invoker per usage folder; this case has no keys
+                            listen=f"unix:{self.ports['invoker_socket']}",
+                        )
+                    )
+                self.invoker_uds = self.start_invoker("invoker-uds", conf, env, self.ports["invoker_uds_admin"])
         # the Envoys
         envoy_env = dict(os.environ, AWS_ACCESS_KEY_ID=KEY_ID, AWS_SECRET_ACCESS_KEY=SECRET, AWS_EC2_METADATA_DISABLED="true")
         envoy_env.pop("AWS_SESSION_TOKEN", None)
@@ -620,6 +642,8 @@ class Stack:
             return None
         if case == BASELINE_CASE:
             return self.invoker_baseline
+        if case == UDS_CASE:
+            return self.invoker_uds
         return self.invoker_redis if case == KEYED_REDIS_CASE else self.invoker
 
     def extra_pids(self, case: str) -> list[int]:
@@ -695,6 +719,7 @@ class Stack:
         admin = {
             KEYED_REDIS_CASE: self.ports.get("invoker_redis_admin"),
             BASELINE_CASE: self.ports.get("invoker_baseline_admin"),
+            UDS_CASE: self.ports.get("invoker_uds_admin"),
         }.get(case, self.ports["invoker_admin"])
         _, _, body = http("GET", f"http://127.0.0.1:{admin}/metrics")
         sums: dict[str, float] = {}

@@ -86,6 +86,11 @@ RENDERED_CASE = "lambdagate-rendered"
 # Only the access log of those pieces, to tell its cost from the rest.
 ACCESS_LOG_CASE = "lambdagate-access-log"
 
+# `lambdagate` with Envoy reaching the invoker over a unix socket instead
+# of TCP loopback (issue 23's step 3: which transport the numbers choose).
+# Its own invoker, listening on the socket, with the same config.
+UDS_CASE = "lambdagate-uds"
+
 # The JWT case: the default data path behind a JWT authorizer, verified by
 # Envoy's jwt_authn with keys from a JWKS the stand-in serves. The bench
 # makes an ES256 key per run; every case sends the same token.
@@ -160,6 +165,7 @@ CASES = {
     RENDERED_CASE: f"lambdagate, {DEFAULT_PATH} data path, with render's per-request pieces (use_remote_address, request id and port headers, access log)",
     ACCESS_LOG_CASE: f"lambdagate, {DEFAULT_PATH} data path, with render's access log only",
     BASELINE_CASE: "lambdagate as --baseline REV builds it (its own invoker and filter)",
+    UDS_CASE: f"lambdagate, {DEFAULT_PATH} data path, Envoy to the invoker over a unix socket (not TCP loopback)",
 }
 
 

@@ -22,6 +22,7 @@ from .common import (
     BASELINE_CASE,
     RENDERED_CASE,
     ACCESS_LOG_CASE,
+    UDS_CASE,
     DEFAULT_PATH,
     OTHER_CASE,
     OTHER_PATH,
@@ -263,6 +264,7 @@ def comparison_lines(summary: dict) -> list[str]:
             (KEYED_RLS_CASE, None),
             (RENDERED_CASE, None),
             (ACCESS_LOG_CASE, None),
+            (UDS_CASE, None),
         ):
             a, d = summary.get(f"{case}/{size}"), summary.get(f"lambdagate/{size}")
             if a and d and d["rps"] and d["p99_ms"] and d["cpu_s_per_10k"]:
@@ -280,6 +282,8 @@ def comparison_lines(summary: dict) -> list[str]:
                         if case == RENDERED_CASE
                         else " (render's access log only)"
                         if case == ACCESS_LOG_CASE
+                        else " (Envoy to the invoker over a unix socket)"
+                        if case == UDS_CASE
                         else " (no cache: an extra hop per request)"
                     )
                 )
