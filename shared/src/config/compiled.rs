@@ -64,6 +64,14 @@ impl ApiFacts {
     pub fn add_lifecycle_headers(&self, headers: &mut Vec<(String, String)>) {
         crate::headers::replace_headers(headers, &self.lifecycle_headers);
     }
+
+    /// Whether a media type (a content-type or Accept entry) is one of the
+    /// API's binary media types: REST's rule for base64 bodies both ways.
+    pub fn is_binary(&self, media_type: &str) -> bool {
+        self.binary_media_types
+            .iter()
+            .any(|range| range.matches(media_type))
+    }
 }
 
 /// A `binary_media_types` entry: `type/subtype`, `type/*` or `*/*`

@@ -114,13 +114,7 @@ pub fn head(
     let content_type = last_header(input.headers, "content-type");
     let (json, body) = match format {
         PayloadFormat::V1 => {
-            let binary = content_type.is_some_and(|ct| {
-                input
-                    .api
-                    .binary_media_types
-                    .iter()
-                    .any(|range| range.matches(ct))
-            });
+            let binary = content_type.is_some_and(|ct| input.api.is_binary(ct));
             let encoding = if binary {
                 BodyEncoding::BodyRestBase64
             } else {

@@ -447,11 +447,7 @@ impl RoutePlan {
         else {
             return false;
         };
-        self.target
-            .api
-            .binary_media_types
-            .iter()
-            .any(|range| range.matches(first))
+        self.target.api.is_binary(first)
     }
 }
 
