@@ -331,8 +331,12 @@ class Load:
                 ),
             )
         time.sleep(0.3)
+        counts_before = self.host_call_counts(case)
         self.wrk(case, size, "sat", self.args.duration, measure=False)
         result = {}
+        counts = self.host_call_counts(case, counts_before)
+        if counts:
+            result["filter_per_request"] = counts
         for name, (out, proc) in records.items():
             proc.wait(timeout=self.args.duration + 60)
             sort = "dso,sym" if name == "invoker" else "dso"
@@ -345,4 +349,30 @@ class Load:
             result[name] = rows[:25]
         self.profiles[f"{case}/{size}"] = result
         for name, rows in result.items():
-            log(f"profile {case} {size} {name}:\n    " + "\n    ".join(rows))
+            if name == "filter_per_request":
+                log(f"profile {case} {size} filter: " + ", ".join(f"{k} {v}" for k, v in rows.items()) + " per request")
+            else:
+                log(f"profile {case} {size} {name}:\n    " + "\n    ".join(rows))
+
+    def host_call_counts(self, case: str, before: dict | None = None) -> dict:
+        """The counting filter's sums (`lambdagate_profile_*`, flushed every
+        64 requests), or, given the sums before, per request since then;
+        empty for a case without the filter (or a baseline build without
+        the feature)."""
+        if not is_lambdagate(case):
+            return {}
+        # Envoy keeps a wasm-defined metric in its `wasmcustom` namespace.
+        sums = {
+            k: self.stack.envoy_stat(case, f"wasmcustom.lambdagate_profile_{k}")
+            for k in ("host_calls", "callbacks", "requests")
+        }
+        if before is None:
+            return sums
+        requests = sums["requests"] - before["requests"]
+        if requests <= 0:
+            return {}
+        return {
+            "host_calls": round((sums["host_calls"] - before["host_calls"]) / requests, 2),
+            "callbacks": round((sums["callbacks"] - before["callbacks"]) / requests, 2),
+            "requests_counted": requests,
+        }

@@ -18,6 +18,9 @@ use std::cell::RefCell;
 use std::rc::Rc;
 use std::time::UNIX_EPOCH;
 
+mod host;
+
+use host::count;
 use lambdagate_core::GatewayError;
 use lambdagate_core::auth::AuthCache;
 use lambdagate_core::contract::GrpcCode;
@@ -29,7 +32,6 @@ use lambdagate_core::{
     CompiledConfig, Decision, GrpcStatus, HttpResponse, INVOKE_METHOD, INVOKER_SERVICE, Outcome,
     RequestInfo, RoutePlan,
 };
-use proxy_wasm::hostcalls;
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
 use proxy_wasm::types::{Action, BufferType, ContextType, LogLevel, MapType, MetricType};
 
@@ -46,7 +48,7 @@ proxy_wasm::main! {{
 }}
 
 fn log(level: LogLevel, message: &str) {
-    let _ = hostcalls::log(level, message);
+    let _ = host::log(level, message);
 }
 
 /// Holds the compiled configuration and the upload budget, shared by every
@@ -69,7 +71,7 @@ impl Context for Root {}
 
 impl RootContext for Root {
     fn on_configure(&mut self, _plugin_configuration_size: usize) -> bool {
-        let bytes = match hostcalls::get_buffer(BufferType::PluginConfiguration, 0, usize::MAX) {
+        let bytes = match host::get_buffer(BufferType::PluginConfiguration, 0, usize::MAX) {
             Ok(Some(bytes)) => bytes,
             // Empty: the core refuses it with the same words as any other
             // invalid configuration (and as `lambdagate check`).
@@ -97,8 +99,7 @@ impl RootContext for Root {
                     config.config().upload_budget_bytes,
                 )));
                 if self.refusals.is_none() {
-                    self.refusals =
-                        hostcalls::define_metric(MetricType::Counter, REFUSALS_METRIC).ok();
+                    self.refusals = host::define_metric(MetricType::Counter, REFUSALS_METRIC).ok();
                 }
                 self.config = Some(Rc::new(config));
                 // Answers of the old config's authorizers are not this one's.
@@ -116,6 +117,7 @@ impl RootContext for Root {
     }
 
     fn create_http_context(&self, _context_id: u32) -> Option<Box<dyn HttpContext>> {
+        count::callback();
         Some(Box::new(Stream {
             config: self.config.clone(),
             auth_cache: Rc::clone(&self.auth_cache),
@@ -141,12 +143,11 @@ enum State {
     Idle,
     /// Routed; the authorizer's call is under way under this gRPC token,
     /// and the body (if any) is being buffered meanwhile. `body`: the
-    /// request's end, if seen: `Some(None)` no body, `Some(Some(n))` a
-    /// body of `n` bytes (`usize::MAX`: ended by trailers).
+    /// whole body once the request has ended, `None` while it goes on.
     Authorizing {
         token: u32,
         plan: Box<RoutePlan>,
-        body: Option<Option<usize>>,
+        body: Option<Body>,
     },
     /// Routed; buffering the body.
     CollectingBody(Box<RoutePlan>),
@@ -173,9 +174,32 @@ enum State {
 enum Body {
     /// The request has none (the filter cannot add one).
     None,
-    /// Buffered by Envoy: this many bytes (`usize::MAX`: ended by
-    /// trailers, length unknown).
+    /// Buffered by Envoy: this many bytes.
     Buffered(usize),
+    /// Buffered by Envoy and ended by trailers: its length is known only
+    /// by reading it.
+    Trailed,
+}
+
+impl Body {
+    /// The length, where it is known without reading the body.
+    fn known_len(self) -> Option<usize> {
+        match self {
+            Body::Buffered(size) => Some(size),
+            Body::None | Body::Trailed => None,
+        }
+    }
+
+    /// The bytes, from Envoy's buffer. A body that was announced but
+    /// cannot be read is an error, never an empty body.
+    fn read(self) -> Result<Vec<u8>, GatewayError> {
+        let expected = match self {
+            Body::None => return Ok(Vec::new()),
+            Body::Buffered(size) => Some(size),
+            Body::Trailed => None,
+        };
+        read_buffer(BufferType::HttpRequestBody, expected, "the request body")
+    }
 }
 
 struct Stream {
@@ -205,11 +229,18 @@ impl Upload {
             }
             Err(refusal) => {
                 if let Some(id) = self.refusals {
-                    let _ = hostcalls::increment_metric(id, 1);
+                    let _ = host::increment_metric(id, 1);
                 }
                 Err(refusal)
             }
         }
+    }
+}
+
+impl Drop for Stream {
+    fn drop(&mut self) {
+        // The stream's context goes (`proxy_on_delete`): one request seen.
+        count::request_ended();
     }
 }
 
@@ -240,7 +271,7 @@ impl Stream {
             .map(|(k, v)| (k.as_str(), v.as_str()))
             .collect();
         if let Err(status) =
-            hostcalls::send_http_response(u32::from(response.status), headers, Some(&response.body))
+            host::send_http_response(u32::from(response.status), headers, Some(&response.body))
         {
             log(
                 LogLevel::Error,
@@ -260,7 +291,7 @@ impl Stream {
             &format!("lambdagate: response cut: {reason}"),
         );
         set_outcome(outcome);
-        let _ = hostcalls::reset_http_response();
+        let _ = host::reset_http_response();
         self.state = State::Done;
         Action::Pause
     }
@@ -274,21 +305,12 @@ impl Stream {
         let Some(config) = self.config.clone() else {
             return self.respond(plan.error_response(&GatewayError::EventBuild));
         };
-        let body_len = match body {
-            Body::None => None,
-            // Ended by trailers: its length is not known without reading it.
-            Body::Buffered(usize::MAX) => None,
-            Body::Buffered(size) => Some(size),
-        };
-        if config.takes_router_path(plan.streams(), body_len) {
+        if config.takes_router_path(plan.streams(), body.known_len()) {
             return self.forward(plan, body);
         }
-        let body = match body {
-            Body::None => Vec::new(),
-            Body::Buffered(size) => match Self::whole_body(size) {
-                Ok(body) => body,
-                Err(e) => return self.respond(plan.error_response(&e)),
-            },
+        let body = match body.read() {
+            Ok(body) => body,
+            Err(e) => return self.respond(plan.error_response(&e)),
         };
         let invoke = match plan.build_invoke(body) {
             Ok(invoke) => invoke,
@@ -296,7 +318,7 @@ impl Stream {
         };
         let timeout = invoke.grpc_timeout;
         let message = invoke.encode();
-        match hostcalls::dispatch_grpc_call(
+        match host::dispatch_grpc_call(
             config.invoker_cluster(),
             INVOKER_SERVICE,
             INVOKE_METHOD,
@@ -329,13 +351,13 @@ impl Stream {
         &mut self,
         plan: Box<RoutePlan>,
         call: lambdagate_core::Invoke,
-        body: Option<Option<usize>>,
+        body: Option<Body>,
     ) -> Action {
         let Some(config) = self.config.clone() else {
             return self.respond(plan.error_response(&GatewayError::EventBuild));
         };
         let timeout = call.grpc_timeout;
-        match hostcalls::dispatch_grpc_call(
+        match host::dispatch_grpc_call(
             config.invoker_cluster(),
             INVOKER_SERVICE,
             INVOKE_METHOD,
@@ -371,14 +393,14 @@ impl Stream {
     fn on_authorizer_reply(
         &mut self,
         mut plan: Box<RoutePlan>,
-        body: Option<Option<usize>>,
+        body: Option<Body>,
         status_code: u32,
         response_size: usize,
     ) {
         let result = if status_code == 0 {
             read_buffer(
                 BufferType::GrpcReceiveBuffer,
-                response_size,
+                Some(response_size),
                 "the invoker's reply",
             )
         } else {
@@ -398,17 +420,14 @@ impl Stream {
             self.respond(response);
             return;
         }
-        let action = match body {
-            None => {
-                // More body to come: collect it as any request's.
-                self.state = State::CollectingBody(plan);
-                return;
-            }
-            Some(None) => self.invoke(plan, Body::None),
-            Some(Some(size)) => self.invoke(plan, Body::Buffered(size)),
+        let Some(body) = body else {
+            // More body to come: collect it as any request's.
+            self.state = State::CollectingBody(plan);
+            return;
         };
+        let action = self.invoke(plan, body);
         if matches!(action, Action::Continue) {
-            let _ = hostcalls::resume_http_request();
+            let _ = host::resume_http_request();
         }
     }
 
@@ -421,19 +440,18 @@ impl Stream {
     fn forward(&mut self, plan: Box<RoutePlan>, body: Body) -> Action {
         let body_len = match body {
             Body::None => None,
-            // Ended by trailers: the length is known only by reading it.
-            Body::Buffered(usize::MAX) => match Self::whole_body(usize::MAX) {
-                Ok(body) => Some(body.len()),
+            Body::Buffered(size) => Some(size),
+            Body::Trailed => match body.read() {
+                Ok(bytes) => Some(bytes.len()),
                 Err(e) => return self.respond(plan.error_response(&e)),
             },
-            Body::Buffered(size) => Some(size),
         };
         let forward = match plan.build_forward(body_len) {
             Ok(forward) => forward,
             Err(response) => return self.respond(response),
         };
         if let Some(prefix) = &forward.body_prefix
-            && let Err(status) = hostcalls::set_buffer(BufferType::HttpRequestBody, 0, 0, prefix)
+            && let Err(status) = host::set_buffer(BufferType::HttpRequestBody, 0, 0, prefix)
         {
             let e = GatewayError::HostRead {
                 what: "the request body (framing it)",
@@ -446,7 +464,7 @@ impl Stream {
             .iter()
             .map(|(n, v)| (n.as_str(), v.as_bytes()))
             .collect();
-        if let Err(status) = hostcalls::set_map_bytes(MapType::HttpRequestHeaders, pairs) {
+        if let Err(status) = host::set_map_bytes(MapType::HttpRequestHeaders, pairs) {
             let e = GatewayError::HostRead {
                 what: "the request headers (replacing them)",
                 reason: format!("{status:?}"),
@@ -471,7 +489,7 @@ impl Stream {
                 let mut pairs: Vec<(&str, &[u8])> = Vec::with_capacity(headers.len() + 1);
                 pairs.push((":status", status.as_bytes()));
                 pairs.extend(headers.iter().map(|(n, v)| (n.as_str(), v.as_bytes())));
-                if let Err(status) = hostcalls::set_map_bytes(MapType::HttpResponseHeaders, pairs) {
+                if let Err(status) = host::set_map_bytes(MapType::HttpResponseHeaders, pairs) {
                     let e = GatewayError::HostRead {
                         what: "the response headers (replacing them)",
                         reason: format!("{status:?}"),
@@ -508,13 +526,6 @@ impl Stream {
             }
         }
     }
-
-    /// The buffered request body. `size` is what Envoy announced
-    /// (`usize::MAX` when unknown, at trailers): a body that was announced
-    /// but cannot be read is an error, never an empty body.
-    fn whole_body(size: usize) -> Result<Vec<u8>, GatewayError> {
-        read_buffer(BufferType::HttpRequestBody, size, "the request body")
-    }
 }
 
 /// Drops the gRPC framing from the response body chunk in the host's
@@ -525,7 +536,7 @@ fn deframe_chunk(deframer: &mut Deframer, size: usize) -> Result<(), String> {
     }
     let head = read_buffer(
         BufferType::HttpResponseBody,
-        size.min(MAX_FRAMING_BYTES),
+        Some(size.min(MAX_FRAMING_BYTES)),
         "the response body",
     )
     .map_err(|e| e.to_string())?;
@@ -534,15 +545,17 @@ fn deframe_chunk(deframer: &mut Deframer, size: usize) -> Result<(), String> {
         .map_err(|e| e.to_string())?
     {
         Some(ChunkEdit::Keep) => Ok(()),
-        Some(ChunkEdit::DropFront(n)) => {
-            hostcalls::set_buffer(BufferType::HttpResponseBody, 0, n, &[])
-                .map_err(|s| format!("cannot edit the response body: {s:?}"))
-        }
+        Some(ChunkEdit::DropFront(n)) => host::set_buffer(BufferType::HttpResponseBody, 0, n, &[])
+            .map_err(|s| format!("cannot edit the response body: {s:?}")),
         None => {
-            let chunk = read_buffer(BufferType::HttpResponseBody, size, "the response body")
-                .map_err(|e| e.to_string())?;
+            let chunk = read_buffer(
+                BufferType::HttpResponseBody,
+                Some(size),
+                "the response body",
+            )
+            .map_err(|e| e.to_string())?;
             let body = deframer.rewrite(&chunk).map_err(|e| e.to_string())?;
-            hostcalls::set_buffer(BufferType::HttpResponseBody, 0, size, &body)
+            host::set_buffer(BufferType::HttpResponseBody, 0, size, &body)
                 .map_err(|s| format!("cannot edit the response body: {s:?}"))
         }
     }
@@ -550,7 +563,7 @@ fn deframe_chunk(deframer: &mut Deframer, size: usize) -> Result<(), String> {
 /// A response trailer's value. Bytes: the SDK's string getter would trap
 /// on a non-UTF-8 value.
 fn trailer(name: &str) -> Option<String> {
-    hostcalls::get_map_value_bytes(MapType::HttpResponseTrailers, name)
+    host::get_map_value_bytes(MapType::HttpResponseTrailers, name)
         .ok()
         .flatten()
         .map(|v| String::from_utf8_lossy(&v).into_owned())
@@ -564,29 +577,33 @@ const OUTCOME_PROPERTY: &str = "lambdagate_outcome";
 
 /// For access logs: %FILTER_STATE(wasm.lambdagate_outcome:PLAIN)%.
 fn set_outcome(outcome: Outcome) {
-    let _ = hostcalls::set_property(vec![OUTCOME_PROPERTY], Some(outcome.label().as_bytes()));
+    let _ = host::set_property(vec![OUTCOME_PROPERTY], Some(outcome.label().as_bytes()));
 }
 
-/// Reads a whole host buffer of `size` bytes (`usize::MAX`: whatever is
+/// Reads a whole host buffer of `expected` bytes (`None`: whatever is
 /// there). Empty is fine only when nothing (or an unknown amount) was
 /// announced.
 fn read_buffer(
     buffer: BufferType,
-    size: usize,
+    expected: Option<usize>,
     what: &'static str,
 ) -> Result<Vec<u8>, GatewayError> {
-    match hostcalls::get_buffer(buffer, 0, size) {
-        Ok(Some(bytes)) if size == usize::MAX || bytes.len() == size => Ok(bytes),
-        Ok(Some(bytes)) => Err(GatewayError::HostRead {
+    match (
+        host::get_buffer(buffer, 0, expected.unwrap_or(usize::MAX)),
+        expected,
+    ) {
+        (Ok(Some(bytes)), None) => Ok(bytes),
+        (Ok(Some(bytes)), Some(size)) if bytes.len() == size => Ok(bytes),
+        (Ok(Some(bytes)), Some(size)) => Err(GatewayError::HostRead {
             what,
             reason: format!("{} of {size} bytes", bytes.len()),
         }),
-        Ok(None) if size == 0 || size == usize::MAX => Ok(Vec::new()),
-        Ok(None) => Err(GatewayError::HostRead {
+        (Ok(None), None | Some(0)) => Ok(Vec::new()),
+        (Ok(None), Some(size)) => Err(GatewayError::HostRead {
             what,
             reason: format!("none of {size} bytes"),
         }),
-        Err(status) => Err(GatewayError::HostRead {
+        (Err(status), _) => Err(GatewayError::HostRead {
             what,
             reason: format!("{status:?}"),
         }),
@@ -598,7 +615,7 @@ fn read_buffer(
 /// unwraps `String::from_utf8` and a Latin-1 `user-agent` would trap the VM
 /// (503 for every later request). Invalid bytes become U+FFFD.
 fn header_map(map: MapType) -> Result<Vec<(String, String)>, proxy_wasm::types::Status> {
-    hostcalls::get_map_bytes(map).map(|pairs| {
+    host::get_map_bytes(map).map(|pairs| {
         pairs
             .into_iter()
             .map(|(name, value)| (name, String::from_utf8_lossy(&value).into_owned()))
@@ -607,14 +624,14 @@ fn header_map(map: MapType) -> Result<Vec<(String, String)>, proxy_wasm::types::
 }
 
 fn property(path: &[&str]) -> String {
-    match hostcalls::get_property(path.to_vec()) {
+    match host::get_property(path.to_vec()) {
         Ok(Some(bytes)) => String::from_utf8_lossy(&bytes).into_owned(),
         _ => String::new(),
     }
 }
 
 fn now_ms() -> u64 {
-    hostcalls::get_current_time()
+    host::get_current_time()
         .ok()
         .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
         .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
@@ -623,6 +640,9 @@ fn now_ms() -> u64 {
 
 impl Context for Stream {
     fn on_grpc_call_response(&mut self, token_id: u32, status_code: u32, response_size: usize) {
+        count::callback();
+        // The SDK's `set_effective_context` before it called us.
+        count::host_call();
         let (token, plan) = match std::mem::take(&mut self.state) {
             State::Invoking { token, plan } => (token, plan),
             State::Authorizing { token, plan, body } if token == token_id => {
@@ -644,7 +664,7 @@ impl Context for Stream {
             // must be read whole.
             match read_buffer(
                 BufferType::GrpcReceiveBuffer,
-                response_size,
+                Some(response_size),
                 "the invoker's reply",
             ) {
                 Ok(reply) => plan.on_reply(Ok(&reply)),
@@ -659,6 +679,7 @@ impl Context for Stream {
     }
 
     fn on_done(&mut self) -> bool {
+        count::callback();
         // The stream ends (perhaps the client went away while the function
         // runs). A pending invoker call is deliberately NOT cancelled: in
         // Envoy gRPC calls belong to the root context and outlive the
@@ -676,6 +697,7 @@ impl Context for Stream {
 
 impl HttpContext for Stream {
     fn on_http_request_headers(&mut self, _num_headers: usize, end_of_stream: bool) -> Action {
+        count::callback();
         let Some(config) = self.config.clone() else {
             return Action::Continue;
         };
@@ -692,7 +714,7 @@ impl HttpContext for Stream {
         // Names only the filter may set (the router path's route marker,
         // the access log's method): a client's are removed.
         for name in reserved_request_headers(&headers) {
-            let _ = hostcalls::remove_map_value(MapType::HttpRequestHeaders, &name);
+            let _ = host::remove_map_value(MapType::HttpRequestHeaders, &name);
         }
         let info = RequestInfo {
             request_id: String::new(),
@@ -713,7 +735,7 @@ impl HttpContext for Stream {
                     AuthStep::Proceed => {}
                     AuthStep::Respond(response) => return self.respond(response),
                     AuthStep::Call(call) => {
-                        let body = end_of_stream.then_some(None);
+                        let body = end_of_stream.then_some(Body::None);
                         return self.call_authorizer(plan, *call, body);
                     }
                 }
@@ -728,6 +750,7 @@ impl HttpContext for Stream {
     }
 
     fn on_http_request_body(&mut self, body_size: usize, end_of_stream: bool) -> Action {
+        count::callback();
         let plan = match std::mem::take(&mut self.state) {
             State::CollectingBody(plan) => plan,
             State::Authorizing { token, plan, .. } => {
@@ -739,7 +762,7 @@ impl HttpContext for Stream {
                 if let Err(response) = self.upload.take(&plan, received) {
                     return self.respond(response);
                 }
-                let body = end_of_stream.then_some(Some(body_size));
+                let body = end_of_stream.then_some(Body::Buffered(body_size));
                 self.state = State::Authorizing { token, plan, body };
                 return Action::Pause;
             }
@@ -765,6 +788,7 @@ impl HttpContext for Stream {
     }
 
     fn on_http_response_headers(&mut self, _num_headers: usize, _end_of_stream: bool) -> Action {
+        count::callback();
         match std::mem::take(&mut self.state) {
             State::Forwarded(plan) => self.on_reply_head(&plan),
             other => {
@@ -775,6 +799,7 @@ impl HttpContext for Stream {
     }
 
     fn on_http_response_body(&mut self, body_size: usize, end_of_stream: bool) -> Action {
+        count::callback();
         let State::Deframing { deframer, .. } = &mut self.state else {
             return Action::Continue;
         };
@@ -793,6 +818,7 @@ impl HttpContext for Stream {
     }
 
     fn on_http_response_trailers(&mut self, _num_trailers: usize) -> Action {
+        count::callback();
         let State::Deframing {
             deframer,
             http1,
@@ -825,23 +851,24 @@ impl HttpContext for Stream {
             return self.cut_response(&reason, outcome);
         }
         // gRPC's trailers are not the client's.
-        let _ = hostcalls::set_map_bytes(MapType::HttpResponseTrailers, Vec::new());
+        let _ = host::set_map_bytes(MapType::HttpResponseTrailers, Vec::new());
         self.state = State::Done;
         Action::Continue
     }
 
     fn on_http_request_trailers(&mut self, _num_trailers: usize) -> Action {
+        count::callback();
         // Trailers end the body.
         match std::mem::take(&mut self.state) {
             State::Authorizing { token, plan, .. } => {
                 self.state = State::Authorizing {
                     token,
                     plan,
-                    body: Some(Some(usize::MAX)),
+                    body: Some(Body::Trailed),
                 };
                 Action::Pause
             }
-            State::CollectingBody(plan) => self.invoke(plan, Body::Buffered(usize::MAX)),
+            State::CollectingBody(plan) => self.invoke(plan, Body::Trailed),
             State::Idle => Action::Continue,
             other => {
                 self.state = other;
