@@ -302,10 +302,16 @@ class Load:
             log(f"stream warm-up {case}")
             self.curl_stream(case, measure=False)
         order = list(cases)
+        counts_before = {case: self.host_call_counts(case) for case in cases} if self.args.profile else {}
         for _ in range(self.args.stream_reps):
             for case in order:
                 self.curl_stream(case)
             order = order[1:] + order[:1]
+        for case, before in counts_before.items():
+            counts = self.host_call_counts(case, before)
+            if counts:
+                self.profiles[f"{case}/stream"] = {"filter_per_request": counts}
+                log(f"profile {case} stream filter: " + ", ".join(f"{k} {v}" for k, v in counts.items()) + " per 10 MiB response")
 
     def profile(self, case: str, size: str) -> None:
         """`--profile`: one more saturation run (not measured) under
@@ -356,7 +362,8 @@ class Load:
 
     def host_call_counts(self, case: str, before: dict | None = None) -> dict:
         """The counting filter's sums (`lambdagate_profile_*`, flushed every
-        64 requests), or, given the sums before, per request since then;
+        64 requests, or at the end of one with 256 counts or more: a
+        stream), or, given the sums before, per request since then;
         empty for a case without the filter (or a baseline build without
         the feature)."""
         if not is_lambdagate(case):

@@ -4,10 +4,12 @@
 //! Without the `host-call-count` feature (every build users run) the
 //! wrappers only forward: the counting functions are empty and inlined
 //! away. With it (`bench/run --profile`), each host call and each callback
-//! into the filter's code is counted, and every [`FLUSH_EVERY`] requests
-//! the sums go to three Envoy counters (`lambdagate_profile_*`), so the
-//! bench can divide by the requests that were counted. The flush's own
-//! calls are not counted (about 0.05 per request).
+//! into the filter's code is counted, and every `FLUSH_EVERY` requests
+//! (or at the end of a request that brought the sums to `FLUSH_COUNTS`:
+//! a streamed response, counted on its own) the sums go to three Envoy
+//! counters (`lambdagate_profile_*`), so the bench can divide by the
+//! requests that were counted. The flush's own calls are not counted
+//! (about 0.05 per request).
 
 use std::time::{Duration, SystemTime};
 
@@ -68,6 +70,8 @@ pub(crate) mod count {
 mod counting {
     /// Requests per flush to Envoy's counters.
     pub(crate) const FLUSH_EVERY: u64 = 64;
+    /// Or fewer, once this many host calls and callbacks are counted.
+    pub(crate) const FLUSH_COUNTS: u64 = 256;
 
     pub(crate) mod count {
         use std::cell::Cell;
@@ -75,7 +79,7 @@ mod counting {
         use proxy_wasm::hostcalls;
         use proxy_wasm::types::MetricType;
 
-        use super::FLUSH_EVERY;
+        use super::{FLUSH_COUNTS, FLUSH_EVERY};
 
         /// Sums since the last flush: host calls, callbacks, requests.
         #[derive(Clone, Copy, Default)]
@@ -110,7 +114,7 @@ mod counting {
 
         pub(crate) fn request_ended() {
             let sums = add(|s| s.requests += 1);
-            if sums.requests < FLUSH_EVERY {
+            if sums.requests < FLUSH_EVERY && sums.host_calls + sums.callbacks < FLUSH_COUNTS {
                 return;
             }
             SUMS.with(|cell| cell.set(Sums::default()));
