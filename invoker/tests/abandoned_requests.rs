@@ -1,8 +1,9 @@
 //! Clients that go away while their function runs, through real Envoy.
 //!
 //! The filter deliberately leaves a pending invoker call alone when its
-//! stream ends (see `on_done` in filter/wasm): Envoy makes the gRPC call on
-//! the plugin's root context (proxy-wasm-cpp-host's `grpc_call` takes
+//! stream ends (see `on_done` in filter/wasm): Envoy makes the call (gRPC,
+//! or HTTP/1.1 with `callout_cluster`, as rendered) on the plugin's root
+//! context (proxy-wasm-cpp-host's `grpc_call` and `http_call` take
 //! `root_context()`), so it outlives the stream, and its late reply removes
 //! the SDK's token entry. If Envoy cancelled those calls instead, the
 //! SDK's callout table would keep every token (a leak, and in the end a
@@ -113,6 +114,13 @@ async fn abandoned_requests_leave_nothing_behind_in_envoy() {
     let router =
         lambdagate_harness::envoy::data_path(&lambdagate_harness::envoy::with_data_path(&filter))
             == "router";
+    // The callouts' cluster (HTTP/1.1 as rendered, or gRPC); the router
+    // path's calls go on the invoker's HTTP/2 cluster.
+    let cluster = if router {
+        "lambdagate_invoker".to_owned()
+    } else {
+        lambdagate_harness::envoy::callout_cluster(&filter)
+    };
     let envoy = EnvoyProcess::start(&InvokerAddress::parse(&invoker.addr), &filter).await;
     let envoy_pid = envoy.pid().unwrap();
     let served = envoy.send("GET", "/gone/x", &[], b"").await;
@@ -135,7 +143,7 @@ async fn abandoned_requests_leave_nothing_behind_in_envoy() {
     let mut last_finished = u64::MAX;
     let (calls, finished, stats) = loop {
         let stats = envoy_stats(&envoy).await;
-        let calls = counter(&stats, "cluster.lambdagate_invoker.upstream_rq_total:");
+        let calls = counter(&stats, &format!("cluster.{cluster}.upstream_rq_total:"));
         let finished = counter(&invoker.metrics().await, "lambdagate_invocations_total{");
         let settled = if router {
             // Envoy reset the streams; the invocations it had handed over
@@ -185,7 +193,7 @@ async fn abandoned_requests_leave_nothing_behind_in_envoy() {
     // Envoy cancelled no gRPC call (on the router path it resets the
     // stream of each, and the invocation went on regardless) and reloaded
     // no VM.
-    let cancelled = counter(&stats, "cluster.lambdagate_invoker.upstream_rq_cancelled:");
+    let cancelled = counter(&stats, &format!("cluster.{cluster}.upstream_rq_cancelled:"));
     if !router {
         assert_eq!(cancelled, 0, "Envoy cancelled invoker calls");
     }

@@ -262,10 +262,16 @@ async fn the_data_path_switches_by_hot_deploy_and_the_access_log_names_the_clien
     assert!(ecds.contains(r#"\"data_path\":\"router\""#), "{ecds}");
     let (_invoker, envoy) = start_deployed(&moto, &out, &p).await;
     let envoy_pid = envoy.pid();
-    // Envoy counts the callout's calls (its gRPC client) as internal
-    // requests, the router path's (the client's request) as external ones.
+    // Envoy counts the callout's calls (its HTTP client, on render's
+    // HTTP/1.1 cluster) as internal requests, the router path's (the
+    // client's request, on the invoker's HTTP/2 cluster) as external ones.
     let calls = |kind: &'static str| {
-        let name = format!("cluster.lambdagate_invoker.{kind}.upstream_rq_200");
+        let cluster = if kind == "internal" {
+            "lambdagate_invoker_http1"
+        } else {
+            "lambdagate_invoker"
+        };
+        let name = format!("cluster.{cluster}.{kind}.upstream_rq_200");
         let envoy = &envoy;
         async move { envoy_counter(envoy, &name).await }
     };

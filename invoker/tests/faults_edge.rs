@@ -683,7 +683,11 @@ async fn http2_streams_past_the_limit_are_refused_and_rapid_resets_are_cut_off()
         "envoy_http_downstream_rq_too_many_premature_resets",
         "gateway",
     );
-    let invoked = delta("envoy_cluster_upstream_rq_total", "lambdagate_invoker");
+    let invoked = delta("envoy_cluster_upstream_rq_total", "lambdagate_invoker")
+        + delta(
+            "envoy_cluster_upstream_rq_total",
+            "lambdagate_invoker_http1",
+        );
     println!(
         "rapid reset: {sent} streams opened and reset in bursts; Envoy made {made} requests of them, then closed the \
          connection (premature resets: {cut}; closed: {}); {invoked} of them reached the invoker; \

@@ -255,18 +255,26 @@ async fn a_big_response_arrives_byte_for_byte() {
 /// On the callout data path, `router_body_bytes` (render's default, 64 KiB)
 /// sends large bodies by the router path, their bytes never read into the
 /// VM, and keeps small ones on the callout. Both answer alike; Envoy's own
-/// stats tell which path each took (its gRPC client counts the callouts).
+/// stats tell which path each took (its HTTP client counts the callouts).
 #[tokio::test]
 async fn large_bodies_take_the_router_path_from_the_callout_one() {
-    let s = stack_with(json!({"data_path": "callout", "router_body_bytes": 65536})).await;
+    let settings = json!({"data_path": "callout", "router_body_bytes": 65536});
+    let s = stack_with(settings.clone()).await;
     let envoy = &s.envoy;
-    // Envoy counts its gRPC client's calls (the callouts) as internal
-    // requests of the invoker cluster, and the client's request its router
-    // forwards (the router path) as external ones.
+    // Envoy counts its HTTP (or gRPC) client's calls, the callouts, as
+    // internal requests of the callout cluster, and the client's request
+    // its router forwards (the router path) as external ones of the
+    // invoker cluster.
+    let callout_cluster = lambdagate_harness::envoy::callout_cluster(&settings.to_string());
     let count = |path: &'static str| {
         let admin = envoy.admin.clone();
+        let cluster = if path == "internal" {
+            callout_cluster.clone()
+        } else {
+            "lambdagate_invoker".to_owned()
+        };
         async move {
-            let name = format!("cluster.lambdagate_invoker.{path}.upstream_rq_completed");
+            let name = format!("cluster.{cluster}.{path}.upstream_rq_completed");
             lambdagate_harness::faults::envoy_stats(&admin, &name)
                 .await
                 .get(&name)

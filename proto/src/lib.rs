@@ -17,6 +17,8 @@ pub use v1::{
 /// (the proxy-wasm filter names service and method separately).
 pub const INVOKER_SERVICE: &str = "lambdagate.v1.Invoker";
 pub const INVOKE_METHOD: &str = "Invoke";
+/// `:path` of `Invoke`, for the callout as HTTP/1.1 (`callout_cluster`).
+pub const INVOKE_PATH: &str = "/lambdagate.v1.Invoker/Invoke";
 
 /// The router data path's call (`InvokeHttp`) and its wire names.
 pub mod http_path {

@@ -592,6 +592,7 @@ pub(crate) fn filter_config(
         invoker_cluster: lambdagate_core::config::DEFAULT_INVOKER_CLUSTER.to_owned(),
         data_path: lambdagate_core::DataPath::default(),
         router_body_bytes: None,
+        callout_cluster: Some(lambdagate_core::config::DEFAULT_CALLOUT_CLUSTER.to_owned()),
         upload_budget_bytes: lambdagate_core::config::DEFAULT_UPLOAD_BUDGET_BYTES,
         apis: apis.iter().map(|a| a.api.clone()).collect(),
     };

@@ -150,9 +150,37 @@ fn the_bootstrap_has_the_raised_timeouts_the_invoker_route_and_the_portal() {
     );
     assert_eq!(
         cluster_names(&bootstrap),
-        ["lambdagate_invoker", "lambdagate_portal"]
+        [
+            "lambdagate_invoker",
+            "lambdagate_invoker_http1",
+            "lambdagate_portal"
+        ]
     );
-    let portal_cluster = &bootstrap["static_resources"]["clusters"][1];
+    // The callouts' cluster: the invoker's address as HTTP/1.1, whose idle
+    // connections Envoy closes before the invoker would (30 s).
+    let callout_cluster = &bootstrap["static_resources"]["clusters"][1];
+    assert_eq!(
+        callout_cluster["load_assignment"],
+        bootstrap["static_resources"]["clusters"][0]["load_assignment"]
+            .clone()
+            .as_mapping()
+            .map(|m| {
+                let mut m = m.clone();
+                m.insert(yaml("cluster_name"), yaml("lambdagate_invoker_http1"));
+                serde_yaml::Value::Mapping(m)
+            })
+            .unwrap()
+    );
+    let options = &callout_cluster["typed_extension_protocol_options"]["envoy.extensions.upstreams.http.v3.HttpProtocolOptions"];
+    assert_eq!(
+        options["common_http_protocol_options"]["idle_timeout"],
+        "20s"
+    );
+    assert_eq!(
+        options["explicit_http_config"],
+        yaml("{http_protocol_options: {}}")
+    );
+    let portal_cluster = &bootstrap["static_resources"]["clusters"][2];
     assert_eq!(portal_cluster["type"], "STATIC");
     assert_eq!(portal_cluster["connect_timeout"], "1s");
     assert_eq!(
@@ -186,7 +214,10 @@ fn without_the_portal_there_is_no_portal_route_cluster_or_folder() {
         .unwrap();
     assert_eq!(routes.len(), 2, "{routes:?}");
     assert_eq!(routes[1]["match"], yaml("{prefix: /}"));
-    assert_eq!(cluster_names(&bootstrap), ["lambdagate_invoker"]);
+    assert_eq!(
+        cluster_names(&bootstrap),
+        ["lambdagate_invoker", "lambdagate_invoker_http1"]
+    );
     assert_eq!(
         bootstrap["static_resources"]["clusters"][0]["load_assignment"]["endpoints"][0]["lb_endpoints"]
             [0]["endpoint"]["address"],

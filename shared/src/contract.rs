@@ -20,6 +20,7 @@ use lambdagate_proto::{ErrorKind, InvokeReply};
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum GrpcCode {
     Ok = 0,
+    Unknown = 2,
     InvalidArgument = 3,
     DeadlineExceeded = 4,
     NotFound = 5,

@@ -46,4 +46,4 @@ pub use reply::{GatewayError, GrpcStatus, HttpResponse};
 pub use request::{Decision, Invoke, RequestInfo, RoutePlan};
 
 /// gRPC service and method names for `dispatch_grpc_call`.
-pub use lambdagate_proto::{INVOKE_METHOD, INVOKER_SERVICE};
+pub use lambdagate_proto::{INVOKE_METHOD, INVOKE_PATH, INVOKER_SERVICE};

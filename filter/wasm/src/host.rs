@@ -49,6 +49,13 @@ host_calls! {
         message: Option<&[u8]>,
         timeout: Duration,
     ) -> Result<u32, Status>;
+    fn dispatch_http_call(
+        upstream: &str,
+        headers: Vec<(&str, &str)>,
+        body: Option<&[u8]>,
+        trailers: Vec<(&str, &str)>,
+        timeout: Duration,
+    ) -> Result<u32, Status>;
     fn define_metric(metric_type: MetricType, name: &str) -> Result<u32, Status>;
     fn increment_metric(metric_id: u32, offset: i64) -> Result<(), Status>;
 }

@@ -16,21 +16,25 @@
 
 use std::cell::RefCell;
 use std::rc::Rc;
-use std::time::UNIX_EPOCH;
 
+mod buffers;
 mod host;
 
+use buffers::{
+    OUTCOME_TRAILER, deframe_chunk, header_map, now_ms, property, read_buffer, set_outcome, trailer,
+};
 use host::count;
 use lambdagate_core::GatewayError;
 use lambdagate_core::auth::AuthCache;
 use lambdagate_core::contract::GrpcCode;
 use lambdagate_core::request::AuthStep;
 use lambdagate_core::request::budget::UploadBudget;
-use lambdagate_core::wire::deframe::{ChunkEdit, Deframer, MAX_FRAMING_BYTES};
+use lambdagate_core::wire::callout::http_callout_reply;
+use lambdagate_core::wire::deframe::Deframer;
 use lambdagate_core::wire::router::{ReplyHead, reserved_request_headers};
 use lambdagate_core::{
-    CompiledConfig, Decision, GrpcStatus, HttpResponse, INVOKE_METHOD, INVOKER_SERVICE, Outcome,
-    RequestInfo, RoutePlan,
+    CompiledConfig, Decision, GrpcStatus, HttpResponse, INVOKE_METHOD, INVOKE_PATH,
+    INVOKER_SERVICE, Outcome, RequestInfo, RoutePlan,
 };
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
 use proxy_wasm::types::{Action, BufferType, ContextType, LogLevel, MapType, MetricType};
@@ -317,15 +321,38 @@ impl Stream {
             Err(response) => return self.respond(response),
         };
         let timeout = invoke.grpc_timeout;
-        let message = invoke.encode();
-        match host::dispatch_grpc_call(
-            config.invoker_cluster(),
-            INVOKER_SERVICE,
-            INVOKE_METHOD,
-            Vec::new(),
-            Some(&message),
-            timeout,
-        ) {
+        let (cluster, dispatched) = match config.callout_cluster() {
+            // The same gRPC call as HTTP/1.1: Envoy's HTTP client costs it
+            // less than its gRPC client (bench/RESULTS.md, round 12).
+            Some(cluster) => {
+                let grpc_timeout = invoke.grpc_timeout_header();
+                let headers = vec![
+                    (":method", "POST"),
+                    (":path", INVOKE_PATH),
+                    (":authority", cluster),
+                    ("content-type", "application/grpc"),
+                    ("grpc-timeout", grpc_timeout.as_str()),
+                ];
+                let body = invoke.encode_framed();
+                let sent =
+                    host::dispatch_http_call(cluster, headers, Some(&body), Vec::new(), timeout);
+                (cluster, sent)
+            }
+            None => {
+                let cluster = config.invoker_cluster();
+                let message = invoke.encode();
+                let sent = host::dispatch_grpc_call(
+                    cluster,
+                    INVOKER_SERVICE,
+                    INVOKE_METHOD,
+                    Vec::new(),
+                    Some(&message),
+                    timeout,
+                );
+                (cluster, sent)
+            }
+        };
+        match dispatched {
             Ok(token) => {
                 self.state = State::Invoking { token, plan };
                 Action::Pause
@@ -334,8 +361,7 @@ impl Stream {
                 log(
                     LogLevel::Error,
                     &format!(
-                        "lambdagate: cannot call the invoker cluster `{}` ({status:?}): is it defined in the Envoy config?",
-                        config.invoker_cluster()
+                        "lambdagate: cannot call the invoker cluster `{cluster}` ({status:?}): is it defined in the Envoy config?"
                     ),
                 );
                 let response = plan.on_reply(Err(GrpcStatus {
@@ -528,117 +554,59 @@ impl Stream {
     }
 }
 
-/// Drops the gRPC framing from the response body chunk in the host's
-/// buffer: usually its first bytes only, without reading the rest.
-fn deframe_chunk(deframer: &mut Deframer, size: usize) -> Result<(), String> {
-    if size == 0 {
-        return Ok(());
-    }
-    let head = read_buffer(
-        BufferType::HttpResponseBody,
-        Some(size.min(MAX_FRAMING_BYTES)),
-        "the response body",
-    )
-    .map_err(|e| e.to_string())?;
-    match deframer
-        .quick_edit(&head, size)
-        .map_err(|e| e.to_string())?
-    {
-        Some(ChunkEdit::Keep) => Ok(()),
-        Some(ChunkEdit::DropFront(n)) => host::set_buffer(BufferType::HttpResponseBody, 0, n, &[])
-            .map_err(|s| format!("cannot edit the response body: {s:?}")),
-        None => {
-            let chunk = read_buffer(
-                BufferType::HttpResponseBody,
-                Some(size),
-                "the response body",
-            )
-            .map_err(|e| e.to_string())?;
-            let body = deframer.rewrite(&chunk).map_err(|e| e.to_string())?;
-            host::set_buffer(BufferType::HttpResponseBody, 0, size, &body)
-                .map_err(|s| format!("cannot edit the response body: {s:?}"))
-        }
-    }
-}
-/// A response trailer's value. Bytes: the SDK's string getter would trap
-/// on a non-UTF-8 value.
-fn trailer(name: &str) -> Option<String> {
-    host::get_map_value_bytes(MapType::HttpResponseTrailers, name)
-        .ok()
-        .flatten()
-        .map(|v| String::from_utf8_lossy(&v).into_owned())
-}
-
-/// The invoker's trailer naming why a stream ended early.
-const OUTCOME_TRAILER: &str = lambdagate_proto::http_path::OUTCOME;
-
-/// Filter-state key (Envoy prefixes it with `wasm.`).
-const OUTCOME_PROPERTY: &str = "lambdagate_outcome";
-
-/// For access logs: %FILTER_STATE(wasm.lambdagate_outcome:PLAIN)%.
-fn set_outcome(outcome: Outcome) {
-    let _ = host::set_property(vec![OUTCOME_PROPERTY], Some(outcome.label().as_bytes()));
-}
-
-/// Reads a whole host buffer of `expected` bytes (`None`: whatever is
-/// there). Empty is fine only when nothing (or an unknown amount) was
-/// announced.
-fn read_buffer(
-    buffer: BufferType,
-    expected: Option<usize>,
-    what: &'static str,
-) -> Result<Vec<u8>, GatewayError> {
-    match (
-        host::get_buffer(buffer, 0, expected.unwrap_or(usize::MAX)),
-        expected,
-    ) {
-        (Ok(Some(bytes)), None) => Ok(bytes),
-        (Ok(Some(bytes)), Some(size)) if bytes.len() == size => Ok(bytes),
-        (Ok(Some(bytes)), Some(size)) => Err(GatewayError::HostRead {
-            what,
-            reason: format!("{} of {size} bytes", bytes.len()),
-        }),
-        (Ok(None), None | Some(0)) => Ok(Vec::new()),
-        (Ok(None), Some(size)) => Err(GatewayError::HostRead {
-            what,
-            reason: format!("none of {size} bytes"),
-        }),
-        (Err(status), _) => Err(GatewayError::HostRead {
-            what,
-            reason: format!("{status:?}"),
-        }),
-    }
-}
-
-/// A whole header map. Bytes, not `get_map`: HTTP allows non-UTF-8 header
-/// values (obs-text) and Envoy passes them through; the SDK's `get_map`
-/// unwraps `String::from_utf8` and a Latin-1 `user-agent` would trap the VM
-/// (503 for every later request). Invalid bytes become U+FFFD.
-fn header_map(map: MapType) -> Result<Vec<(String, String)>, proxy_wasm::types::Status> {
-    host::get_map_bytes(map).map(|pairs| {
-        pairs
-            .into_iter()
-            .map(|(name, value)| (name, String::from_utf8_lossy(&value).into_owned()))
-            .collect()
-    })
-}
-
-fn property(path: &[&str]) -> String {
-    match host::get_property(path.to_vec()) {
-        Ok(Some(bytes)) => String::from_utf8_lossy(&bytes).into_owned(),
-        _ => String::new(),
-    }
-}
-
-fn now_ms() -> u64 {
-    host::get_current_time()
-        .ok()
-        .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
-        .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
-        .unwrap_or(0)
-}
-
 impl Context for Stream {
+    /// The invoker's reply to the callout as HTTP/1.1 (`callout_cluster`).
+    fn on_http_call_response(
+        &mut self,
+        token_id: u32,
+        _num_headers: usize,
+        body_size: usize,
+        _num_trailers: usize,
+    ) {
+        count::callback();
+        // The SDK's `set_effective_context` before it called us.
+        count::host_call();
+        let plan = match std::mem::take(&mut self.state) {
+            State::Invoking { token, plan } if token == token_id => plan,
+            other => {
+                self.state = other;
+                return;
+            }
+        };
+        let header = |name| {
+            host::get_map_value_bytes(MapType::HttpCallResponseHeaders, name)
+                .ok()
+                .flatten()
+        };
+        let status = header(":status");
+        let ok = status.as_deref() == Some(b"200");
+        // Only a reply without its message can be a trailers-only error.
+        let grpc_status = if ok && body_size == 0 {
+            header("grpc-status")
+        } else {
+            None
+        };
+        let body = if ok && body_size > 0 {
+            match read_buffer(
+                BufferType::HttpCallResponseBody,
+                Some(body_size),
+                "the invoker's reply",
+            ) {
+                Ok(body) => body,
+                Err(e) => {
+                    let response = plan.error_response(&e);
+                    self.respond(response);
+                    return;
+                }
+            }
+        } else {
+            Vec::new()
+        };
+        let reply = http_callout_reply(status.as_deref(), grpc_status.as_deref(), &body);
+        let response = plan.on_reply(reply);
+        self.respond(response);
+    }
+
     fn on_grpc_call_response(&mut self, token_id: u32, status_code: u32, response_size: usize) {
         count::callback();
         // The SDK's `set_effective_context` before it called us.
@@ -682,8 +650,8 @@ impl Context for Stream {
         count::callback();
         // The stream ends (perhaps the client went away while the function
         // runs). A pending invoker call is deliberately NOT cancelled: in
-        // Envoy gRPC calls belong to the root context and outlive the
-        // stream, and only their reply (at the latest Envoy's deadline,
+        // Envoy gRPC and HTTP calls belong to the root context and outlive
+        // the stream, and only their reply (at the latest Envoy's deadline,
         // route timeout + 1 s) removes the token from the SDK's callout
         // table. A cancelled call never calls back, so its entry would stay
         // forever: a leak per abandoned request and, once Envoy's token

@@ -160,6 +160,9 @@ pub async fn serve_until(
     };
 
     let router = Server::builder()
+        // The filter's callouts come as HTTP/1.1 (`callout_cluster`), the
+        // same gRPC call: on one address with the HTTP/2 calls.
+        .accept_http1(true)
         .http2_keepalive_interval(Some(Duration::from_secs(30)))
         // See STREAM_WINDOW_BYTES: no deadlock between calls that wait for
         // budget and calls that were admitted.

@@ -4,6 +4,10 @@
 use serde::Serialize;
 
 use super::names::{HELD_CLUSTER, PORTAL_CLUSTER};
+
+/// Idle seconds before Envoy closes a callout connection (see
+/// [`callout_cluster`]).
+pub const CALLOUT_IDLE_SECONDS: u32 = 20;
 use super::proto::{Address, Any, Http2ProtocolOptions, Seconds, TypeUrl};
 
 #[derive(Serialize)]
@@ -53,8 +57,21 @@ pub(crate) struct TypedExtensionProtocolOptions {
 
 #[derive(Serialize)]
 pub(crate) struct HttpProtocolOptions {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) common_http_protocol_options: Option<UpstreamIdle>,
     pub(crate) explicit_http_config: ExplicitHttpConfig,
 }
+
+/// `common_http_protocol_options` of an upstream: how long an idle
+/// connection stays in Envoy's pool.
+#[derive(Serialize)]
+pub(crate) struct UpstreamIdle {
+    idle_timeout: Seconds,
+}
+
+/// `http_protocol_options`: HTTP/1.1, with Envoy's defaults.
+#[derive(Serialize)]
+pub(crate) struct Http1ProtocolOptions {}
 
 impl TypeUrl for HttpProtocolOptions {
     const TYPE_URL: &'static str =
@@ -63,7 +80,10 @@ impl TypeUrl for HttpProtocolOptions {
 
 #[derive(Serialize)]
 pub(crate) struct ExplicitHttpConfig {
-    http2_protocol_options: Http2ProtocolOptions,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    http2_protocol_options: Option<Http2ProtocolOptions>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    http_protocol_options: Option<Http1ProtocolOptions>,
 }
 
 #[derive(Serialize)]
@@ -108,16 +128,48 @@ pub(crate) fn invoker_cluster(address: Address) -> Cluster {
         connect_timeout: Seconds(1),
         typed_extension_protocol_options: Some(TypedExtensionProtocolOptions {
             http_protocol_options: Any(HttpProtocolOptions {
+                common_http_protocol_options: None,
                 explicit_http_config: ExplicitHttpConfig {
                     // Room for a whole 6 MB payload per stream and two at
                     // once per connection, so a call never stops to wait
                     // for a WINDOW_UPDATE; the invoker's gRPC server uses
                     // the same windows.
-                    http2_protocol_options: Http2ProtocolOptions {
+                    http2_protocol_options: Some(Http2ProtocolOptions {
                         max_concurrent_streams: None,
                         initial_stream_window_size: 8 * 1024 * 1024,
                         initial_connection_window_size: 16 * 1024 * 1024,
-                    },
+                    }),
+                    http_protocol_options: None,
+                },
+            }),
+        }),
+        load_assignment: one_endpoint(name, address),
+    }
+}
+
+/// The same invoker address as HTTP/1.1, for the filter's callouts
+/// (`callout_cluster`): the invoker serves both protocols on it. Envoy's
+/// pool opens a connection per callout in flight, at most the cluster's
+/// default circuit breakers (1,024), as many as the HTTP/2 cluster's
+/// default request limit allows today. Envoy closes an idle connection
+/// after [`CALLOUT_IDLE_SECONDS`], before the invoker would (hyper's 30 s
+/// wait for a request's head): a connection the server closes may be the
+/// one Envoy just sent a callout on, and that callout would fail.
+pub(crate) fn callout_cluster(address: Address) -> Cluster {
+    let name = lambdagate_core::config::DEFAULT_CALLOUT_CLUSTER;
+    Cluster {
+        name: name.to_owned(),
+        transport_socket: None,
+        discovery_type: DiscoveryType::Static,
+        connect_timeout: Seconds(1),
+        typed_extension_protocol_options: Some(TypedExtensionProtocolOptions {
+            http_protocol_options: Any(HttpProtocolOptions {
+                common_http_protocol_options: Some(UpstreamIdle {
+                    idle_timeout: Seconds(CALLOUT_IDLE_SECONDS),
+                }),
+                explicit_http_config: ExplicitHttpConfig {
+                    http2_protocol_options: None,
+                    http_protocol_options: Some(Http1ProtocolOptions {}),
                 },
             }),
         }),

@@ -30,7 +30,7 @@ pub use ecds::ecds_text;
 pub use edge::{EdgeParts, edge_parts};
 pub use names::{ACCESS_LOG_FORMAT, ECDS_DIR, ECDS_FILE, FILTER_NAME};
 
-use cluster::{Cluster, invoker_cluster, portal_cluster};
+use cluster::{Cluster, callout_cluster, invoker_cluster, portal_cluster};
 use ecds::Wasm;
 use edge::{EdgeConnectionOptions, api_body_buffer_limit, invoker_body_buffer_limit};
 use lambdagate_core::Outcome;
@@ -141,7 +141,7 @@ impl Bootstrap {
         // Rendered whatever the data path, so that switching it is a hot
         // deploy (the filter config) and not a bootstrap change.
         let mut routes = vec![invoker_route(invoker_body_buffer_limit(limits))];
-        let mut clusters = vec![invoker_cluster(invoker)];
+        let mut clusters = vec![invoker_cluster(invoker.clone()), callout_cluster(invoker)];
         if let Some((path, admin)) = portal {
             routes.extend(portal_routes(path));
             clusters.push(portal_cluster(admin));

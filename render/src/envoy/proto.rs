@@ -76,20 +76,20 @@ impl TypeUrl for StringValue {
 
 /// `envoy.config.core.v3.Address`: an IP socket or a unix socket (`pipe`).
 /// Untagged, as serde_yaml would write an enum variant as a YAML tag.
-#[derive(Serialize, Debug, PartialEq, Eq)]
+#[derive(Clone, Serialize, Debug, PartialEq, Eq)]
 #[serde(untagged)]
 pub enum Address {
     Socket { socket_address: SocketAddress },
     Pipe { pipe: Pipe },
 }
 
-#[derive(Serialize, Debug, PartialEq, Eq)]
+#[derive(Clone, Serialize, Debug, PartialEq, Eq)]
 pub struct SocketAddress {
     pub address: String,
     pub port_value: u16,
 }
 
-#[derive(Serialize, Debug, PartialEq, Eq)]
+#[derive(Clone, Serialize, Debug, PartialEq, Eq)]
 pub struct Pipe {
     pub path: String,
 }

@@ -11,8 +11,9 @@ use super::arn::LambdaArn;
 use super::compiled::{ApiFacts, CompiledConfig, MediaRange, RouteTarget};
 use super::route::{ApiRoutes, RouteTable, Template, VERB_CHOICES, Verb, validate_context};
 use super::schema::{
-    ApiConfig, ApiKeySource, Config, DEFAULT_FUNCTION_ERROR_STATUS, DEFAULT_INVOKER_CLUSTER,
-    DEFAULT_UPLOAD_BUDGET_BYTES, DataPath, InvocationType, Lifecycle, PayloadFormat, ResponseMode,
+    ApiConfig, ApiKeySource, Config, DEFAULT_CALLOUT_CLUSTER, DEFAULT_FUNCTION_ERROR_STATUS,
+    DEFAULT_INVOKER_CLUSTER, DEFAULT_UPLOAD_BUDGET_BYTES, DataPath, InvocationType, Lifecycle,
+    PayloadFormat, ResponseMode,
 };
 use super::timeout::Timeout;
 use crate::auth::{Authorizer, authorizer};
@@ -113,6 +114,9 @@ impl Config {
     /// Validates and builds the route table. `parse` = JSON + this.
     pub fn compile(self) -> Result<CompiledConfig, ConfigError> {
         check_cluster(&self.invoker_cluster)?;
+        if let Some(cluster) = &self.callout_cluster {
+            check_callout_cluster(cluster)?;
+        }
         let one_body = u64::try_from(MAX_SYNC_PAYLOAD_BYTES).unwrap_or(u64::MAX);
         if self.upload_budget_bytes < one_body {
             return Err(ConfigError::new(
@@ -491,6 +495,20 @@ fn lifecycle_headers(api: &ApiConfig, at: &str) -> Result<Vec<(String, String)>,
         }
     }
     Ok(headers)
+}
+
+fn check_callout_cluster(name: &str) -> Result<(), ConfigError> {
+    if name.is_empty() || name.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Err(ConfigError::new(
+            "callout_cluster",
+            format!(
+                "`{name}` is not a valid cluster name: give the name of an HTTP/1.1 Envoy cluster \
+                 of the lambdagate invoker's address, without spaces, e.g. `{DEFAULT_CALLOUT_CLUSTER}`, \
+                 or leave it out for gRPC callouts"
+            ),
+        ));
+    }
+    Ok(())
 }
 
 fn check_cluster(name: &str) -> Result<(), ConfigError> {

@@ -157,6 +157,20 @@ fn cluster_names_envoy_would_choke_on() {
 }
 
 #[test]
+fn the_callout_cluster_is_optional_and_checked() {
+    let compiled = parse(EXAMPLE.as_bytes()).unwrap();
+    assert_eq!(compiled.callout_cluster(), None);
+    let with = |value: &str| EXAMPLE.replacen('{', &format!(r#"{{"callout_cluster": {value},"#), 1);
+    let compiled = parse(with(r#""lambdagate_invoker_http1""#).as_bytes()).unwrap();
+    assert_eq!(compiled.callout_cluster(), Some(DEFAULT_CALLOUT_CLUSTER));
+    for bad in [r#""""#, r#""two words""#] {
+        let err = parse(with(bad).as_bytes()).unwrap_err().to_string();
+        assert!(err.starts_with("callout_cluster: "), "{err}");
+        assert!(err.contains("HTTP/1.1 Envoy cluster"), "{err}");
+    }
+}
+
+#[test]
 fn bad_authorizers_are_refused_naming_the_field_and_what_is_allowed() {
     let with = |authorizer: serde_json::Value, extra: &str| {
         let api = format!(r#""authorizers": [{authorizer}]{extra}, "resources": ["#);

@@ -189,6 +189,12 @@ impl CompiledConfig {
         &self.config.invoker_cluster
     }
 
+    /// The cluster of the callout as HTTP/1.1, if configured (else the
+    /// callout is gRPC on [`Self::invoker_cluster`]).
+    pub fn callout_cluster(&self) -> Option<&str> {
+        self.config.callout_cluster.as_deref()
+    }
+
     pub fn data_path(&self) -> DataPath {
         self.config.data_path
     }

@@ -31,7 +31,7 @@ pub use compile::{ConfigError, parse};
 pub use compiled::{ApiFacts, CompiledConfig, MediaRange, RouteTarget};
 pub use schema::{
     ApiConfig, ApiKeySource, AuthorizerConfig, AuthorizerType, Config,
-    DEFAULT_AUTHORIZER_TIMEOUT_SECONDS, DEFAULT_AUTHORIZER_TTL_SECONDS,
+    DEFAULT_AUTHORIZER_TIMEOUT_SECONDS, DEFAULT_AUTHORIZER_TTL_SECONDS, DEFAULT_CALLOUT_CLUSTER,
     DEFAULT_FUNCTION_ERROR_STATUS, DEFAULT_INVOKER_CLUSTER, DEFAULT_TIMEOUT_SECONDS,
     DEFAULT_UPLOAD_BUDGET_BYTES, DataPath, InvocationType, Lifecycle,
     MAX_AUTHORIZER_TIMEOUT_SECONDS, MAX_AUTHORIZER_TTL_SECONDS, PayloadFormat, ResourceConfig,

@@ -6,6 +6,8 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 pub const DEFAULT_INVOKER_CLUSTER: &str = "lambdagate_invoker";
+/// The name `lambdagate render` gives the callout's HTTP/1.1 cluster.
+pub const DEFAULT_CALLOUT_CLUSTER: &str = "lambdagate_invoker_http1";
 pub const DEFAULT_TIMEOUT_SECONDS: u32 = 50;
 pub const DEFAULT_FUNCTION_ERROR_STATUS: u16 = 502;
 
@@ -27,6 +29,15 @@ pub struct Config {
     /// callout.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub router_body_bytes: Option<u64>,
+    /// The Envoy cluster the callout data path sends `Invoke` to as an
+    /// HTTP/1.1 request (`dispatch_http_call`, the gRPC message framed in
+    /// its body): the invoker's own address, which serves both protocols.
+    /// `lambdagate render` sets it, because Envoy spends less per request
+    /// on it than on its gRPC client (bench/RESULTS.md, round 12). `None`:
+    /// the callout is a gRPC call on `invoker_cluster`. Authorizers' calls
+    /// stay gRPC either way.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub callout_cluster: Option<String>,
     /// Request bodies one filter VM (one Envoy worker) buffers at once: a
     /// routed request whose body would take more is answered 503 before
     /// its body is read (see `request::budget`).

@@ -142,6 +142,24 @@ impl Invoke {
     pub fn encode(self) -> Vec<u8> {
         self.into_request().encode_to_vec()
     }
+
+    /// The `InvokeRequest` as one gRPC frame: the body of the callout as
+    /// HTTP/1.1, encoded in place behind the 5-byte frame header.
+    pub fn encode_framed(self) -> Vec<u8> {
+        let request = self.into_request();
+        let len = request.encoded_len();
+        let mut framed = Vec::with_capacity(5 + len);
+        framed.push(0);
+        framed.extend_from_slice(&u32::try_from(len).unwrap_or(u32::MAX).to_be_bytes());
+        request.encode_raw(&mut framed);
+        framed
+    }
+
+    /// `grpc-timeout` for [`Self::grpc_timeout`] (milliseconds: at most 8
+    /// digits, 27 hours), as Envoy's gRPC client would send it.
+    pub fn grpc_timeout_header(&self) -> String {
+        format!("{}m", self.grpc_timeout.as_millis().min(99_999_999))
+    }
 }
 
 impl CompiledConfig {

@@ -49,7 +49,7 @@ pub fn bootstrap(
     filter_json: &str,
 ) -> String {
     let wasm = filter_wasm();
-    let filter_json = with_data_path(filter_json);
+    let filter_json = with_callout(&with_data_path(filter_json));
     let edge = lambdagate_render::edge_parts(&lambdagate_render::limits::EdgeLimits::default())
         .expect("edge limits as JSON");
     // Always, as `lambdagate render` writes it: streamed resources take the
@@ -136,6 +136,21 @@ static_resources:
       - lb_endpoints:
         - endpoint:
             address: {invoker}
+  # As `lambdagate render` writes it: the callouts' HTTP/1.1 cluster.
+  - name: lambdagate_invoker_http1
+    type: STATIC
+    connect_timeout: 1s
+    typed_extension_protocol_options:
+      envoy.extensions.upstreams.http.v3.HttpProtocolOptions:
+        "@type": type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions
+        common_http_protocol_options: {{idle_timeout: 20s}}
+        explicit_http_config: {{http_protocol_options: {{}}}}
+    load_assignment:
+      cluster_name: lambdagate_invoker_http1
+      endpoints:
+      - lb_endpoints:
+        - endpoint:
+            address: {invoker}
 "#,
         wasm = wasm.display(),
         invoker = invoker.yaml(),
@@ -159,6 +174,35 @@ pub fn with_data_path(filter_json: &str) -> String {
             .or_insert(serde_json::Value::String(path));
     }
     config.to_string()
+}
+
+/// The callouts' HTTP/1.1 cluster, as `lambdagate render` names it.
+const CALLOUT_CLUSTER: &str = "lambdagate_invoker_http1";
+
+/// The filter config with `callout_cluster` as `lambdagate render` writes
+/// it (`lambdagate_invoker_http1`) when it names none, unless
+/// `$LAMBDAGATE_CALLOUT=grpc` asks for gRPC callouts (hand-written configs
+/// without the field), so the suite can run with either.
+pub fn with_callout(filter_json: &str) -> String {
+    if std::env::var("LAMBDAGATE_CALLOUT").is_ok_and(|v| v == "grpc") {
+        return filter_json.to_owned();
+    }
+    let mut config: serde_json::Value = serde_json::from_str(filter_json).expect("filter json");
+    if let Some(object) = config.as_object_mut() {
+        object
+            .entry("callout_cluster")
+            .or_insert(serde_json::Value::String(CALLOUT_CLUSTER.to_owned()));
+    }
+    config.to_string()
+}
+
+/// The Envoy cluster that carries the filter's callouts for this filter
+/// config as the harness runs it (`lambdagate_invoker` for gRPC ones).
+pub fn callout_cluster(filter_json: &str) -> String {
+    serde_json::from_str::<serde_json::Value>(&with_callout(filter_json))
+        .ok()
+        .and_then(|c| c.get("callout_cluster")?.as_str().map(str::to_owned))
+        .unwrap_or_else(|| "lambdagate_invoker".to_owned())
 }
 
 /// The filter config's `data_path` (`callout` when it names none).
