@@ -33,6 +33,7 @@ from .common import (
     RENDERED_CASE,
     ACCESS_LOG_CASE,
     UDS_CASE,
+    GRPC_CALLOUT_CASE,
     jwt_payload_header,
     CLIENT_PATH,
     FUNCTION_BODY,
@@ -253,6 +254,13 @@ static_resources:
                     if data_path == "callout" and case != BASELINE_CASE
                     else {}
                 ),
+                # As render writes it: callouts as HTTP/1.1 on their own
+                # cluster (not for a baseline build, which may predate it).
+                **(
+                    {"callout_cluster": "lambdagate_invoker_http1"}
+                    if case not in (BASELINE_CASE, GRPC_CALLOUT_CASE)
+                    else {}
+                ),
                 "apis": [
                     {
                         "name": "bench",
@@ -392,6 +400,22 @@ static_resources:
             initial_connection_window_size: 16777216
     load_assignment:
       cluster_name: lambdagate_invoker
+      endpoints:
+      - lb_endpoints:
+        - endpoint:
+            address: {invoker_address}
+"""
+        cluster += f"""\
+  - name: lambdagate_invoker_http1
+    type: STATIC
+    connect_timeout: 1s
+    typed_extension_protocol_options:
+      envoy.extensions.upstreams.http.v3.HttpProtocolOptions:
+        "@type": type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions
+        common_http_protocol_options: {{idle_timeout: 20s}}
+        explicit_http_config: {{http_protocol_options: {{}}}}
+    load_assignment:
+      cluster_name: lambdagate_invoker_http1
       endpoints:
       - lb_endpoints:
         - endpoint:
@@ -739,7 +763,9 @@ class Stack:
     def counters(self, case: str) -> dict:
         c = {"nginx_accepts": standin.nginx_accepts(self.ports["nginx"])}
         if is_lambdagate(case):
-            c["envoy_to_invoker_cx_total"] = self.envoy_stat(case, "cluster.lambdagate_invoker.upstream_cx_total")
+            c["envoy_to_invoker_cx_total"] = self.envoy_stat(
+                case, "cluster.lambdagate_invoker.upstream_cx_total"
+            ) + self.envoy_stat(case, "cluster.lambdagate_invoker_http1.upstream_cx_total")
             c.update(self.invoker_metrics(case))
         else:
             c["envoy_to_stand_in_cx_total"] = self.envoy_stat(case, "cluster.stand_in.upstream_cx_total")

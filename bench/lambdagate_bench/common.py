@@ -91,6 +91,12 @@ ACCESS_LOG_CASE = "lambdagate-access-log"
 # Its own invoker, listening on the socket, with the same config.
 UDS_CASE = "lambdagate-uds"
 
+# `lambdagate` with the callout as a gRPC call (Envoy's gRPC client, the
+# HTTP/2 cluster): a filter config without `callout_cluster`, as
+# hand-written configs from before round 12 have. Render's default is
+# HTTP/1.1 (`lambdagate_invoker_http1`).
+GRPC_CALLOUT_CASE = "lambdagate-grpc-callout"
+
 # The JWT case: the default data path behind a JWT authorizer, verified by
 # Envoy's jwt_authn with keys from a JWKS the stand-in serves. The bench
 # makes an ES256 key per run; every case sends the same token.
@@ -166,6 +172,7 @@ CASES = {
     ACCESS_LOG_CASE: f"lambdagate, {DEFAULT_PATH} data path, with render's access log only",
     BASELINE_CASE: "lambdagate as --baseline REV builds it (its own invoker and filter)",
     UDS_CASE: f"lambdagate, {DEFAULT_PATH} data path, Envoy to the invoker over a unix socket (not TCP loopback)",
+    GRPC_CALLOUT_CASE: "lambdagate, callout data path as a gRPC call (no callout_cluster), not render's HTTP/1.1",
 }
 
 
