@@ -2,8 +2,8 @@
 //! in `on_configure` and `lambdagate check` runs on rendered configs).
 //!
 //! Invariants: nothing panics; a refused config has an error that names
-//! where (`config`, `invoker_cluster`, `data_path`, `upload_budget_bytes`, a
-//! place under `apis`, or the
+//! where (`config`, `invoker_cluster`, `callout_cluster`, `data_path`,
+//! `router_body_bytes`, `upload_budget_bytes`, a place under `apis`, or the
 //! unknown top-level key itself); an
 //! accepted one serializes back to JSON that parses to the same config.
 #![no_main]
@@ -22,7 +22,9 @@ fuzz_target!(|data: &[u8]| {
             assert!(
                 at == "config"
                     || at == "invoker_cluster"
+                    || at == "callout_cluster"
                     || at == "data_path"
+                    || at == "router_body_bytes"
                     || at == "upload_budget_bytes"
                     || at == "apis"
                     || at.starts_with("apis[")
