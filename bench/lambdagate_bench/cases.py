@@ -66,16 +66,36 @@ def _router_body_bytes() -> int:
     return int(found.group(1))
 
 
+def _rendered() -> dict:
+    """The rendered example (envoy/dynamic/envoy.yaml, which a test holds
+    equal to render's output)."""
+    import yaml  # PyYAML: only the lambdagate cases need it
+
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    with open(os.path.join(root, "envoy", "dynamic", "envoy.yaml")) as f:
+        return yaml.safe_load(f)
+
+
+def _rendered_invoker_clusters(address: dict) -> list[dict]:
+    """The invoker's clusters as render writes them (HTTP/2 for gRPC and
+    the router path, HTTP/1.1 for callouts), at `address`."""
+    clusters = [
+        c for c in _rendered()["static_resources"]["clusters"]
+        if c["name"] in ("lambdagate_invoker", "lambdagate_invoker_http1")
+    ]
+    if len(clusters) != 2:
+        raise Failure("envoy/dynamic/envoy.yaml lacks render's two invoker clusters")
+    for c in clusters:
+        c["load_assignment"]["endpoints"] = [{"lb_endpoints": [{"endpoint": {"address": address}}]}]
+    return clusters
+
+
 def _edge_limits() -> dict:
     """The edge limits `lambdagate render` writes by default, taken from the
     rendered example (envoy/dynamic/envoy.yaml, which a test holds equal to
     render's output): the lambdagate cases run under them, so the ratios
     show what they cost the data path."""
-    import yaml  # PyYAML: only the lambdagate cases need it
-
-    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-    with open(os.path.join(root, "envoy", "dynamic", "envoy.yaml")) as f:
-        rendered = yaml.safe_load(f)
+    rendered = _rendered()
     listener = rendered["static_resources"]["listeners"][0]
     manager = listener["filter_chains"][0]["filters"][0]["typed_config"]
     routes = manager["route_config"]["virtual_hosts"][0]["routes"]
@@ -383,44 +403,11 @@ static_resources:
                   value: {json.dumps(filter_config)}
 """
         invoker_address = (
-            f"{{pipe: {{path: {ports['invoker_socket']}}}}}"
+            {"pipe": {"path": ports["invoker_socket"]}}
             if case == UDS_CASE
-            else f"{{socket_address: {{address: 127.0.0.1, port_value: {ports['invoker']}}}}}"
+            else {"socket_address": {"address": "127.0.0.1", "port_value": ports["invoker"]}}
         )
-        cluster = f"""\
-  - name: lambdagate_invoker
-    type: STATIC
-    connect_timeout: 1s
-    typed_extension_protocol_options:
-      envoy.extensions.upstreams.http.v3.HttpProtocolOptions:
-        "@type": type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions
-        explicit_http_config:
-          http2_protocol_options:
-            initial_stream_window_size: 8388608
-            initial_connection_window_size: 16777216
-    load_assignment:
-      cluster_name: lambdagate_invoker
-      endpoints:
-      - lb_endpoints:
-        - endpoint:
-            address: {invoker_address}
-"""
-        cluster += f"""\
-  - name: lambdagate_invoker_http1
-    type: STATIC
-    connect_timeout: 1s
-    typed_extension_protocol_options:
-      envoy.extensions.upstreams.http.v3.HttpProtocolOptions:
-        "@type": type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions
-        common_http_protocol_options: {{idle_timeout: 20s}}
-        explicit_http_config: {{http_protocol_options: {{}}}}
-    load_assignment:
-      cluster_name: lambdagate_invoker_http1
-      endpoints:
-      - lb_endpoints:
-        - endpoint:
-            address: {invoker_address}
-"""
+        cluster = "".join(f"  - {json.dumps(c)}\n" for c in _rendered_invoker_clusters(invoker_address))
         if case == KEYED_RLS_CASE:
             cluster += """\
   - name: lambdagate_held

@@ -24,7 +24,7 @@ mod usage;
 pub use definition::{
     ApiDefinition, DefinitionError, Gateway, PortalSettings, default_filter_path,
 };
-pub use envoy::{ECDS_DIR, ECDS_FILE, EdgeParts, edge_parts};
+pub use envoy::{ECDS_DIR, ECDS_FILE, EdgeParts, edge_parts, invoker_clusters};
 pub use fs::write_atomically;
 
 use definition::{DEFAULT_INVOKER_ADMIN, error, filter_config, resolve_filter, shared_gateway};

@@ -118,9 +118,13 @@ pub(crate) fn one_endpoint(cluster_name: &str, address: Address) -> ClusterLoadA
     }
 }
 
-/// The invoker sidecar (gRPC over HTTP/2).
-pub(crate) fn invoker_cluster(address: Address) -> Cluster {
-    let name = lambdagate_core::config::DEFAULT_INVOKER_CLUSTER;
+/// A static cluster of one invoker address with these protocol options.
+fn invoker_address_cluster(
+    name: &str,
+    address: Address,
+    common_http_protocol_options: Option<UpstreamIdle>,
+    explicit_http_config: ExplicitHttpConfig,
+) -> Cluster {
     Cluster {
         name: name.to_owned(),
         transport_socket: None,
@@ -128,23 +132,33 @@ pub(crate) fn invoker_cluster(address: Address) -> Cluster {
         connect_timeout: Seconds(1),
         typed_extension_protocol_options: Some(TypedExtensionProtocolOptions {
             http_protocol_options: Any(HttpProtocolOptions {
-                common_http_protocol_options: None,
-                explicit_http_config: ExplicitHttpConfig {
-                    // Room for a whole 6 MB payload per stream and two at
-                    // once per connection, so a call never stops to wait
-                    // for a WINDOW_UPDATE; the invoker's gRPC server uses
-                    // the same windows.
-                    http2_protocol_options: Some(Http2ProtocolOptions {
-                        max_concurrent_streams: None,
-                        initial_stream_window_size: 8 * 1024 * 1024,
-                        initial_connection_window_size: 16 * 1024 * 1024,
-                    }),
-                    http_protocol_options: None,
-                },
+                common_http_protocol_options,
+                explicit_http_config,
             }),
         }),
         load_assignment: one_endpoint(name, address),
     }
+}
+
+/// The invoker sidecar (gRPC over HTTP/2).
+pub(crate) fn invoker_cluster(address: Address) -> Cluster {
+    invoker_address_cluster(
+        lambdagate_core::config::DEFAULT_INVOKER_CLUSTER,
+        address,
+        None,
+        ExplicitHttpConfig {
+            // Room for a whole 6 MB payload per stream and two at once per
+            // connection, so a call never stops to wait for a
+            // WINDOW_UPDATE; the invoker's gRPC server uses the same
+            // windows.
+            http2_protocol_options: Some(Http2ProtocolOptions {
+                max_concurrent_streams: None,
+                initial_stream_window_size: 8 * 1024 * 1024,
+                initial_connection_window_size: 16 * 1024 * 1024,
+            }),
+            http_protocol_options: None,
+        },
+    )
 }
 
 /// The same invoker address as HTTP/1.1, for the filter's callouts
@@ -156,25 +170,27 @@ pub(crate) fn invoker_cluster(address: Address) -> Cluster {
 /// wait for a request's head): a connection the server closes may be the
 /// one Envoy just sent a callout on, and that callout would fail.
 pub(crate) fn callout_cluster(address: Address) -> Cluster {
-    let name = lambdagate_core::config::DEFAULT_CALLOUT_CLUSTER;
-    Cluster {
-        name: name.to_owned(),
-        transport_socket: None,
-        discovery_type: DiscoveryType::Static,
-        connect_timeout: Seconds(1),
-        typed_extension_protocol_options: Some(TypedExtensionProtocolOptions {
-            http_protocol_options: Any(HttpProtocolOptions {
-                common_http_protocol_options: Some(UpstreamIdle {
-                    idle_timeout: Seconds(CALLOUT_IDLE_SECONDS),
-                }),
-                explicit_http_config: ExplicitHttpConfig {
-                    http2_protocol_options: None,
-                    http_protocol_options: Some(Http1ProtocolOptions {}),
-                },
-            }),
+    invoker_address_cluster(
+        lambdagate_core::config::DEFAULT_CALLOUT_CLUSTER,
+        address,
+        Some(UpstreamIdle {
+            idle_timeout: Seconds(CALLOUT_IDLE_SECONDS),
         }),
-        load_assignment: one_endpoint(name, address),
-    }
+        ExplicitHttpConfig {
+            http2_protocol_options: None,
+            http_protocol_options: Some(Http1ProtocolOptions {}),
+        },
+    )
+}
+
+/// The invoker's two clusters as render writes them (HTTP/2 for gRPC and
+/// the router path, HTTP/1.1 for callouts), for an invoker at `address`
+/// (`IP:PORT` or `unix:/path`): for harnesses that write their own
+/// bootstrap around them, so that they run what users run.
+pub fn invoker_clusters(address: &str) -> Result<serde_json::Value, String> {
+    let address = Address::parse(address, "invoker")?;
+    serde_json::to_value([invoker_cluster(address.clone()), callout_cluster(address)])
+        .map_err(|e| e.to_string())
 }
 
 /// The invoker's admin server (HTTP/1.1), which serves the portal.

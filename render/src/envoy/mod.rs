@@ -26,6 +26,7 @@ mod routes;
 mod throttle;
 mod usage;
 
+pub use cluster::invoker_clusters;
 pub use ecds::ecds_text;
 pub use edge::{EdgeParts, edge_parts};
 pub use names::{ACCESS_LOG_FORMAT, ECDS_DIR, ECDS_FILE, FILTER_NAME};

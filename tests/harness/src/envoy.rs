@@ -25,19 +25,17 @@ impl InvokerAddress {
         }
     }
 
-    fn yaml(&self) -> String {
+    /// As render's `gateway.invoker` setting writes it.
+    fn setting(&self) -> String {
         match self {
-            InvokerAddress::Tcp(addr) => {
-                let (host, port) = addr.rsplit_once(':').expect("host:port");
-                format!("{{socket_address: {{address: {host}, port_value: {port}}}}}")
-            }
-            InvokerAddress::Unix(path) => format!("{{pipe: {{path: \"{path}\"}}}}"),
+            InvokerAddress::Tcp(addr) => addr.clone(),
+            InvokerAddress::Unix(path) => format!("unix:{path}"),
         }
     }
 }
 
 /// The bootstrap the tests run: a listener with the lambdagate filter
-/// (plugin config `filter_json`), the invoker cluster, and the edge limits
+/// (plugin config `filter_json`), the invoker's clusters (render's own), and the edge limits
 /// exactly as `lambdagate render` writes them by default (overload
 /// manager, buffer and HTTP/2 limits, timeouts, header rules, path
 /// normalization, the catch-all route whose 404 answers requests outside
@@ -119,41 +117,13 @@ static_resources:
           - name: envoy.filters.http.router
             typed_config:
               "@type": type.googleapis.com/envoy.extensions.filters.http.router.v3.Router
-  clusters:
-  - name: lambdagate_invoker
-    type: STATIC
-    connect_timeout: 1s
-    typed_extension_protocol_options:
-      envoy.extensions.upstreams.http.v3.HttpProtocolOptions:
-        "@type": type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions
-        explicit_http_config:
-          http2_protocol_options:
-            initial_stream_window_size: 8388608
-            initial_connection_window_size: 16777216
-    load_assignment:
-      cluster_name: lambdagate_invoker
-      endpoints:
-      - lb_endpoints:
-        - endpoint:
-            address: {invoker}
-  # As `lambdagate render` writes it: the callouts' HTTP/1.1 cluster.
-  - name: lambdagate_invoker_http1
-    type: STATIC
-    connect_timeout: 1s
-    typed_extension_protocol_options:
-      envoy.extensions.upstreams.http.v3.HttpProtocolOptions:
-        "@type": type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions
-        common_http_protocol_options: {{idle_timeout: 20s}}
-        explicit_http_config: {{http_protocol_options: {{}}}}
-    load_assignment:
-      cluster_name: lambdagate_invoker_http1
-      endpoints:
-      - lb_endpoints:
-        - endpoint:
-            address: {invoker}
+  # As `lambdagate render` writes them: HTTP/2 for gRPC and the router
+  # path, HTTP/1.1 for callouts.
+  clusters: {clusters}
 "#,
         wasm = wasm.display(),
-        invoker = invoker.yaml(),
+        clusters =
+            lambdagate_render::invoker_clusters(&invoker.setting()).expect("invoker clusters"),
         overload_manager = edge.overload_manager,
         listener_buffer_limit = edge.listener_buffer_limit_bytes,
         catch_all = edge.catch_all_route,
