@@ -20,6 +20,14 @@ pub const INVOKE_METHOD: &str = "Invoke";
 /// `:path` of `Invoke`, for the callout as HTTP/1.1 (`callout_cluster`).
 pub const INVOKE_PATH: &str = "/lambdagate.v1.Invoker/Invoke";
 
+/// The 5 bytes in front of an uncompressed gRPC message of `len` bytes,
+/// for callers that frame messages themselves: flag 0, then the length,
+/// big-endian.
+pub fn grpc_frame_header(len: usize) -> [u8; 5] {
+    let [a, b, c, d] = u32::try_from(len).unwrap_or(u32::MAX).to_be_bytes();
+    [0, a, b, c, d]
+}
+
 /// The router data path's call (`InvokeHttp`) and its wire names.
 pub mod http_path {
     /// `:path` of the rewritten request.

@@ -587,23 +587,22 @@ impl Context for Stream {
             None
         };
         let body = if ok && body_size > 0 {
-            match read_buffer(
+            read_buffer(
                 BufferType::HttpCallResponseBody,
                 Some(body_size),
                 "the invoker's reply",
-            ) {
-                Ok(body) => body,
-                Err(e) => {
-                    let response = plan.error_response(&e);
-                    self.respond(response);
-                    return;
-                }
-            }
+            )
         } else {
-            Vec::new()
+            Ok(Vec::new())
         };
-        let reply = http_callout_reply(status.as_deref(), grpc_status.as_deref(), &body);
-        let response = plan.on_reply(reply);
+        let response = match body {
+            Ok(body) => plan.on_reply(http_callout_reply(
+                status.as_deref(),
+                grpc_status.as_deref(),
+                &body,
+            )),
+            Err(e) => plan.error_response(&e),
+        };
         self.respond(response);
     }
 

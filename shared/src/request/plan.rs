@@ -149,8 +149,7 @@ impl Invoke {
         let request = self.into_request();
         let len = request.encoded_len();
         let mut framed = Vec::with_capacity(5 + len);
-        framed.push(0);
-        framed.extend_from_slice(&u32::try_from(len).unwrap_or(u32::MAX).to_be_bytes());
+        framed.extend_from_slice(&lambdagate_proto::grpc_frame_header(len));
         request.encode_raw(&mut framed);
         framed
     }

@@ -220,8 +220,7 @@ pub fn payload_frame_prefix(message: &[u8], payload_len: usize) -> Vec<u8> {
     let field = 1 + encoded_len_varint(len);
     let total = message.len() + field + payload_len;
     let mut prefix = Vec::with_capacity(5 + message.len() + field);
-    prefix.push(0);
-    prefix.extend_from_slice(&u32::try_from(total).unwrap_or(u32::MAX).to_be_bytes());
+    prefix.extend_from_slice(&lambdagate_proto::grpc_frame_header(total));
     prefix.extend_from_slice(message);
     encode_key(PAYLOAD_FIELD, WireType::LengthDelimited, &mut prefix);
     encode_varint(len, &mut prefix);
@@ -231,12 +230,7 @@ pub fn payload_frame_prefix(message: &[u8], payload_len: usize) -> Vec<u8> {
 /// One uncompressed gRPC message frame.
 pub fn grpc_frame(message: &[u8]) -> Vec<u8> {
     let mut framed = Vec::with_capacity(message.len() + 5);
-    framed.push(0);
-    framed.extend_from_slice(
-        &u32::try_from(message.len())
-            .unwrap_or(u32::MAX)
-            .to_be_bytes(),
-    );
+    framed.extend_from_slice(&lambdagate_proto::grpc_frame_header(message.len()));
     framed.extend_from_slice(message);
     framed
 }

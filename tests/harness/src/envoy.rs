@@ -137,11 +137,16 @@ pub fn with_data_path(filter_json: &str) -> String {
     let Ok(path) = std::env::var("LAMBDAGATE_DATA_PATH") else {
         return filter_json.to_owned();
     };
+    with_default(filter_json, "data_path", &path)
+}
+
+/// The filter config with `key` set to `value` where it names none.
+fn with_default(filter_json: &str, key: &str, value: &str) -> String {
     let mut config: serde_json::Value = serde_json::from_str(filter_json).expect("filter json");
     if let Some(object) = config.as_object_mut() {
         object
-            .entry("data_path")
-            .or_insert(serde_json::Value::String(path));
+            .entry(key)
+            .or_insert(serde_json::Value::String(value.to_owned()));
     }
     config.to_string()
 }
@@ -157,13 +162,7 @@ pub fn with_callout(filter_json: &str) -> String {
     if std::env::var("LAMBDAGATE_CALLOUT").is_ok_and(|v| v == "grpc") {
         return filter_json.to_owned();
     }
-    let mut config: serde_json::Value = serde_json::from_str(filter_json).expect("filter json");
-    if let Some(object) = config.as_object_mut() {
-        object
-            .entry("callout_cluster")
-            .or_insert(serde_json::Value::String(CALLOUT_CLUSTER.to_owned()));
-    }
-    config.to_string()
+    with_default(filter_json, "callout_cluster", CALLOUT_CLUSTER)
 }
 
 /// The Envoy cluster that carries the filter's callouts for this filter
