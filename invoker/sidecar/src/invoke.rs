@@ -8,7 +8,7 @@ use bytes::Bytes;
 use lambdagate_core::request::event::{self, EventError};
 use lambdagate_core::{LambdaArn, Timeout};
 use lambdagate_proto::{
-    ErrorKind, InvocationType, InvokeReply, InvokeRequest, MAX_EVENT_PAYLOAD_BYTES,
+    ErrorKind, EventHead, InvocationType, InvokeReply, InvokeRequest, MAX_EVENT_PAYLOAD_BYTES,
     MAX_SYNC_PAYLOAD_BYTES,
 };
 
@@ -22,6 +22,7 @@ use crate::config::Access;
 use crate::config::{Config, ConfigError};
 use crate::error::Failure;
 use crate::metrics::Metrics;
+use crate::offload;
 use crate::record::CallRecord;
 use crate::stream::Answer;
 
@@ -225,7 +226,11 @@ impl Invoker {
             InvocationType::Event => "Event (asynchronous)",
             _ => "synchronous",
         };
-        let payload = lambda_payload(&mut request, limit, kind)?;
+        let head = request.event.take();
+        let body = std::mem::take(&mut request.payload);
+        let work = if head.is_some() { body.len() } else { 0 };
+        let payload =
+            offload::cpu_work(work, move || lambda_payload(head, body, limit, kind)).await??;
         if payload.len() > limit {
             return Err(Failure::new(
                 ErrorKind::PayloadTooLarge,
@@ -249,16 +254,20 @@ impl Invoker {
     }
 }
 
-/// What Lambda gets: the payload, or, when the gateway sent the event
-/// without its body (`event`), the event with the body (`payload`) written
-/// in, natively and never past `limit`. The raw body is let go once it is
+/// What Lambda gets: the request's payload (`body`), or, when the gateway
+/// sent the event without its body (`head`), the event with the body
+/// written in, natively and never past `limit`. The raw body is let go once it is
 /// written in.
-fn lambda_payload(request: &mut InvokeRequest, limit: usize, kind: &str) -> Result<Bytes, Failure> {
-    let body = std::mem::take(&mut request.payload);
-    let Some(head) = &request.event else {
+fn lambda_payload(
+    head: Option<EventHead>,
+    body: Bytes,
+    limit: usize,
+    kind: &str,
+) -> Result<Bytes, Failure> {
+    let Some(head) = head else {
         return Ok(body);
     };
-    match event::finish_within(head, &body, limit) {
+    match event::finish_within(&head, &body, limit) {
         Ok(event) => Ok(Bytes::from(event)),
         Err(EventError::TooLarge { .. }) => Err(Failure::new(
             ErrorKind::PayloadTooLarge,

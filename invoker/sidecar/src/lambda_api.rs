@@ -29,6 +29,7 @@ use lambdagate_proto::{ErrorKind, InvocationType, InvokeReply, MAX_SYNC_PAYLOAD_
 use tokio::sync::Mutex as AsyncMutex;
 
 use crate::error::{Failure, chain_text, classify_service, credentials_failure, timeout_failure};
+use crate::offload;
 use crate::sigv4::{SignableRequest, Signer, SigningTime, sha256_hex, uri_encode};
 
 /// Lambda's `X-Amz-Invocation-Type` header value.
@@ -147,6 +148,7 @@ impl LambdaInvokeClient {
         payload: Bytes,
         trace_id: &str,
     ) -> Result<aws_smithy_runtime_api::client::orchestrator::HttpResponse, Failure> {
+        let payload = HashedPayload::new(payload).await?;
         let credentials = self
             .credentials
             .get()
@@ -231,7 +233,7 @@ impl LambdaInvokeClient {
         &self,
         arn: &LambdaArn,
         operation: Operation,
-        payload: Bytes,
+        payload: HashedPayload,
         trace_id: &str,
         credentials: &Credentials,
         now: SystemTime,
@@ -256,7 +258,6 @@ impl LambdaInvokeClient {
             uri_encode(q, &mut query);
         }
         let at = SigningTime::new(now);
-        let payload_sha256 = sha256_hex(&payload);
         let mut headers: Vec<(&str, &str)> = vec![
             ("content-type", "application/octet-stream"),
             ("host", &target.authority),
@@ -278,7 +279,7 @@ impl LambdaInvokeClient {
                 path: &path,
                 query: &query,
                 headers: &headers,
-                payload_sha256: &payload_sha256,
+                payload_sha256: &payload.sha256,
             },
         );
         let origin = &target.origin;
@@ -303,9 +304,27 @@ impl LambdaInvokeClient {
             // Unsigned, as in the SDK: proxies may rewrite it. CloudTrail
             // shows it, so operators can tell gateway calls apart.
             .header("user-agent", USER_AGENT)
-            .body(SdkBody::from(payload))
+            .body(SdkBody::from(payload.bytes))
             .map_err(|e| format!("the request could not be built: {e}"))?;
         HttpRequest::try_from(request).map_err(|e| format!("the request could not be built: {e}"))
+    }
+}
+
+/// A request body and its SHA-256 (lowercase hex), which SigV4 signs.
+struct HashedPayload {
+    bytes: Bytes,
+    sha256: String,
+}
+
+impl HashedPayload {
+    /// Hashes `bytes` once, off the runtime thread when they are large.
+    async fn new(bytes: Bytes) -> Result<Self, Failure> {
+        let sha256 = offload::cpu_work(bytes.len(), {
+            let bytes = bytes.clone();
+            move || sha256_hex(&bytes)
+        })
+        .await?;
+        Ok(HashedPayload { bytes, sha256 })
     }
 }
 
@@ -614,7 +633,9 @@ mod tests {
                     .signed_request(
                         &arn,
                         Operation::Invoke(InvocationType::RequestResponse),
-                        Bytes::from_static(b"{\"a\":1}"),
+                        HashedPayload::new(Bytes::from_static(b"{\"a\":1}"))
+                            .await
+                            .unwrap(),
                         TRACE,
                         &creds,
                         time,

@@ -19,6 +19,7 @@ pub mod http_reply;
 pub mod invoke;
 pub mod lambda_api;
 pub mod metrics;
+pub mod offload;
 pub mod portal_http;
 mod record;
 pub mod secret;
