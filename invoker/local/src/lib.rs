@@ -18,7 +18,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use lambdagate_proto::{ErrorKind, InvocationType, InvokeReply};
-use lambdagate_sidecar::backend::{Backend, Call, InvokeFuture, LocalRuntime};
+use lambdagate_sidecar::backend::{Backend, Call, InvokeFuture, LocalRuntime, Payload};
 use lambdagate_sidecar::config::LocalFunctionSpec;
 use lambdagate_sidecar::error::Failure;
 use lambdagate_sidecar::stream::Answer;
@@ -75,7 +75,7 @@ impl LocalBackend {
     async fn run_call(&self, call: Call) -> Result<Answer, Failure> {
         let Call {
             arn,
-            payload,
+            payload: Payload { bytes: payload, .. },
             timeout,
             invocation_type,
             request_id,

@@ -246,6 +246,10 @@ impl ProvideCredentials for CountedProvider {
 }
 
 impl Backend for EndpointAws {
+    fn signs_payload(&self) -> bool {
+        true
+    }
+
     fn invoke(&self, call: Call) -> InvokeFuture<'_> {
         Box::pin(async move {
             let client = self.invoke_client();

@@ -21,7 +21,7 @@ use crate::stream::Answer;
 #[derive(Debug)]
 pub struct Call {
     pub arn: LambdaArn,
-    pub payload: Bytes,
+    pub payload: Payload,
     pub timeout: Duration,
     pub invocation_type: InvocationType,
     /// The gateway's request id (empty: the backend makes one).
@@ -32,12 +32,28 @@ pub struct Call {
     pub stream: bool,
 }
 
+/// What Lambda gets, and its SHA-256 (lowercase hex) when the invoker took
+/// it while it built the payload off the runtime thread (see `offload`):
+/// a backend that signs with SigV4 ([`Backend::signs_payload`]) then need
+/// not hash it again.
+#[derive(Debug)]
+pub struct Payload {
+    pub bytes: Bytes,
+    pub sha256: Option<String>,
+}
+
 /// What a backend's invocation resolves to.
 pub type InvokeFuture<'a> = Pin<Box<dyn Future<Output = Result<Answer, Failure>> + Send + 'a>>;
 
 /// Runs invocations for one endpoint.
 pub trait Backend: Send + Sync {
     fn invoke(&self, call: Call) -> InvokeFuture<'_>;
+
+    /// Whether calls are signed with SigV4, whose signature covers the
+    /// payload's SHA-256.
+    fn signs_payload(&self) -> bool {
+        false
+    }
 }
 
 /// Makes the backend of a `local` endpoint (its function processes).

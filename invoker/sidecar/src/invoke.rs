@@ -17,13 +17,14 @@ use std::collections::HashMap;
 use lambdagate_core::Outcome;
 
 use crate::aws::EndpointAws;
-use crate::backend::{Backend, Call, LocalRuntime};
+use crate::backend::{Backend, Call, LocalRuntime, Payload};
 use crate::config::Access;
 use crate::config::{Config, ConfigError};
 use crate::error::Failure;
 use crate::metrics::Metrics;
 use crate::offload;
 use crate::record::CallRecord;
+use crate::sigv4::sha256_hex;
 use crate::stream::Answer;
 
 /// The metrics label of requests naming no configured endpoint. Endpoint
@@ -226,17 +227,13 @@ impl Invoker {
             InvocationType::Event => "Event (asynchronous)",
             _ => "synchronous",
         };
-        let head = request.event.take();
-        let body = std::mem::take(&mut request.payload);
-        let work = if head.is_some() { body.len() } else { 0 };
-        let payload =
-            offload::cpu_work(work, move || lambda_payload(head, body, limit, kind)).await??;
-        if payload.len() > limit {
+        let payload = built_payload(&mut request, limit, kind, backend.signs_payload()).await?;
+        if payload.bytes.len() > limit {
             return Err(Failure::new(
                 ErrorKind::PayloadTooLarge,
                 format!(
                     "payload of {} bytes exceeds Lambda's {kind} limit of {limit} bytes",
-                    payload.len()
+                    payload.bytes.len()
                 ),
             ));
         }
@@ -252,6 +249,28 @@ impl Invoker {
             })
             .await
     }
+}
+
+/// The request's payload for Lambda ([`lambda_payload`]); for a large
+/// event, written in off the runtime thread, in the same job as its
+/// SHA-256 when the backend signs (`signs`), so the call crosses threads
+/// once.
+async fn built_payload(
+    request: &mut InvokeRequest,
+    limit: usize,
+    kind: &'static str,
+    signs: bool,
+) -> Result<Payload, Failure> {
+    let head = request.event.take();
+    let body = std::mem::take(&mut request.payload);
+    let work = if head.is_some() { body.len() } else { 0 };
+    let hash = signs && work >= offload::OFFLOAD_BYTES;
+    offload::cpu_work(work, move || {
+        let bytes = lambda_payload(head, body, limit, kind)?;
+        let sha256 = hash.then(|| sha256_hex(&bytes));
+        Ok(Payload { bytes, sha256 })
+    })
+    .await?
 }
 
 /// What Lambda gets: the request's payload (`body`), or, when the gateway
@@ -293,4 +312,55 @@ fn route_timeout(request: &InvokeRequest, deadline: Option<Duration>) -> Result<
                 .max(Duration::from_millis(1)),
         )
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use lambdagate_proto::BodyEncoding;
+
+    fn event_request(body_bytes: usize) -> InvokeRequest {
+        InvokeRequest {
+            payload: vec![b'x'; body_bytes].into(),
+            event: Some(EventHead {
+                json: b"{\"version\":\"2.0\"".to_vec(),
+                body: BodyEncoding::BodyHttpText as i32,
+            }),
+            ..InvokeRequest::default()
+        }
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_large_event_is_hashed_where_it_is_built_for_a_signing_backend_only() {
+        let large = offload::OFFLOAD_BYTES;
+        let limit = MAX_SYNC_PAYLOAD_BYTES;
+        let signed = built_payload(&mut event_request(large), limit, "synchronous", true)
+            .await
+            .unwrap();
+        let event: serde_json::Value = serde_json::from_slice(&signed.bytes).unwrap();
+        assert_eq!(event["body"].as_str().map(str::len), Some(large));
+        assert_eq!(signed.sha256, Some(sha256_hex(&signed.bytes)));
+
+        let unsigned = built_payload(&mut event_request(large), limit, "synchronous", false)
+            .await
+            .unwrap();
+        assert_eq!(unsigned.bytes, signed.bytes);
+        assert_eq!(unsigned.sha256, None);
+        // Small events are hashed by the backend, on the runtime thread.
+        let small = built_payload(&mut event_request(1024), limit, "synchronous", true)
+            .await
+            .unwrap();
+        assert_eq!(small.sha256, None);
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn an_event_over_the_limit_is_refused_off_the_runtime_thread_too() {
+        let request = &mut event_request(offload::OFFLOAD_BYTES);
+        let refused = built_payload(request, 1000, "synchronous", true).await;
+        assert!(
+            matches!(&refused, Err(f) if f.kind == ErrorKind::PayloadTooLarge),
+            "{:?}",
+            refused.map(|p| p.bytes.len())
+        );
+    }
 }

@@ -28,6 +28,7 @@ use lambdagate_core::LambdaArn;
 use lambdagate_proto::{ErrorKind, InvocationType, InvokeReply, MAX_SYNC_PAYLOAD_BYTES};
 use tokio::sync::Mutex as AsyncMutex;
 
+use crate::backend::Payload;
 use crate::error::{Failure, chain_text, classify_service, credentials_failure, timeout_failure};
 use crate::offload;
 use crate::sigv4::{SignableRequest, Signer, SigningTime, sha256_hex, uri_encode};
@@ -123,7 +124,7 @@ impl LambdaInvokeClient {
         &self,
         arn: &LambdaArn,
         invocation_type: InvocationType,
-        payload: Bytes,
+        payload: Payload,
         trace_id: &str,
         timeout: Duration,
     ) -> Result<InvokeReply, Failure> {
@@ -145,7 +146,7 @@ impl LambdaInvokeClient {
         &self,
         arn: &LambdaArn,
         operation: Operation,
-        payload: Bytes,
+        payload: Payload,
         trace_id: &str,
     ) -> Result<aws_smithy_runtime_api::client::orchestrator::HttpResponse, Failure> {
         let payload = HashedPayload::new(payload).await?;
@@ -200,7 +201,7 @@ impl LambdaInvokeClient {
         &self,
         arn: &LambdaArn,
         invocation_type: InvocationType,
-        payload: Bytes,
+        payload: Payload,
         trace_id: &str,
     ) -> Result<InvokeReply, Failure> {
         let response = self
@@ -317,13 +318,20 @@ struct HashedPayload {
 }
 
 impl HashedPayload {
-    /// Hashes `bytes` once, off the runtime thread when they are large.
-    async fn new(bytes: Bytes) -> Result<Self, Failure> {
-        let sha256 = offload::cpu_work(bytes.len(), {
-            let bytes = bytes.clone();
-            move || sha256_hex(&bytes)
-        })
-        .await?;
+    /// The payload's hash as the invoker took it, or taken now (off the
+    /// runtime thread when the payload is large): once either way.
+    async fn new(payload: Payload) -> Result<Self, Failure> {
+        let Payload { bytes, sha256 } = payload;
+        let sha256 = match sha256 {
+            Some(sha256) => sha256,
+            None => {
+                offload::cpu_work(bytes.len(), {
+                    let bytes = bytes.clone();
+                    move || sha256_hex(&bytes)
+                })
+                .await?
+            }
+        };
         Ok(HashedPayload { bytes, sha256 })
     }
 }
@@ -633,9 +641,12 @@ mod tests {
                     .signed_request(
                         &arn,
                         Operation::Invoke(InvocationType::RequestResponse),
-                        HashedPayload::new(Bytes::from_static(b"{\"a\":1}"))
-                            .await
-                            .unwrap(),
+                        HashedPayload::new(Payload {
+                            bytes: Bytes::from_static(b"{\"a\":1}"),
+                            sha256: None,
+                        })
+                        .await
+                        .unwrap(),
                         TRACE,
                         &creds,
                         time,

@@ -9,6 +9,7 @@ use tokio::sync::mpsc;
 
 use super::eventstream::{EventStreamReader, StreamEvent};
 use super::{Answer, BodyItem, CHANNEL_CHUNKS, ReplyStream, function_error_reply};
+use crate::backend::Payload;
 use crate::error::{Failure, timeout_failure};
 use crate::lambda_api::{LambdaInvokeClient, Operation};
 
@@ -21,7 +22,7 @@ impl LambdaInvokeClient {
     pub async fn invoke_stream(
         &self,
         arn: &LambdaArn,
-        payload: bytes::Bytes,
+        payload: Payload,
         trace_id: &str,
         timeout: Duration,
     ) -> Result<Answer, Failure> {
