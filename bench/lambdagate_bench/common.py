@@ -191,6 +191,8 @@ SIZES = {
     "1KB": {"bytes": 1024, "sat_conns": 32, "lat_conns": 16, "lat_rate": 2000},
     # Not measured by default: where the two data paths cross.
     "64KB": {"bytes": 64 * 1024, "sat_conns": 16, "lat_conns": 8, "lat_rate": 500},
+    # Not measured by default: the invoker's offload threshold (256 KiB).
+    "256KB": {"bytes": 256 * 1024, "sat_conns": 8, "lat_conns": 4, "lat_rate": 100},
     "1MB": {"bytes": 1024 * 1024, "sat_conns": 4, "lat_conns": 4, "lat_rate": 25},
 }
 
